@@ -1,0 +1,56 @@
+# medspa: `make run` starts the demo clinic, `make test` runs every check CI runs.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+VENV := .venv
+MEDSPA := $(VENV)/bin/medspa
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export MEDSPA_DATABASE_URL ?= sqlite:///./var/medspa.db
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint typecheck imports unit browser bench format clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+install: $(if $(findstring .tools,$(UV)),.tools/bin/uv)  ## install medspa and its tools into .venv from the lock
+	$(UV) sync --frozen --python $(PYTHON)
+
+run: install  ## migrate, seed the demo clinic if empty, serve http://127.0.0.1:8000
+	@mkdir -p var
+	$(MEDSPA) db upgrade
+	$(MEDSPA) demo seed --if-empty
+	$(MEDSPA) serve --host $(HOST) --port $(PORT)
+
+lint: install  ## ruff (lint and format) and import contracts
+	$(VENV)/bin/ruff check src tests bench migrations
+	$(VENV)/bin/ruff format --check src tests bench migrations
+	$(VENV)/bin/lint-imports
+
+typecheck: install  ## mypy --strict
+	$(VENV)/bin/mypy
+
+browser:  ## make headless Chromium available for the browser tests (skipped with a reason when it cannot be)
+	@bash scripts/ensure-chromium.sh
+
+unit: install  ## the test suite alone
+	$(VENV)/bin/pytest
+
+test: install lint typecheck browser unit  ## everything CI runs: lint, types, the whole suite
+
+bench: install  ## benchmarks (not tests); results go to docs/benchmarks.md
+	$(VENV)/bin/python bench/availability.py
+	$(VENV)/bin/python bench/booking.py
+
+format: install  ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix src tests bench migrations
+	$(VENV)/bin/ruff format src tests bench migrations
+
+clean:  ## remove the virtual environment and local data
+	rm -rf $(VENV) .tools var .mypy_cache .ruff_cache .pytest_cache

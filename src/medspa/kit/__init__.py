@@ -1,0 +1,1 @@
+"""Shared plumbing: database sessions, errors, clock, ids, money, time zones, interval sets."""

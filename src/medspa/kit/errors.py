@@ -1,0 +1,70 @@
+"""One error hierarchy with stable codes; the API renders them as `{"error": code, "detail": message}`."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class MedspaError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    code: ClassVar[str] = "error"
+    status_code: ClassVar[int] = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFoundError(MedspaError):
+    """The record does not exist, or belongs to another organization (never said apart)."""
+
+    code = "not_found"
+    status_code = 404
+
+    def __init__(self, kind: str, record_id: object) -> None:
+        super().__init__(f"{kind} {record_id} not found")
+        self.kind = kind
+
+
+class ConflictError(MedspaError):
+    """A business rule or a concurrent change refuses the operation."""
+
+    code = "conflict"
+    status_code = 409
+
+
+class ResourceBusyError(ConflictError):
+    """A provider, room or device is already reserved for part of the time asked for."""
+
+    code = "resource_busy"
+
+    def __init__(self, resource_kind: str, resource_id: object, detail: str | None = None) -> None:
+        super().__init__(detail or f"{resource_kind} {resource_id} is already booked at that time")
+        self.resource_kind = resource_kind
+        self.resource_id = resource_id
+
+
+class IllegalTransitionError(ConflictError):
+    code = "illegal_transition"
+
+
+class ValidationFailedError(MedspaError):
+    """Input that parsed but breaks a rule of one field; `field` names it."""
+
+    code = "validation_failed"
+    status_code = 422
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(f"{field}: {detail}")
+        self.field = field
+
+
+class AuthenticationError(MedspaError):
+    code = "unauthenticated"
+    status_code = 401
+
+
+class PermissionDeniedError(MedspaError):
+    code = "forbidden"
+    status_code = 403
