@@ -1,0 +1,1 @@
+"""Retention: features, the no-show model, the return-time model and next-best-action."""

@@ -1,0 +1,1 @@
+"""Scheduling: availability, holds and bookings, the appointment lifecycle, and the optimizer."""
