@@ -25,7 +25,7 @@ install: $(if $(findstring .tools,$(UV)),.tools/bin/uv)  ## install medspa and i
 run: install  ## migrate, seed the demo clinic if empty, serve http://127.0.0.1:8000
 	@mkdir -p var
 	$(MEDSPA) db upgrade
-	$(MEDSPA) demo seed --if-empty
+	$(MEDSPA) demo seed
 	$(MEDSPA) serve --host $(HOST) --port $(PORT)
 
 lint: install  ## ruff (lint and format) and import contracts

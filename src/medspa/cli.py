@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import date, datetime
+
 import typer
 from rich.console import Console
+from rich.table import Table
+
+from medspa.config import load_settings
 
 app = typer.Typer(help="medspa: the operating system of a medical spa.", no_args_is_help=True)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+demo_app = typer.Typer(help="The demo clinic.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo")
+app.add_typer(tokens_app, name="tokens")
 console = Console()
+errors = Console(stderr=True)
+
+OrganizationOption = typer.Option("demo", "--organization", "-o", help="organization slug")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    errors.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -14,13 +34,168 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port to listen on"),
 ) -> None:
-    """Serve the web app and the API."""
+    """Serve the web app and the API (OpenAPI at /docs)."""
     import uvicorn
 
     from medspa.app import create_app
 
+    console.print(f"medspa on http://{host}:{port}  (database: {load_settings().database_url})")
     uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration to the configured database (MEDSPA_DATABASE_URL)."""
+    from medspa.kit.migrate import upgrade
+
+    url = load_settings().database_url
+    upgrade(url)
+    console.print(f"database at head: {url}")
+
+
+@demo_app.command("seed")
+def demo_seed(
+    clients: int = typer.Option(1500, help="how many clients to create"),
+    past_days: int = typer.Option(56, help="days of history"),
+    future_days: int = typer.Option(14, help="days of future bookings"),
+) -> None:
+    """Create the demo clinic (organization `demo`) unless it exists already."""
+    from medspa.demo.seed import DEMO_PASSWORD, DEMO_SLUG, STAFF, seed_demo
+    from medspa.kit.db import default_engine, unit_of_work
+    from medspa.security import service as security
+
+    with unit_of_work(write=False) as session:
+        exists = security.find_organization(session, slug=DEMO_SLUG) is not None
+    if exists:
+        console.print("the demo clinic exists already; nothing to do")
+        return
+    with console.status("seeding the demo clinic (clients, staff, ten weeks of bookings)..."):
+        summary = seed_demo(
+            default_engine(), client_count=clients, past_days=past_days, future_days=future_days
+        )
+    console.print(
+        f"demo clinic ready: {summary.clients} clients, {summary.past_appointments} past and "
+        f"{summary.future_appointments} upcoming appointments ({summary.statuses})"
+    )
+    console.print(
+        f"sign in at /login as {STAFF[2][0]} (or {STAFF[0][0]}), password [bold]{DEMO_PASSWORD}[/bold]"
+    )
+
+
+@tokens_app.command("create")
+def tokens_create(
+    organization: str = OrganizationOption,
+    role: str = typer.Option(..., help="owner, manager, front_desk or provider"),
+    name: str = typer.Option("cli", help="a label for the token"),
+) -> None:
+    """Issue an API token; it is printed once and stored only as a hash."""
+    from medspa.kit.db import unit_of_work
+    from medspa.kit.errors import MedspaError
+    from medspa.security import service as security
+    from medspa.security.actors import Role, system_actor
+    from medspa.security.schemas import TokenCreate
+
+    if role not in {r.value for r in Role}:
+        _fail(f"--role: unknown role {role!r} (owner, manager, front_desk, provider)", 2)
+    try:
+        with unit_of_work() as session:
+            org = security.get_organization(session, slug=organization)
+            issued = security.issue_token(
+                session, actor=system_actor(org.id, "cli"), data=TokenCreate(name=name, role=Role(role))
+            )
+    except MedspaError as error:
+        _fail(error.detail)
+    errors.print(f"token for {organization} ({role}); shown once, keep it safe:")
+    print(issued.token)
+
+
+def _actor_for(session: object, organization: str) -> object:
+    from medspa.security import service as security
+    from medspa.security.actors import system_actor
+
+    org = security.get_organization(session, slug=organization)  # type: ignore[arg-type]
+    return system_actor(org.id, "cli")
+
+
+@app.command()
+def slots(
+    location: uuid.UUID = typer.Option(..., "--location", help="location id"),
+    service: uuid.UUID = typer.Option(..., "--service", help="service id"),
+    first: datetime = typer.Option(..., "--from", formats=["%Y-%m-%d"], help="first date"),
+    last: datetime = typer.Option(None, "--to", formats=["%Y-%m-%d"], help="last date (default: --from)"),
+    provider: uuid.UUID | None = typer.Option(None, "--provider", help="only this provider"),
+    organization: str = OrganizationOption,
+) -> None:
+    """List bookable starts for a service."""
+    from medspa.kit.db import unit_of_work
+    from medspa.kit.errors import MedspaError
+    from medspa.scheduling import service as scheduling
+    from medspa.security.actors import Actor
+
+    try:
+        with unit_of_work(write=False) as session:
+            actor = _actor_for(session, organization)
+            assert isinstance(actor, Actor)
+            found = scheduling.find_slots(
+                session,
+                actor=actor,
+                location_id=location,
+                service_id=service,
+                first_date=first.date(),
+                last_date=(last or first).date(),
+                provider_id=provider,
+            )
+    except MedspaError as error:
+        _fail(error.detail, 2 if error.status_code in (404, 422) else 1)
+    table = Table("starts (local)", "provider", "room", "device")
+    for slot in found:
+        table.add_row(slot.local_start, slot.provider_name, slot.room_name, slot.device_name or "")
+    console.print(table)
+    console.print(f"{len(found)} slots")
+
+
+@app.command()
+def book(
+    client: uuid.UUID = typer.Option(..., "--client"),
+    service: uuid.UUID = typer.Option(..., "--service"),
+    location: uuid.UUID = typer.Option(..., "--location"),
+    starts_at: datetime = typer.Option(
+        ..., "--at", help="start, ISO 8601 with offset, e.g. 2026-12-01T10:00-05:00"
+    ),
+    provider: uuid.UUID | None = typer.Option(None, "--provider"),
+    organization: str = OrganizationOption,
+) -> None:
+    """Book an appointment directly."""
+    from medspa.kit.db import unit_of_work
+    from medspa.kit.errors import MedspaError
+    from medspa.scheduling import service as scheduling
+    from medspa.scheduling.schemas import BookingRequest
+    from medspa.security.actors import Actor
+
+    if starts_at.tzinfo is None:
+        _fail("--at: give a UTC offset (e.g. 2026-12-01T10:00-05:00)", 2)
+    try:
+        with unit_of_work() as session:
+            actor = _actor_for(session, organization)
+            assert isinstance(actor, Actor)
+            booked = scheduling.book_appointment(
+                session,
+                actor=actor,
+                data=BookingRequest(
+                    client_id=client,
+                    service_id=service,
+                    location_id=location,
+                    starts_at=starts_at,
+                    provider_id=provider,
+                ),
+            )
+    except MedspaError as error:
+        _fail(error.detail, 2 if error.status_code in (404, 422) else 1)
+    console.print(f"booked {booked.id} at {booked.starts_at.isoformat()} (provider {booked.provider_id})")
 
 
 def main() -> None:
     app()
+
+
+__all__ = ["app", "date", "main"]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 Interval = tuple[datetime, datetime]
+# Sorts after every (instant, end) pair with the same instant; all instants here are aware UTC.
+FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 
 def normalize(intervals: Iterable[Interval]) -> list[Interval]:
@@ -79,13 +81,13 @@ def feasible_starts(free: Sequence[Interval], lead: timedelta, tail: timedelta) 
 
 def contains_point(ranges: Sequence[Interval], instant: datetime) -> bool:
     """Whether `instant` lies in one of the closed ranges (sorted by first)."""
-    index = bisect_right(ranges, (instant, datetime.max.replace(tzinfo=instant.tzinfo))) - 1
+    index = bisect_right(ranges, (instant, FAR_FUTURE)) - 1
     return index >= 0 and ranges[index][0] <= instant <= ranges[index][1]
 
 
 def covers(free: Sequence[Interval], start: datetime, end: datetime) -> bool:
     """Whether the half-open `[start, end)` lies inside one interval of a normalized set."""
-    index = bisect_right(free, (start, datetime.max.replace(tzinfo=start.tzinfo))) - 1
+    index = bisect_right(free, (start, FAR_FUTURE)) - 1
     return index >= 0 and free[index][0] <= start and end <= free[index][1]
 
 

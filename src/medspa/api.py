@@ -1,0 +1,74 @@
+"""What every API route shares: the unit of work, the acting actor, paging, and error rendering."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from medspa.kit.db import unit_of_work
+from medspa.kit.errors import AuthenticationError, MedspaError, ValidationFailedError
+from medspa.security import service as security
+from medspa.security.actors import Actor
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SESSION_COOKIE = "medspa_session"
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One unit of work per request: committed before the response is sent, rolled back on error."""
+    engine = request.app.state.engine
+    with unit_of_work(engine, write=request.method in WRITE_METHODS) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_actor(request: Request, session: SessionDep) -> Actor:
+    """The actor of a bearer token or a signed-in browser session; 401 otherwise (deny by default)."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return security.authenticate_token(session, token=header[7:].strip())
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return security.authenticate_session(session, secret=cookie)
+    raise AuthenticationError("missing credentials: send 'Authorization: Bearer <token>'")
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
+Offset = Annotated[int, Query(ge=0, description="records to skip")]
+
+
+def _field_path(location: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in location if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error as `{"error": code, "detail": message}`; never a 500 for bad input."""
+
+    @app.exception_handler(MedspaError)
+    def _domain_error(_request: Request, error: MedspaError) -> JSONResponse:
+        body: dict[str, Any] = {"error": error.code, "detail": error.detail}
+        if isinstance(error, ValidationFailedError):
+            body["fields"] = [error.field]
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, AuthenticationError) else None
+        return JSONResponse(body, status_code=error.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = error.errors()
+        fields = [_field_path(tuple(p.get("loc", ()))) for p in problems]
+        detail = "; ".join(
+            f"{field}: {p.get('msg', 'invalid')}".replace("Value error, ", "")
+            for field, p in zip(fields, problems, strict=True)
+        )
+        return JSONResponse(
+            {"error": "validation_failed", "detail": detail, "fields": fields}, status_code=422
+        )

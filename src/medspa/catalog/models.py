@@ -1,0 +1,28 @@
+"""Services."""
+
+from __future__ import annotations
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from medspa.kit.db import Base, TenantMixin
+
+
+class Service(TenantMixin, Base):
+    """A bookable service. The provider is busy for `duration_minutes`; the room also for setup before
+    and cleanup after; the device for the duration plus its own cooldown."""
+
+    __tablename__ = "services"
+
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(64))
+    duration_minutes: Mapped[int]
+    setup_minutes: Mapped[int] = mapped_column(default=0)
+    cleanup_minutes: Mapped[int] = mapped_column(default=0)
+    required_skill: Mapped[str] = mapped_column(String(64))
+    required_license: Mapped[str | None] = mapped_column(String(64))
+    room_types: Mapped[list[str]] = mapped_column(default=list)
+    device_type: Mapped[str | None] = mapped_column(String(64))
+    price_cents: Mapped[int]
+    cost_cents: Mapped[int] = mapped_column(default=0)
+    is_active: Mapped[bool] = mapped_column(default=True)

@@ -1,0 +1,57 @@
+"""Payloads for services."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from pydantic import Field
+
+from medspa.kit.schemas import Cents, Code, Name, ReadSchema, Schema
+
+Minutes = Annotated[int, Field(ge=0, le=12 * 60, description="whole minutes")]
+Duration = Annotated[int, Field(gt=0, le=12 * 60, description="whole minutes, more than zero")]
+
+
+class ServiceCreate(Schema):
+    name: Name
+    category: Code
+    duration_minutes: Duration
+    setup_minutes: Minutes = 0
+    cleanup_minutes: Minutes = 0
+    required_skill: Code
+    required_license: Code | None = None
+    room_types: Annotated[list[Code], Field(min_length=1)]
+    device_type: Code | None = None
+    price_cents: Cents
+    cost_cents: Cents = 0
+
+
+class ServiceUpdate(Schema):
+    name: Name | None = None
+    category: Code | None = None
+    duration_minutes: Duration | None = None
+    setup_minutes: Minutes | None = None
+    cleanup_minutes: Minutes | None = None
+    required_skill: Code | None = None
+    required_license: Code | None = None
+    room_types: Annotated[list[Code], Field(min_length=1)] | None = None
+    device_type: Code | None = None
+    price_cents: Cents | None = None
+    cost_cents: Cents | None = None
+
+
+class ServiceRead(ReadSchema):
+    id: uuid.UUID
+    name: str
+    category: str
+    duration_minutes: int
+    setup_minutes: int
+    cleanup_minutes: int
+    required_skill: str
+    required_license: str | None
+    room_types: list[str]
+    device_type: str | None
+    price_cents: int
+    cost_cents: int
+    is_active: bool

@@ -1,0 +1,1 @@
+"""Clients: profiles (protected health information), preferences and notes."""

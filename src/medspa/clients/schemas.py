@@ -1,0 +1,74 @@
+"""Payloads for clients."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
+
+from medspa.kit import clock
+from medspa.kit.schemas import Name, ReadSchema, Schema
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _email(value: str) -> str:
+    value = value.strip()
+    if not EMAIL.match(value):
+        raise ValueError("not an email address")
+    return value
+
+
+def _phone(value: str) -> str:
+    digits = re.sub(r"[^\d]", "", value)
+    if not 7 <= len(digits) <= 15:
+        raise ValueError("a phone number has 7 to 15 digits")
+    return value.strip()
+
+
+def _past(value: date) -> date:
+    if value > clock.now().date():
+        raise ValueError("cannot be in the future")
+    return value
+
+
+Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
+Phone = Annotated[str, Field(max_length=32), AfterValidator(_phone)]
+BirthDate = Annotated[date, AfterValidator(_past)]
+
+
+class ClientCreate(Schema):
+    first_name: Name
+    last_name: Name
+    email: Email | None = None
+    phone: Phone | None = None
+    date_of_birth: BirthDate | None = None
+    preferences: dict[str, Any] = {}
+    notes: str = ""
+
+
+class ClientUpdate(Schema):
+    first_name: Name | None = None
+    last_name: Name | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    date_of_birth: BirthDate | None = None
+    preferences: dict[str, Any] | None = None
+    notes: str | None = None
+
+
+class ClientRead(ReadSchema):
+    id: uuid.UUID
+    first_name: str
+    last_name: str
+    email: str | None
+    phone: str | None
+    date_of_birth: date | None
+    preferences: dict[str, Any]
+    notes: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,1 @@
+"""The demo clinic: a believable med spa with staff, catalogue, clients and ten weeks of bookings."""

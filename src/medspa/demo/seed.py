@@ -1,0 +1,339 @@
+"""Seed the demo clinic through the same service functions the API uses, so it obeys every rule.
+
+History is made by booking each past appointment with the clock set to before it, then walking it
+through its lifecycle at the times it would have happened: most complete, some are cancelled (with a
+reason), some are no-shows. The future holds two weeks of bookings, fuller near today.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from medspa.catalog import service as catalog
+from medspa.catalog.schemas import ServiceCreate, ServiceRead
+from medspa.clients import service as clients
+from medspa.clients.schemas import ClientCreate
+from medspa.demo.catalog_data import (
+    CANCELLATION_REASONS,
+    DEVICES,
+    FIRST_NAMES,
+    LAST_NAMES,
+    OPENING_HOURS,
+    PROVIDERS,
+    ROOMS,
+    SERVICES,
+    hhmm,
+)
+from medspa.kit import clock
+from medspa.kit.db import unit_of_work
+from medspa.kit.errors import ConflictError, ValidationFailedError
+from medspa.kit.tz import local_to_utc
+from medspa.resources import service as resources
+from medspa.resources.schemas import (
+    ClosureCreate,
+    DeviceCreate,
+    LicenseIn,
+    LocationCreate,
+    LocationRead,
+    ProviderCreate,
+    RoomCreate,
+    WeeklySpan,
+)
+from medspa.scheduling import service as scheduling
+from medspa.scheduling.schemas import BookingRequest
+from medspa.security import service as security
+from medspa.security.actors import Actor, Role, system_actor
+from medspa.security.schemas import OrganizationRead, UserCreate
+
+DEMO_SLUG = "demo"
+DEMO_PASSWORD = "medspa-demo"
+ZONE = "America/New_York"
+STAFF = [
+    ("owner@lumen.example", "Alex Morgan (owner)", Role.OWNER),
+    ("manager@lumen.example", "Sam Patel (manager)", Role.MANAGER),
+    ("frontdesk@lumen.example", "Riley Chen (front desk)", Role.FRONT_DESK),
+    ("provider@lumen.example", "Dr. Elena Marsh (provider)", Role.PROVIDER),
+]
+HOLIDAYS = [date(2026, 11, 26), date(2026, 12, 25), date(2027, 1, 1), date(2027, 5, 31), date(2027, 7, 5)]
+
+
+@dataclass
+class SeedSummary:
+    organization_id: uuid.UUID
+    location_id: uuid.UUID
+    clients: int
+    past_appointments: int
+    future_appointments: int
+    statuses: dict[str, int]
+
+
+def seed_demo(
+    engine: Engine,
+    *,
+    today: date | None = None,
+    client_count: int = 1500,
+    past_days: int = 56,
+    future_days: int = 14,
+    seed: int = 20261128,
+) -> SeedSummary:
+    """Create the `demo` organization with one location, its staff, catalogue, clients and bookings.
+
+    ConflictError when it exists already. Deterministic for a given `seed` and `today`. Runs as several
+    units of work (set-up, clients, then a day of bookings each), so progress survives and each
+    transaction stays small."""
+    rng = random.Random(seed)
+    today = today or clock.now().astimezone(UTC).date()
+    with unit_of_work(engine) as session:
+        organization, location, services = _seed_setup(session, rng, today)
+    actor = system_actor(organization.id, "demo-seed")
+    with unit_of_work(engine) as session:
+        client_ids = _seed_clients(session, actor, rng, client_count, today)
+    statuses: dict[str, int] = {}
+    past = 0
+    for offset in range(past_days, 0, -1):
+        day = today - timedelta(days=offset)
+        with unit_of_work(engine) as session:
+            booker = _Booker(session, actor, location.id, rng, services, client_ids)
+            for appointment_id, starts_at, ends_at in booker.fill(day, attempts=70):
+                status = booker.play_out(appointment_id, starts_at, ends_at)
+                statuses[status] = statuses.get(status, 0) + 1
+                past += 1
+    future = 0
+    for offset in range(future_days + 1):
+        day = today + timedelta(days=offset)
+        attempts = max(15, 60 - 3 * offset)
+        with unit_of_work(engine) as session:
+            booker = _Booker(session, actor, location.id, rng, services, client_ids)
+            for appointment_id, _starts_at, _ends_at in booker.fill(day, attempts=attempts):
+                if offset <= 3 and rng.random() < 0.5:
+                    with clock.frozen_at(booker.booking_time(day)):
+                        scheduling.confirm_appointment(session, actor=actor, appointment_id=appointment_id)
+                    statuses["confirmed"] = statuses.get("confirmed", 0) + 1
+                else:
+                    statuses["booked"] = statuses.get("booked", 0) + 1
+                future += 1
+    return SeedSummary(organization.id, location.id, len(client_ids), past, future, statuses)
+
+
+def _seed_setup(
+    session: Session, rng: random.Random, today: date
+) -> tuple[OrganizationRead, LocationRead, list[tuple[ServiceRead, int]]]:
+    organization = security.create_organization(session, slug=DEMO_SLUG, name="Lumen Aesthetics")
+    actor = system_actor(organization.id, "demo-seed")
+    for email, name, role in STAFF:
+        security.create_user(
+            session,
+            actor=actor,
+            data=UserCreate(email=email, display_name=name, role=role, password=DEMO_PASSWORD),
+        )
+    location = resources.create_location(
+        session,
+        actor=actor,
+        data=LocationCreate(
+            name="Lumen Aesthetics — Riverside",
+            time_zone=ZONE,
+            slot_interval_minutes=15,
+            minimum_notice_minutes=60,
+            opening_hours=[
+                WeeklySpan(weekday=day, starts_at=hhmm(a), ends_at=hhmm(b))
+                for day, (a, b) in OPENING_HOURS.items()
+            ],
+        ),
+    )
+    for holiday in HOLIDAYS:
+        resources.add_closure(
+            session,
+            actor=actor,
+            location_id=location.id,
+            data=ClosureCreate(closed_on=holiday, reason="holiday"),
+        )
+    for name, title, skills, licenses, shifts, (lunch_start, lunch_end) in PROVIDERS:
+        resources.create_provider(
+            session,
+            actor=actor,
+            data=ProviderCreate(
+                location_id=location.id,
+                name=name,
+                title=title,
+                skills=skills,
+                licenses=[
+                    LicenseIn(
+                        kind=kind,
+                        number=f"{kind.upper()}-{rng.randint(100000, 999999)}",
+                        expires_on=date(today.year + years, 12, 31),
+                    )
+                    for kind, years in licenses
+                ],
+                shifts=[
+                    WeeklySpan(weekday=d, starts_at=hhmm(a), ends_at=hhmm(b)) for d, (a, b) in shifts.items()
+                ],
+                breaks=[
+                    WeeklySpan(weekday=d, starts_at=hhmm(lunch_start), ends_at=hhmm(lunch_end))
+                    for d in shifts
+                ],
+            ),
+        )
+    for name, room_type in ROOMS:
+        resources.create_room(
+            session, actor=actor, data=RoomCreate(location_id=location.id, name=name, room_type=room_type)
+        )
+    for name, device_type, cooldown in DEVICES:
+        resources.create_device(
+            session,
+            actor=actor,
+            data=DeviceCreate(
+                location_id=location.id, name=name, device_type=device_type, cooldown_minutes=cooldown
+            ),
+        )
+    services: list[tuple[ServiceRead, int]] = []
+    for (
+        name,
+        category,
+        minutes,
+        setup,
+        cleanup,
+        skill,
+        license_,
+        rooms,
+        device,
+        price,
+        cost,
+        weight,
+    ) in SERVICES:
+        created = catalog.create_service(
+            session,
+            actor=actor,
+            data=ServiceCreate(
+                name=name,
+                category=category,
+                duration_minutes=minutes,
+                setup_minutes=setup,
+                cleanup_minutes=cleanup,
+                required_skill=skill,
+                required_license=license_,
+                room_types=rooms,
+                device_type=device,
+                price_cents=price * 100,
+                cost_cents=cost * 100,
+            ),
+        )
+        services.append((created, weight))
+    return organization, location, services
+
+
+def _seed_clients(
+    session: Session, actor: Actor, rng: random.Random, count: int, today: date
+) -> list[uuid.UUID]:
+    ids = []
+    for number in range(count):
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        born = today - timedelta(days=rng.randint(21 * 365, 68 * 365))
+        preferences: dict[str, object] = {}
+        if rng.random() < 0.3:
+            preferences["reminders"] = rng.choice(["sms", "email"])
+        if rng.random() < 0.15:
+            preferences["notes_for_provider"] = rng.choice(
+                ["prefers numbing cream", "sensitive skin", "needle-shy"]
+            )
+        client = clients.create_client(
+            session,
+            actor=actor,
+            data=ClientCreate(
+                first_name=first,
+                last_name=last,
+                email=f"{first}.{last}.{number}@example.com".lower(),
+                phone=f"+1555{rng.randint(0, 9999999):07d}",
+                date_of_birth=born,
+                preferences=preferences,
+            ),
+        )
+        ids.append(client.id)
+    return ids
+
+
+class _Booker:
+    """Books random requests on a day through the booking service, skipping those that do not fit."""
+
+    def __init__(
+        self,
+        session: Session,
+        actor: Actor,
+        location_id: uuid.UUID,
+        rng: random.Random,
+        services: list[tuple[ServiceRead, int]],
+        client_ids: list[uuid.UUID],
+    ) -> None:
+        self.session, self.actor, self.location_id, self.rng = session, actor, location_id, rng
+        self.services = [s for s, _ in services]
+        self.weights = [w for _, w in services]
+        # A fifth of the clients are regulars who make up most of the visits.
+        cut = max(1, len(client_ids) // 5)
+        self.regulars, self.others = client_ids[:cut], client_ids[cut:] or client_ids
+
+    def booking_time(self, day: date) -> datetime:
+        return datetime.combine(day - timedelta(days=3), time(14, 0), tzinfo=UTC)
+
+    def fill(self, day: date, *, attempts: int) -> list[tuple[uuid.UUID, datetime, datetime]]:
+        open_hours = OPENING_HOURS.get(day.weekday())
+        if open_hours is None or day in HOLIDAYS:
+            return []
+        opens, closes = hhmm(open_hours[0]), hhmm(open_hours[1])
+        slots = (closes.hour * 60 + closes.minute - opens.hour * 60 - opens.minute) // 15
+        booked = []
+        with clock.frozen_at(self.booking_time(day)):
+            for _ in range(attempts):
+                service = self.rng.choices(self.services, weights=self.weights)[0]
+                minute = opens.hour * 60 + opens.minute + 15 * self.rng.randrange(slots)
+                starts_at = local_to_utc(day, time(minute // 60, minute % 60), ZONE)
+                if starts_at is None:
+                    continue
+                pool = self.regulars if self.rng.random() < 0.6 else self.others
+                request = BookingRequest(
+                    client_id=self.rng.choice(pool),
+                    service_id=service.id,
+                    location_id=self.location_id,
+                    starts_at=starts_at,
+                )
+                try:
+                    with self.session.begin_nested():
+                        appointment = scheduling.book_appointment(
+                            self.session, actor=self.actor, data=request
+                        )
+                except (ConflictError, ValidationFailedError):
+                    continue
+                booked.append((appointment.id, appointment.starts_at, appointment.ends_at))
+        return booked
+
+    def play_out(self, appointment_id: uuid.UUID, starts_at: datetime, ends_at: datetime) -> str:
+        """Walk a past appointment to its outcome at the times it would have happened."""
+        roll = self.rng.random()
+        session, actor = self.session, self.actor
+        if roll < 0.09:
+            with clock.frozen_at(starts_at - timedelta(hours=self.rng.choice([2, 20, 30, 60]))):
+                scheduling.cancel_appointment(
+                    session,
+                    actor=actor,
+                    appointment_id=appointment_id,
+                    reason=self.rng.choice(CANCELLATION_REASONS),
+                )
+            return "cancelled"
+        if roll < 0.5:
+            with clock.frozen_at(starts_at - timedelta(days=1)):
+                scheduling.confirm_appointment(session, actor=actor, appointment_id=appointment_id)
+        if roll < 0.16:
+            with clock.frozen_at(starts_at + timedelta(minutes=20)):
+                scheduling.mark_no_show(session, actor=actor, appointment_id=appointment_id)
+            return "no_show"
+        with clock.frozen_at(starts_at - timedelta(minutes=self.rng.randint(0, 12))):
+            scheduling.check_in(session, actor=actor, appointment_id=appointment_id)
+        with clock.frozen_at(starts_at + timedelta(minutes=self.rng.randint(0, 8))):
+            scheduling.start_service(session, actor=actor, appointment_id=appointment_id)
+        with clock.frozen_at(ends_at + timedelta(minutes=self.rng.randint(0, 6))):
+            scheduling.complete_appointment(session, actor=actor, appointment_id=appointment_id)
+        return "completed"

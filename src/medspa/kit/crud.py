@@ -1,0 +1,50 @@
+"""Tenant-scoped lookups shared by the domains' repositories.
+
+Every query here filters by organization: a record of another organization is simply not found.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from medspa.kit.errors import NotFoundError
+
+
+class Owned(Protocol):
+    id: Any
+    organization_id: Any
+
+
+T = TypeVar("T", bound=Owned)
+
+
+def get_owned(
+    session: Session, model: type[T], organization_id: uuid.UUID, record_id: uuid.UUID, kind: str
+) -> T:
+    """The record, or NotFoundError when it is missing or belongs to another organization."""
+    record = session.get(model, record_id)
+    if record is None or record.organization_id != organization_id:
+        raise NotFoundError(kind, record_id)
+    return record
+
+
+def list_owned(
+    session: Session,
+    model: type[T],
+    organization_id: uuid.UUID,
+    *filters: ColumnElement[bool],
+    order_by: Any,
+    limit: int,
+    offset: int,
+) -> tuple[list[T], int]:
+    """One page of the organization's records and the total count matching the filters."""
+    conditions = [model.organization_id == organization_id, *filters]
+    total = session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
+    rows = session.scalars(
+        select(model).where(*conditions).order_by(order_by).limit(limit).offset(offset)
+    ).all()
+    return list(rows), total

@@ -1,0 +1,57 @@
+"""The transactional outbox: events written in the same transaction as the change they describe.
+
+Consumers (webhooks, reminders, models) read unpublished rows after commit, at least once; their handlers
+must be idempotent (the event id is the idempotency key).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from medspa.kit import clock
+from medspa.kit.db import Base, TenantMixin
+
+
+class OutboxEvent(TenantMixin, Base):
+    __tablename__ = "outbox_events"
+
+    topic: Mapped[str] = mapped_column(String(64), index=True)
+    aggregate_type: Mapped[str] = mapped_column(String(32))
+    aggregate_id: Mapped[uuid.UUID]
+    payload: Mapped[dict[str, Any]]
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    published_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class Acting(Protocol):
+    @property
+    def organization_id(self) -> uuid.UUID: ...
+
+    @property
+    def label(self) -> str: ...
+
+
+def record_event(
+    session: Session, actor: Acting, topic: str, aggregate_id: uuid.UUID, payload: dict[str, Any]
+) -> OutboxEvent:
+    """Add an event to the current transaction (it commits or rolls back with the change).
+
+    `topic` is `<aggregate>.<verb>` (`appointment.booked`); `payload` must be JSON-serializable.
+    """
+    event = OutboxEvent(
+        organization_id=actor.organization_id,
+        topic=topic,
+        aggregate_type=topic.split(".", 1)[0],
+        aggregate_id=aggregate_id,
+        actor=actor.label,
+        payload=payload,
+        created_at=clock.now(),
+    )
+    session.add(event)
+    return event

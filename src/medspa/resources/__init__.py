@@ -1,0 +1,1 @@
+"""Resources: locations with hours and closures, providers, rooms and devices."""

@@ -1,0 +1,169 @@
+"""Payloads for locations, providers, rooms and devices."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Self
+
+from pydantic import AfterValidator, Field, model_validator
+
+from medspa.kit import tz
+from medspa.kit.schemas import AwareDatetime, Code, Name, ReadSchema, Schema, TimeSpan, Weekday
+
+
+def _known_zone(name: str) -> str:
+    if not tz.is_valid_zone(name):
+        raise ValueError(f"unknown IANA time zone {name!r}")
+    return name
+
+
+def _grid(minutes: int) -> int:
+    if (24 * 60) % minutes:
+        raise ValueError("must divide a day evenly (5, 10, 15, 20, 30 or 60)")
+    return minutes
+
+
+ZoneName = Annotated[str, AfterValidator(_known_zone)]
+GridMinutes = Annotated[int, Field(ge=5, le=60), AfterValidator(_grid)]
+
+
+class WeeklySpan(TimeSpan):
+    weekday: Weekday
+
+
+class LocationCreate(Schema):
+    name: Name
+    time_zone: ZoneName
+    slot_interval_minutes: GridMinutes = 15
+    minimum_notice_minutes: Annotated[int, Field(ge=0, le=60 * 24 * 14)] = 60
+    opening_hours: list[WeeklySpan] = []
+
+
+class LocationUpdate(Schema):
+    name: Name | None = None
+    time_zone: ZoneName | None = None
+    slot_interval_minutes: GridMinutes | None = None
+    minimum_notice_minutes: Annotated[int, Field(ge=0, le=60 * 24 * 14)] | None = None
+    opening_hours: list[WeeklySpan] | None = None
+
+
+class LocationRead(ReadSchema):
+    id: uuid.UUID
+    name: str
+    time_zone: str
+    slot_interval_minutes: int
+    minimum_notice_minutes: int
+    is_active: bool
+    opening_hours: list[WeeklySpan]
+
+
+class ClosureCreate(Schema):
+    closed_on: date
+    reason: str = ""
+
+
+class ClosureRead(ReadSchema):
+    id: uuid.UUID
+    location_id: uuid.UUID
+    closed_on: date
+    reason: str
+
+
+class LicenseIn(Schema):
+    kind: Code
+    number: str = ""
+    expires_on: date
+
+
+class ProviderCreate(Schema):
+    location_id: uuid.UUID
+    name: Name
+    title: str = ""
+    skills: list[Code] = []
+    licenses: list[LicenseIn] = []
+    shifts: list[WeeklySpan] = []
+    breaks: list[WeeklySpan] = []
+
+
+class ProviderUpdate(Schema):
+    name: Name | None = None
+    title: str | None = None
+    skills: list[Code] | None = None
+    licenses: list[LicenseIn] | None = None
+    shifts: list[WeeklySpan] | None = None
+    breaks: list[WeeklySpan] | None = None
+
+
+class ProviderRead(ReadSchema):
+    id: uuid.UUID
+    location_id: uuid.UUID
+    name: str
+    title: str
+    skills: list[str]
+    is_active: bool
+    licenses: list[LicenseIn]
+    shifts: list[WeeklySpan]
+    breaks: list[WeeklySpan]
+
+
+class PeriodCreate(Schema):
+    """An absolute period (time off, maintenance) between two aware instants."""
+
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+class PeriodRead(ReadSchema):
+    id: uuid.UUID
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+
+
+class RoomCreate(Schema):
+    location_id: uuid.UUID
+    name: Name
+    room_type: Code
+
+
+class RoomUpdate(Schema):
+    name: Name | None = None
+    room_type: Code | None = None
+
+
+class RoomRead(ReadSchema):
+    id: uuid.UUID
+    location_id: uuid.UUID
+    name: str
+    room_type: str
+    is_active: bool
+
+
+class DeviceCreate(Schema):
+    location_id: uuid.UUID
+    name: Name
+    device_type: Code
+    cooldown_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = 0
+
+
+class DeviceUpdate(Schema):
+    name: Name | None = None
+    device_type: Code | None = None
+    cooldown_minutes: Annotated[int, Field(ge=0, le=24 * 60)] | None = None
+
+
+class DeviceRead(ReadSchema):
+    id: uuid.UUID
+    location_id: uuid.UUID
+    name: str
+    device_type: str
+    cooldown_minutes: int
+    is_active: bool

@@ -1,0 +1,529 @@
+"""Locations, providers, rooms and devices: their rules and their public functions.
+
+Every function takes the acting `Actor` and touches only the actor's organization; a record of another
+organization raises NotFoundError. Writes need `MANAGE_CLINIC`. Functions flush, never commit.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.orm import Session
+
+from medspa.kit.crud import get_owned, list_owned
+from medspa.kit.outbox import record_event
+from medspa.kit.schemas import Page
+from medspa.kit.tz import to_local
+from medspa.resources import repository
+from medspa.resources.models import (
+    Break,
+    Closure,
+    Device,
+    DeviceMaintenance,
+    Location,
+    OpeningHours,
+    Provider,
+    ProviderLicense,
+    Room,
+    Shift,
+    TimeOff,
+)
+from medspa.resources.schemas import (
+    ClosureCreate,
+    ClosureRead,
+    DeviceCreate,
+    DeviceRead,
+    DeviceUpdate,
+    LicenseIn,
+    LocationCreate,
+    LocationRead,
+    LocationUpdate,
+    PeriodCreate,
+    PeriodRead,
+    ProviderCreate,
+    ProviderRead,
+    ProviderUpdate,
+    RoomCreate,
+    RoomRead,
+    RoomUpdate,
+    WeeklySpan,
+)
+from medspa.security.actors import Actor, Permission, require
+
+# --- locations ---------------------------------------------------------------------------------------
+
+
+def _location_read(session: Session, location: Location) -> LocationRead:
+    hours = [
+        WeeklySpan(weekday=h.weekday, starts_at=h.opens_at, ends_at=h.closes_at)
+        for h in repository.opening_hours(session, [location.id])
+    ]
+    return LocationRead.model_validate({**_columns(location), "opening_hours": hours})
+
+
+def _columns(record: Any) -> dict[str, Any]:
+    return {column.key: getattr(record, column.key) for column in record.__table__.columns}
+
+
+def _hours_rows(actor: Actor, location_id: uuid.UUID, spans: list[WeeklySpan]) -> list[OpeningHours]:
+    return [
+        OpeningHours(
+            organization_id=actor.organization_id,
+            location_id=location_id,
+            weekday=span.weekday,
+            opens_at=span.starts_at,
+            closes_at=span.ends_at,
+        )
+        for span in spans
+    ]
+
+
+def create_location(session: Session, *, actor: Actor, data: LocationCreate) -> LocationRead:
+    """Create a location with its weekly opening hours. Emits `location.created`."""
+    require(actor, Permission.MANAGE_CLINIC)
+    location = Location(organization_id=actor.organization_id, **data.model_dump(exclude={"opening_hours"}))
+    session.add(location)
+    session.flush()
+    session.add_all(_hours_rows(actor, location.id, data.opening_hours))
+    session.flush()
+    read = _location_read(session, location)
+    record_event(session, actor, "location.created", location.id, read.model_dump(mode="json"))
+    return read
+
+
+def _location(session: Session, actor: Actor, location_id: uuid.UUID) -> Location:
+    return get_owned(session, Location, actor.organization_id, location_id, "location")
+
+
+def get_location(session: Session, *, actor: Actor, location_id: uuid.UUID) -> LocationRead:
+    """The location with its opening hours; NotFoundError for an unknown or foreign id."""
+    return _location_read(session, _location(session, actor, location_id))
+
+
+def list_locations(
+    session: Session, *, actor: Actor, limit: int = 50, offset: int = 0, include_inactive: bool = False
+) -> Page[LocationRead]:
+    filters: list[ColumnElement[bool]] = [] if include_inactive else [Location.is_active.is_(True)]
+    rows, total = list_owned(
+        session, Location, actor.organization_id, *filters, order_by=Location.name, limit=limit, offset=offset
+    )
+    return Page(items=[_location_read(session, r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+def update_location(
+    session: Session, *, actor: Actor, location_id: uuid.UUID, data: LocationUpdate
+) -> LocationRead:
+    """Change the fields given; `opening_hours`, when given, replaces the whole week."""
+    require(actor, Permission.MANAGE_CLINIC)
+    location = _location(session, actor, location_id)
+    changes = data.model_dump(exclude_unset=True, exclude={"opening_hours"})
+    for key, value in changes.items():
+        setattr(location, key, value)
+    if data.opening_hours is not None:
+        repository.replace_opening_hours(
+            session, location.id, _hours_rows(actor, location.id, data.opening_hours)
+        )
+    session.flush()
+    read = _location_read(session, location)
+    repository.bump_config_version(session, location.id)
+    record_event(session, actor, "location.updated", location.id, read.model_dump(mode="json"))
+    return read
+
+
+def deactivate_location(session: Session, *, actor: Actor, location_id: uuid.UUID) -> LocationRead:
+    """Mark the location inactive: it keeps its history but offers no more slots."""
+    require(actor, Permission.MANAGE_CLINIC)
+    location = _location(session, actor, location_id)
+    location.is_active = False
+    session.flush()
+    repository.bump_config_version(session, location.id)
+    record_event(session, actor, "location.deactivated", location.id, {"id": str(location.id)})
+    return _location_read(session, location)
+
+
+def add_closure(
+    session: Session, *, actor: Actor, location_id: uuid.UUID, data: ClosureCreate
+) -> ClosureRead:
+    """Close the location for a whole local date (a holiday)."""
+    require(actor, Permission.MANAGE_CLINIC)
+    location = _location(session, actor, location_id)
+    closure = Closure(organization_id=actor.organization_id, location_id=location.id, **data.model_dump())
+    session.add(closure)
+    session.flush()
+    read = ClosureRead.model_validate(closure)
+    record_event(session, actor, "location.closure_added", location.id, read.model_dump(mode="json"))
+    return read
+
+
+def list_closures(
+    session: Session, *, actor: Actor, location_id: uuid.UUID, first: date, last: date
+) -> list[ClosureRead]:
+    location = _location(session, actor, location_id)
+    return [ClosureRead.model_validate(c) for c in repository.closures(session, location.id, first, last)]
+
+
+# --- providers ---------------------------------------------------------------------------------------
+
+
+def _provider_rows(
+    actor: Actor, provider_id: uuid.UUID, data: ProviderCreate | ProviderUpdate
+) -> dict[str, list[Any] | None]:
+    org = actor.organization_id
+    return {
+        "licenses": None
+        if data.licenses is None
+        else [
+            ProviderLicense(organization_id=org, provider_id=provider_id, **license_.model_dump())
+            for license_ in data.licenses
+        ],
+        "shifts": None
+        if data.shifts is None
+        else [
+            Shift(
+                organization_id=org,
+                provider_id=provider_id,
+                weekday=s.weekday,
+                starts_at=s.starts_at,
+                ends_at=s.ends_at,
+            )
+            for s in data.shifts
+        ],
+        "breaks": None
+        if data.breaks is None
+        else [
+            Break(
+                organization_id=org,
+                provider_id=provider_id,
+                weekday=b.weekday,
+                starts_at=b.starts_at,
+                ends_at=b.ends_at,
+            )
+            for b in data.breaks
+        ],
+    }
+
+
+def _provider_reads(session: Session, providers: list[Provider]) -> list[ProviderRead]:
+    ids = [p.id for p in providers]
+    licenses: dict[uuid.UUID, list[LicenseIn]] = {i: [] for i in ids}
+    shifts: dict[uuid.UUID, list[WeeklySpan]] = {i: [] for i in ids}
+    breaks: dict[uuid.UUID, list[WeeklySpan]] = {i: [] for i in ids}
+    for lic in repository.licenses(session, ids):
+        licenses[lic.provider_id].append(
+            LicenseIn(kind=lic.kind, number=lic.number, expires_on=lic.expires_on)
+        )
+    for s in repository.shifts(session, ids):
+        shifts[s.provider_id].append(WeeklySpan(weekday=s.weekday, starts_at=s.starts_at, ends_at=s.ends_at))
+    for b in repository.breaks(session, ids):
+        breaks[b.provider_id].append(WeeklySpan(weekday=b.weekday, starts_at=b.starts_at, ends_at=b.ends_at))
+    return [
+        ProviderRead.model_validate(
+            {**_columns(p), "licenses": licenses[p.id], "shifts": shifts[p.id], "breaks": breaks[p.id]}
+        )
+        for p in providers
+    ]
+
+
+def _provider(session: Session, actor: Actor, provider_id: uuid.UUID) -> Provider:
+    return get_owned(session, Provider, actor.organization_id, provider_id, "provider")
+
+
+def create_provider(session: Session, *, actor: Actor, data: ProviderCreate) -> ProviderRead:
+    """Create a provider at a location with skills, licenses, weekly shifts and breaks."""
+    require(actor, Permission.MANAGE_CLINIC)
+    _location(session, actor, data.location_id)
+    provider = Provider(
+        organization_id=actor.organization_id,
+        location_id=data.location_id,
+        name=data.name,
+        title=data.title,
+        skills=sorted(set(data.skills)),
+    )
+    session.add(provider)
+    session.flush()
+    repository.replace_provider_schedule(session, provider.id, **_provider_rows(actor, provider.id, data))
+    session.flush()
+    read = _provider_reads(session, [provider])[0]
+    repository.bump_config_version(session, provider.location_id)
+    record_event(session, actor, "provider.created", provider.id, read.model_dump(mode="json"))
+    return read
+
+
+def get_provider(session: Session, *, actor: Actor, provider_id: uuid.UUID) -> ProviderRead:
+    return _provider_reads(session, [_provider(session, actor, provider_id)])[0]
+
+
+def list_providers(
+    session: Session,
+    *,
+    actor: Actor,
+    location_id: uuid.UUID | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    include_inactive: bool = False,
+) -> Page[ProviderRead]:
+    filters: list[ColumnElement[bool]] = [] if include_inactive else [Provider.is_active.is_(True)]
+    if location_id is not None:
+        filters.append(Provider.location_id == location_id)
+    rows, total = list_owned(
+        session, Provider, actor.organization_id, *filters, order_by=Provider.name, limit=limit, offset=offset
+    )
+    return Page(items=_provider_reads(session, rows), total=total, limit=limit, offset=offset)
+
+
+def update_provider(
+    session: Session, *, actor: Actor, provider_id: uuid.UUID, data: ProviderUpdate
+) -> ProviderRead:
+    """Change the fields given; licenses, shifts and breaks, when given, replace the whole list."""
+    require(actor, Permission.MANAGE_CLINIC)
+    provider = _provider(session, actor, provider_id)
+    for key in ("name", "title"):
+        if key in data.model_fields_set and getattr(data, key) is not None:
+            setattr(provider, key, getattr(data, key))
+    if data.skills is not None:
+        provider.skills = sorted(set(data.skills))
+    repository.replace_provider_schedule(session, provider.id, **_provider_rows(actor, provider.id, data))
+    session.flush()
+    read = _provider_reads(session, [provider])[0]
+    repository.bump_config_version(session, provider.location_id)
+    record_event(session, actor, "provider.updated", provider.id, read.model_dump(mode="json"))
+    return read
+
+
+def deactivate_provider(session: Session, *, actor: Actor, provider_id: uuid.UUID) -> ProviderRead:
+    require(actor, Permission.MANAGE_CLINIC)
+    provider = _provider(session, actor, provider_id)
+    provider.is_active = False
+    session.flush()
+    repository.bump_config_version(session, provider.location_id)
+    record_event(session, actor, "provider.deactivated", provider.id, {"id": str(provider.id)})
+    return _provider_reads(session, [provider])[0]
+
+
+def add_time_off(session: Session, *, actor: Actor, provider_id: uuid.UUID, data: PeriodCreate) -> PeriodRead:
+    """Block a provider between two instants (vacation, training, a sick day)."""
+    require(actor, Permission.MANAGE_CLINIC)
+    provider = _provider(session, actor, provider_id)
+    row = TimeOff(organization_id=actor.organization_id, provider_id=provider.id, **data.model_dump())
+    session.add(row)
+    session.flush()
+    read = PeriodRead.model_validate(row)
+    record_event(session, actor, "provider.time_off_added", provider.id, read.model_dump(mode="json"))
+    return read
+
+
+# --- rooms and devices -------------------------------------------------------------------------------
+
+
+def _room(session: Session, actor: Actor, room_id: uuid.UUID) -> Room:
+    return get_owned(session, Room, actor.organization_id, room_id, "room")
+
+
+def create_room(session: Session, *, actor: Actor, data: RoomCreate) -> RoomRead:
+    require(actor, Permission.MANAGE_CLINIC)
+    _location(session, actor, data.location_id)
+    room = Room(organization_id=actor.organization_id, **data.model_dump())
+    session.add(room)
+    session.flush()
+    read = RoomRead.model_validate(room)
+    repository.bump_config_version(session, room.location_id)
+    record_event(session, actor, "room.created", room.id, read.model_dump(mode="json"))
+    return read
+
+
+def get_room(session: Session, *, actor: Actor, room_id: uuid.UUID) -> RoomRead:
+    return RoomRead.model_validate(_room(session, actor, room_id))
+
+
+def list_rooms(
+    session: Session, *, actor: Actor, location_id: uuid.UUID | None = None, limit: int = 50, offset: int = 0
+) -> Page[RoomRead]:
+    filters: list[ColumnElement[bool]] = [Room.is_active.is_(True)]
+    if location_id is not None:
+        filters.append(Room.location_id == location_id)
+    rows, total = list_owned(
+        session, Room, actor.organization_id, *filters, order_by=Room.name, limit=limit, offset=offset
+    )
+    return Page(items=[RoomRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+def update_room(session: Session, *, actor: Actor, room_id: uuid.UUID, data: RoomUpdate) -> RoomRead:
+    require(actor, Permission.MANAGE_CLINIC)
+    room = _room(session, actor, room_id)
+    for key, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
+        setattr(room, key, value)
+    session.flush()
+    read = RoomRead.model_validate(room)
+    repository.bump_config_version(session, room.location_id)
+    record_event(session, actor, "room.updated", room.id, read.model_dump(mode="json"))
+    return read
+
+
+def deactivate_room(session: Session, *, actor: Actor, room_id: uuid.UUID) -> RoomRead:
+    require(actor, Permission.MANAGE_CLINIC)
+    room = _room(session, actor, room_id)
+    room.is_active = False
+    session.flush()
+    repository.bump_config_version(session, room.location_id)
+    record_event(session, actor, "room.deactivated", room.id, {"id": str(room.id)})
+    return RoomRead.model_validate(room)
+
+
+def _device(session: Session, actor: Actor, device_id: uuid.UUID) -> Device:
+    return get_owned(session, Device, actor.organization_id, device_id, "device")
+
+
+def create_device(session: Session, *, actor: Actor, data: DeviceCreate) -> DeviceRead:
+    require(actor, Permission.MANAGE_CLINIC)
+    _location(session, actor, data.location_id)
+    device = Device(organization_id=actor.organization_id, **data.model_dump())
+    session.add(device)
+    session.flush()
+    read = DeviceRead.model_validate(device)
+    repository.bump_config_version(session, device.location_id)
+    record_event(session, actor, "device.created", device.id, read.model_dump(mode="json"))
+    return read
+
+
+def get_device(session: Session, *, actor: Actor, device_id: uuid.UUID) -> DeviceRead:
+    return DeviceRead.model_validate(_device(session, actor, device_id))
+
+
+def list_devices(
+    session: Session, *, actor: Actor, location_id: uuid.UUID | None = None, limit: int = 50, offset: int = 0
+) -> Page[DeviceRead]:
+    filters: list[ColumnElement[bool]] = [Device.is_active.is_(True)]
+    if location_id is not None:
+        filters.append(Device.location_id == location_id)
+    rows, total = list_owned(
+        session, Device, actor.organization_id, *filters, order_by=Device.name, limit=limit, offset=offset
+    )
+    return Page(items=[DeviceRead.model_validate(d) for d in rows], total=total, limit=limit, offset=offset)
+
+
+def update_device(session: Session, *, actor: Actor, device_id: uuid.UUID, data: DeviceUpdate) -> DeviceRead:
+    require(actor, Permission.MANAGE_CLINIC)
+    device = _device(session, actor, device_id)
+    for key, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
+        setattr(device, key, value)
+    session.flush()
+    read = DeviceRead.model_validate(device)
+    repository.bump_config_version(session, device.location_id)
+    record_event(session, actor, "device.updated", device.id, read.model_dump(mode="json"))
+    return read
+
+
+def deactivate_device(session: Session, *, actor: Actor, device_id: uuid.UUID) -> DeviceRead:
+    require(actor, Permission.MANAGE_CLINIC)
+    device = _device(session, actor, device_id)
+    device.is_active = False
+    session.flush()
+    repository.bump_config_version(session, device.location_id)
+    record_event(session, actor, "device.deactivated", device.id, {"id": str(device.id)})
+    return DeviceRead.model_validate(device)
+
+
+def add_maintenance(
+    session: Session, *, actor: Actor, device_id: uuid.UUID, data: PeriodCreate
+) -> PeriodRead:
+    """Take a device out of service between two instants."""
+    require(actor, Permission.MANAGE_CLINIC)
+    device = _device(session, actor, device_id)
+    row = DeviceMaintenance(organization_id=actor.organization_id, device_id=device.id, **data.model_dump())
+    session.add(row)
+    session.flush()
+    read = PeriodRead.model_validate(row)
+    record_event(session, actor, "device.maintenance_added", device.id, read.model_dump(mode="json"))
+    return read
+
+
+# --- what availability needs, in one call --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocationConfig:
+    """A location's standing set-up: hours, providers (skills, licenses, shifts, breaks), rooms, devices."""
+
+    location: LocationRead
+    providers: list[ProviderRead]
+    rooms: list[RoomRead]
+    devices: list[DeviceRead]
+
+
+_CONFIG_CACHE: dict[uuid.UUID, tuple[int, LocationConfig]] = {}
+_CONFIG_CACHE_LOCK = threading.Lock()
+_CONFIG_CACHE_SIZE = 512
+
+
+def location_config(session: Session, *, actor: Actor, location_id: uuid.UUID) -> LocationConfig:
+    """The location's standing set-up, from a per-process cache keyed by the location's
+    `config_version`; every write to the location, its providers, rooms or devices bumps that version
+    in the same transaction, so a cached copy is never stale for the transaction reading the version."""
+    location = _location(session, actor, location_id)
+    with _CONFIG_CACHE_LOCK:
+        cached = _CONFIG_CACHE.get(location.id)
+    if cached is not None and cached[0] == location.config_version:
+        return cached[1]
+    config = LocationConfig(
+        location=_location_read(session, location),
+        providers=_provider_reads(
+            session, repository.active_providers(session, actor.organization_id, location.id)
+        ),
+        rooms=[
+            RoomRead.model_validate(r)
+            for r in repository.active_rooms(session, actor.organization_id, location.id)
+        ],
+        devices=[
+            DeviceRead.model_validate(d)
+            for d in repository.active_devices(session, actor.organization_id, location.id)
+        ],
+    )
+    if location.id not in repository.changed_locations(session):
+        with _CONFIG_CACHE_LOCK:
+            if len(_CONFIG_CACHE) >= _CONFIG_CACHE_SIZE:
+                _CONFIG_CACHE.pop(next(iter(_CONFIG_CACHE)))
+            _CONFIG_CACHE[location.id] = (location.config_version, config)
+    return config
+
+
+@dataclass(frozen=True)
+class LocationResources:
+    """Everything about one location that decides when a service can be given, over a period."""
+
+    location: LocationRead
+    closed_dates: frozenset[date]
+    providers: list[ProviderRead]
+    rooms: list[RoomRead]
+    devices: list[DeviceRead]
+    time_off: dict[uuid.UUID, list[tuple[datetime, datetime]]]
+    maintenance: dict[uuid.UUID, list[tuple[datetime, datetime]]]
+
+
+def load_location_resources(
+    session: Session, *, actor: Actor, location_id: uuid.UUID, start: datetime, end: datetime
+) -> LocationResources:
+    """The location's active providers, rooms and devices, with the closures, time off and maintenance
+    that fall within `[start, end)` (aware instants). NotFoundError for an unknown or foreign location."""
+    config = location_config(session, actor=actor, location_id=location_id)
+    zone = config.location.time_zone
+    first, last = to_local(start, zone).date(), to_local(end, zone).date()
+    time_off: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {}
+    for t in repository.time_off(session, [p.id for p in config.providers], start, end):
+        time_off.setdefault(t.provider_id, []).append((t.starts_at, t.ends_at))
+    maintenance: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {}
+    for m in repository.maintenance(session, [d.id for d in config.devices], start, end):
+        maintenance.setdefault(m.device_id, []).append((m.starts_at, m.ends_at))
+    return LocationResources(
+        location=config.location,
+        closed_dates=frozenset(c.closed_on for c in repository.closures(session, location_id, first, last)),
+        providers=config.providers,
+        rooms=config.rooms,
+        devices=config.devices,
+        time_off=time_off,
+        maintenance=maintenance,
+    )

@@ -1,0 +1,69 @@
+"""Appointments, their lifecycle history, and the reservations that keep resources from double booking."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from medspa.kit.db import Base, TenantMixin
+
+
+class Appointment(TenantMixin, Base):
+    """A client's booking of one service. `starts_at`/`ends_at` bound the service itself; what each
+    resource is reserved for (with setup, cleanup and cooldown) lives in `Reservation` rows."""
+
+    __tablename__ = "appointments"
+    __table_args__ = (Index("ix_appointments_location_starts", "location_id", "starts_at"),)
+
+    location_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("locations.id"))
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id"), index=True)
+    service_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("services.id"))
+    provider_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("providers.id"), index=True)
+    room_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("rooms.id"))
+    device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("devices.id"))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    hold_expires_at: Mapped[datetime | None]
+    price_cents: Mapped[int]
+    cancellation_reason: Mapped[str | None] = mapped_column(String(500))
+    cancelled_by: Mapped[str | None] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AppointmentTransition(TenantMixin, Base):
+    """One step of an appointment's lifecycle: from, to, when and by whom."""
+
+    __tablename__ = "appointment_transitions"
+
+    appointment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("appointments.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    occurred_at: Mapped[datetime]
+
+
+class Reservation(TenantMixin, Base):
+    """A resource held by an appointment over `[starts_at, ends_at)`.
+
+    Active reservations of one resource never overlap: on PostgreSQL an exclusion constraint over
+    `(resource_id, tstzrange(starts_at, ends_at))` refuses it; on SQLite the booking re-checks inside a
+    serialized (`BEGIN IMMEDIATE`) transaction.
+    """
+
+    __tablename__ = "reservations"
+    __table_args__ = (Index("ix_reservations_resource_time", "resource_id", "starts_at", "ends_at"),)
+
+    appointment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("appointments.id"), index=True)
+    location_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("locations.id"))
+    resource_kind: Mapped[str] = mapped_column(String(16))
+    resource_id: Mapped[uuid.UUID]
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    is_active: Mapped[bool] = mapped_column(default=True)

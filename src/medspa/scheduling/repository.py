@@ -1,0 +1,114 @@
+"""Queries for appointments and reservations."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from medspa.scheduling.models import Appointment, AppointmentTransition, Reservation
+
+
+def busy_reservations(
+    session: Session, location_id: uuid.UUID, start: datetime, end: datetime, now: datetime
+) -> list[tuple[uuid.UUID, datetime, datetime]]:
+    """(resource, start, end) of every reservation at the location that blocks time in `[start, end)`:
+    active, and not belonging to a hold that has expired by `now`."""
+    query = (
+        select(Reservation.resource_id, Reservation.starts_at, Reservation.ends_at)
+        .join(Appointment, Appointment.id == Reservation.appointment_id)
+        .where(
+            Reservation.location_id == location_id,
+            Reservation.is_active.is_(True),
+            Reservation.starts_at < end,
+            Reservation.ends_at > start,
+            or_(Appointment.status != "held", Appointment.hold_expires_at > now),
+        )
+    )
+    return [(row[0], row[1], row[2]) for row in session.execute(query)]
+
+
+def expire_holds(session: Session, location_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
+    """Atomically turn the location's expired holds into cancellations; the ids of those changed.
+
+    A single conditional UPDATE, so two transactions releasing the same hold cannot both record it."""
+    result = session.execute(
+        update(Appointment)
+        .where(
+            Appointment.location_id == location_id,
+            Appointment.status == "held",
+            Appointment.hold_expires_at <= now,
+        )
+        .values(
+            status="cancelled",
+            cancellation_reason="hold expired",
+            cancelled_by="system:holds",
+            updated_at=now,
+        )
+        .returning(Appointment.id)
+        .execution_options(synchronize_session=False)
+    )
+    return [row[0] for row in result]
+
+
+def deactivate_reservations(session: Session, appointment_ids: Sequence[uuid.UUID]) -> None:
+    if appointment_ids:
+        session.execute(
+            update(Reservation)
+            .where(Reservation.appointment_id.in_(appointment_ids), Reservation.is_active.is_(True))
+            .values(is_active=False)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def transitions(session: Session, appointment_id: uuid.UUID) -> list[AppointmentTransition]:
+    query = select(AppointmentTransition).where(AppointmentTransition.appointment_id == appointment_id)
+    return list(session.scalars(query.order_by(AppointmentTransition.occurred_at, AppointmentTransition.id)))
+
+
+def appointments_between(
+    session: Session,
+    organization_id: uuid.UUID,
+    location_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    statuses: Sequence[str] | None = None,
+) -> list[Appointment]:
+    query = select(Appointment).where(
+        Appointment.organization_id == organization_id,
+        Appointment.location_id == location_id,
+        Appointment.starts_at < end,
+        Appointment.ends_at > start,
+    )
+    if statuses is not None:
+        query = query.where(Appointment.status.in_(statuses))
+    return list(session.scalars(query.order_by(Appointment.starts_at, Appointment.id)))
+
+
+def overlapping_active(
+    session: Session,
+    resource_ids: Sequence[uuid.UUID],
+    pairs: Sequence[tuple[datetime, datetime]],
+    now: datetime,
+) -> list[uuid.UUID]:
+    """The ids among `resource_ids` with a blocking reservation overlapping the matching interval."""
+    found = []
+    for resource_id, (start, end) in zip(resource_ids, pairs, strict=True):
+        query = (
+            select(Reservation.id)
+            .join(Appointment, Appointment.id == Reservation.appointment_id)
+            .where(
+                Reservation.resource_id == resource_id,
+                Reservation.is_active.is_(True),
+                Reservation.starts_at < end,
+                Reservation.ends_at > start,
+                or_(Appointment.status != "held", Appointment.hold_expires_at > now),
+            )
+            .limit(1)
+        )
+        if session.scalar(query) is not None:
+            found.append(resource_id)
+    return found

@@ -1,0 +1,145 @@
+"""HTTP routes for availability, holds, appointments and their lifecycle actions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime
+from enum import StrEnum
+
+from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
+
+from medspa.api import ActorDep, Limit, Offset, SessionDep
+from medspa.config import load_settings
+from medspa.kit.schemas import Page
+from medspa.scheduling import service
+from medspa.scheduling.schemas import (
+    AppointmentRead,
+    BookingRequest,
+    CancelRequest,
+    HoldRequest,
+    RescheduleRequest,
+    SlotRead,
+    Status,
+    TransitionRead,
+)
+from medspa.security.actors import Actor
+
+router = APIRouter(prefix="/api/v1", tags=["scheduling"])
+
+
+@router.get("/availability")
+def availability(
+    session: SessionDep,
+    actor: ActorDep,
+    location_id: uuid.UUID,
+    service_id: uuid.UUID,
+    first: date = Query(alias="from", description="first local date, e.g. 2026-12-01"),
+    last: date = Query(alias="to", description="last local date, inclusive"),
+    provider_id: uuid.UUID | None = None,
+) -> list[SlotRead]:
+    return service.find_slots(
+        session,
+        actor=actor,
+        location_id=location_id,
+        service_id=service_id,
+        first_date=first,
+        last_date=last,
+        provider_id=provider_id,
+    )
+
+
+@router.post("/holds", status_code=201)
+def hold(data: HoldRequest, session: SessionDep, actor: ActorDep) -> AppointmentRead:
+    return service.hold_slot(session, actor=actor, data=data, hold_minutes=load_settings().hold_minutes)
+
+
+@router.post("/holds/{appointment_id}/confirm")
+def confirm_hold(appointment_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> AppointmentRead:
+    return service.confirm_hold(session, actor=actor, appointment_id=appointment_id)
+
+
+@router.post("/appointments", status_code=201)
+def book(data: BookingRequest, session: SessionDep, actor: ActorDep) -> AppointmentRead:
+    return service.book_appointment(session, actor=actor, data=data)
+
+
+@router.get("/appointments")
+def list_appointments(
+    session: SessionDep,
+    actor: ActorDep,
+    location_id: uuid.UUID | None = None,
+    client_id: uuid.UUID | None = None,
+    status: Status | None = None,
+    starts_from: datetime | None = Query(default=None, alias="from"),
+    starts_before: datetime | None = Query(default=None, alias="to"),
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[AppointmentRead]:
+    return service.list_appointments(
+        session,
+        actor=actor,
+        location_id=location_id,
+        client_id=client_id,
+        status=status,
+        starts_from=starts_from,
+        starts_before=starts_before,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/appointments/{appointment_id}")
+def get_appointment(appointment_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> AppointmentRead:
+    return service.get_appointment(session, actor=actor, appointment_id=appointment_id)
+
+
+@router.get("/appointments/{appointment_id}/history")
+def history(appointment_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> list[TransitionRead]:
+    return service.appointment_history(session, actor=actor, appointment_id=appointment_id)
+
+
+class Action(StrEnum):
+    BOOK = "book"
+    CONFIRM = "confirm"
+    CHECK_IN = "check-in"
+    START = "start"
+    COMPLETE = "complete"
+    NO_SHOW = "no-show"
+
+
+ACTIONS: dict[Action, Callable[..., AppointmentRead]] = {
+    Action.BOOK: service.confirm_hold,
+    Action.CONFIRM: service.confirm_appointment,
+    Action.CHECK_IN: service.check_in,
+    Action.START: service.start_service,
+    Action.COMPLETE: service.complete_appointment,
+    Action.NO_SHOW: service.mark_no_show,
+}
+
+
+@router.post("/appointments/{appointment_id}/cancel")
+def cancel(
+    appointment_id: uuid.UUID, data: CancelRequest, session: SessionDep, actor: ActorDep
+) -> AppointmentRead:
+    return service.cancel_appointment(session, actor=actor, appointment_id=appointment_id, reason=data.reason)
+
+
+@router.post("/appointments/{appointment_id}/reschedule")
+def reschedule(
+    appointment_id: uuid.UUID, data: RescheduleRequest, session: SessionDep, actor: ActorDep
+) -> AppointmentRead:
+    return service.reschedule_appointment(session, actor=actor, appointment_id=appointment_id, data=data)
+
+
+@router.post("/appointments/{appointment_id}/{action}")
+def act(appointment_id: uuid.UUID, action: Action, session: SessionDep, actor: ActorDep) -> AppointmentRead:
+    """`book` (a hold), `confirm`, `check-in`, `start`, `complete` or `no-show`; 409 when illegal now."""
+    return _run(ACTIONS[action], session, actor, appointment_id)
+
+
+def _run(
+    function: Callable[..., AppointmentRead], session: Session, actor: Actor, appointment_id: uuid.UUID
+) -> AppointmentRead:
+    return function(session, actor=actor, appointment_id=appointment_id)

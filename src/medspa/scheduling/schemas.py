@@ -1,0 +1,89 @@
+"""Payloads for availability, holds, bookings and lifecycle actions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from medspa.kit.schemas import AwareDatetime, ReadSchema, Schema
+
+
+class Status(StrEnum):
+    HELD = "held"
+    BOOKED = "booked"
+    CONFIRMED = "confirmed"
+    CHECKED_IN = "checked_in"
+    IN_SERVICE = "in_service"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+
+
+class SlotRead(ReadSchema):
+    """A bookable start and the resources the booking would use."""
+
+    starts_at: datetime
+    ends_at: datetime
+    local_start: str = Field(description="the start on the location's wall clock, ISO 8601 with offset")
+    provider_id: uuid.UUID
+    provider_name: str
+    room_id: uuid.UUID
+    room_name: str
+    device_id: uuid.UUID | None
+    device_name: str | None
+
+
+class BookingRequest(Schema):
+    client_id: uuid.UUID
+    service_id: uuid.UUID
+    location_id: uuid.UUID
+    starts_at: AwareDatetime
+    provider_id: uuid.UUID | None = None
+    room_id: uuid.UUID | None = None
+    device_id: uuid.UUID | None = None
+
+
+class HoldRequest(BookingRequest):
+    hold_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
+
+
+class RescheduleRequest(Schema):
+    starts_at: AwareDatetime
+    provider_id: uuid.UUID | None = None
+    room_id: uuid.UUID | None = None
+    device_id: uuid.UUID | None = None
+
+
+class CancelRequest(Schema):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class TransitionRead(ReadSchema):
+    from_status: Status | None
+    to_status: Status
+    actor: str
+    reason: str | None
+    occurred_at: datetime
+
+
+class AppointmentRead(ReadSchema):
+    id: uuid.UUID
+    location_id: uuid.UUID
+    client_id: uuid.UUID
+    service_id: uuid.UUID
+    provider_id: uuid.UUID
+    room_id: uuid.UUID
+    device_id: uuid.UUID | None
+    status: Status
+    starts_at: datetime
+    ends_at: datetime
+    hold_expires_at: datetime | None
+    price_cents: int
+    cancellation_reason: str | None
+    cancelled_by: str | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime

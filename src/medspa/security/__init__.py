@@ -1,0 +1,1 @@
+"""Security: organizations (tenants), users, roles and permissions, API tokens and web sessions."""

@@ -1,0 +1,59 @@
+"""Tenants and the people and tokens that act within them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from medspa.kit.db import Base, TenantMixin
+
+
+class Organization(TenantMixin, Base):
+    """A tenant. Its `organization_id` is its own id, so every table, this one too, keys on it."""
+
+    __tablename__ = "organizations"
+
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+
+
+class User(TenantMixin, Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("organization_id", "email"),)
+
+    email: Mapped[str] = mapped_column(String(320))
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+
+
+class ApiToken(TenantMixin, Base):
+    """A bearer token. Only its SHA-256 digest is stored; the token is shown once, at creation."""
+
+    __tablename__ = "api_tokens"
+
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class WebSession(TenantMixin, Base):
+    """A signed-in browser. The cookie holds a random token; only its digest is stored."""
+
+    __tablename__ = "web_sessions"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

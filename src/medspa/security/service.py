@@ -1,0 +1,182 @@
+"""Organizations, users, API tokens and browser sessions; turning credentials into an `Actor`.
+
+Tokens and session cookies are random and high-entropy, so only their SHA-256 digests are stored (a
+stolen database yields no usable credential); passwords are hashed with argon2id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from medspa.kit import clock
+from medspa.kit.errors import AuthenticationError, ConflictError, NotFoundError
+from medspa.kit.outbox import record_event
+from medspa.security.actors import Actor, Permission, Role, require, system_actor
+from medspa.security.models import ApiToken, Organization, User, WebSession
+from medspa.security.schemas import IssuedToken, OrganizationRead, TokenCreate, UserCreate, UserRead
+
+TOKEN_PREFIX = "msp_"
+SESSION_HOURS = 12
+_hasher = PasswordHasher()
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_organization(session: Session, *, slug: str, name: str) -> OrganizationRead:
+    """A new tenant. ConflictError when the slug is taken."""
+    if session.scalar(select(Organization.id).where(Organization.slug == slug)) is not None:
+        raise ConflictError(f"organization {slug!r} already exists")
+    org_id = uuid.uuid4()
+    organization = Organization(
+        id=org_id, organization_id=org_id, slug=slug, name=name, created_at=clock.now()
+    )
+    session.add(organization)
+    session.flush()
+    record_event(session, system_actor(org_id), "organization.created", org_id, {"slug": slug, "name": name})
+    return OrganizationRead.model_validate(organization)
+
+
+def find_organization(session: Session, *, slug: str) -> OrganizationRead | None:
+    organization = session.scalar(select(Organization).where(Organization.slug == slug))
+    return OrganizationRead.model_validate(organization) if organization else None
+
+
+def get_organization(session: Session, *, slug: str) -> OrganizationRead:
+    organization = find_organization(session, slug=slug)
+    if organization is None:
+        raise NotFoundError("organization", slug)
+    return organization
+
+
+def create_user(session: Session, *, actor: Actor, data: UserCreate) -> UserRead:
+    """Add a staff user; ConflictError when the email is taken in this organization."""
+    require(actor, Permission.MANAGE_ACCESS)
+    email = data.email.strip().lower()
+    taken = select(User.id).where(User.organization_id == actor.organization_id, User.email == email)
+    if session.scalar(taken) is not None:
+        raise ConflictError(f"a user with email {email} already exists")
+    user = User(
+        organization_id=actor.organization_id,
+        email=email,
+        display_name=data.display_name,
+        role=data.role.value,
+        password_hash=_hasher.hash(data.password) if data.password else None,
+        created_at=clock.now(),
+    )
+    session.add(user)
+    session.flush()
+    record_event(session, actor, "user.created", user.id, {"id": str(user.id), "role": user.role})
+    return UserRead.model_validate(user)
+
+
+def issue_token(session: Session, *, actor: Actor, data: TokenCreate) -> IssuedToken:
+    """A new API token for the actor's organization. The plain token is in the answer and nowhere else.
+
+    An actor cannot issue a token more powerful than its own role allows (needs MANAGE_ACCESS)."""
+    require(actor, Permission.MANAGE_ACCESS)
+    plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        organization_id=actor.organization_id,
+        name=data.name,
+        role=data.role.value,
+        token_hash=digest(plain),
+        prefix=plain[: len(TOKEN_PREFIX) + 6],
+        user_id=actor.actor_id if actor.kind == "user" else None,
+        created_at=clock.now(),
+    )
+    session.add(token)
+    session.flush()
+    record_event(session, actor, "token.issued", token.id, {"id": str(token.id), "role": token.role})
+    return IssuedToken.model_validate({**_token_fields(token), "token": plain})
+
+
+def _token_fields(token: ApiToken) -> dict[str, object]:
+    return {key: getattr(token, key) for key in ("id", "name", "role", "prefix", "created_at", "revoked_at")}
+
+
+def revoke_token(session: Session, *, actor: Actor, token_id: uuid.UUID) -> None:
+    require(actor, Permission.MANAGE_ACCESS)
+    token = session.get(ApiToken, token_id)
+    if token is None or token.organization_id != actor.organization_id:
+        raise NotFoundError("token", token_id)
+    token.revoked_at = clock.now()
+    session.flush()
+    record_event(session, actor, "token.revoked", token.id, {"id": str(token.id)})
+
+
+def authenticate_token(session: Session, *, token: str) -> Actor:
+    """The actor behind a bearer token; AuthenticationError for an unknown or revoked one."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
+    if row is None or row.revoked_at is not None:
+        raise AuthenticationError("invalid or revoked token")
+    organization = session.get(Organization, row.organization_id)
+    if organization is None or not organization.is_active:
+        raise AuthenticationError("invalid or revoked token")
+    return Actor(
+        organization_id=row.organization_id, kind="token", actor_id=row.id, role=Role(row.role), name=row.name
+    )
+
+
+def sign_in(session: Session, *, organization_slug: str, email: str, password: str) -> str:
+    """Check a user's password and open a browser session; the returned secret goes in the cookie.
+    AuthenticationError (the same message whatever was wrong) otherwise."""
+    failure = AuthenticationError("wrong organization, email or password")
+    organization = find_organization(session, slug=organization_slug.strip().lower())
+    if organization is None:
+        raise failure
+    user = session.scalar(
+        select(User).where(User.organization_id == organization.id, User.email == email.strip().lower())
+    )
+    if user is None or not user.is_active or user.password_hash is None:
+        raise failure
+    try:
+        _hasher.verify(user.password_hash, password)
+    except VerificationError as error:
+        raise failure from error
+    secret = secrets.token_urlsafe(32)
+    now = clock.now()
+    session.add(
+        WebSession(
+            organization_id=organization.id,
+            user_id=user.id,
+            token_hash=digest(secret),
+            created_at=now,
+            expires_at=now + timedelta(hours=SESSION_HOURS),
+        )
+    )
+    session.flush()
+    return secret
+
+
+def authenticate_session(session: Session, *, secret: str) -> Actor:
+    """The user behind a session cookie; AuthenticationError when unknown or expired."""
+    row = session.scalar(select(WebSession).where(WebSession.token_hash == digest(secret)))
+    if row is None or row.expires_at <= clock.now():
+        raise AuthenticationError("session expired; sign in again")
+    user = session.get(User, row.user_id)
+    if user is None or not user.is_active:
+        raise AuthenticationError("session expired; sign in again")
+    return Actor(
+        organization_id=user.organization_id,
+        kind="user",
+        actor_id=user.id,
+        role=Role(user.role),
+        name=user.email,
+    )
+
+
+def sign_out(session: Session, *, secret: str) -> None:
+    row = session.scalar(select(WebSession).where(WebSession.token_hash == digest(secret)))
+    if row is not None:
+        session.delete(row)
+        session.flush()
