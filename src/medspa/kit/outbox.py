@@ -14,12 +14,16 @@ from sqlalchemy import String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from medspa.kit import clock
-from medspa.kit.db import Base, TenantMixin
+from medspa.kit.db import Base, SequenceKey
 
 
-class OutboxEvent(TenantMixin, Base):
+class OutboxEvent(Base):
+    """An event. `id` grows with every event written, so consumers can read from a cursor."""
+
     __tablename__ = "outbox_events"
 
+    id: Mapped[int] = mapped_column(SequenceKey, primary_key=True, autoincrement=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(index=True)
     topic: Mapped[str] = mapped_column(String(64), index=True)
     aggregate_type: Mapped[str] = mapped_column(String(32))
     aggregate_id: Mapped[uuid.UUID]

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from medspa.kit.db import Base, TenantMixin
+from medspa.kit.db import Base, SequenceKey, TenantMixin
 
 
 class Appointment(TenantMixin, Base):
@@ -36,11 +36,13 @@ class Appointment(TenantMixin, Base):
     updated_at: Mapped[datetime]
 
 
-class AppointmentTransition(TenantMixin, Base):
-    """One step of an appointment's lifecycle: from, to, when and by whom."""
+class AppointmentTransition(Base):
+    """One step of an appointment's lifecycle: from, to, when and by whom. `id` orders the steps."""
 
     __tablename__ = "appointment_transitions"
 
+    id: Mapped[int] = mapped_column(SequenceKey, primary_key=True, autoincrement=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(index=True)
     appointment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("appointments.id"), index=True)
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str] = mapped_column(String(16))

@@ -66,7 +66,7 @@ def deactivate_reservations(session: Session, appointment_ids: Sequence[uuid.UUI
 
 def transitions(session: Session, appointment_id: uuid.UUID) -> list[AppointmentTransition]:
     query = select(AppointmentTransition).where(AppointmentTransition.appointment_id == appointment_id)
-    return list(session.scalars(query.order_by(AppointmentTransition.occurred_at, AppointmentTransition.id)))
+    return list(session.scalars(query.order_by(AppointmentTransition.id)))
 
 
 def appointments_between(

@@ -1,0 +1,71 @@
+"""Fixtures shared by the suite: migrated databases (SQLite always, PostgreSQL when
+MEDSPA_TEST_DATABASE_URL is set), one fresh organization per test, and an API client.
+
+Every record belongs to an organization, so tests share one migrated database per backend and stay
+independent by each using an organization of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from medspa.app import create_app
+from medspa.kit.db import make_engine, unit_of_work
+from medspa.kit.migrate import upgrade
+from medspa.security import service as security
+from medspa.security.actors import Actor, Role, system_actor
+from medspa.security.schemas import TokenCreate
+
+POSTGRES_URL = os.environ.get("MEDSPA_TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("db") / "medspa.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    assert POSTGRES_URL is not None
+    upgrade(POSTGRES_URL)
+    return POSTGRES_URL
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    built = make_engine(url)
+    yield built
+    built.dispose()
+
+
+@pytest.fixture
+def owner(engine: Engine) -> Actor:
+    """A fresh organization and its owner, acting as the system."""
+    with unit_of_work(engine) as session:
+        org = security.create_organization(session, slug=f"t-{uuid.uuid4().hex[:12]}", name="Test Clinic")
+    return system_actor(org.id, "test")
+
+
+def token_for(engine: Engine, actor: Actor, role: Role = Role.OWNER) -> str:
+    with unit_of_work(engine) as session:
+        return security.issue_token(session, actor=actor, data=TokenCreate(name="test", role=role)).token
+
+
+@pytest.fixture
+def api(engine: Engine, owner: Actor) -> Iterator[TestClient]:
+    """An HTTP client of the app, authenticated as the owner of a fresh organization."""
+    with TestClient(create_app(engine)) as client:
+        client.headers["Authorization"] = f"Bearer {token_for(engine, owner)}"
+        yield client
