@@ -265,7 +265,7 @@ def test_spring_forward_in_new_york(engine: Engine, owner: Actor) -> None:
     assert not any(t.startswith("02:") for t in local_times(change))
     assert change[0].starts_at == datetime(2026, 3, 8, 5, 0, tzinfo=UTC)
     assert change[-1].ends_at == datetime(2026, 3, 8, 10, 0, tzinfo=UTC)
-    assert len(before) == 21 and len(change) == 17 and len(after) == 21
+    assert (len(before), len(change), len(after)) == (21, 17, 21)
     assert all(s.ends_at - s.starts_at == timedelta(hours=1) for s in change)
 
 
