@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Annotated, Generic, Self, TypeVar
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 T = TypeVar("T")
 
@@ -47,8 +47,10 @@ class TimeSpan(Schema):
     starts_at: time
     ends_at: time
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if self.starts_at >= self.ends_at:
-            raise ValueError("ends_at must be after starts_at")
-        return self
+    @field_validator("ends_at")
+    @classmethod
+    def _ordered(cls, ends_at: time, info: ValidationInfo) -> time:
+        starts_at = info.data.get("starts_at")
+        if starts_at is not None and ends_at <= starts_at:
+            raise ValueError("must be after starts_at")
+        return ends_at

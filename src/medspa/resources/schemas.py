@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Self
+from typing import Annotated
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from medspa.kit import tz
 from medspa.kit.schemas import AwareDatetime, Code, Name, ReadSchema, Schema, TimeSpan, Weekday
@@ -114,11 +114,13 @@ class PeriodCreate(Schema):
     ends_at: AwareDatetime
     reason: str = ""
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
-        return self
+    @field_validator("ends_at")
+    @classmethod
+    def _ordered(cls, ends_at: datetime, info: ValidationInfo) -> datetime:
+        starts_at = info.data.get("starts_at")
+        if starts_at is not None and ends_at <= starts_at:
+            raise ValueError("must be after starts_at")
+        return ends_at
 
 
 class PeriodRead(ReadSchema):
