@@ -37,17 +37,18 @@ def test_an_overlapping_reservation_written_behind_the_service_is_refused(
                 starts_at=TEN,
             ),
         )
-    with pytest.raises(IntegrityError, match="ex_reservations_no_overlap"), unit_of_work(engine) as session:
-        session.add(
-            Reservation(
-                id=uuid.uuid4(),
-                organization_id=owner.organization_id,
-                appointment_id=appointment.id,
-                location_id=clinic.location_id,
-                resource_kind="provider",
-                resource_id=clinic.provider_id,
-                starts_at=TEN + timedelta(minutes=59),
-                ends_at=TEN + timedelta(minutes=90),
-            )
-        )
-        session.flush()
+    overlapping = Reservation(
+        id=uuid.uuid4(),
+        organization_id=owner.organization_id,
+        appointment_id=appointment.id,
+        location_id=clinic.location_id,
+        resource_kind="provider",
+        resource_id=clinic.provider_id,
+        starts_at=TEN + timedelta(minutes=59),
+        ends_at=TEN + timedelta(minutes=90),
+    )
+    with unit_of_work(engine) as session:
+        session.add(overlapping)
+        with pytest.raises(IntegrityError, match="ex_reservations_no_overlap"):
+            session.flush()
+        session.rollback()
