@@ -81,6 +81,7 @@ def seed_demo(
     past_days: int = 56,
     future_days: int = 14,
     seed: int = 20261128,
+    slug: str = DEMO_SLUG,
 ) -> SeedSummary:
     """Create the `demo` organization with one location, its staff, catalogue, clients and bookings.
 
@@ -90,7 +91,7 @@ def seed_demo(
     rng = random.Random(seed)
     today = today or clock.now().astimezone(UTC).date()
     with unit_of_work(engine) as session:
-        organization, location, services = _seed_setup(session, rng, today)
+        organization, location, services = _seed_setup(session, rng, today, slug)
     actor = system_actor(organization.id, "demo-seed")
     with unit_of_work(engine) as session:
         client_ids = _seed_clients(session, actor, rng, client_count, today)
@@ -122,9 +123,9 @@ def seed_demo(
 
 
 def _seed_setup(
-    session: Session, rng: random.Random, today: date
+    session: Session, rng: random.Random, today: date, slug: str
 ) -> tuple[OrganizationRead, LocationRead, list[tuple[ServiceRead, int]]]:
-    organization = security.create_organization(session, slug=DEMO_SLUG, name="Lumen Aesthetics")
+    organization = security.create_organization(session, slug=slug, name="Lumen Aesthetics")
     actor = system_actor(organization.id, "demo-seed")
     for email, name, role in STAFF:
         security.create_user(

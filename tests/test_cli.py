@@ -1,0 +1,116 @@
+"""The `medspa` command line on a private SQLite file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from medspa.cli import app
+
+runner = CliRunner()
+
+
+def flat(output: str) -> str:
+    """The output with Rich's line wrapping undone."""
+    return " ".join(output.split())
+
+
+@pytest.fixture
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("MEDSPA_DATABASE_URL", url)
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    return url
+
+
+def test_tokens_create_prints_a_token_that_authenticates(database: str) -> None:
+    from medspa.kit.db import engine_for, unit_of_work
+    from medspa.security import service as security
+
+    with unit_of_work(engine_for(database)) as session:
+        security.create_organization(session, slug="demo", name="Demo")
+    result = runner.invoke(app, ["tokens", "create", "--organization", "demo", "--role", "owner"])
+    assert result.exit_code == 0, result.output
+    token = re.findall(r"msp_[A-Za-z0-9_\-]{20,}", result.stdout)[-1]
+    with unit_of_work(engine_for(database)) as session:
+        actor = security.authenticate_token(session, token=token)
+    assert actor.role.value == "owner"
+
+
+def test_tokens_create_refuses_an_unknown_organization_or_role(database: str) -> None:
+    unknown = runner.invoke(app, ["tokens", "create", "--organization", "nowhere", "--role", "owner"])
+    assert unknown.exit_code == 1
+    assert "organization nowhere not found" in flat(unknown.output)
+    bad_role = runner.invoke(app, ["tokens", "create", "--organization", "demo", "--role", "janitor"])
+    assert bad_role.exit_code == 2
+
+
+def test_demo_seed_then_slots_then_book(database: str) -> None:
+    from medspa.catalog import service as catalog
+    from medspa.clients import service as clients
+    from medspa.kit.db import engine_for, unit_of_work
+    from medspa.resources import service as resources
+    from medspa.security import service as security
+    from medspa.security.actors import system_actor
+
+    seeded = runner.invoke(app, ["demo", "seed", "--clients", "30", "--past-days", "2", "--future-days", "2"])
+    assert seeded.exit_code == 0, seeded.output
+    assert "30 clients" in seeded.output
+    again = runner.invoke(app, ["demo", "seed"])
+    assert again.exit_code == 0
+    assert "exists already" in again.output
+
+    with unit_of_work(engine_for(database), write=False) as session:
+        actor = system_actor(security.get_organization(session, slug="demo").id)
+        location = resources.list_locations(session, actor=actor).items[0]
+        botox = next(s for s in catalog.list_services(session, actor=actor).items if "Botox" in s.name)
+        client = clients.list_clients(session, actor=actor, limit=1).items[0]
+    from datetime import UTC, datetime, timedelta
+
+    day = (datetime.now(UTC) + timedelta(days=20)).date()
+    while day.weekday() != 1:  # a Tuesday, when the clinic is open
+        day += timedelta(days=1)
+    listed = runner.invoke(
+        app, ["slots", "--location", str(location.id), "--service", str(botox.id), "--from", day.isoformat()]
+    )
+    assert listed.exit_code == 0, listed.output
+    first = re.search(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2})", listed.stdout)
+    assert first is not None
+    booked = runner.invoke(
+        app,
+        [
+            "book",
+            "--client",
+            str(client.id),
+            "--service",
+            str(botox.id),
+            "--location",
+            str(location.id),
+            "--at",
+            first.group(1),
+        ],
+    )
+    assert booked.exit_code == 0, booked.output
+    assert "booked" in booked.output
+    twice = runner.invoke(
+        app,
+        [
+            "book",
+            "--client",
+            str(client.id),
+            "--service",
+            str(botox.id),
+            "--location",
+            str(location.id),
+            "--at",
+            first.group(1),
+            "--provider",
+            re.search(r"provider ([0-9a-f-]{36})", flat(booked.output)).group(1),  # type: ignore[union-attr]
+        ],
+    )
+    assert twice.exit_code == 1
+    assert "is already booked at that time" in flat(twice.output)

@@ -1,0 +1,51 @@
+"""The demo clinic: a believable med spa, booked without a single double booking."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import date
+
+from sqlalchemy import Engine, func, select
+
+from medspa.demo.seed import seed_demo
+from medspa.kit.db import unit_of_work
+from medspa.scheduling.models import Appointment, AppointmentTransition
+from medspa.security.actors import system_actor
+from tests.test_concurrency import double_bookings
+
+TODAY = date(2026, 11, 30)
+
+
+def test_the_demo_clinic_has_staff_catalogue_clients_history_and_future(engine: Engine) -> None:
+    summary = seed_demo(
+        engine,
+        today=TODAY,
+        client_count=120,
+        past_days=14,
+        future_days=7,
+        slug=f"demo-{uuid.uuid4().hex[:8]}",
+    )
+    actor = system_actor(summary.organization_id)
+    with unit_of_work(engine, write=False) as session:
+        rows = session.execute(
+            select(Appointment.status, Appointment.starts_at).where(
+                Appointment.organization_id == actor.organization_id
+            )
+        ).all()
+        transitions = session.scalar(
+            select(func.count())
+            .select_from(AppointmentTransition)
+            .where(AppointmentTransition.organization_id == actor.organization_id)
+        )
+    statuses = Counter(status for status, _ in rows)
+    assert summary.clients == 120
+    assert summary.past_appointments + summary.future_appointments == len(rows)
+    assert summary.past_appointments > 150
+    assert summary.future_appointments > 60
+    assert {"completed", "cancelled", "no_show", "booked"} <= set(statuses)
+    assert 0.03 < statuses["no_show"] / summary.past_appointments < 0.15
+    assert all(s in {"booked", "confirmed"} for s, starts in rows if starts.date() > TODAY)
+    assert transitions is not None
+    assert transitions >= len(rows)
+    assert double_bookings(engine, actor) == 0
