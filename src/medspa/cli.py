@@ -33,14 +33,15 @@ def _fail(message: str, code: int = 1) -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port to listen on"),
+    workers: int = typer.Option(1, min=1, help="worker processes (more than one suits PostgreSQL)"),
 ) -> None:
     """Serve the web app and the API (OpenAPI at /docs)."""
     import uvicorn
 
-    from medspa.app import create_app
-
     console.print(f"medspa on http://{host}:{port}  (database: {load_settings().database_url})")
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    uvicorn.run(
+        "medspa.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning"
+    )
 
 
 @db_app.command("upgrade")

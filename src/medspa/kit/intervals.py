@@ -93,3 +93,12 @@ def covers(free: Sequence[Interval], start: datetime, end: datetime) -> bool:
 
 def overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:
     return a_start < b_end and b_start < a_end
+
+
+def clip(intervals: Sequence[Interval], start: datetime, end: datetime) -> Sequence[Interval]:
+    """The slice of a normalized set that overlaps `[start, end)` (the intervals are not cut)."""
+    first = bisect_right(intervals, (start, FAR_FUTURE))
+    if first > 0 and intervals[first - 1][1] > start:
+        first -= 1
+    last = bisect_right(intervals, (end, FAR_FUTURE))
+    return intervals[first:last]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -133,6 +133,10 @@ def day_options(
     setup = timedelta(minutes=service.setup_minutes)
     cleanup = timedelta(minutes=service.cleanup_minutes)
     day_start, day_end = open_spans[0][0] - timedelta(days=1), open_spans[-1][1] + timedelta(days=1)
+
+    def busy_on_day(resource_id: uuid.UUID) -> Sequence[Interval]:
+        return intervals.clip(busy.get(resource_id, []), day_start, day_end)
+
     for provider in providers:
         if not is_qualified(provider, service, day):
             continue
@@ -141,7 +145,7 @@ def day_options(
             [
                 *local_spans(day, provider.breaks, zone),
                 *resources.time_off.get(provider.id, []),
-                *busy.get(provider.id, []),
+                *busy_on_day(provider.id),
             ]
         )
         free = intervals.subtract(working, blocked)
@@ -151,14 +155,14 @@ def day_options(
     for room in resources.rooms:
         if room.room_type not in service.room_types:
             continue
-        free = intervals.subtract(open_spans, busy.get(room.id, []))
+        free = intervals.subtract(open_spans, busy_on_day(room.id))
         options.room_starts[room.id] = _half_open(intervals.feasible_starts(free, setup, duration + cleanup))
     if service.device_type is not None:
         for device in resources.devices:
             if device.device_type != service.device_type:
                 continue
             blocked = intervals.normalize(
-                [*resources.maintenance.get(device.id, []), *busy.get(device.id, [])]
+                [*resources.maintenance.get(device.id, []), *busy_on_day(device.id)]
             )
             free = intervals.subtract([(day_start, day_end)], blocked)
             tail = duration + timedelta(minutes=device.cooldown_minutes)

@@ -107,7 +107,7 @@ def find_slots(
     start, _ = local_day_bounds(first_date, location.time_zone)
     _, end = local_day_bounds(last_date, location.time_zone)
     now = clock.now()
-    context = _load(session, actor, location_id, start, end, now, exclude=None)
+    context = _load(session, actor, service, location_id, start, end, now, exclude=None)
     providers = _providers(session, actor, context.resources, provider_id)
     earliest = now + timedelta(minutes=location.minimum_notice_minutes)
     slots = []
@@ -126,9 +126,18 @@ class _Context:
     busy: dict[uuid.UUID, list[intervals.Interval]]
 
 
+def _relevant_resources(loaded: LocationResources, service: ServiceRead) -> list[uuid.UUID]:
+    """The providers, rooms and devices that could take part in the service: only their bookings matter."""
+    ids = [p.id for p in loaded.providers if service.required_skill in p.skills]
+    ids += [r.id for r in loaded.rooms if r.room_type in service.room_types]
+    ids += [d.id for d in loaded.devices if d.device_type == service.device_type]
+    return ids
+
+
 def _load(
     session: Session,
     actor: Actor,
+    service: ServiceRead,
     location_id: uuid.UUID,
     start: datetime,
     end: datetime,
@@ -140,7 +149,9 @@ def _load(
     loaded = resources.load_location_resources(
         session, actor=actor, location_id=location_id, start=start - margin, end=end + margin
     )
-    rows = repository.busy_reservations(session, location_id, start - margin, end + margin, now)
+    rows = repository.busy_reservations(
+        session, location_id, start - margin, end + margin, now, _relevant_resources(loaded, service)
+    )
     if exclude is not None:
         own = {r.resource_id: (r.starts_at, r.ends_at) for r in _reservations_of(session, exclude)}
         rows = [row for row in rows if own.get(row[0]) != (row[1], row[2])]
@@ -224,7 +235,7 @@ def _choose(
         )
     day = local.date()
     start, end = local_day_bounds(day, zone)
-    context = _load(session, actor, location_id, start, end, now, exclude)
+    context = _load(session, actor, service, location_id, start, end, now, exclude)
     providers = _providers(session, actor, context.resources, request.provider_id)
     options = availability.day_options(context.resources, service, day, context.busy, providers)
     if options is None:
