@@ -364,9 +364,6 @@ def _create(
         location_id=data.location_id,
         client_id=client.id,
         service_id=service.id,
-        provider_id=choice.provider.id,
-        room_id=choice.room.id,
-        device_id=choice.device.id if choice.device else None,
         status=status.value,
         starts_at=data.starts_at,
         ends_at=data.starts_at + timedelta(minutes=service.duration_minutes),
@@ -376,11 +373,49 @@ def _create(
         created_at=now,
         updated_at=now,
     )
+    _assign(appointment, choice)
     session.add(appointment)
     session.flush()
-    _reserve(session, actor, appointment, service, choice)
+    _reserve_or_rechoose(session, actor, appointment, service, choice, data, now)
     _record(session, actor, appointment, None, status, None, now)
     return AppointmentRead.model_validate(appointment)
+
+
+def _assign(appointment: Appointment, choice: _Choice) -> None:
+    appointment.provider_id = choice.provider.id
+    appointment.room_id = choice.room.id
+    appointment.device_id = choice.device.id if choice.device else None
+
+
+RESERVE_ATTEMPTS = 3
+
+
+def _reserve_or_rechoose(
+    session: Session,
+    actor: Actor,
+    appointment: Appointment,
+    service: ServiceRead,
+    choice: _Choice,
+    request: BookingRequest | RescheduleRequest,
+    now: datetime,
+) -> None:
+    """Reserve the chosen resources; if a concurrent booking took one of them first (PostgreSQL's
+    exclusion constraint says so), choose again with that booking now visible and retry, so a loser
+    that could use another room or provider still books. Resources the request named stay fixed, so
+    for them the next choice raises ResourceBusyError at once."""
+    for attempt in range(RESERVE_ATTEMPTS):
+        try:
+            with session.begin_nested():
+                _reserve(session, actor, appointment, service, choice)
+            return
+        except ResourceBusyError:
+            if attempt == RESERVE_ATTEMPTS - 1:
+                raise
+        choice = _choose(
+            session, actor, request, appointment.location_id, service, now, exclude=appointment.id
+        )
+        _assign(appointment, choice)
+        session.flush()
 
 
 def _reserve(
@@ -647,12 +682,10 @@ def reschedule_appointment(
     previous = {"starts_at": appointment.starts_at.isoformat(), "provider_id": str(appointment.provider_id)}
     appointment.starts_at = data.starts_at
     appointment.ends_at = data.starts_at + timedelta(minutes=service.duration_minutes)
-    appointment.provider_id = choice.provider.id
-    appointment.room_id = choice.room.id
-    appointment.device_id = choice.device.id if choice.device else None
+    _assign(appointment, choice)
     appointment.updated_at = now
     session.flush()
-    _reserve(session, actor, appointment, service, choice)
+    _reserve_or_rechoose(session, actor, appointment, service, choice, data, now)
     reason = f"rescheduled from {previous['starts_at']}"
     _record(session, actor, appointment, current, current, reason, now, topic="appointment.rescheduled")
     return AppointmentRead.model_validate(appointment)
