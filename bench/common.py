@@ -49,10 +49,19 @@ def hours(start: str, end: str) -> list[WeeklySpan]:
 
 
 def build_location(
-    engine: Engine, *, first_day: date, appointments: int, days: int, seed: int = 1
+    engine: Engine,
+    *,
+    first_day: date,
+    appointments: int,
+    days: int,
+    seed: int = 1,
+    injection_rooms: int = 4,
+    full_shifts: bool = False,
 ) -> BusyLocation:
-    """8 providers, 6 rooms, 3 devices, open 08:00-20:00 daily, and `appointments` booked appointments
-    spread over `days` days from `first_day` (booked through the service layer, so none overlap)."""
+    """8 providers, 2 laser rooms and `injection_rooms` injection rooms, 3 devices, open 08:00-20:00
+    daily, and `appointments` booked appointments spread over `days` days from `first_day` (booked
+    through the service layer, so none overlap). Providers work half days with a break, or with
+    `full_shifts` 08:00-20:00 without one."""
     rng = random.Random(seed)
     with unit_of_work(engine) as session:
         org = security.create_organization(session, slug=f"bench-{uuid.uuid4().hex[:10]}", name="Bench")
@@ -72,11 +81,19 @@ def build_location(
                     location_id=location.id,
                     name=f"Provider {index}",
                     skills=["neurotoxin", "laser_hair"],
-                    shifts=hours("08:00", "14:00") if index % 2 else hours("12:00", "20:00"),
-                    breaks=hours("11:00", "11:30") if index % 2 else hours("16:00", "16:30"),
+                    shifts=hours("08:00", "20:00")
+                    if full_shifts
+                    else hours("08:00", "14:00")
+                    if index % 2
+                    else hours("12:00", "20:00"),
+                    breaks=[]
+                    if full_shifts
+                    else hours("11:00", "11:30")
+                    if index % 2
+                    else hours("16:00", "16:30"),
                 ),
             )
-        for index in range(6):
+        for index in range(2 + injection_rooms):
             resources.create_room(
                 session,
                 actor=actor,

@@ -313,3 +313,27 @@ def test_another_organization_cannot_see_or_touch_an_appointment(engine: Engine,
         scheduling.get_appointment(session, actor=stranger, appointment_id=appointment.id)
     with pytest.raises(NotFoundError), unit_of_work(engine) as session:
         scheduling.cancel_appointment(session, actor=stranger, appointment_id=appointment.id, reason="x")
+
+
+def test_a_booking_uses_the_room_its_slot_offered(engine: Engine, owner: Actor) -> None:
+    clinic = build(engine, owner)
+    with unit_of_work(engine) as session:
+        make_room(session, actor=owner, location_id=clinic.location_id)
+        second = make_provider(session, actor=owner, location_id=clinic.location_id)
+        found = scheduling.find_slots(
+            session,
+            actor=owner,
+            location_id=clinic.location_id,
+            service_id=clinic.service_id,
+            first_date=TEN.date(),
+            last_date=TEN.date(),
+        )
+    offered = {(s.provider_id, s.starts_at): s.room_id for s in found}
+    assert (
+        offered[(clinic.provider_id, TEN)] != offered[(second.id, TEN)]
+    )  # providers start at different rooms
+    with unit_of_work(engine) as session:
+        booked = scheduling.book_appointment(
+            session, actor=owner, data=request(clinic, provider_id=second.id)
+        )
+    assert booked.room_id == offered[(second.id, TEN)]

@@ -8,6 +8,7 @@ with another writer's (PostgreSQL instead backs bookings with an exclusion const
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -122,13 +123,37 @@ def default_engine() -> Engine:
     return engine_for(load_settings().database_url)
 
 
+_SQLITE_WRITERS: dict[int, threading.Lock] = {}
+_SQLITE_WRITERS_LOCK = threading.Lock()
+
+
+SQLITE_WRITE_WAIT_SECONDS = 30
+
+
+def _writer_lock(engine: Engine) -> threading.Lock:
+    """One lock per SQLite engine. SQLite admits one writer at a time anyway; queueing writers on a lock
+    in the process, instead of in SQLite's busy handler (which sleeps and retries), keeps a busy front
+    desk fast and fair. Other processes on the same file still wait in the busy handler. A plain Lock,
+    not an RLock: the web framework may end a unit of work on another thread than began it."""
+    with _SQLITE_WRITERS_LOCK:
+        return _SQLITE_WRITERS.setdefault(id(engine), threading.Lock())
+
+
 @contextmanager
 def unit_of_work(engine: Engine | None = None, *, write: bool = True) -> Iterator[Session]:
-    """A session whose transaction commits when the block ends normally and rolls back otherwise."""
+    """A session whose transaction commits when the block ends normally and rolls back otherwise.
+
+    `write=True` (the default) declares that the block may write: on SQLite it then holds the write
+    lock from its first statement to its end, so its reads and writes cannot interleave with another
+    writer's (this is what makes a booking's re-check safe there)."""
     bound = engine or default_engine()
+    serialize = write and bound.dialect.name == "sqlite"
     if write:
         bound = bound.execution_options(medspa_write=True)
     factory = sessionmaker(bind=bound, expire_on_commit=False, autoflush=False)
+    lock = _writer_lock(engine or default_engine()) if serialize else None
+    if lock is not None and not lock.acquire(timeout=SQLITE_WRITE_WAIT_SECONDS):
+        raise TimeoutError(f"no SQLite write lock after {SQLITE_WRITE_WAIT_SECONDS} s")
     session = factory()
     try:
         yield session
@@ -138,3 +163,5 @@ def unit_of_work(engine: Engine | None = None, *, write: bool = True) -> Iterato
         raise
     finally:
         session.close()
+        if lock is not None:
+            lock.release()

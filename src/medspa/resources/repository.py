@@ -75,22 +75,31 @@ def replace_provider_schedule(
 
 def time_off(
     session: Session, provider_ids: Sequence[uuid.UUID], start: datetime, end: datetime
-) -> list[TimeOff]:
-    query = select(TimeOff).where(
+) -> list[tuple[uuid.UUID, datetime, datetime]]:
+    """(provider, start, end) of the time off overlapping `[start, end)`."""
+    query = select(TimeOff.provider_id, TimeOff.starts_at, TimeOff.ends_at).where(
         TimeOff.provider_id.in_(provider_ids), TimeOff.starts_at < end, TimeOff.ends_at > start
     )
-    return list(session.scalars(query.order_by(TimeOff.starts_at)))
+    return [(row[0], row[1], row[2]) for row in session.execute(query)]
 
 
 def maintenance(
     session: Session, device_ids: Sequence[uuid.UUID], start: datetime, end: datetime
-) -> list[DeviceMaintenance]:
-    query = select(DeviceMaintenance).where(
+) -> list[tuple[uuid.UUID, datetime, datetime]]:
+    """(device, start, end) of the maintenance overlapping `[start, end)`."""
+    query = select(DeviceMaintenance.device_id, DeviceMaintenance.starts_at, DeviceMaintenance.ends_at).where(
         DeviceMaintenance.device_id.in_(device_ids),
         DeviceMaintenance.starts_at < end,
         DeviceMaintenance.ends_at > start,
     )
-    return list(session.scalars(query.order_by(DeviceMaintenance.starts_at)))
+    return [(row[0], row[1], row[2]) for row in session.execute(query)]
+
+
+def closed_dates(session: Session, location_id: uuid.UUID, first: date, last: date) -> set[date]:
+    query = select(Closure.closed_on).where(
+        Closure.location_id == location_id, Closure.closed_on >= first, Closure.closed_on <= last
+    )
+    return set(session.scalars(query))
 
 
 def active_providers(session: Session, organization_id: uuid.UUID, location_id: uuid.UUID) -> list[Provider]:

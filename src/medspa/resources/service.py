@@ -513,14 +513,18 @@ def load_location_resources(
     zone = config.location.time_zone
     first, last = to_local(start, zone).date(), to_local(end, zone).date()
     time_off: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {}
-    for t in repository.time_off(session, [p.id for p in config.providers], start, end):
-        time_off.setdefault(t.provider_id, []).append((t.starts_at, t.ends_at))
+    for provider_id, off_from, off_until in repository.time_off(
+        session, [p.id for p in config.providers], start, end
+    ):
+        time_off.setdefault(provider_id, []).append((off_from, off_until))
     maintenance: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {}
-    for m in repository.maintenance(session, [d.id for d in config.devices], start, end):
-        maintenance.setdefault(m.device_id, []).append((m.starts_at, m.ends_at))
+    for device_id, down_from, down_until in repository.maintenance(
+        session, [d.id for d in config.devices], start, end
+    ):
+        maintenance.setdefault(device_id, []).append((down_from, down_until))
     return LocationResources(
         location=config.location,
-        closed_dates=frozenset(c.closed_on for c in repository.closures(session, location_id, first, last)),
+        closed_dates=frozenset(repository.closed_dates(session, location_id, first, last)),
         providers=config.providers,
         rooms=config.rooms,
         devices=config.devices,

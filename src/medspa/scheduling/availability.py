@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import TypeVar
 
 from medspa.catalog.schemas import ServiceRead
 from medspa.kit import intervals
@@ -198,6 +199,7 @@ def candidates(
         feasible_everywhere = intervals.intersect(any_room, any_device)
     duration = timedelta(minutes=service.duration_minutes)
     providers = {p.id: p for p in resources.providers}
+    order = {p.id: index for index, p in enumerate(resources.providers)}
     found: list[Candidate] = []
     for provider_id, starts in options.provider_starts.items():
         for first, end in intervals.intersect(starts, feasible_everywhere):
@@ -205,13 +207,34 @@ def candidates(
             while index < len(options.grid) and options.grid[index] < end:
                 instant = options.grid[index]
                 index += 1
-                room = next(r for r in rooms if _contains(options.room_starts[r.id], instant))
+                room = next(
+                    r
+                    for r in preferred(rooms, order[provider_id])
+                    if _contains(options.room_starts[r.id], instant)
+                )
                 device = None
                 if service.device_type is not None:
-                    device = next(d for d in devices if _contains(options.device_starts[d.id], instant))
+                    device = next(
+                        d
+                        for d in preferred(devices, order[provider_id])
+                        if _contains(options.device_starts[d.id], instant)
+                    )
                 found.append(Candidate(instant, instant + duration, providers[provider_id], room, device))
     found.sort(key=lambda c: (c.starts_at, c.provider.name, str(c.provider.id)))
     yield from found
+
+
+R = TypeVar("R", RoomRead, DeviceRead)
+
+
+def preferred(pool: list[R], provider_index: int) -> list[R]:
+    """The order in which a provider's booking tries rooms or devices: each provider starts at a
+    different place, so bookings made at the same moment for different providers rarely reach for the
+    same room (fewer lost races under load). Slots and bookings use the same order."""
+    if not pool:
+        return pool
+    shift = provider_index % len(pool)
+    return pool[shift:] + pool[:shift]
 
 
 def local_dates(first: date, last: date) -> Iterator[date]:

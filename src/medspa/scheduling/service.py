@@ -143,14 +143,18 @@ def _load(
     end: datetime,
     now: datetime,
     exclude: uuid.UUID | None,
+    busy_window: tuple[datetime, datetime] | None = None,
 ) -> _Context:
+    """The location's resources over `[start, end)` and the reservations that block them, read over
+    `busy_window` when given (a booking needs only those around its own start) or the whole period."""
     # Reservations reach at most a day past the service (setup, cleanup, cooldown): widen the window.
     margin = timedelta(days=1)
     loaded = resources.load_location_resources(
         session, actor=actor, location_id=location_id, start=start - margin, end=end + margin
     )
+    busy_start, busy_end = busy_window or (start - margin, end + margin)
     rows = repository.busy_reservations(
-        session, location_id, start - margin, end + margin, now, _relevant_resources(loaded, service)
+        session, location_id, busy_start, busy_end, now, _relevant_resources(loaded, service)
     )
     if exclude is not None:
         own = {r.resource_id: (r.starts_at, r.ends_at) for r in _reservations_of(session, exclude)}
@@ -170,10 +174,11 @@ def _providers(
 ) -> list[ProviderRead]:
     if provider_id is None:
         return loaded.providers
-    provider = resources.get_provider(session, actor=actor, provider_id=provider_id)
-    if provider.location_id != loaded.location.id or not provider.is_active:
-        raise ConflictError(f"provider {provider.name} ({provider.id}) does not work at this location")
-    return [provider]
+    match = [p for p in loaded.providers if p.id == provider_id]
+    if match:
+        return match
+    provider = resources.get_provider(session, actor=actor, provider_id=provider_id)  # 404 if unknown
+    raise ConflictError(f"provider {provider.name} ({provider.id}) is not active at this location")
 
 
 def _active_service(session: Session, actor: Actor, service_id: uuid.UUID) -> ServiceRead:
@@ -235,7 +240,14 @@ def _choose(
         )
     day = local.date()
     start, end = local_day_bounds(day, zone)
-    context = _load(session, actor, service, location_id, start, end, now, exclude)
+    # Only reservations that could overlap this booking's own reservations matter to the decision.
+    longest_cooldown = max((d.cooldown_minutes for d in config.devices), default=0)
+    reach = (
+        starts_at - timedelta(minutes=service.setup_minutes),
+        starts_at
+        + timedelta(minutes=service.duration_minutes + max(service.cleanup_minutes, longest_cooldown)),
+    )
+    context = _load(session, actor, service, location_id, start, end, now, exclude, busy_window=reach)
     providers = _providers(session, actor, context.resources, request.provider_id)
     options = availability.day_options(context.resources, service, day, context.busy, providers)
     if options is None:
@@ -256,13 +268,38 @@ def _choose(
         return unbooked
 
     provider = _pick_provider(providers, service, day, options, idle, starts_at)
-    room = _pick("room", context.resources.rooms, request.room_id, options.room_starts, idle, starts_at)
+    spread = next((i for i, p in enumerate(context.resources.providers) if p.id == provider.id), 0)
+    room = _pick(
+        "room",
+        _suitable_first(context.resources.rooms, service, spread),
+        request.room_id,
+        options.room_starts,
+        idle,
+        starts_at,
+    )
     device = None
     if service.device_type is not None:
         device = _pick(
             "device", context.resources.devices, request.device_id, options.device_starts, idle, starts_at
         )
     return _Choice(provider, room, device)
+
+
+R = TypeVar("R", RoomRead, DeviceRead)
+
+
+def _suitable_first(pool: list[R], service: ServiceRead, spread: int) -> list[R]:
+    """The suitable rooms or devices in the order slots offer them (see `availability.preferred`)."""
+    suitable = [
+        r
+        for r in pool
+        if (
+            r.room_type in service.room_types
+            if isinstance(r, RoomRead)
+            else r.device_type == service.device_type
+        )
+    ]
+    return availability.preferred(suitable, spread)
 
 
 def _pick_provider(
@@ -300,9 +337,6 @@ def _pick_provider(
     raise ResourceBusyError(
         "provider", busy.id, f"provider {busy.name} ({busy.id}) is already booked at that time"
     )
-
-
-R = TypeVar("R", RoomRead, DeviceRead)
 
 
 def _pick(
