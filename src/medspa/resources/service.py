@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -156,6 +156,7 @@ def add_closure(
     session.add(closure)
     session.flush()
     read = ClosureRead.model_validate(closure)
+    repository.bump_config_version(session, location.id)
     record_event(session, actor, "location.closure_added", location.id, read.model_dump(mode="json"))
     return read
 
@@ -313,6 +314,7 @@ def add_time_off(session: Session, *, actor: Actor, provider_id: uuid.UUID, data
     session.add(row)
     session.flush()
     read = PeriodRead.model_validate(row)
+    repository.bump_config_version(session, provider.location_id)
     record_event(session, actor, "provider.time_off_added", provider.id, read.model_dump(mode="json"))
     return read
 
@@ -438,6 +440,7 @@ def add_maintenance(
     session.add(row)
     session.flush()
     read = PeriodRead.model_validate(row)
+    repository.bump_config_version(session, device.location_id)
     record_event(session, actor, "device.maintenance_added", device.id, read.model_dump(mode="json"))
     return read
 
@@ -447,41 +450,51 @@ def add_maintenance(
 
 @dataclass(frozen=True)
 class LocationConfig:
-    """A location's standing set-up: hours, providers (skills, licenses, shifts, breaks), rooms, devices."""
+    """A location's set-up: hours and closures, providers (skills, licenses, shifts, breaks, time off),
+    rooms, devices (with maintenance)."""
 
     location: LocationRead
     providers: list[ProviderRead]
     rooms: list[RoomRead]
     devices: list[DeviceRead]
+    closed_dates: frozenset[date]
+    time_off: list[tuple[uuid.UUID, datetime, datetime]]
+    maintenance: list[tuple[uuid.UUID, datetime, datetime]]
 
 
 _CONFIG_CACHE: dict[uuid.UUID, tuple[int, LocationConfig]] = {}
+_EVER = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
 _CONFIG_CACHE_LOCK = threading.Lock()
 _CONFIG_CACHE_SIZE = 512
 
 
 def location_config(session: Session, *, actor: Actor, location_id: uuid.UUID) -> LocationConfig:
-    """The location's standing set-up, from a per-process cache keyed by the location's
-    `config_version`; every write to the location, its providers, rooms or devices bumps that version
-    in the same transaction, so a cached copy is never stale for the transaction reading the version."""
+    """The location's set-up, from a per-process cache keyed by the location's `config_version`; every
+    write to the location, its closures, providers, time off, rooms, devices or maintenance bumps that
+    version in the same transaction, so a cached copy is never stale for the transaction reading it."""
     location = _location(session, actor, location_id)
     with _CONFIG_CACHE_LOCK:
         cached = _CONFIG_CACHE.get(location.id)
     if cached is not None and cached[0] == location.config_version:
         return cached[1]
+    providers = _provider_reads(
+        session, repository.active_providers(session, actor.organization_id, location.id)
+    )
+    devices = [
+        DeviceRead.model_validate(d)
+        for d in repository.active_devices(session, actor.organization_id, location.id)
+    ]
     config = LocationConfig(
         location=_location_read(session, location),
-        providers=_provider_reads(
-            session, repository.active_providers(session, actor.organization_id, location.id)
-        ),
+        providers=providers,
         rooms=[
             RoomRead.model_validate(r)
             for r in repository.active_rooms(session, actor.organization_id, location.id)
         ],
-        devices=[
-            DeviceRead.model_validate(d)
-            for d in repository.active_devices(session, actor.organization_id, location.id)
-        ],
+        devices=devices,
+        closed_dates=frozenset(repository.closed_dates(session, location.id, date.min, date.max)),
+        time_off=repository.time_off(session, [p.id for p in providers], _EVER[0], _EVER[1]),
+        maintenance=repository.maintenance(session, [d.id for d in devices], _EVER[0], _EVER[1]),
     )
     if location.id not in repository.changed_locations(session):
         with _CONFIG_CACHE_LOCK:
@@ -513,18 +526,16 @@ def load_location_resources(
     zone = config.location.time_zone
     first, last = to_local(start, zone).date(), to_local(end, zone).date()
     time_off: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {}
-    for provider_id, off_from, off_until in repository.time_off(
-        session, [p.id for p in config.providers], start, end
-    ):
-        time_off.setdefault(provider_id, []).append((off_from, off_until))
+    for provider_id, off_from, off_until in config.time_off:
+        if off_from < end and off_until > start:
+            time_off.setdefault(provider_id, []).append((off_from, off_until))
     maintenance: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {}
-    for device_id, down_from, down_until in repository.maintenance(
-        session, [d.id for d in config.devices], start, end
-    ):
-        maintenance.setdefault(device_id, []).append((down_from, down_until))
+    for device_id, down_from, down_until in config.maintenance:
+        if down_from < end and down_until > start:
+            maintenance.setdefault(device_id, []).append((down_from, down_until))
     return LocationResources(
         location=config.location,
-        closed_dates=frozenset(repository.closed_dates(session, location_id, first, last)),
+        closed_dates=frozenset(d for d in config.closed_dates if first <= d <= last),
         providers=config.providers,
         rooms=config.rooms,
         devices=config.devices,

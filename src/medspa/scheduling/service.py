@@ -437,6 +437,10 @@ def _reserve_or_rechoose(
     exclusion constraint says so), choose again with that booking now visible and retry, so a loser
     that could use another room or provider still books. Resources the request named stay fixed, so
     for them the next choice raises ResourceBusyError at once."""
+    if session.get_bind().dialect.name == "sqlite":
+        # One writer at a time: the re-check in `_choose` already saw every committed booking.
+        _reserve(session, actor, appointment, service, choice)
+        return
     for attempt in range(RESERVE_ATTEMPTS):
         try:
             with session.begin_nested():

@@ -116,15 +116,20 @@ def revoke_token(session: Session, *, actor: Actor, token_id: uuid.UUID) -> None
 
 def authenticate_token(session: Session, *, token: str) -> Actor:
     """The actor behind a bearer token; AuthenticationError for an unknown or revoked one."""
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
-    if row is None or row.revoked_at is not None:
-        raise AuthenticationError("invalid or revoked token")
-    organization = session.get(Organization, row.organization_id)
-    if organization is None or not organization.is_active:
-        raise AuthenticationError("invalid or revoked token")
-    return Actor(
-        organization_id=row.organization_id, kind="token", actor_id=row.id, role=Role(row.role), name=row.name
+    query = (
+        select(ApiToken.id, ApiToken.organization_id, ApiToken.role, ApiToken.name)
+        .join(Organization, Organization.id == ApiToken.organization_id)
+        .where(
+            ApiToken.token_hash == digest(token),
+            ApiToken.revoked_at.is_(None),
+            Organization.is_active.is_(True),
+        )
     )
+    row = session.execute(query).first()
+    if row is None:
+        raise AuthenticationError("invalid or revoked token")
+    token_id, organization_id, role, name = row
+    return Actor(organization_id=organization_id, kind="token", actor_id=token_id, role=Role(role), name=name)
 
 
 def sign_in(session: Session, *, organization_slug: str, email: str, password: str) -> str:
