@@ -41,10 +41,12 @@ def list_owned(
     limit: int,
     offset: int,
 ) -> tuple[list[T], int]:
-    """One page of the organization's records and the total count matching the filters."""
+    """One page of the organization's records and the total count matching the filters.
+
+    `order_by` is a column or a tuple of columns; the id breaks ties so pages never overlap."""
     conditions = [model.organization_id == organization_id, *filters]
     total = session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
-    rows = session.scalars(
-        select(model).where(*conditions).order_by(order_by).limit(limit).offset(offset)
-    ).all()
+    ordering = order_by if isinstance(order_by, tuple) else (order_by,)
+    query = select(model).where(*conditions).order_by(*ordering, model.id).limit(limit).offset(offset)
+    rows = session.scalars(query).all()
     return list(rows), total
