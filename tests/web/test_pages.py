@@ -6,7 +6,7 @@ import html
 import re
 import uuid
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -19,7 +19,7 @@ from medspa.kit.tz import local_day_bounds, to_local
 from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import AppointmentRead, BookingRequest, Status
-from tests.web.conftest import FRONT_DESK, Demo, booking_service_id, first_day_with_slots
+from tests.web.conftest import FRONT_DESK, Demo, booking_service_id, first_day_with_slots, local_today
 
 HTMX = {"HX-Request": "true"}
 SLOT_VALUE = re.compile(r'name="slot" value="([^"]+)"')
@@ -167,6 +167,32 @@ def test_day_view_shows_a_column_per_provider_and_every_appointment_of_the_day(
     assert f"?date={date.fromordinal(day.toordinal() + 1).isoformat()}" in page.text
 
 
+def test_day_view_shades_the_time_a_provider_is_off(
+    signed_in: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    today = local_today(engine, demo_template)
+    monday = today + timedelta(days=(7 - today.weekday()) % 7 or 7)
+    with unit_of_work(engine, write=False) as session:
+        providers = {
+            p.name: p.id
+            for p in resources.list_providers(
+                session, actor=demo_template.actor, location_id=demo_template.location_id
+            ).items
+        }
+
+    page = signed_in.get(_day_url(demo_template, monday))
+
+    columns = {
+        chunk.split('"', 1)[0]: chunk for chunk in page.text.split('<div class="column" data-provider="')[1:]
+    }
+    # Jordan Reyes works Tuesday to Friday; Dr. Elena Marsh works Monday 9-5 with a half-hour lunch.
+    assert ">Not working<" in columns[str(providers["Jordan Reyes"])]
+    marsh = columns[str(providers["Dr. Elena Marsh"])]
+    assert ">Not working<" not in marsh
+    assert marsh.count(">Break<") == 1
+    assert marsh.count(">Off shift<") == 1  # 5 PM to the 7 PM close
+
+
 def test_day_view_of_an_htmx_navigation_is_only_the_day_section(
     signed_in: TestClient, engine: Engine, demo_template: Demo
 ) -> None:
@@ -182,6 +208,15 @@ def test_an_unknown_location_is_a_not_found_page(signed_in: TestClient) -> None:
     assert page.status_code == 404
     assert "text/html" in page.headers["content-type"]
     assert "not found" in page.text
+
+
+def test_malformed_input_is_an_html_page_not_a_500(signed_in: TestClient, demo_template: Demo) -> None:
+    bad_id = signed_in.get("/locations/not-an-id/day")
+    bad_date = signed_in.get(_day_url(demo_template) + "?date=2026-02-31")
+    for page in (bad_id, bad_date):
+        assert page.status_code == 422
+        assert "text/html" in page.headers["content-type"]
+        assert "invalid input" in page.text
 
 
 # --- slots and booking --------------------------------------------------------------------------------
@@ -274,7 +309,9 @@ def test_booking_a_slot_someone_just_took_answers_409_with_fresh_slots(
     assert again.status_code == 409
     assert "Could not book" in again.text
     assert "already booked at that time" in again.text
+    assert not re.search(r"\([0-9a-f]{8}-[0-9a-f]{4}-", again.text), "record ids are not for the front desk"
     assert again.text.lstrip().startswith('<div id="slots"')
+    assert '<section id="day" class="day" hx-swap-oob="outerHTML"' in again.text
     assert slot not in [html.unescape(v) for v in SLOT_VALUE.findall(again.text)]
     assert len(_appointments_on(engine, demo_template, day)) == count
 

@@ -80,9 +80,23 @@ class Block:
 
 
 @dataclass(frozen=True)
+class Shade:
+    """Time in a provider's column when they are not bookable: off shift, or on a break."""
+
+    top_px: int
+    height_px: int
+    label: str
+
+
+@dataclass(frozen=True)
 class Column:
     provider: ProviderRead
+    shades: list[Shade] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
+
+    @property
+    def is_working(self) -> bool:
+        return not any(s.label == "Not working" for s in self.shades)
 
 
 @dataclass(frozen=True)
@@ -160,7 +174,7 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
         if a.device_id is not None and a.device_id not in devices:
             devices[a.device_id] = resources.get_device(session, actor=actor, device_id=a.device_id).name
 
-    columns = {p.id: Column(p) for p in providers}
+    columns = {p.id: Column(p, _shades(p, day, first_minute, last_minute)) for p in providers}
     for a in appointments:
         if a.provider_id not in columns:  # booked here, but the provider's record says elsewhere now
             columns[a.provider_id] = Column(
@@ -205,6 +219,32 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
         now_px=now_px,
         appointment_count=len(appointments),
     )
+
+
+def _shades(provider: ProviderRead, day: date, first_minute: int, last_minute: int) -> list[Shade]:
+    """The weekly shifts and breaks of the provider on `day`'s weekday, as shaded spans on the axis.
+    (Dated time off is not drawn: the availability search still honours it.)"""
+    shifts = sorted(
+        (_time_minutes(s.starts_at), _time_minutes(s.ends_at))
+        for s in provider.shifts
+        if s.weekday == day.weekday()
+    )
+    if not shifts:
+        return [Shade(0, _px(last_minute - first_minute), "Not working")]
+    shades = []
+    cursor = first_minute
+    for start, end in [*shifts, (last_minute, last_minute)]:
+        if start > cursor:
+            shades.append(Shade(_px(cursor - first_minute), _px(start - cursor), "Off shift"))
+        cursor = max(cursor, end)
+    for span in provider.breaks:
+        if span.weekday != day.weekday():
+            continue
+        start = max(_time_minutes(span.starts_at), first_minute)
+        end = min(_time_minutes(span.ends_at), last_minute)
+        if end > start:
+            shades.append(Shade(_px(start - first_minute), _px(end - start), "Break"))
+    return shades
 
 
 def _is_shown(appointment: AppointmentRead, now: datetime) -> bool:

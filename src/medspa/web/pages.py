@@ -14,6 +14,7 @@ Handlers parse, call service functions and render; the layout of the day lives i
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import date, datetime
@@ -48,6 +49,7 @@ from medspa.web.board import Board, build_board, clock_label, local_today
 HERE = Path(__file__).resolve().parent
 LIST_LIMIT = 500
 CLIENT_MATCHES = 10
+_ID_IN_PARENTHESES = re.compile(r" \([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\)")
 
 _environment = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
 _environment.filters["hm"] = lambda value: clock_label(value.hour, value.minute)
@@ -72,7 +74,7 @@ class _PageRoute(APIRoute):
                     return Response(status_code=401, headers={"HX-Redirect": "/login"})
                 return RedirectResponse("/login", status_code=303)
             except MedspaError as error:
-                return _error(request, error.detail, error.status_code)
+                return _error(request, _readable(error), error.status_code)
             except RequestValidationError as error:
                 fields = ", ".join(str(p.get("loc", ("?",))[-1]) for p in error.errors())
                 return _error(request, f"invalid input: {fields}", 422)
@@ -111,6 +113,11 @@ def _same_origin(request: Request) -> None:
 
 PageActor = Annotated[Actor, Depends(_page_actor)]
 SameOrigin = [Depends(_same_origin)]
+
+
+def _readable(error: MedspaError) -> str:
+    """The error's message for the front desk: names stay, the record ids beside them go."""
+    return _ID_IN_PARENTHESES.sub("", error.detail)
 
 
 def _uuid(value: str | None) -> uuid.UUID | None:
@@ -330,7 +337,9 @@ def _slots_fragment(
     message: str | None = None,
     kind: str = "error",
     status_code: int = 200,
+    board: Board | None = None,
 ) -> Response:
+    """The slots fragment; with `board`, also that day's view swapped in out of band."""
     location = resources.get_location(session, actor=actor, location_id=location_id)
     found: list[SlotRead] = []
     if service_id is None or day is None:
@@ -347,7 +356,7 @@ def _slots_fragment(
                 provider_id=provider_id,
             )
         except MedspaError as error:
-            message, kind = error.detail, "error"
+            message, kind = _readable(error), "error"
     context = {
         "location": location,
         "day": day,
@@ -356,8 +365,12 @@ def _slots_fragment(
         "searched": service_id is not None and day is not None,
         "message": message,
         "kind": kind,
+        "board": board,
     }
-    return templates.TemplateResponse(request, "_slots.html", context, status_code=status_code)
+    headers = {"HX-Push-Url": f"/locations/{location.id}/day?date={board.day.isoformat()}"} if board else None
+    return templates.TemplateResponse(
+        request, "_slots.html", context, status_code=status_code, headers=headers
+    )
 
 
 def _by_provider(found: list[SlotRead]) -> list[tuple[str, list[dict[str, str]]]]:
@@ -412,7 +425,7 @@ def book(
     reason above freshly fetched slots."""
     service, provider, day = _uuid(service_id), _uuid(provider_id), _date(on)
 
-    def again(message: str, status_code: int) -> Response:
+    def again(message: str, status_code: int, board: Board | None = None) -> Response:
         return _slots_fragment(
             request,
             session,
@@ -423,6 +436,7 @@ def book(
             day,
             message=message,
             status_code=status_code,
+            board=board,
         )
 
     chosen = _parse_slot(slot)
@@ -447,12 +461,14 @@ def book(
         with session.begin_nested():
             appointment = scheduling.book_appointment(session, actor=actor, data=request_data)
     except MedspaError as error:
-        note = (
-            " Someone may have just taken it; here are the slots now free."
-            if error.status_code == 409
-            else ""
-        )
-        return again(f"Could not book: {error.detail}.{note}", error.status_code)
+        if error.status_code != 409:
+            return again(f"Could not book: {_readable(error)}.", error.status_code)
+        # Someone took it: show what is free now, and the day as it now stands.
+        location = resources.get_location(session, actor=actor, location_id=location_id)
+        taken_day = to_local(starts_at, location.time_zone).date()
+        board = build_board(session, actor=actor, location_id=location_id, day=taken_day)
+        message = f"Could not book: {_readable(error)}. Here are the slots free now."
+        return again(message, 409, board)
     board = _board_of(session, actor, appointment)
     summary = _summary(session, actor, appointment)
     context = {
@@ -526,7 +542,7 @@ def change_status(
                     LIFECYCLE[action](session, actor=actor, appointment_id=appointment.id)
             message = f"{DONE[action]} {_summary(session, actor, appointment)}."
         except MedspaError as error:
-            message, kind, status_code = error.detail, "error", error.status_code
+            message, kind, status_code = _readable(error), "error", error.status_code
     board = _board_of(session, actor, appointment)
     return _day_fragment(request, board, message=message, kind=kind, status_code=status_code)
 
