@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 from datetime import date, timedelta
 
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -19,6 +20,7 @@ from medspa.kit.tz import local_day_bounds, to_local
 from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import AppointmentRead, BookingRequest, Status
+from medspa.web import pages
 from tests.web.conftest import FRONT_DESK, Demo, booking_service_id, first_day_with_slots, local_today
 
 HTMX = {"HX-Request": "true"}
@@ -81,6 +83,24 @@ def test_pages_deny_a_request_without_a_session(client: TestClient, demo_templat
     forged = client.get(_day_url(demo_template), follow_redirects=False)
     assert forged.status_code == 303
     assert forged.headers["location"] == "/login"
+
+
+def test_every_page_but_signing_in_and_out_needs_a_session(client: TestClient, demo_template: Demo) -> None:
+    open_paths = {"/login", "/logout"}
+    checked = 0
+    for route in pages.router.routes:
+        assert isinstance(route, APIRoute)
+        if route.path in open_paths:
+            continue
+        path = route.path.format(
+            location_id=demo_template.location_id, appointment_id=uuid.uuid4(), action="check_in"
+        )
+        for method in sorted(route.methods):
+            response = client.request(method, path, follow_redirects=False)
+            assert (method, path, response.status_code) == (method, path, 303)
+            assert response.headers["location"] == "/login"
+            checked += 1
+    assert checked == 7
 
 
 def test_wrong_password_shows_the_form_again_with_one_message(client: TestClient) -> None:

@@ -1,34 +1,20 @@
 """The web pages: sign-in, the front-desk day view of a location, booking and the appointment lifecycle.
 
-Server-rendered with Jinja2 (autoescaping on: client names are user input) and HTMX. Every page needs a
-signed-in user (deny by default): without a valid session cookie a page redirects to /login, and an
-HTMX request gets `HX-Redirect: /login`.
-
-CSRF: the session cookie is HttpOnly and SameSite=Lax (a browser does not send it on a cross-site POST),
-and every POST must also carry an `Origin` header, or failing that a `Referer`, whose host is the
-request's own `Host`; a POST with neither, or from another host, is refused with 403. Browsers send
-`Origin` on every form and fetch POST, so this needs no token in the forms.
-
-Handlers parse, call service functions and render; the layout of the day lives in `web/board.py`.
+Server-rendered with Jinja2 and HTMX. Handlers parse, call service functions and render: the sign-in
+and CSRF guards live in `web/guards.py` (every page needs a signed-in user; every POST a same-host
+Origin), the layout of the day in `web/board.py`, the slot buttons in `web/slots.py`.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections.abc import Callable, Coroutine
-from datetime import date, datetime
-from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import urlsplit
+from collections.abc import Callable
+from datetime import date
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
@@ -36,88 +22,21 @@ from medspa.api import SESSION_COOKIE, SessionDep
 from medspa.catalog import service as catalog
 from medspa.clients import service as clients
 from medspa.clients.schemas import ClientCreate, ClientRead
-from medspa.kit.errors import AuthenticationError, MedspaError, NotFoundError, PermissionDeniedError
+from medspa.kit.errors import AuthenticationError, MedspaError, NotFoundError
 from medspa.kit.tz import to_local
 from medspa.resources import service as resources
-from medspa.resources.schemas import LocationRead
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import AppointmentRead, BookingRequest, SlotRead
 from medspa.security import service as security
 from medspa.security.actors import Actor
 from medspa.web.board import Board, build_board, clock_label, local_today
+from medspa.web.guards import WEB, PageActor, PageRoute, SameOrigin, is_htmx, readable, templates
+from medspa.web.slots import by_provider, parse_slot
 
-HERE = Path(__file__).resolve().parent
 LIST_LIMIT = 500
 CLIENT_MATCHES = 10
-_ID_IN_PARENTHESES = re.compile(r" \([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\)")
 
-_environment = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
-_environment.filters["hm"] = lambda value: clock_label(value.hour, value.minute)
-templates = Jinja2Templates(env=_environment)
-
-
-class SignInRequiredError(Exception):
-    """No valid session: the page answers with the way to /login."""
-
-
-class _PageRoute(APIRoute):
-    """Routes whose errors are rendered as HTML (a page, or a fragment for HTMX) instead of JSON."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def render_errors(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except SignInRequiredError:
-                if _is_htmx(request):
-                    return Response(status_code=401, headers={"HX-Redirect": "/login"})
-                return RedirectResponse("/login", status_code=303)
-            except MedspaError as error:
-                return _error(request, _readable(error), error.status_code)
-            except RequestValidationError as error:
-                fields = ", ".join(str(p.get("loc", ("?",))[-1]) for p in error.errors())
-                return _error(request, f"invalid input: {fields}", 422)
-
-        return render_errors
-
-
-router = APIRouter(route_class=_PageRoute, include_in_schema=False)
-
-
-def _is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
-
-
-def _error(request: Request, message: str, status_code: int) -> Response:
-    name = "_message.html" if _is_htmx(request) else "error.html"
-    context = {"message": message, "kind": "error", "status_code": status_code}
-    return templates.TemplateResponse(request, name, context, status_code=status_code)
-
-
-def _page_actor(request: Request, session: SessionDep) -> Actor:
-    secret = request.cookies.get(SESSION_COOKIE)
-    if not secret:
-        raise SignInRequiredError
-    try:
-        return security.authenticate_session(session, secret=secret)
-    except AuthenticationError as error:
-        raise SignInRequiredError from error
-
-
-def _same_origin(request: Request) -> None:
-    source = request.headers.get("origin") or request.headers.get("referer")
-    if not source or urlsplit(source).netloc != request.headers.get("host", ""):
-        raise PermissionDeniedError("cross-site request refused: send it from this site's own pages")
-
-
-PageActor = Annotated[Actor, Depends(_page_actor)]
-SameOrigin = [Depends(_same_origin)]
-
-
-def _readable(error: MedspaError) -> str:
-    """The error's message for the front desk: names stay, the record ids beside them go."""
-    return _ID_IN_PARENTHESES.sub("", error.detail)
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
 def _uuid(value: str | None) -> uuid.UUID | None:
@@ -209,7 +128,7 @@ def day_view(
     day = on or local_today(location)
     board = build_board(session, actor=actor, location_id=location.id, day=day)
     headers = {"Vary": "HX-Request, HX-Target"}
-    if _is_htmx(request) and request.headers.get("hx-target") == "day":
+    if is_htmx(request) and request.headers.get("hx-target") == "day":
         return _day_fragment(request, board, headers=headers)
     today = local_today(location)
     context = {
@@ -356,11 +275,11 @@ def _slots_fragment(
                 provider_id=provider_id,
             )
         except MedspaError as error:
-            message, kind = _readable(error), "error"
+            message, kind = readable(error), "error"
     context = {
         "location": location,
         "day": day,
-        "groups": _by_provider(found),
+        "groups": by_provider(found),
         "count": len(found),
         "searched": service_id is not None and day is not None,
         "message": message,
@@ -371,41 +290,6 @@ def _slots_fragment(
     return templates.TemplateResponse(
         request, "_slots.html", context, status_code=status_code, headers=headers
     )
-
-
-def _by_provider(found: list[SlotRead]) -> list[tuple[str, list[dict[str, str]]]]:
-    groups: dict[str, list[dict[str, str]]] = {}
-    for slot in found:
-        local = datetime.fromisoformat(slot.local_start)
-        groups.setdefault(slot.provider_name, []).append(
-            {
-                "time": clock_label(local.hour, local.minute),
-                "room": slot.room_name,
-                "device": slot.device_name or "",
-                "value": _slot_value(slot),
-            }
-        )
-    return sorted(groups.items())
-
-
-def _slot_value(slot: SlotRead) -> str:
-    """What a slot button posts: the start and the exact resources offered, so the booking takes them."""
-    parts = [slot.starts_at.isoformat(), str(slot.provider_id), str(slot.room_id), str(slot.device_id or "")]
-    return "|".join(parts)
-
-
-def _parse_slot(value: str) -> tuple[datetime, uuid.UUID, uuid.UUID, uuid.UUID | None] | None:
-    parts = value.split("|")
-    if len(parts) != 4:
-        return None
-    try:
-        starts_at = datetime.fromisoformat(parts[0])
-    except ValueError:
-        return None
-    provider_id, room_id = _uuid(parts[1]), _uuid(parts[2])
-    if starts_at.tzinfo is None or provider_id is None or room_id is None:
-        return None
-    return starts_at, provider_id, room_id, _uuid(parts[3])
 
 
 @router.post("/locations/{location_id}/appointments", dependencies=SameOrigin)
@@ -439,7 +323,7 @@ def book(
             board=board,
         )
 
-    chosen = _parse_slot(slot)
+    chosen = parse_slot(slot)
     client = _uuid(client_id)
     if chosen is None:
         return again("Pick one of the slots below.", 200 if not slot else 422)
@@ -447,27 +331,26 @@ def book(
         return again("Choose or add a client first, then pick the slot again.", 422)
     if service is None:
         return again("Choose a service.", 422)
-    starts_at, slot_provider, room, device = chosen
     request_data = BookingRequest(
         client_id=client,
         service_id=service,
         location_id=location_id,
-        starts_at=starts_at,
-        provider_id=slot_provider,
-        room_id=room,
-        device_id=device,
+        starts_at=chosen.starts_at,
+        provider_id=chosen.provider_id,
+        room_id=chosen.room_id,
+        device_id=chosen.device_id,
     )
     try:
         with session.begin_nested():
             appointment = scheduling.book_appointment(session, actor=actor, data=request_data)
     except MedspaError as error:
         if error.status_code != 409:
-            return again(f"Could not book: {_readable(error)}.", error.status_code)
+            return again(f"Could not book: {readable(error)}.", error.status_code)
         # Someone took it: show what is free now, and the day as it now stands.
         location = resources.get_location(session, actor=actor, location_id=location_id)
-        taken_day = to_local(starts_at, location.time_zone).date()
+        taken_day = to_local(chosen.starts_at, location.time_zone).date()
         board = build_board(session, actor=actor, location_id=location_id, day=taken_day)
-        message = f"Could not book: {_readable(error)}. Here are the slots free now."
+        message = f"Could not book: {readable(error)}. Here are the slots free now."
         return again(message, 409, board)
     board = _board_of(session, actor, appointment)
     summary = _summary(session, actor, appointment)
@@ -489,7 +372,7 @@ def _board_of(session: Session, actor: Actor, appointment: AppointmentRead) -> B
 
 
 def _summary(session: Session, actor: Actor, appointment: AppointmentRead) -> str:
-    location: LocationRead = resources.get_location(session, actor=actor, location_id=appointment.location_id)
+    location = resources.get_location(session, actor=actor, location_id=appointment.location_id)
     local = to_local(appointment.starts_at, location.time_zone)
     client = clients.get_client(session, actor=actor, client_id=appointment.client_id)
     service = catalog.get_service(session, actor=actor, service_id=appointment.service_id)
@@ -542,12 +425,12 @@ def change_status(
                     LIFECYCLE[action](session, actor=actor, appointment_id=appointment.id)
             message = f"{DONE[action]} {_summary(session, actor, appointment)}."
         except MedspaError as error:
-            message, kind, status_code = _readable(error), "error", error.status_code
+            message, kind, status_code = readable(error), "error", error.status_code
     board = _board_of(session, actor, appointment)
     return _day_fragment(request, board, message=message, kind=kind, status_code=status_code)
 
 
 def install_pages(app: FastAPI) -> None:
     """Serve the pages and their static files (`/static`: HTMX and the style sheet, no CDN)."""
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     app.include_router(router)
