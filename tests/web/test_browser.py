@@ -135,8 +135,13 @@ def test_front_desk_signs_in_sees_the_day_and_books_a_slot(
     page.screenshot(path=str(shot), full_page=True)
     print(f"screenshot: {shot}")
 
-    new_block.locator("summary").click()
-    new_block.locator("input[name=reason]").fill("client rescheduling by phone")
-    new_block.locator("button:has-text('Cancel')").click()
-    page.wait_for_selector("#day .flash.ok")
+    page.locator("article.appt.new summary").click()
+    page.locator("article.appt.new button:has-text('Check in')").click()
+    checked_in = page.locator("article.appt.status-checked_in", has_text="Ines Moreau")
+    checked_in.wait_for()
+    assert "Checked in Ines Moreau" in page.inner_text("#day .flash.ok")
+    checked_in.locator("summary").click()
+    checked_in.locator("input[name=reason]").fill("client rescheduling by phone")
+    checked_in.locator("button:has-text('Cancel')").click()
+    page.wait_for_selector("#day .flash.ok:has-text('Cancelled Ines Moreau')")
     assert page.locator("article.appt").count() == blocks_before

@@ -120,6 +120,13 @@ class Board:
     appointment_count: int
 
     @property
+    def legend(self) -> list[tuple[str, str]]:
+        """(status, label) of every status a block can show, in lifecycle order."""
+        return [
+            (status.value, label) for status, label in STATUS_LABELS.items() if status is not Status.CANCELLED
+        ]
+
+    @property
     def previous_day(self) -> date:
         return self.day - timedelta(days=1)
 
