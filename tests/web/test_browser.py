@@ -100,6 +100,10 @@ def test_front_desk_signs_in_sees_the_day_and_books_a_slot(
     service_id = booking_service_id(engine, demo_template)
     day, slots = first_day_with_slots(engine, demo_template, service_id)
 
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+
     page.goto("/")
     assert page.url.endswith("/login")
     page.fill("input[name=email]", FRONT_DESK)
@@ -145,3 +149,6 @@ def test_front_desk_signs_in_sees_the_day_and_books_a_slot(
     checked_in.locator("button:has-text('Cancel')").click()
     page.wait_for_selector("#day .flash.ok:has-text('Cancelled Ines Moreau')")
     assert page.locator("article.appt").count() == blocks_before
+    # Expected refusals answer 4xx on purpose; anything else in the console (a script error, a blocked
+    # resource, a Content-Security-Policy violation) is a fault.
+    assert [p for p in problems if "status of 4" not in p] == []

@@ -171,6 +171,7 @@ def test_day_view_shows_a_column_per_provider_and_every_appointment_of_the_day(
     page = signed_in.get(_day_url(demo_template, day))
 
     assert page.status_code == 200
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     assert page.text.count('class="column"') == len(providers) == 7
     for provider in providers:
         assert f'data-provider="{provider.id}"' in page.text
@@ -386,6 +387,7 @@ def test_a_client_name_with_markup_is_escaped_everywhere(
     assert added.status_code == 200
     assert evil not in added.text
     assert "&lt;script&gt;" in added.text
+    assert '<details id="new-client" class="new-client" hx-swap-oob="outerHTML">' in added.text
     service_id = booking_service_id(engine, demo_template)
     day, slots = first_day_with_slots(engine, demo_template, service_id)
     with unit_of_work(engine) as session:

@@ -159,7 +159,9 @@ def _day_fragment(
 
 
 @router.get("/locations/{location_id}/clients")
-def search_clients(request: Request, session: SessionDep, actor: PageActor, q: str = "") -> Response:
+def search_clients(
+    request: Request, session: SessionDep, actor: PageActor, location_id: uuid.UUID, q: str = ""
+) -> Response:
     """Clients whose email or phone is exactly `q` (an `@` means email; otherwise its digits, a phone)."""
     query = q.strip()
     matches: list[ClientRead] = []
@@ -170,7 +172,7 @@ def search_clients(request: Request, session: SessionDep, actor: PageActor, q: s
     message = None
     if query and not matches:
         message = "No client with that email or phone. Add a new client below."
-    return _client_choice(request, matches, message=message)
+    return _client_choice(request, location_id, matches, message=message)
 
 
 @router.post("/locations/{location_id}/clients", dependencies=SameOrigin)
@@ -178,6 +180,7 @@ def add_client(
     request: Request,
     session: SessionDep,
     actor: PageActor,
+    location_id: uuid.UUID,
     first_name: Annotated[str, Form()] = "",
     last_name: Annotated[str, Form()] = "",
     email: Annotated[str, Form()] = "",
@@ -195,17 +198,22 @@ def add_client(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
             for e in error.errors()
         )
-        return _client_choice(request, [], message=f"Check the new client: {problems}", kind="error")
+        return _client_choice(
+            request, location_id, [], message=f"Check the new client: {problems}", kind="error"
+        )
     if data.email is None and data.phone is None:
-        return _client_choice(request, [], message="Give the new client an email or a phone.", kind="error")
+        message = "Give the new client an email or a phone."
+        return _client_choice(request, location_id, [], message=message, kind="error")
     client = clients.create_client(session, actor=actor, data=data)
+    # The answer also resets the new-client form (closed and empty), out of band.
     return _client_choice(
-        request, [client], selected=client.id, message=f"Added {client.first_name}.", kind="ok"
+        request, location_id, [client], selected=client.id, message=f"Added {client.first_name}.", kind="ok"
     )
 
 
 def _client_choice(
     request: Request,
+    location_id: uuid.UUID,
     matches: list[ClientRead],
     *,
     selected: uuid.UUID | None = None,
@@ -213,7 +221,13 @@ def _client_choice(
     kind: str = "note",
 ) -> Response:
     """The client picker's fragment; a message of kind "error" answers 422."""
-    context = {"matches": matches, "selected": selected, "message": message, "kind": kind}
+    context = {
+        "location_id": location_id,
+        "matches": matches,
+        "selected": selected,
+        "message": message,
+        "kind": kind,
+    }
     status_code = 422 if kind == "error" else 200
     return templates.TemplateResponse(request, "_clients.html", context, status_code=status_code)
 
