@@ -61,19 +61,29 @@ def server(engine: Engine) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(server: str) -> Iterator[Any]:
-    """A Chromium page; skipped (with the reason) only when Chromium is missing or cannot start."""
+def chromium() -> Path:
+    """The system's Chromium; checked before any database or server is set up for the test."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (Debian package chromium; `make browser` installs it)")
+    return CHROMIUM
+
+
+@pytest.fixture
+def page(chromium: Path, server: str) -> Iterator[Any]:
+    """A Chromium page; skipped (with the reason) only when Chromium is missing or cannot start."""
     from playwright.sync_api import Error, sync_playwright
 
-    with sync_playwright() as playwright:
+    try:
+        playwright = sync_playwright().start()
+    except Exception as error:  # the Playwright driver itself could not run
+        pytest.skip(f"Playwright could not start: {error}")
+    try:
         try:
             browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+                executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True
             )
         except Error as error:
-            pytest.skip(f"Playwright could not start {CHROMIUM}: {error.message.splitlines()[0]}")
+            pytest.skip(f"Playwright could not start {chromium}: {error.message.splitlines()[0]}")
         context = browser.new_context(viewport={"width": 1500, "height": 1000}, base_url=server)
         context.set_default_timeout(10_000)
         try:
@@ -81,6 +91,8 @@ def page(server: str) -> Iterator[Any]:
         finally:
             context.close()
             browser.close()
+    finally:
+        playwright.stop()
 
 
 def _screenshot_dir(tmp_path: Path) -> Path:
