@@ -21,6 +21,7 @@ from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import AppointmentRead, BookingRequest, Status
 from medspa.web import pages
+from medspa.web.board import PIXELS_PER_MINUTE
 from tests.web.conftest import FRONT_DESK, Demo, booking_service_id, first_day_with_slots, local_today
 
 HTMX = {"HX-Request": "true"}
@@ -184,6 +185,11 @@ def test_day_view_shows_a_column_per_provider_and_every_appointment_of_the_day(
     for appointment in shown:
         assert html.escape(names[appointment.client_id]) in page.text
         assert f"status-{appointment.status.value}" in page.text
+    # Blocks sit at their local wall-clock time on an axis that starts at the 9 AM opening.
+    first = shown[0]
+    local = to_local(first.starts_at, "America/New_York")
+    top = round((local.hour * 60 + local.minute - 9 * 60) * PIXELS_PER_MINUTE)
+    assert re.search(rf'<article id="appt-{first.id}"[^>]*style="top: {top}px;', page.text)
     assert f"?date={date.fromordinal(day.toordinal() - 1).isoformat()}" in page.text
     assert f"?date={date.fromordinal(day.toordinal() + 1).isoformat()}" in page.text
 
