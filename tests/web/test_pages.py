@@ -459,10 +459,18 @@ def test_lifecycle_buttons_move_the_appointment_and_redraw_the_day(
 ) -> None:
     appointment = _book_one(engine, demo_template)
     url = f"/appointments/{appointment.id}"
+    day = to_local(appointment.starts_at, "America/New_York").date()
+    page = signed_in.get(_day_url(demo_template, day))
+    block = page.text.split(f'<article id="appt-{appointment.id}"', 1)[1].split("</article>", 1)[0]
+    # Booked and not yet started: no "start", "complete" or "no-show" (before its start) on offer.
+    assert re.findall(rf'hx-post="{url}/(\w+)"', block) == ["confirm", "check_in", "cancel"]
 
+    confirmed = signed_in.post(f"{url}/confirm", headers=HTMX)
     checked_in = signed_in.post(f"{url}/check_in", headers=HTMX)
     refused = signed_in.post(f"{url}/complete", headers=HTMX)
 
+    assert confirmed.status_code == 200
+    assert f'id="appt-{appointment.id}" class="appt status-confirmed"' in confirmed.text
     assert checked_in.status_code == 200
     assert checked_in.text.lstrip().startswith('<section id="day"')
     assert f'id="appt-{appointment.id}" class="appt status-checked_in"' in checked_in.text

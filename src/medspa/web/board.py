@@ -29,6 +29,7 @@ DAY_LIMIT = 1000
 
 # The buttons a block offers, in order: (action in the URL, label, the status it leads to).
 ACTIONS: tuple[tuple[str, str, Status], ...] = (
+    ("confirm", "Confirm", Status.CONFIRMED),
     ("check_in", "Check in", Status.CHECKED_IN),
     ("start", "Start", Status.IN_SERVICE),
     ("complete", "Complete", Status.COMPLETED),

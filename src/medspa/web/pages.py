@@ -397,12 +397,14 @@ def _summary(session: Session, actor: Actor, appointment: AppointmentRead) -> st
 # --- the appointment lifecycle ------------------------------------------------------------------------
 
 LIFECYCLE: dict[str, Callable[..., AppointmentRead]] = {
+    "confirm": scheduling.confirm_appointment,
     "check_in": scheduling.check_in,
     "start": scheduling.start_service,
     "complete": scheduling.complete_appointment,
     "no_show": scheduling.mark_no_show,
 }
 DONE = {
+    "confirm": "Confirmed",
     "check_in": "Checked in",
     "start": "Started",
     "complete": "Completed",
