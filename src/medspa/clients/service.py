@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Collection
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from medspa.clients.models import Client
@@ -85,6 +86,20 @@ def list_clients(
         offset=offset,
     )
     return Page(items=[ClientRead.model_validate(c) for c in rows], total=total, limit=limit, offset=offset)
+
+
+def client_names(
+    session: Session, *, actor: Actor, client_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """Display names ("first last") of the given clients, by id, in one query: for lists such as the day
+    view that show many appointments. Ids of other organizations (or unknown ids) are simply absent."""
+    require(actor, Permission.READ)
+    if not client_ids:
+        return {}
+    query = select(Client.id, Client.first_name, Client.last_name).where(
+        Client.organization_id == actor.organization_id, Client.id.in_(set(client_ids))
+    )
+    return {row.id: f"{row.first_name} {row.last_name}" for row in session.execute(query)}
 
 
 def update_client(session: Session, *, actor: Actor, client_id: uuid.UUID, data: ClientUpdate) -> ClientRead:

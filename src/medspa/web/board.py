@@ -1,0 +1,314 @@
+"""The front-desk day view of a location, laid out for the template: one column per provider, a time
+axis over the opening hours, and each appointment of the day as a block placed by its local time.
+
+Only reads: everything comes from the domains' service functions. Positions are in pixels from the top of
+the axis, computed from local wall-clock minutes, so a block sits where the clock on the wall says.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy.orm import Session
+
+from medspa.catalog import service as catalog
+from medspa.clients import service as clients
+from medspa.kit import clock
+from medspa.kit.tz import local_day_bounds, to_local
+from medspa.resources import service as resources
+from medspa.resources.schemas import LocationRead, ProviderRead
+from medspa.scheduling import service as scheduling
+from medspa.scheduling.schemas import AppointmentRead, Status
+from medspa.security.actors import Actor
+
+PIXELS_PER_MINUTE = 1.8
+DEFAULT_HOURS = (time(9, 0), time(17, 0))
+DAY_LIMIT = 1000
+
+# The buttons a block offers, in order: (action in the URL, label, the status it leads to).
+ACTIONS: tuple[tuple[str, str, Status], ...] = (
+    ("confirm", "Confirm", Status.CONFIRMED),
+    ("check_in", "Check in", Status.CHECKED_IN),
+    ("start", "Start", Status.IN_SERVICE),
+    ("complete", "Complete", Status.COMPLETED),
+    ("no_show", "No-show", Status.NO_SHOW),
+    ("cancel", "Cancel", Status.CANCELLED),
+)
+STATUS_LABELS = {
+    Status.HELD: "Held",
+    Status.BOOKED: "Booked",
+    Status.CONFIRMED: "Confirmed",
+    Status.CHECKED_IN: "Checked in",
+    Status.IN_SERVICE: "In service",
+    Status.COMPLETED: "Completed",
+    Status.CANCELLED: "Cancelled",
+    Status.NO_SHOW: "No-show",
+}
+
+
+@dataclass(frozen=True)
+class Block:
+    """One appointment as the board draws it."""
+
+    appointment: AppointmentRead
+    client_name: str
+    service_name: str
+    room_name: str
+    device_name: str | None
+    local_start: datetime
+    local_end: datetime
+    top_px: int
+    height_px: int
+    actions: list[tuple[str, str]]
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS[self.appointment.status]
+
+    @property
+    def time_range(self) -> str:
+        """`9:15–10:00 AM`, or `11:30 AM–12:15 PM` when it crosses noon."""
+        start, end = self.local_start, self.local_end
+        if (start.hour < 12) == (end.hour < 12):
+            return f"{clock_label(start.hour, start.minute).split()[0]}–{clock_label(end.hour, end.minute)}"
+        return f"{clock_label(start.hour, start.minute)}–{clock_label(end.hour, end.minute)}"
+
+    @property
+    def can_cancel(self) -> bool:
+        return any(action == "cancel" for action, _ in self.actions)
+
+
+@dataclass(frozen=True)
+class Shade:
+    """Time in a provider's column when they are not bookable: off shift, or on a break."""
+
+    top_px: int
+    height_px: int
+    label: str
+
+
+@dataclass(frozen=True)
+class Column:
+    provider: ProviderRead
+    shades: list[Shade] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+
+    @property
+    def is_working(self) -> bool:
+        return not any(s.label == "Not working" for s in self.shades)
+
+
+@dataclass(frozen=True)
+class HourMark:
+    label: str
+    top_px: int
+
+
+@dataclass(frozen=True)
+class Board:
+    location: LocationRead
+    day: date
+    today: date
+    columns: list[Column]
+    hours: list[HourMark]
+    height_px: int
+    hour_px: int
+    opening: str | None
+    closure: str | None
+    now_px: int | None
+    appointment_count: int
+
+    @property
+    def legend(self) -> list[tuple[str, str]]:
+        """(status, label) of every status a block can show, in lifecycle order."""
+        return [
+            (status.value, label) for status, label in STATUS_LABELS.items() if status is not Status.CANCELLED
+        ]
+
+    @property
+    def previous_day(self) -> date:
+        return self.day - timedelta(days=1)
+
+    @property
+    def next_day(self) -> date:
+        return self.day + timedelta(days=1)
+
+
+def local_today(location: LocationRead) -> date:
+    """Today's date on the location's wall clock."""
+    return to_local(clock.now(), location.time_zone).date()
+
+
+def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: date) -> Board:
+    """The day view of `day` (a local date) at the location. NotFoundError for an unknown location."""
+    location = resources.get_location(session, actor=actor, location_id=location_id)
+    zone = location.time_zone
+    start, end = local_day_bounds(day, zone)
+    now = clock.now()
+    appointments = [
+        a
+        for a in scheduling.list_appointments(
+            session,
+            actor=actor,
+            location_id=location.id,
+            starts_from=start,
+            starts_before=end,
+            limit=DAY_LIMIT,
+        ).items
+        if _is_shown(a, now)
+    ]
+    providers = resources.list_providers(
+        session, actor=actor, location_id=location.id, limit=DAY_LIMIT, include_inactive=True
+    ).items
+    booked_providers = {a.provider_id for a in appointments}
+    providers = [p for p in providers if p.is_active or p.id in booked_providers]
+
+    spans = [(s.starts_at, s.ends_at) for s in location.opening_hours if s.weekday == day.weekday()]
+    closures = resources.list_closures(session, actor=actor, location_id=location.id, first=day, last=day)
+    first_minute, last_minute = _axis(spans, appointments, zone)
+
+    names = clients.client_names(session, actor=actor, client_ids={a.client_id for a in appointments})
+    services = {
+        s.id: s.name
+        for s in catalog.list_services(session, actor=actor, limit=DAY_LIMIT, include_inactive=True).items
+    }
+    rooms = {r.id: r.name for r in resources.list_rooms(session, actor=actor, limit=DAY_LIMIT).items}
+    devices = {d.id: d.name for d in resources.list_devices(session, actor=actor, limit=DAY_LIMIT).items}
+    for a in appointments:
+        if a.room_id not in rooms:
+            rooms[a.room_id] = resources.get_room(session, actor=actor, room_id=a.room_id).name
+        if a.device_id is not None and a.device_id not in devices:
+            devices[a.device_id] = resources.get_device(session, actor=actor, device_id=a.device_id).name
+
+    columns = {p.id: Column(p, _shades(p, day, first_minute, last_minute)) for p in providers}
+    for a in appointments:
+        if a.provider_id not in columns:  # booked here, but the provider's record says elsewhere now
+            columns[a.provider_id] = Column(
+                resources.get_provider(session, actor=actor, provider_id=a.provider_id)
+            )
+        local_start, local_end = to_local(a.starts_at, zone), to_local(a.ends_at, zone)
+        top = _px(_wall_minutes(local_start) - first_minute)
+        columns[a.provider_id].blocks.append(
+            Block(
+                appointment=a,
+                client_name=names.get(a.client_id, "(unknown client)"),
+                service_name=services.get(a.service_id, "(unknown service)"),
+                room_name=rooms[a.room_id],
+                device_name=devices[a.device_id] if a.device_id else None,
+                local_start=local_start,
+                local_end=local_end,
+                top_px=top,
+                height_px=max(_px((a.ends_at - a.starts_at).total_seconds() / 60) - 2, 18),
+                actions=_actions(a, now),
+            )
+        )
+
+    today = to_local(now, zone).date()
+    now_px = None
+    if today == day:
+        minute = _wall_minutes(to_local(now, zone))
+        if first_minute <= minute <= last_minute:
+            now_px = _px(minute - first_minute)
+    return Board(
+        location=location,
+        day=day,
+        today=today,
+        columns=list(columns.values()),
+        hours=[
+            HourMark(_hour_label(minute // 60), _px(minute - first_minute))
+            for minute in range(first_minute, last_minute + 1, 60)
+        ],
+        height_px=_px(last_minute - first_minute),
+        hour_px=_px(60),
+        opening=", ".join(f"{_clock(a)}–{_clock(b)}" for a, b in sorted(spans)) or None,
+        closure=(closures[0].reason or "closed") if closures else None,
+        now_px=now_px,
+        appointment_count=len(appointments),
+    )
+
+
+def _shades(provider: ProviderRead, day: date, first_minute: int, last_minute: int) -> list[Shade]:
+    """The weekly shifts and breaks of the provider on `day`'s weekday, as shaded spans on the axis.
+    (Dated time off is not drawn: the availability search still honours it.)"""
+    shifts = sorted(
+        (_time_minutes(s.starts_at), _time_minutes(s.ends_at))
+        for s in provider.shifts
+        if s.weekday == day.weekday()
+    )
+    if not shifts:
+        return [Shade(0, _px(last_minute - first_minute), "Not working")]
+    shades = []
+    cursor = first_minute
+    for start, end in [*shifts, (last_minute, last_minute)]:
+        if start > cursor:
+            shades.append(Shade(_px(cursor - first_minute), _px(start - cursor), "Off shift"))
+        cursor = max(cursor, end)
+    for span in provider.breaks:
+        if span.weekday != day.weekday():
+            continue
+        start = max(_time_minutes(span.starts_at), first_minute)
+        end = min(_time_minutes(span.ends_at), last_minute)
+        if end > start:
+            shades.append(Shade(_px(start - first_minute), _px(end - start), "Break"))
+    return shades
+
+
+def _is_shown(appointment: AppointmentRead, now: datetime) -> bool:
+    # Cancelled appointments and holds that have run out block nothing, so the board leaves them out.
+    if appointment.status is Status.CANCELLED:
+        return False
+    expired = appointment.hold_expires_at is not None and appointment.hold_expires_at <= now
+    return not (appointment.status is Status.HELD and expired)
+
+
+def _actions(appointment: AppointmentRead, now: datetime) -> list[tuple[str, str]]:
+    allowed = scheduling.TRANSITIONS[appointment.status]
+    offered = []
+    for action, label, target in ACTIONS:
+        if target not in allowed:
+            continue
+        if target is Status.NO_SHOW and now < appointment.starts_at:
+            continue  # the service refuses a no-show before the start: do not offer it
+        offered.append((action, label))
+    return offered
+
+
+def _axis(spans: list[tuple[time, time]], appointments: list[AppointmentRead], zone: str) -> tuple[int, int]:
+    """First and last minute of the axis: the opening hours (or a default day), widened to every
+    appointment shown, rounded out to whole hours."""
+    minutes = [m for a, b in (spans or [DEFAULT_HOURS]) for m in (_time_minutes(a), _time_minutes(b))]
+    for a in appointments:
+        minutes.append(_wall_minutes(to_local(a.starts_at, zone)))
+        end = to_local(a.ends_at, zone)
+        minutes.append(_wall_minutes(end) if end.date() == to_local(a.starts_at, zone).date() else 24 * 60)
+    first, last = min(minutes), max(minutes)
+    return first - first % 60, min(24 * 60, last + (-last % 60))
+
+
+def _time_minutes(value: time) -> int:
+    return value.hour * 60 + value.minute
+
+
+def _wall_minutes(local: datetime) -> int:
+    return local.hour * 60 + local.minute
+
+
+def _px(minutes: float) -> int:
+    return round(minutes * PIXELS_PER_MINUTE)
+
+
+def _hour_label(hour: int) -> str:
+    suffix = "AM" if hour % 24 < 12 else "PM"
+    return f"{(hour % 12) or 12} {suffix}"
+
+
+def _clock(value: time) -> str:
+    return clock_label(value.hour, value.minute)
+
+
+def clock_label(hour: int, minute: int) -> str:
+    """`9:30 AM`: how the front desk reads a wall-clock time."""
+    suffix = "AM" if hour < 12 else "PM"
+    return f"{(hour % 12) or 12}:{minute:02d} {suffix}"

@@ -1,0 +1,166 @@
+"""The day view in a real browser: headless Chromium (the system's `/usr/bin/chromium`) driven by
+Playwright against uvicorn serving a freshly seeded SQLite database on a free local port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from sqlalchemy import Engine
+
+from medspa.app import create_app
+from medspa.demo.seed import DEMO_PASSWORD
+from medspa.kit.db import unit_of_work
+from medspa.resources import service as resources
+from tests.web.conftest import BOOKING_SERVICE, FRONT_DESK, Demo, booking_service_id, first_day_with_slots
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server(engine: Engine) -> Iterator[str]:
+    """The app served by uvicorn in a background thread; yields its base URL."""
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(engine), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not instance.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    instance.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """The system's Chromium; checked before any database or server is set up for the test."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (Debian package chromium; `make browser` installs it)")
+    return CHROMIUM
+
+
+@pytest.fixture
+def page(chromium: Path, server: str) -> Iterator[Any]:
+    """A Chromium page; skipped (with the reason) only when Chromium is missing or cannot start."""
+    from playwright.sync_api import Error, sync_playwright
+
+    try:
+        playwright = sync_playwright().start()
+    except Exception as error:  # the Playwright driver itself could not run
+        pytest.skip(f"Playwright could not start: {error}")
+    try:
+        try:
+            browser = playwright.chromium.launch(
+                executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True
+            )
+        except Error as error:
+            pytest.skip(f"Playwright could not start {chromium}: {error.message.splitlines()[0]}")
+        context = browser.new_context(viewport={"width": 1500, "height": 1000}, base_url=server)
+        context.set_default_timeout(10_000)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+    finally:
+        playwright.stop()
+
+
+def _screenshot_dir(tmp_path: Path) -> Path:
+    chosen = os.environ.get("MEDSPA_SCREENSHOT_DIR")
+    target = Path(chosen) if chosen else tmp_path
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def test_front_desk_signs_in_sees_the_day_and_books_a_slot(
+    page: Any, engine: Engine, demo_template: Demo, tmp_path: Path
+) -> None:
+    with unit_of_work(engine, write=False) as session:
+        providers = resources.list_providers(
+            session, actor=demo_template.actor, location_id=demo_template.location_id
+        ).items
+    service_id = booking_service_id(engine, demo_template)
+    day, slots = first_day_with_slots(engine, demo_template, service_id)
+
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+
+    page.goto("/")
+    assert page.url.endswith("/login")
+    page.fill("input[name=email]", FRONT_DESK)
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/locations/{demo_template.location_id}/day")
+    assert page.locator(".board .column").count() == len(providers) == 7
+
+    page.goto(f"/locations/{demo_template.location_id}/day?date={day.isoformat()}")
+    blocks_before = page.locator("article.appt").count()
+    page.click("summary:has-text('New client')")
+    page.fill("input[name=first_name]", "Ines")
+    page.fill("input[name=last_name]", "Moreau")
+    page.fill("input[name=phone]", "+1 555 010 4242")
+    page.click("button:has-text('Add client')")
+    page.wait_for_selector("#client-choice input[name=client_id]:checked")
+    page.select_option("select[name=service_id]", label=f"{BOOKING_SERVICE} · 60 min")
+    page.fill("input[name=date]", day.isoformat())
+    page.click("button:has-text('Find slots')")
+    page.wait_for_selector("#slots button.slot")
+    assert page.locator("#slots button.slot").count() == len(slots)
+
+    page.locator("#slots button.slot").first.click()
+
+    page.wait_for_selector("#slots .flash.ok")
+    assert "Booked Ines Moreau for HydraFacial" in page.inner_text("#slots")
+    new_block = page.locator("article.appt.new")
+    new_block.wait_for()
+    assert "Ines Moreau" in new_block.inner_text()
+    assert slots[0].room_name in new_block.inner_text()
+    assert page.locator("article.appt").count() == blocks_before + 1
+    shot = _screenshot_dir(tmp_path) / "day-view.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+
+    page.locator("article.appt.new summary").click()
+    page.locator("article.appt.new button:has-text('Check in')").click()
+    checked_in = page.locator("article.appt.status-checked_in", has_text="Ines Moreau")
+    checked_in.wait_for()
+    assert "Checked in Ines Moreau" in page.inner_text("#day .flash.ok")
+    checked_in.locator("summary").click()
+    checked_in.locator("input[name=reason]").fill("client rescheduling by phone")
+    checked_in.locator("button:has-text('Cancel')").click()
+    page.wait_for_selector("#day .flash.ok:has-text('Cancelled Ines Moreau')")
+    assert page.locator("article.appt").count() == blocks_before
+    # Expected refusals answer 4xx on purpose; anything else in the console (a script error, a blocked
+    # resource, a Content-Security-Policy violation) is a fault.
+    assert [p for p in problems if "status of 4" not in p] == []
