@@ -114,3 +114,54 @@ def test_demo_seed_then_slots_then_book(database: str) -> None:
     )
     assert twice.exit_code == 1
     assert "is already booked at that time" in flat(twice.output)
+
+
+def test_records_can_be_created_read_updated_and_deactivated(database: str, tmp_path: Path) -> None:
+    import json
+
+    made = runner.invoke(app, ["organizations", "create", "--slug", "lumen", "--name", "Lumen"])
+    assert made.exit_code == 0, made.output
+    payload = tmp_path / "location.json"
+    payload.write_text(json.dumps({"name": "Riverside", "time_zone": "America/New_York"}))
+    created = runner.invoke(app, ["locations", "create", "-o", "lumen", "--data", f"@{payload}"])
+    assert created.exit_code == 0, created.output
+    location_id = json.loads(created.stdout)["id"]
+    room = runner.invoke(
+        app,
+        [
+            "rooms",
+            "create",
+            "-o",
+            "lumen",
+            "-d",
+            json.dumps({"location_id": location_id, "name": "A", "room_type": "facial"}),
+        ],
+    )
+    assert room.exit_code == 0, room.output
+    updated = runner.invoke(
+        app, ["locations", "update", location_id, "-o", "lumen", "-d", '{"name": "Uptown"}']
+    )
+    assert json.loads(updated.stdout)["name"] == "Uptown"
+    shown = runner.invoke(app, ["locations", "show", location_id, "-o", "lumen"])
+    assert json.loads(shown.stdout)["name"] == "Uptown"
+    listed = runner.invoke(app, ["rooms", "list", "-o", "lumen"])
+    assert [r["name"] for r in json.loads(listed.stdout)["items"]] == ["A"]
+    gone = runner.invoke(app, ["locations", "deactivate", location_id, "-o", "lumen"])
+    assert json.loads(gone.stdout)["is_active"] is False
+
+
+def test_records_refuse_bad_payloads_naming_the_field(database: str) -> None:
+    runner.invoke(app, ["organizations", "create", "--slug", "lumen", "--name", "Lumen"])
+    bad_zone = runner.invoke(
+        app, ["locations", "create", "-o", "lumen", "-d", '{"name": "X", "time_zone": "Nowhere/Land"}']
+    )
+    assert bad_zone.exit_code == 2
+    assert "time_zone" in flat(bad_zone.output)
+    not_json = runner.invoke(app, ["locations", "create", "-o", "lumen", "-d", "{name"])
+    assert not_json.exit_code == 2
+    assert "not JSON" in flat(not_json.output)
+    missing = runner.invoke(app, ["clients", "show", "00000000-0000-4000-8000-000000000000", "-o", "lumen"])
+    assert missing.exit_code == 2
+    assert "not found" in flat(missing.output)
+    listed = runner.invoke(app, ["locations", "list", "-o", "lumen"])
+    assert '"items": []' in listed.stdout

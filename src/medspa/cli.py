@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medspa.cli_records import register as register_records
 from medspa.config import load_settings
 
 app = typer.Typer(help="medspa: the operating system of a medical spa.", no_args_is_help=True)
@@ -193,6 +194,9 @@ def book(
     except MedspaError as error:
         _fail(error.detail, 2 if error.status_code in (404, 422) else 1)
     console.print(f"booked {booked.id} at {booked.starts_at.isoformat()} (provider {booked.provider_id})")
+
+
+register_records(app)
 
 
 def main() -> None:
