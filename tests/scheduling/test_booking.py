@@ -337,3 +337,23 @@ def test_a_booking_uses_the_room_its_slot_offered(engine: Engine, owner: Actor) 
             session, actor=owner, data=request(clinic, provider_id=second.id)
         )
     assert booked.room_id == offered[(second.id, TEN)]
+
+
+def test_a_deactivated_location_offers_and_books_nothing(engine: Engine, owner: Actor) -> None:
+    from medspa.resources import service as resources
+
+    clinic = build(engine, owner)
+    with unit_of_work(engine) as session:
+        resources.deactivate_location(session, actor=owner, location_id=clinic.location_id)
+    with pytest.raises(ConflictError, match="deactivated"), unit_of_work(engine) as session:
+        scheduling.book_appointment(session, actor=owner, data=request(clinic))
+    with pytest.raises(ConflictError, match="deactivated"), unit_of_work(engine) as session:
+        scheduling.find_slots(
+            session,
+            actor=owner,
+            location_id=clinic.location_id,
+            service_id=clinic.service_id,
+            first_date=TEN.date(),
+            last_date=TEN.date(),
+        )
+    assert count(engine, Appointment, owner) == 0

@@ -38,7 +38,7 @@ from medspa.kit.outbox import record_event
 from medspa.kit.schemas import Page
 from medspa.kit.tz import local_day_bounds, to_local
 from medspa.resources import service as resources
-from medspa.resources.schemas import DeviceRead, ProviderRead, RoomRead
+from medspa.resources.schemas import DeviceRead, LocationRead, ProviderRead, RoomRead
 from medspa.resources.service import LocationResources
 from medspa.scheduling import availability, repository
 from medspa.scheduling.models import Appointment, AppointmentTransition, Reservation
@@ -103,7 +103,8 @@ def find_slots(
     if (last_date - first_date).days >= MAX_RANGE_DAYS:
         raise ValidationFailedError("to", f"a range covers at most {MAX_RANGE_DAYS} days")
     service = _active_service(session, actor, service_id)
-    location = resources.get_location(session, actor=actor, location_id=location_id)
+    location = resources.location_config(session, actor=actor, location_id=location_id).location
+    _require_open_for_business(location)
     start, _ = local_day_bounds(first_date, location.time_zone)
     _, end = local_day_bounds(last_date, location.time_zone)
     now = clock.now()
@@ -181,6 +182,11 @@ def _providers(
     raise ConflictError(f"provider {provider.name} ({provider.id}) is not active at this location")
 
 
+def _require_open_for_business(location: LocationRead) -> None:
+    if not location.is_active:
+        raise ConflictError(f"location {location.name} is deactivated")
+
+
 def _active_service(session: Session, actor: Actor, service_id: uuid.UUID) -> ServiceRead:
     service = catalog.get_service(session, actor=actor, service_id=service_id)
     if not service.is_active:
@@ -226,6 +232,7 @@ def _choose(
     ConflictError / ResourceBusyError (409) when resources are unqualified, off duty or taken."""
     config = resources.location_config(session, actor=actor, location_id=location_id)
     location = config.location
+    _require_open_for_business(location)
     zone = location.time_zone
     starts_at = request.starts_at
     local = to_local(starts_at, zone)
