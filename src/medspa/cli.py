@@ -22,5 +22,10 @@ def serve(
     uvicorn.run(create_app(), host=host, port=port, log_level="info")
 
 
+from medspa.scheduling.solver.cli import optimize_command  # noqa: E402
+
+app.command("optimize")(optimize_command)
+
+
 def main() -> None:
     app()
