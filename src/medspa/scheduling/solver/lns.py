@@ -15,19 +15,26 @@ here is built and solved in a few tens of milliseconds, so many more neighbourho
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ortools.sat.python import cp_model
 
 from medspa.scheduling.solver import validate
-from medspa.scheduling.solver.instance import Instance, Lock, Request
+from medspa.scheduling.solver.instance import Instance, Request
 from medspa.scheduling.solver.solution import Assignment, Solution
 from medspa.scheduling.solver.variables import candidate_starts
 
 MIN_SIZE = 8
 MAX_SIZE = 90
+START_SIZE = 30
+# A neighbourhood gets at most this long: most improvements come early, proofs of optimality late.
+STEP_SECONDS = 0.15
+# Searches run at once; CP-SAT releases the interpreter lock, so two keep two cores busy.
+THREADS = 2
+KINDS = ("time", "providers", "resource", "random")
 
 
 @dataclass(frozen=True)
@@ -38,20 +45,22 @@ class Step:
     size: int
     gain: float
     optimal: bool
+    seconds: float
 
 
-def freeze(instance: Instance, current: Solution, free: set[str]) -> Instance:
-    """The sub-instance where the `free` requests are flexible, the other booked ones are locked where
-    they are, and the other unbooked ones are left out."""
+def freeze(instance: Instance, current: Solution, free: set[str]) -> tuple[Instance, list[Assignment]]:
+    """The sub-instance where the `free` requests are flexible, and the bookings to hold where they are
+    (every other booked flexible request); other unbooked requests are left out."""
     booked = current.by_request()
     requests: list[Request] = []
+    held: list[Assignment] = []
     for request in instance.requests:
         if request.locked is not None or request.id in free:
             requests.append(request)
         elif request.id in booked:
-            a = booked[request.id]
-            requests.append(replace(request, locked=Lock(a.provider, a.room, a.device, a.start)))
-    return replace(instance, requests=tuple(requests))
+            requests.append(request)
+            held.append(booked[request.id])
+    return replace(instance, requests=tuple(requests)), held
 
 
 @dataclass(frozen=True)
@@ -101,13 +110,20 @@ def _neighbourhood(
     instance: Instance,
     profiles: dict[str, _Profile],
     current: Solution,
+    kind: str,
     size: int,
     rng: random.Random,
-) -> tuple[str, set[str]]:
-    """Pick a neighbourhood kind and a time, and return the ids of the requests to free."""
+) -> set[str]:
+    """Pick a time (and providers or a resource type, by `kind`), and return the ids of the requests to
+    free."""
     booked = current.by_request()
-    kind = rng.choice(("time", "time", "providers", "providers", "resource", "random"))
-    moment = rng.randrange(instance.open, instance.close)
+    # Around a booking (or a request's possible time) rather than any time of day: late evening, when
+    # nothing can happen, would free nothing worth solving.
+    if booked and rng.random() < 0.7:
+        moment = rng.choice(current.assignments).start
+    else:
+        some = profiles[rng.choice(list(profiles))]
+        moment = rng.randrange(some.first, some.last)
     chosen: set[str] | None = None
     skills: set[str] = set()
     wanted: str | None = None
@@ -133,7 +149,7 @@ def _neighbourhood(
     pool = [(rid, profile) for rid, profile in profiles.items() if keep(profile, booked.get(rid))]
     if kind == "random":
         rng.shuffle(pool)
-        return kind, {rid for rid, _ in pool[:size]}
+        return {rid for rid, _ in pool[:size]}
     ranked = sorted(
         pool,
         key=lambda item: (
@@ -143,7 +159,17 @@ def _neighbourhood(
             rng.random(),
         ),
     )
-    return kind, {rid for rid, _ in ranked[:size]}
+    return {rid for rid, _ in ranked[:size]}
+
+
+@dataclass
+class _Shared:
+    """The schedule the search threads improve together; read and replaced under `lock`."""
+
+    current: Solution
+    value: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    steps: list[Step] = field(default_factory=list)
 
 
 def improve(
@@ -152,32 +178,67 @@ def improve(
     *,
     deadline: float,
     seed: int = 0,
-    step_seconds: float = 0.5,
+    step_seconds: float = STEP_SECONDS,
+    threads: int = THREADS,
     on_improvement: Callable[[Solution, float], None] | None = None,
 ) -> tuple[Solution, list[Step]]:
     """Improve a feasible schedule until `deadline` (a `time.monotonic()` instant).
 
-    Returns the best schedule (never worse than `start`) and the steps taken. `on_improvement` is called
-    with each better schedule and its objective.
+    Runs `threads` searches at once (CP-SAT releases the interpreter lock while it solves). Each works
+    on a snapshot; a result is merged into the latest schedule, and kept only if the merged schedule is
+    feasible (checked with `validate.check` when another thread changed the schedule meanwhile) and
+    scores at least as well. Returns the best schedule (never worse than `start`) and the steps taken.
+    `on_improvement` is called, under the lock, with each better schedule and its objective.
     """
+    profiles = _profiles(instance)
+    shared = _Shared(start, validate.score(instance, start.assignments))
+    if not profiles:
+        return start, []
+    if threads <= 1:
+        _search(instance, profiles, shared, deadline, seed, step_seconds, on_improvement)
+        return shared.current, shared.steps
+    workers = [
+        threading.Thread(
+            target=_search,
+            args=(instance, profiles, shared, deadline, seed * 7919 + index, step_seconds, on_improvement),
+            daemon=True,
+        )
+        for index in range(max(1, threads))
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return shared.current, shared.steps
+
+
+def _search(
+    instance: Instance,
+    profiles: dict[str, _Profile],
+    shared: _Shared,
+    deadline: float,
+    seed: int,
+    step_seconds: float,
+    on_improvement: Callable[[Solution, float], None] | None,
+) -> None:
     from medspa.scheduling.solver.model import add_hint, build_model, extract
 
     rng = random.Random(seed)
-    profiles = _profiles(instance)
-    current = start
-    value = validate.score(instance, current.assignments)
-    size = min(30, len(profiles))
-    steps: list[Step] = []
-    if not profiles:
-        return current, steps
+    sizes = dict.fromkeys(KINDS, min(START_SIZE, len(profiles)))
     while True:
         remaining = deadline - time.monotonic()
         if remaining < 0.05:
-            break
-        kind, free = _neighbourhood(instance, profiles, current, size, rng)
-        sub = freeze(instance, current, free)
-        schedule = build_model(sub)
-        add_hint(schedule, current)
+            return
+        began = time.monotonic()
+        with shared.lock:
+            snapshot = shared.current
+        # Uniformly: favouring the kinds that paid so far made the search worse in our measurements
+        # (diversity matters more than the early rate of gain).
+        kind = rng.choice(KINDS)
+        free = _neighbourhood(instance, profiles, snapshot, kind, sizes[kind], rng)
+        sub, held = freeze(instance, snapshot, free)
+        schedule = build_model(sub, held=held)
+        add_hint(schedule, snapshot)
         solver = cp_model.CpSolver()
         solver.parameters.num_workers = 1
         solver.parameters.random_seed = rng.randrange(1 << 30)
@@ -186,17 +247,41 @@ def improve(
         optimal = status == cp_model.OPTIMAL
         gain = 0.0
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            candidate = extract(schedule, solver.value, current_rooms(current, free))
-            candidate_value = validate.score(instance, candidate.assignments)
-            if candidate_value >= value - 1e-9:
-                gain = candidate_value - value
-                current, value = candidate, candidate_value
-                if gain > 1e-9 and on_improvement is not None:
-                    on_improvement(current, value)
-        steps.append(Step(kind, len(free), gain, optimal))
+            candidate = extract(schedule, solver.value, current_rooms(snapshot, free))
+            gain = _commit(instance, shared, snapshot, candidate, free, on_improvement)
+        seconds = time.monotonic() - began
+        with shared.lock:
+            shared.steps.append(Step(kind, len(free), gain, optimal, seconds))
         # Grow the neighbourhood while it solves to optimality, shrink it when it does not.
-        size = min(MAX_SIZE, len(profiles), size + 2) if optimal else max(MIN_SIZE, size - 3)
-    return current, steps
+        # (per kind: some kinds are much harder to solve at one size than others).
+        size = sizes[kind]
+        sizes[kind] = min(MAX_SIZE, len(profiles), size + 2) if optimal else max(MIN_SIZE, size - 3)
+
+
+def _commit(
+    instance: Instance,
+    shared: _Shared,
+    snapshot: Solution,
+    candidate: Solution,
+    free: set[str],
+    on_improvement: Callable[[Solution, float], None] | None,
+) -> float:
+    """Merge the re-solved `free` part into the latest schedule; the gain (dollars), 0 if not kept."""
+    with shared.lock:
+        if shared.current is not snapshot:
+            kept = [a for a in shared.current.assignments if a.request not in free]
+            redone = [a for a in candidate.assignments if a.request in free]
+            candidate = Solution.of(instance.name, [*kept, *redone])
+            if not validate.check(instance, candidate).feasible:
+                return 0.0
+        value = validate.score(instance, candidate.assignments)
+        if value < shared.value - 1e-9:
+            return 0.0
+        gain = value - shared.value
+        shared.current, shared.value = candidate, value
+        if gain > 1e-9 and on_improvement is not None:
+            on_improvement(candidate, value)
+        return gain
 
 
 def current_rooms(current: Solution, free: set[str]) -> dict[str, str]:

@@ -85,9 +85,13 @@ class SolveResult:
     progress: tuple[Progress, ...] = ()
 
 
-def build_model(instance: Instance, replan: Replan | None = None) -> ScheduleModel:
-    """Create the variables and post every hard and soft rule; the objective is maximized."""
-    schedule = create_variables(instance, replan)
+def build_model(
+    instance: Instance, replan: Replan | None = None, held: Sequence[Assignment] = ()
+) -> ScheduleModel:
+    """Create the variables and post every hard and soft rule; the objective is maximized.
+
+    `held` bookings stay at their time and provider (see `ScheduleModel.held`)."""
+    schedule = create_variables(instance, replan, held)
     for module in (*HARD, *SOFT):
         module.post(schedule)
     terms = [
@@ -185,13 +189,27 @@ def extract(schedule: ScheduleModel, values: Callable[[Any], int], preferred: Ma
             cooldown = schedule.device_groups[device_key].cooldown_minutes
             device_bookings.append((device_key, *validate.device_interval(service, cooldown, start), rid))
         picks.append((rid, provider, start, room_key, device_key))
-    rooms = assign_members(list(schedule.room_groups.values()), room_bookings, preferred)
-    devices = assign_members(list(schedule.device_groups.values()), device_bookings, preferred)
+    # Held bookings in a pool are coloured again along with the others, keeping their member if free.
+    for group in schedule.room_groups.values():
+        room_bookings.extend((group.key, begin, end, rid) for begin, end, rid in group.held)
+    for group in schedule.device_groups.values():
+        device_bookings.extend((group.key, begin, end, rid) for begin, end, rid in group.held)
+    wanted = dict(preferred)
+    wanted.update({a.request: a.room for a in schedule.held.values()})
+    rooms = assign_members(list(schedule.room_groups.values()), room_bookings, wanted)
+    wanted.update({a.request: a.device for a in schedule.held.values() if a.device is not None})
+    devices = assign_members(list(schedule.device_groups.values()), device_bookings, wanted)
     assignments = [
         Assignment(r.id, r.locked.provider, r.locked.room, r.locked.device, r.locked.start)
         for r in schedule.locked
         if r.locked is not None
     ]
+    assignments.extend(
+        Assignment(
+            a.request, a.provider, rooms.get(a.request, a.room), devices.get(a.request, a.device), a.start
+        )
+        for a in schedule.held.values()
+    )
     assignments.extend(
         Assignment(rid, provider, rooms[rid], devices.get(rid) if device_key else None, start)
         for rid, provider, start, _room_key, device_key in picks

@@ -29,7 +29,7 @@ from typing import Any
 from ortools.sat.python import cp_model
 
 from medspa.scheduling.solver.instance import Instance, Provider, Request, Service
-from medspa.scheduling.solver.solution import Solution
+from medspa.scheduling.solver.solution import Assignment, Solution
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,9 @@ class ResourceGroup:
     """Rooms or devices the model treats as one resource of `len(members)` units.
 
     `kind` is "room" or "device"; `type` the room or device type; `cooldown_minutes` is 0 for rooms.
-    `locked` holds the busy intervals (minutes) of locked bookings, only ever on single-member groups.
+    `locked` holds the busy intervals (minutes, request id) of bookings pinned to the one member of a
+    single-member group; `held` those of held bookings (see `ScheduleModel.held`) in a pool, which keep
+    their time but may swap members.
     """
 
     kind: str
@@ -46,6 +48,7 @@ class ResourceGroup:
     members: tuple[str, ...]
     cooldown_minutes: int = 0
     locked: tuple[tuple[int, int, str], ...] = ()
+    held: tuple[tuple[int, int, str], ...] = ()
 
     @property
     def capacity(self) -> int:
@@ -88,7 +91,9 @@ class RequestVariables:
 class ScheduleModel:
     """A CP-SAT model under construction: the variables, plus what the constraint modules add.
 
-    `intervals[("provider", id)]` (and room/device group keys) collect the interval variables each
+    `held` are bookings kept at their time and provider without being locked (the rest of the day while
+    a neighbourhood is re-solved): their room or device may change within a pool, which keeps pools
+    whole. `intervals[("provider", id)]` (and room/device group keys) collect the interval variables each
     resource must keep apart, with their demands; `objective_terms` collect scaled integer terms per
     objective component, so the breakdown can be reported.
     """
@@ -103,6 +108,7 @@ class ScheduleModel:
     intervals: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
     objective_terms: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
     replan: Replan | None = None
+    held: dict[str, Assignment] = field(default_factory=dict)
     stays: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -117,40 +123,66 @@ class ScheduleModel:
             self.objective_terms.setdefault(name, []).append((variable, coefficient))
 
 
-def group_resources(instance: Instance) -> tuple[dict[str, ResourceGroup], dict[str, ResourceGroup]]:
+def group_resources(
+    instance: Instance, held: Sequence[Assignment] = ()
+) -> tuple[dict[str, ResourceGroup], dict[str, ResourceGroup]]:
     """Room groups and device groups, keyed by `room:<type>` / `device:<type>:<cooldown>` for pools and
-    `room=<id>` / `device=<id>` for individual ones."""
-    locked_rooms: dict[str, list[tuple[int, int, str]]] = {}
-    locked_devices: dict[str, list[tuple[int, int, str]]] = {}
+    `room=<id>` / `device=<id>` for individual ones (those holding a locked booking)."""
+    pinned_rooms: dict[str, list[tuple[int, int, str]]] = {}
+    pinned_devices: dict[str, list[tuple[int, int, str]]] = {}
     for request in instance.requests:
         lock = request.locked
         if lock is None:
             continue
         service = instance.service_of(request)
-        begin = lock.start - service.setup_minutes
-        locked_rooms.setdefault(lock.room, []).append(
-            (begin, lock.start + service.duration_minutes + service.cleanup_minutes, request.id)
-        )
+        pinned_rooms.setdefault(lock.room, []).append((*_room_busy(service, lock.start), request.id))
         if lock.device is not None:
             cooldown = instance.device_by_id[lock.device].cooldown_minutes
-            locked_devices.setdefault(lock.device, []).append(
+            pinned_devices.setdefault(lock.device, []).append(
                 (lock.start, lock.start + service.duration_minutes + cooldown, request.id)
             )
-    rooms: dict[str, ResourceGroup] = {}
     pooled_rooms: dict[str, list[str]] = {}
     for room in instance.rooms:
-        if room.id in locked_rooms:
-            key = f"room={room.id}"
-            rooms[key] = ResourceGroup("room", key, room.type, (room.id,), 0, tuple(locked_rooms[room.id]))
-        else:
+        if room.id not in pinned_rooms:
             pooled_rooms.setdefault(room.type, []).append(room.id)
-    for room_type, members in pooled_rooms.items():
-        key = f"room:{room_type}"
-        rooms[key] = ResourceGroup("room", key, room_type, tuple(members))
-    devices: dict[str, ResourceGroup] = {}
     pooled_devices: dict[tuple[str, int], list[str]] = {}
     for device in instance.devices:
-        if device.id in locked_devices:
+        if device.id not in pinned_devices:
+            pooled_devices.setdefault((device.type, device.cooldown_minutes), []).append(device.id)
+    room_pool_of = {m: f"room:{t}" for t, members in pooled_rooms.items() for m in members}
+    device_pool_of = {m: f"device:{t}:{c}" for (t, c), members in pooled_devices.items() for m in members}
+    held_in_pool: dict[str, list[tuple[int, int, str]]] = {}
+    for assignment in held:
+        service = instance.service_of(instance.request_by_id[assignment.request])
+        busy = (*_room_busy(service, assignment.start), assignment.request)
+        if assignment.room in room_pool_of:
+            held_in_pool.setdefault(room_pool_of[assignment.room], []).append(busy)
+        else:
+            pinned_rooms.setdefault(assignment.room, []).append(busy)
+        if assignment.device is not None:
+            cooldown = instance.device_by_id[assignment.device].cooldown_minutes
+            busy = (
+                assignment.start,
+                assignment.start + service.duration_minutes + cooldown,
+                assignment.request,
+            )
+            if assignment.device in device_pool_of:
+                held_in_pool.setdefault(device_pool_of[assignment.device], []).append(busy)
+            else:
+                pinned_devices.setdefault(assignment.device, []).append(busy)
+    rooms: dict[str, ResourceGroup] = {}
+    for room in instance.rooms:
+        if room.id in pinned_rooms:
+            key = f"room={room.id}"
+            rooms[key] = ResourceGroup("room", key, room.type, (room.id,), 0, tuple(pinned_rooms[room.id]))
+    for room_type, members in pooled_rooms.items():
+        key = f"room:{room_type}"
+        rooms[key] = ResourceGroup(
+            "room", key, room_type, tuple(members), held=tuple(held_in_pool.get(key, ()))
+        )
+    devices: dict[str, ResourceGroup] = {}
+    for device in instance.devices:
+        if device.id in pinned_devices:
             key = f"device={device.id}"
             devices[key] = ResourceGroup(
                 "device",
@@ -158,14 +190,18 @@ def group_resources(instance: Instance) -> tuple[dict[str, ResourceGroup], dict[
                 device.type,
                 (device.id,),
                 device.cooldown_minutes,
-                tuple(locked_devices[device.id]),
+                tuple(pinned_devices[device.id]),
             )
-        else:
-            pooled_devices.setdefault((device.type, device.cooldown_minutes), []).append(device.id)
     for (device_type, cooldown), members in pooled_devices.items():
         key = f"device:{device_type}:{cooldown}"
-        devices[key] = ResourceGroup("device", key, device_type, tuple(members), cooldown)
+        devices[key] = ResourceGroup(
+            "device", key, device_type, tuple(members), cooldown, held=tuple(held_in_pool.get(key, ()))
+        )
     return rooms, devices
+
+
+def _room_busy(service: Service, start: int) -> tuple[int, int]:
+    return start - service.setup_minutes, start + service.duration_minutes + service.cleanup_minutes
 
 
 def candidate_starts(instance: Instance, request: Request) -> tuple[int, ...]:
@@ -209,28 +245,39 @@ def provider_starts(
     starts: Iterable[int],
     busy: Iterable[tuple[int, int]] = (),
     grid: int = 1,
+    blocked: set[int] | None = None,
 ) -> tuple[int, ...]:
     """The starts (on a `grid`, from `starts`) at which `provider` can give `service`: skilled, inside
-    one shift, clear of breaks and of the given busy intervals (locked bookings)."""
+    one shift, clear of breaks and of the given busy intervals (locked bookings). `blocked`, when given,
+    is `blocked_starts(busy, 0, duration, grid)` computed beforehand."""
     if service.skill not in provider.skills:
         return ()
     working = _working_starts(provider, service.duration_minutes, grid)
-    blocked = blocked_starts(busy, 0, service.duration_minutes, grid)
+    if blocked is None:
+        blocked = blocked_starts(busy, 0, service.duration_minutes, grid)
     return tuple(t for t in starts if t in working and t not in blocked)
 
 
 def _group_options(
-    groups: Iterable[ResourceGroup], starts: Sequence[int], lead: int, tail: int, grid: int
+    groups: Iterable[ResourceGroup],
+    starts: Sequence[int],
+    lead: int,
+    tail: int,
+    grid: int,
+    memo: dict[tuple[str, int, int], set[int]],
 ) -> dict[str, tuple[int, ...]]:
     """Per room or device group, the starts at which the booking, busy `[t - lead, t + tail + the
     group's cooldown)`, would be clear of the group's locked bookings; groups where no start is clear
-    are left out."""
+    are left out. `memo` keeps the blocked starts per group and interval shape across requests."""
     out = {}
     for group in groups:
         if group.locked:
-            blocked = blocked_starts(
-                ((b0, b1) for b0, b1, _ in group.locked), lead, tail + group.cooldown_minutes, grid
-            )
+            key = (group.key, lead, tail)
+            if key not in memo:
+                memo[key] = blocked_starts(
+                    ((b0, b1) for b0, b1, _ in group.locked), lead, tail + group.cooldown_minutes, grid
+                )
+            blocked = memo[key]
             allowed = tuple(t for t in starts if t not in blocked)
         else:
             allowed = tuple(starts)
@@ -243,22 +290,30 @@ def domain_of(values: Iterable[int]) -> cp_model.Domain:
     return cp_model.Domain.from_values(sorted(set(values)))
 
 
-def create_variables(instance: Instance, replan: Replan | None = None) -> ScheduleModel:
-    """Filter the options of every flexible request and create its variables on a fresh CP-SAT model."""
+def create_variables(
+    instance: Instance, replan: Replan | None = None, held: Sequence[Assignment] = ()
+) -> ScheduleModel:
+    """Filter the options of every flexible request and create its variables on a fresh CP-SAT model.
+
+    Requests that are locked, or booked in `held`, get no variables."""
     model = cp_model.CpModel()
     grid = instance.time_unit_minutes
-    room_groups, device_groups = group_resources(instance)
+    room_groups, device_groups = group_resources(instance, held)
+    held_by_request = {a.request: a for a in held}
     provider_busy: dict[str, list[tuple[int, int]]] = {}
     for request in instance.requests:
-        if request.locked is not None:
+        fixed = request.locked or held_by_request.get(request.id)
+        if fixed is not None:
             service = instance.service_of(request)
-            provider_busy.setdefault(request.locked.provider, []).append(
-                (request.locked.start, request.locked.start + service.duration_minutes)
+            provider_busy.setdefault(fixed.provider, []).append(
+                (fixed.start, fixed.start + service.duration_minutes)
             )
+    provider_blocked: dict[tuple[str, int], set[int]] = {}
+    group_blocked: dict[tuple[str, int, int], set[int]] = {}
     variables: dict[str, RequestVariables] = {}
     unbookable: dict[str, str] = {}
     for request in instance.requests:
-        if request.locked is not None:
+        if request.locked is not None or request.id in held_by_request:
             continue
         service = instance.service_of(request)
         starts = candidate_starts(instance, request)
@@ -267,7 +322,14 @@ def create_variables(instance: Instance, replan: Replan | None = None) -> Schedu
             continue
         by_provider = {}
         for provider in instance.providers:
-            allowed = provider_starts(provider, service, starts, provider_busy.get(provider.id, ()), grid)
+            memo_key = (provider.id, service.duration_minutes)
+            if memo_key not in provider_blocked:
+                provider_blocked[memo_key] = blocked_starts(
+                    provider_busy.get(provider.id, ()), 0, service.duration_minutes, grid
+                )
+            allowed = provider_starts(
+                provider, service, starts, grid=grid, blocked=provider_blocked[memo_key]
+            )
             if allowed:
                 by_provider[provider.id] = allowed
         if not by_provider:
@@ -286,6 +348,7 @@ def create_variables(instance: Instance, replan: Replan | None = None) -> Schedu
             service.setup_minutes,
             service.duration_minutes + service.cleanup_minutes,
             grid,
+            group_blocked,
         )
         if not room_options:
             unbookable[request.id] = (
@@ -302,6 +365,7 @@ def create_variables(instance: Instance, replan: Replan | None = None) -> Schedu
                 0,
                 service.duration_minutes,
                 grid,
+                group_blocked,
             )
             if not device_options:
                 unbookable[request.id] = (
@@ -346,4 +410,5 @@ def create_variables(instance: Instance, replan: Replan | None = None) -> Schedu
         device_groups=device_groups,
         unbookable=unbookable,
         replan=replan,
+        held=held_by_request,
     )
