@@ -83,8 +83,11 @@ def optimize_command(
         highlight=False,
     )
 
+    offset = process_age_seconds()
+
     def show(event: Progress) -> None:
-        err.print(f"  {event.seconds:6.2f} s  objective {event.objective:12,.2f}", highlight=False)
+        # Seconds since the process started, so the trace shows what a caller waits for.
+        err.print(f"  {offset + event.seconds:6.2f} s  objective {event.objective:12,.2f}", highlight=False)
 
     budget = deadline - time.monotonic() - RESERVE_SECONDS
     result = solve(
