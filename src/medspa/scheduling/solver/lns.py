@@ -241,6 +241,9 @@ def _search(
         add_hint(schedule, snapshot)
         solver = cp_model.CpSolver()
         solver.parameters.num_workers = 1
+        # Presolve costs these small models more wall time than it saves (it is not counted in CP-SAT's
+        # deterministic time): without it, about 10% more gain per second in our measurements.
+        solver.parameters.cp_model_presolve = False
         solver.parameters.random_seed = rng.randrange(1 << 30)
         solver.parameters.max_time_in_seconds = max(0.01, min(step_seconds, remaining - 0.02))
         status = solver.solve(schedule.model)

@@ -53,7 +53,7 @@ SOFT: tuple[ModuleType, ...] = (booking_value, continuity, wait_cost, move_cost)
 
 DEFAULT_WORKERS = 8
 # Share of the time limit the whole-day model gets before large neighbourhood search takes over.
-FULL_MODEL_SHARE = 0.3
+FULL_MODEL_SHARE = 0.1
 
 
 @dataclass(frozen=True)
