@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -83,3 +85,21 @@ def test_optimize_exits_2_listing_locked_bookings_that_conflict(tmp_path: Path) 
     assert result.exit_code == 2
     assert "room inj1: a1 and a2 overlap (10:00-10:30 vs 10:00-10:30)" in result.stderr
     assert not output.exists()
+
+
+def test_cp_sat_is_imported_without_leaving_a_stand_in_for_pandas() -> None:
+    # given a fresh interpreter
+    script = (
+        "import sys\n"
+        "from medspa.scheduling.solver.cli import import_cp_model_without_pandas\n"
+        "import_cp_model_without_pandas()\n"
+        "assert 'ortools.sat.python.cp_model' in sys.modules\n"
+        "assert 'pandas' not in sys.modules\n"
+        "import pandas\n"
+        "print(hasattr(pandas, 'DataFrame'))\n"
+    )
+    # when
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    # then CP-SAT is loaded, and a later import of pandas gets the real one
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "True"
