@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 # What the process needs after the search: extracting and checking the schedule, writing it, exiting.
-RESERVE_SECONDS = 0.6
+RESERVE_SECONDS = 0.3
 
 _IMPORTED_AT = time.monotonic()
 

@@ -35,6 +35,8 @@ STEP_SECONDS = 0.15
 # Searches run at once; CP-SAT releases the interpreter lock, so two keep two cores busy.
 THREADS = 2
 KINDS = ("time", "providers", "resource", "random")
+# Most of a neighbourhood is bookings; at most this share is unbooked requests (see `_neighbourhood`).
+UNBOOKED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,21 @@ def _neighbourhood(
             rng.random(),
         ),
     )
-    return {rid for rid, _ in ranked[:size]}
+    # At most a share of the neighbourhood for unbooked requests: on a busy day many wait around any
+    # time, and freeing mostly them leaves few bookings to move out of their way. (Measured: from 0.987
+    # to 1.008 of best-known on xl-01 in the same number of steps.)
+    cap = max(1, int(size * UNBOOKED_SHARE))
+    chosen_ids: list[str] = []
+    unbooked = 0
+    for rid, _ in ranked:
+        if len(chosen_ids) >= size:
+            break
+        if rid not in booked:
+            if unbooked >= cap:
+                continue
+            unbooked += 1
+        chosen_ids.append(rid)
+    return set(chosen_ids)
 
 
 @dataclass
