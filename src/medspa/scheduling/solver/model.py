@@ -57,6 +57,8 @@ DEFAULT_WORKERS = 8
 # the share it may go without improving before it is stopped early.
 FULL_MODEL_SHARE = 0.5
 FULL_MODEL_PATIENCE = 0.1
+# A bound this close to the best objective (relative) still counts as progress of the whole-day search.
+NEAR_PROOF = 0.05
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,7 @@ class _Recorder(cp_model.CpSolverSolutionCallback):
     on_progress: Callable[[Progress], None] | None
     started: float = field(default_factory=time.monotonic)
     progress: list[Progress] = field(default_factory=list)
+    bound_moved_at: float = 0.0
 
     def __post_init__(self) -> None:
         cp_model.CpSolverSolutionCallback.__init__(self)
@@ -236,9 +239,15 @@ class _Recorder(cp_model.CpSolverSolutionCallback):
         if self.on_progress is not None:
             self.on_progress(event)
 
+    def on_bound(self, bound: float) -> None:
+        """CP-SAT's best-bound callback (scaled units). A better bound within `NEAR_PROOF` of the best
+        solution counts as progress: the search may be about to prove optimality."""
+        if self.progress and bound / SCALE + self.offset <= self.progress[-1].objective * (1 + NEAR_PROOF):
+            self.bound_moved_at = time.monotonic()
+
     def last_improvement(self) -> float:
-        """The `time.monotonic()` instant of the last solution (the start, before any)."""
-        return self.started + (self.progress[-1].seconds if self.progress else 0.0)
+        """The `time.monotonic()` instant of the last solution or near-proof bound (the start, before)."""
+        return max(self.started + (self.progress[-1].seconds if self.progress else 0.0), self.bound_moved_at)
 
 
 def _stop_when_stalled(
@@ -325,6 +334,7 @@ def solve(
         # The whole-day model keeps the time only while it improves: on small days it goes on to prove
         # optimality; on large ones it stalls at once and the neighbourhood search does better.
         patience = max(0.5, time_limit_seconds * FULL_MODEL_PATIENCE)
+        solver.best_bound_callback = recorder.on_bound
         threading.Thread(
             target=_stop_when_stalled, args=(solver, recorder, patience, done), daemon=True
         ).start()
