@@ -199,6 +199,11 @@ def book(
 register_records(app)
 
 
+from medspa.scheduling.solver.cli import optimize_command  # noqa: E402
+
+app.command("optimize")(optimize_command)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,134 @@
+"""Replanning: the current schedule is the hint, moves are limited (hard) and cost (soft)."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+from medspa.scheduling.solver.instance import Instance, TimeRange
+from medspa.scheduling.solver.model import moves
+from medspa.scheduling.solver.solution import Assignment, Solution
+from medspa.scheduling.solver.variables import Replan
+
+from .factories import make_instance, provider, request, service, solve_checked
+
+
+def _one_slot_day() -> tuple[Instance, Solution]:
+    """a1 is booked at 09:00; a member, a2, can only come 09:00-09:30."""
+    instance = make_instance(
+        requests=[
+            request("a1", windows=(("09:00", "12:00"),)),
+            request("a2", windows=(("09:00", "09:30"),), priority="member"),
+        ]
+    )
+    return instance, Solution("test-day", (Assignment("a1", "p1", "inj1", None, 540),))
+
+
+def test_move_limit_lets_one_booking_move_for_a_better_day() -> None:
+    # given one move allowed
+    instance, current = _one_slot_day()
+    # when
+    result = solve_checked(instance, replan=Replan(current, max_moves=1))
+    # then a1 moves to 09:30 and the member takes 09:00
+    assert {a.request: a.to_json()["start"] for a in result.solution.assignments} == {
+        "a1": "09:30",
+        "a2": "09:00",
+    }
+    assert moves(current, result.solution) == 1
+
+
+def test_move_limit_of_zero_keeps_every_booking_where_it_was() -> None:
+    # given no move allowed
+    instance, current = _one_slot_day()
+    # when
+    result = solve_checked(instance, replan=Replan(current, max_moves=0))
+    # then the member cannot be booked
+    assert result.solution.assignments == current.assignments
+    assert moves(current, result.solution) == 0
+
+
+def test_move_cost_below_the_gain_moves_the_booking() -> None:
+    # given moving a1 costs $100 and booking the member earns $360 - $6 of wait
+    instance, current = _one_slot_day()
+    # when
+    result = solve_checked(instance, replan=Replan(current, move_cost=100.0))
+    # then
+    assert moves(current, result.solution) == 1
+    assert len(result.solution.assignments) == 2
+
+
+def test_move_cost_above_the_gain_keeps_the_booking() -> None:
+    # given moving a1 costs more than the member would bring
+    instance, current = _one_slot_day()
+    # when
+    result = solve_checked(instance, replan=Replan(current, move_cost=1000.0))
+    # then
+    assert result.solution.assignments == current.assignments
+
+
+def _busy_day(seed: int) -> Instance:
+    """Three injectors, three rooms, 30 requests of 30 to 60 minutes over the day: more than fits."""
+    rng = random.Random(seed)
+    requests = []
+    for index in range(30):
+        start = rng.randrange(9 * 12, 15 * 12) * 5
+        width = rng.choice((60, 90, 120, 180))
+        requests.append(
+            request(
+                f"a{index:02d}",
+                rng.choice(("botox", "filler")),
+                (
+                    (
+                        f"{start // 60:02d}:{start % 60:02d}",
+                        f"{(start + width) // 60:02d}:{(start + width) % 60:02d}",
+                    ),
+                ),
+                preferred=rng.choice(("p1", "p2", "p3")),
+                priority=rng.choice(("member", "standard", "standard")),
+                no_show=round(rng.uniform(0.0, 0.3), 2),
+            )
+        )
+    return make_instance(
+        providers=[
+            provider(p, ["neurotoxin", "filler"], breaks=[("12:30", "13:00")]) for p in ("p1", "p2", "p3")
+        ],
+        rooms=[{"id": f"inj{i}", "type": "injection"} for i in (1, 2, 3)],
+        services=[
+            service("botox", setup=5, cleanup=5),
+            service("filler", duration=60, skill="filler", price=900, cost=300),
+        ],
+        requests=requests,
+    )
+
+
+def test_a_provider_calling_out_at_noon_moves_only_their_afternoon_clients() -> None:
+    # given a busy day, solved, and then p2 calls out at noon
+    before = _busy_day(seed=7)
+    current = solve_checked(before, time_limit=3.0).solution
+    p2 = before.provider_by_id["p2"]
+    after = dataclasses.replace(
+        before,
+        providers=tuple(
+            dataclasses.replace(p, shifts=(TimeRange(540, 720),)) if p.id == "p2" else p
+            for p in before.providers
+        ),
+    )
+    service_of = {r.id: after.service_of(r) for r in after.requests}
+    stranded = {
+        a.request
+        for a in current.assignments
+        if a.provider == p2.id and a.start + service_of[a.request].duration_minutes > 720
+    }
+    assert len(stranded) >= 2  # the scenario really strands clients
+    # when replanning with no more moves than the call-out forces
+    result = solve_checked(
+        after, time_limit=3.0, replan=Replan(current, max_moves=len(stranded), move_cost=50.0)
+    )
+    # then p2 has nobody after noon, and every other booking is exactly where it was
+    now = result.solution.by_request()
+    assert all(
+        a.start + service_of[a.request].duration_minutes <= 720 for a in now.values() if a.provider == "p2"
+    )
+    unchanged = {a.request: (a.provider, a.start) for a in current.assignments if a.request not in stranded}
+    assert {rid: (now[rid].provider, now[rid].start) for rid in unchanged} == unchanged
+    assert moves(current, result.solution) == len(stranded)
