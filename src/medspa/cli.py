@@ -196,6 +196,48 @@ def book(
     console.print(f"booked {booked.id} at {booked.starts_at.isoformat()} (provider {booked.provider_id})")
 
 
+@app.command("optimize-day")
+def optimize_day(
+    location: uuid.UUID = typer.Option(..., "--location", help="location id"),
+    day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="local date"),
+    time_limit: float = typer.Option(10.0, "--time-limit", min=0.1, max=120, help="seconds"),
+    organization: str = OrganizationOption,
+) -> None:
+    """Optimize a location's day (bookings kept, waitlist placed) and store a proposal; nothing moves
+    until it is applied."""
+    from medspa.kit.db import unit_of_work
+    from medspa.kit.errors import MedspaError
+    from medspa.kit.money import format_cents
+    from medspa.scheduling import optimization
+    from medspa.security.actors import Actor
+
+    try:
+        with unit_of_work() as session:
+            actor = _actor_for(session, organization)
+            assert isinstance(actor, Actor)
+            with console.status(f"optimizing {day.date()} ({time_limit:g} s)..."):
+                proposal = optimization.optimize_day(
+                    session,
+                    actor=actor,
+                    location_id=location,
+                    service_date=day.date(),
+                    time_limit_seconds=time_limit,
+                )
+    except MedspaError as error:
+        _fail(error.detail, 2 if error.status_code in (404, 422) else 1)
+    table = Table("request", "kind", "status", "starts", "value", "why")
+    for item in proposal.items:
+        starts = item.starts_at.isoformat() if item.starts_at else ""
+        table.add_row(
+            item.request, item.kind, item.status, starts, format_cents(item.value_cents), item.reason
+        )
+    console.print(table)
+    console.print(
+        f"proposal {proposal.id}: current {format_cents(proposal.current_value_cents)}, "
+        f"proposed {format_cents(proposal.proposed_value_cents)}, gain {format_cents(proposal.gain_cents)}"
+    )
+
+
 register_records(app)
 
 

@@ -45,8 +45,9 @@ from medspa.resources.schemas import (
     RoomCreate,
     WeeklySpan,
 )
+from medspa.scheduling import optimization
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.schemas import BookingRequest
+from medspa.scheduling.schemas import BookingRequest, WaitlistCreate
 from medspa.security import service as security
 from medspa.security.actors import Actor, Role, system_actor
 from medspa.security.schemas import OrganizationRead, UserCreate
@@ -119,7 +120,46 @@ def seed_demo(
                 else:
                     statuses["booked"] = statuses.get("booked", 0) + 1
                 future += 1
+    with unit_of_work(engine) as session:
+        waiting = _seed_waitlist(session, actor, rng, location.id, services, client_ids, today, future_days)
+    statuses["waitlisted"] = waiting
     return SeedSummary(organization.id, location.id, len(client_ids), past, future, statuses)
+
+
+def _seed_waitlist(
+    session: Session,
+    actor: Actor,
+    rng: random.Random,
+    location_id: uuid.UUID,
+    services: list[tuple[ServiceRead, int]],
+    client_ids: list[uuid.UUID],
+    today: date,
+    future_days: int,
+) -> int:
+    """Clients waiting for a place on the coming days, with the windows they gave the front desk."""
+    count = 0
+    for offset in range(1, min(future_days, 7) + 1):
+        day = today + timedelta(days=offset)
+        if day.weekday() not in OPENING_HOURS or day in HOLIDAYS:
+            continue
+        for _ in range(rng.randint(4, 8)):
+            service = rng.choices([s for s, _ in services], weights=[w for _, w in services])[0]
+            start = rng.choice([9, 10, 11, 12, 13, 14, 15])
+            optimization.add_to_waitlist(
+                session,
+                actor=actor,
+                data=WaitlistCreate(
+                    client_id=rng.choice(client_ids),
+                    service_id=service.id,
+                    location_id=location_id,
+                    service_date=day,
+                    window_starts_at=time(start, 0),
+                    window_ends_at=time(min(start + rng.choice([2, 3, 4]), 19), 0),
+                    priority="member" if rng.random() < 0.3 else "standard",
+                ),
+            )
+            count += 1
+    return count
 
 
 def _seed_setup(

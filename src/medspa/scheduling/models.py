@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime, time
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -69,3 +70,46 @@ class Reservation(TenantMixin, Base):
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
     is_active: Mapped[bool] = mapped_column(default=True)
+
+
+class WaitlistEntry(TenantMixin, Base):
+    """A client who wants a service on a local date within a window of wall-clock time, not yet booked.
+
+    Waiting entries are the flexible requests the day optimizer may place."""
+
+    __tablename__ = "waitlist_entries"
+    __table_args__ = (Index("ix_waitlist_location_date", "location_id", "service_date"),)
+
+    location_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("locations.id"))
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id"))
+    service_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("services.id"))
+    service_date: Mapped[date]
+    window_starts_at: Mapped[time]
+    window_ends_at: Mapped[time]
+    preferred_provider_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("providers.id"))
+    priority: Mapped[str] = mapped_column(String(16), default="standard")
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    appointment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("appointments.id"))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class ScheduleProposal(TenantMixin, Base):
+    """The optimizer's proposal for a location's day, kept beside the live schedule until staff apply it
+    (or parts of it). `instance` and `solution` are the clinic-day documents it was computed from;
+    `requests` maps each instance request id to its appointment or waitlist entry."""
+
+    __tablename__ = "schedule_proposals"
+
+    location_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("locations.id"), index=True)
+    service_date: Mapped[date]
+    status: Mapped[str] = mapped_column(String(16), default="proposed")
+    current_value_cents: Mapped[int]
+    proposed_value_cents: Mapped[int]
+    instance: Mapped[dict[str, Any]]
+    solution: Mapped[dict[str, Any]]
+    requests: Mapped[dict[str, Any]]
+    explanation: Mapped[dict[str, Any]]
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    applied_at: Mapped[datetime | None]

@@ -13,16 +13,20 @@ from sqlalchemy.orm import Session
 from medspa.api import ActorDep, Limit, Offset, SessionDep
 from medspa.config import load_settings
 from medspa.kit.schemas import Page
-from medspa.scheduling import service
+from medspa.scheduling import optimization, service
 from medspa.scheduling.schemas import (
+    ApplyRequest,
     AppointmentRead,
     BookingRequest,
     CancelRequest,
     HoldRequest,
+    ProposalRead,
     RescheduleRequest,
     SlotRead,
     Status,
     TransitionRead,
+    WaitlistCreate,
+    WaitlistRead,
 )
 from medspa.security.actors import Actor
 
@@ -117,6 +121,51 @@ ACTIONS: dict[Action, Callable[..., AppointmentRead]] = {
     Action.COMPLETE: service.complete_appointment,
     Action.NO_SHOW: service.mark_no_show,
 }
+
+
+@router.post("/waitlist", status_code=201)
+def add_to_waitlist(data: WaitlistCreate, session: SessionDep, actor: ActorDep) -> WaitlistRead:
+    return optimization.add_to_waitlist(session, actor=actor, data=data)
+
+
+@router.get("/waitlist")
+def list_waitlist(
+    session: SessionDep, actor: ActorDep, location_id: uuid.UUID, service_date: date = Query(alias="date")
+) -> list[WaitlistRead]:
+    return optimization.list_waitlist(
+        session, actor=actor, location_id=location_id, service_date=service_date
+    )
+
+
+@router.post("/locations/{location_id}/optimize", status_code=201)
+def optimize_day(
+    location_id: uuid.UUID,
+    session: SessionDep,
+    actor: ActorDep,
+    service_date: date = Query(alias="date"),
+    time_limit_seconds: float = Query(default=10.0, gt=0, le=120),
+) -> ProposalRead:
+    """Solve the day and store a proposal beside the live schedule; nothing is booked or moved."""
+    return optimization.optimize_day(
+        session,
+        actor=actor,
+        location_id=location_id,
+        service_date=service_date,
+        time_limit_seconds=time_limit_seconds,
+    )
+
+
+@router.get("/proposals/{proposal_id}")
+def get_proposal(proposal_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ProposalRead:
+    return optimization.get_proposal(session, actor=actor, proposal_id=proposal_id)
+
+
+@router.post("/proposals/{proposal_id}/apply")
+def apply_proposal(
+    proposal_id: uuid.UUID, data: ApplyRequest, session: SessionDep, actor: ActorDep
+) -> ProposalRead:
+    """Book the proposal's placements (all, or `requests`), all or nothing."""
+    return optimization.apply_proposal(session, actor=actor, proposal_id=proposal_id, requests=data.requests)
 
 
 @router.post("/appointments/{appointment_id}/cancel")

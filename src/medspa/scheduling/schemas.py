@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime, time
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from medspa.kit.schemas import AwareDatetime, ReadSchema, Schema
 
@@ -87,3 +88,74 @@ class AppointmentRead(ReadSchema):
     created_by: str
     created_at: datetime
     updated_at: datetime
+
+
+class WaitlistCreate(Schema):
+    """A client who wants `service_id` on the local date `service_date`, starting no earlier than
+    `window_starts_at` and finishing by `window_ends_at` (location wall-clock time)."""
+
+    client_id: uuid.UUID
+    service_id: uuid.UUID
+    location_id: uuid.UUID
+    service_date: date
+    window_starts_at: time
+    window_ends_at: time
+    preferred_provider_id: uuid.UUID | None = None
+    priority: Literal["standard", "member"] = "standard"
+
+    @field_validator("window_ends_at")
+    @classmethod
+    def _window_ordered(cls, ends: time, info: ValidationInfo) -> time:
+        starts = info.data.get("window_starts_at")
+        if starts is not None and ends <= starts:
+            raise ValueError("must be after window_starts_at")
+        return ends
+
+
+class WaitlistRead(ReadSchema):
+    id: uuid.UUID
+    client_id: uuid.UUID
+    service_id: uuid.UUID
+    location_id: uuid.UUID
+    service_date: date
+    window_starts_at: time
+    window_ends_at: time
+    preferred_provider_id: uuid.UUID | None
+    priority: str
+    status: str
+    appointment_id: uuid.UUID | None
+
+
+class ProposalItem(ReadSchema):
+    """One request of the day and what the proposal does with it."""
+
+    request: str
+    kind: Literal["appointment", "waitlist"]
+    record_id: uuid.UUID
+    status: str
+    starts_at: datetime | None
+    provider_id: uuid.UUID | None
+    room_id: uuid.UUID | None
+    device_id: uuid.UUID | None
+    value_cents: int
+    reason: str
+
+
+class ProposalRead(ReadSchema):
+    id: uuid.UUID
+    location_id: uuid.UUID
+    service_date: date
+    status: str
+    current_value_cents: int
+    proposed_value_cents: int
+    gain_cents: int
+    objective_terms: dict[str, float]
+    items: list[ProposalItem]
+    created_at: datetime
+    applied_at: datetime | None
+
+
+class ApplyRequest(Schema):
+    """Which proposed bookings to make: request ids of the proposal, or all of them when omitted."""
+
+    requests: list[str] | None = None

@@ -1,0 +1,179 @@
+"""The day optimizer on live data: waitlist in, proposal out (shadow mode), applied all or nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from medspa.kit import clock
+from medspa.kit.db import unit_of_work
+from medspa.kit.errors import ConflictError, ResourceBusyError
+from medspa.scheduling import optimization
+from medspa.scheduling import service as scheduling
+from medspa.scheduling.schemas import BookingRequest, WaitlistCreate
+from medspa.scheduling.solver import validate
+from medspa.scheduling.solver.instance import parse_instance
+from medspa.scheduling.solver.solution import parse_solution
+from medspa.security.actors import Actor
+from tests.factories import make_client, make_room
+from tests.scheduling.test_availability import NOW, Clinic, build
+from tests.test_concurrency import double_bookings
+
+DAY = date(2026, 3, 3)
+TEN = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)  # 10:00 in New York
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock() -> object:
+    with clock.frozen_at(NOW):
+        yield
+
+
+def waitlist(
+    engine: Engine, actor: Actor, clinic: Clinic, start: str, end: str, priority: str = "standard"
+) -> None:
+    with unit_of_work(engine) as session:
+        client = make_client(session, actor=actor)
+        optimization.add_to_waitlist(
+            session,
+            actor=actor,
+            data=WaitlistCreate(
+                client_id=client.id,
+                service_id=clinic.service_id,
+                location_id=clinic.location_id,
+                service_date=DAY,
+                window_starts_at=time.fromisoformat(start),
+                window_ends_at=time.fromisoformat(end),
+                priority=priority,  # type: ignore[arg-type]
+            ),
+        )
+
+
+def busy_day(engine: Engine, actor: Actor) -> Clinic:
+    """One provider 09:00-12:00, two rooms, a booking at 10:00 and three clients waiting."""
+    clinic = build(engine, actor, shift=("09:00", "12:00"))
+    with unit_of_work(engine) as session:
+        make_room(session, actor=actor, location_id=clinic.location_id)
+        scheduling.book_appointment(
+            session,
+            actor=actor,
+            data=BookingRequest(
+                client_id=clinic.client_id,
+                service_id=clinic.service_id,
+                location_id=clinic.location_id,
+                starts_at=TEN,
+            ),
+        )
+    waitlist(engine, actor, clinic, "09:00", "10:30")  # fits 09:00-10:00 only
+    waitlist(engine, actor, clinic, "10:00", "12:00", "member")  # fits 11:00-12:00 only
+    waitlist(engine, actor, clinic, "10:00", "11:30")  # cannot fit: the provider is busy 10:00-11:00
+    return clinic
+
+
+def test_a_proposal_places_the_waitlist_around_kept_bookings_and_explains_itself(
+    engine: Engine, owner: Actor
+) -> None:
+    clinic = busy_day(engine, owner)
+    with unit_of_work(engine) as session:
+        proposal = optimization.optimize_day(
+            session, actor=owner, location_id=clinic.location_id, service_date=DAY, time_limit_seconds=3
+        )
+    statuses = sorted(item.status for item in proposal.items)
+    assert statuses == ["booked", "booked", "locked", "not booked"]
+    placed = sorted(item.starts_at for item in proposal.items if item.status == "booked" and item.starts_at)
+    assert placed == [TEN - timedelta(hours=1), TEN + timedelta(hours=1)]
+    refused = next(item for item in proposal.items if item.status == "not booked")
+    assert refused.kind == "waitlist"
+    assert refused.reason.startswith("not booked: no provider with the skill neurotoxin")
+    assert str(clinic.service_id) not in refused.reason  # staff read names, not ids
+    assert proposal.gain_cents == proposal.proposed_value_cents - proposal.current_value_cents
+    assert proposal.gain_cents > 0
+    assert proposal.objective_terms["priority_bonus"] == 60.0
+    assert proposal.status == "proposed"
+    with unit_of_work(engine, write=False) as session:  # the stored documents pass the validator
+        row = session.get(optimization.ScheduleProposal, proposal.id)
+        assert row is not None
+        report = validate.check(parse_instance(row.instance), parse_solution(row.solution))
+    assert report.feasible, report.violations
+    # Shadow mode: nothing was booked.
+    with unit_of_work(engine, write=False) as session:
+        assert scheduling.list_appointments(session, actor=owner, location_id=clinic.location_id).total == 1
+
+
+def test_applying_books_the_placements_and_marks_the_waitlist(engine: Engine, owner: Actor) -> None:
+    clinic = busy_day(engine, owner)
+    with unit_of_work(engine) as session:
+        proposal = optimization.optimize_day(
+            session, actor=owner, location_id=clinic.location_id, service_date=DAY, time_limit_seconds=3
+        )
+    with unit_of_work(engine) as session:
+        applied = optimization.apply_proposal(session, actor=owner, proposal_id=proposal.id)
+    assert applied.status == "applied"
+    with unit_of_work(engine, write=False) as session:
+        booked = scheduling.list_appointments(session, actor=owner, location_id=clinic.location_id).items
+        waiting = optimization.list_waitlist(
+            session, actor=owner, location_id=clinic.location_id, service_date=DAY
+        )
+    assert sorted(a.starts_at for a in booked) == [TEN - timedelta(hours=1), TEN, TEN + timedelta(hours=1)]
+    assert len(waiting) == 1
+    assert double_bookings(engine, owner) == 0
+    with pytest.raises(ConflictError, match="is applied"), unit_of_work(engine) as session:
+        optimization.apply_proposal(session, actor=owner, proposal_id=proposal.id)
+
+
+def test_applying_a_stale_proposal_books_nothing(engine: Engine, owner: Actor) -> None:
+    clinic = busy_day(engine, owner)
+    with unit_of_work(engine) as session:
+        proposal = optimization.optimize_day(
+            session, actor=owner, location_id=clinic.location_id, service_date=DAY, time_limit_seconds=3
+        )
+        other = make_client(session, actor=owner)
+    with unit_of_work(engine) as session:  # the front desk books 11:00 meanwhile
+        scheduling.book_appointment(
+            session,
+            actor=owner,
+            data=BookingRequest(
+                client_id=other.id,
+                service_id=clinic.service_id,
+                location_id=clinic.location_id,
+                starts_at=TEN + timedelta(hours=1),
+            ),
+        )
+    with pytest.raises(ResourceBusyError), unit_of_work(engine) as session:
+        optimization.apply_proposal(session, actor=owner, proposal_id=proposal.id)
+    with unit_of_work(engine, write=False) as session:
+        assert scheduling.list_appointments(session, actor=owner, location_id=clinic.location_id).total == 2
+        waiting = optimization.list_waitlist(
+            session, actor=owner, location_id=clinic.location_id, service_date=DAY
+        )
+        assert optimization.get_proposal(session, actor=owner, proposal_id=proposal.id).status == "proposed"
+    assert len(waiting) == 3
+
+
+def test_a_closed_day_cannot_be_optimized(engine: Engine, owner: Actor) -> None:
+    from medspa.resources import service as resources
+    from medspa.resources.schemas import ClosureCreate
+
+    clinic = build(engine, owner)
+    with unit_of_work(engine) as session:
+        resources.add_closure(
+            session, actor=owner, location_id=clinic.location_id, data=ClosureCreate(closed_on=DAY)
+        )
+    with pytest.raises(ConflictError, match="closed"), unit_of_work(engine) as session:
+        optimization.optimize_day(
+            session, actor=owner, location_id=clinic.location_id, service_date=DAY, time_limit_seconds=1
+        )
+
+
+def test_a_daylight_saving_day_is_refused_rather_than_planned_wrong(engine: Engine, owner: Actor) -> None:
+    clinic = build(engine, owner)
+    with pytest.raises(ConflictError, match="daylight-saving"), unit_of_work(engine) as session:
+        optimization.optimize_day(
+            session,
+            actor=owner,
+            location_id=clinic.location_id,
+            service_date=date(2026, 3, 8),
+            time_limit_seconds=1,
+        )
