@@ -386,3 +386,38 @@ def test_openapi_is_served(api: TestClient) -> None:
     schema = api.get("/openapi.json").json()
     assert "/api/v1/availability" in schema["paths"]
     assert api.get("/docs").status_code == 200
+
+
+def test_waitlist_optimize_and_apply_over_http(api: TestClient) -> None:
+    ids = clinic(api)
+    waiting = created(
+        api.post(
+            "/api/v1/waitlist",
+            json={
+                "client_id": ids["client"],
+                "service_id": ids["service"],
+                "location_id": ids["location"],
+                "service_date": "2026-03-03",
+                "window_starts_at": "10:00",
+                "window_ends_at": "11:00",
+            },
+        )
+    )
+    assert waiting["status"] == "waiting"
+    bad_window = api.post("/api/v1/waitlist", json={**waiting, "window_ends_at": "09:00"} | {"id": None})
+    assert bad_window.status_code == 422
+    proposal = created(
+        api.post(
+            f"/api/v1/locations/{ids['location']}/optimize",
+            params={"date": "2026-03-03", "time_limit_seconds": 2},
+        )
+    )
+    [item] = proposal["items"]
+    assert (item["kind"], item["status"], item["starts_at"]) == ("waitlist", "booked", "2026-03-03T15:00:00Z")
+    assert proposal["gain_cents"] > 0
+    assert api.get("/api/v1/appointments").json()["total"] == 0  # shadow mode
+    applied = api.post(f"/api/v1/proposals/{proposal['id']}/apply", json={})
+    assert (applied.status_code, applied.json()["status"]) == (200, "applied")
+    assert api.get("/api/v1/appointments").json()["total"] == 1
+    listed = api.get("/api/v1/waitlist", params={"location_id": ids["location"], "date": "2026-03-03"}).json()
+    assert listed == []
