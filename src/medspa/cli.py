@@ -22,5 +22,11 @@ def serve(
     uvicorn.run(create_app(), host=host, port=port, log_level="info")
 
 
+from medspa.retention.cli import import_app, models_app  # noqa: E402  (sub-apps registered after the core ones)
+
+app.add_typer(import_app, name="import")
+app.add_typer(models_app, name="models")
+
+
 def main() -> None:
     app()
