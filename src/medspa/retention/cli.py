@@ -20,7 +20,7 @@ evaluate_app = typer.Typer(
     help="Train on the past, predict a later period, and report metrics.", no_args_is_help=True
 )
 models_app.add_typer(evaluate_app, name="evaluate")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _parse_day(value: str, option: str) -> date:
@@ -119,12 +119,15 @@ def evaluate_returns(
     holdout_end: str = typer.Option(..., help="last day of the holdout period (YYYY-MM-DD, inclusive)"),
     predictions: Path = typer.Option(..., help="CSV to write: client_id,expected_visits,probability_return"),
     report: Path = typer.Option(..., help="JSON report to write"),
+    model: str = typer.Option("auto", help="auto (chosen by an internal backtest), bgnbd or blend"),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="drop unparseable rows and count them"),
 ) -> None:
     """Fit the return-time model up to CALIBRATION_END and predict each client's visits to HOLDOUT_END."""
     from medspa.retention.evaluation import evaluate_returns as run
     from medspa.retention.formats import FormatError
 
+    if model not in {"auto", "bgnbd", "blend"}:
+        raise typer.BadParameter("expected auto, bgnbd or blend", param_hint="--model")
     calibration_day = _parse_day(calibration_end, "--calibration-end")
     holdout_day = _parse_day(holdout_end, "--holdout-end")
     if holdout_day <= calibration_day:
@@ -136,6 +139,7 @@ def evaluate_returns(
             holdout_end=holdout_day,
             predictions_path=predictions,
             report_path=report,
+            model=model,
             skip_bad_rows=skip_bad_rows,
         )
     except (FormatError, ValueError) as error:

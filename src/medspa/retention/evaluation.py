@@ -22,13 +22,22 @@ from medspa.retention import metrics
 from medspa.retention.features import build_features, find_outcome_leaks
 from medspa.retention.formats import read_appointment_history, read_visit_transactions, write_rows
 from medspa.retention.noshow import (
+    frame_sha256,
     history_sha256,
     labelled_mask,
     no_show_labels,
     train_logistic_baseline,
     train_noshow,
 )
-from medspa.retention.returns import fit_bgnbd, holdout_visits, summarize
+from medspa.retention.returns import (
+    TRAINING_HORIZON_DAYS,
+    ReturnsForecast,
+    fit_bgnbd,
+    forecast_bgnbd,
+    forecast_blend,
+    holdout_visits,
+    summarize,
+)
 
 AGE_BANDS: Final = (
     (0, 18, "0-17"),
@@ -158,6 +167,46 @@ def evaluate_noshow(
     return report
 
 
+RETURN_MODELS: Final = ("bgnbd", "blend")
+
+
+def _forecast(
+    name: str, transactions: pd.DataFrame, *, calibration_end: date, horizon_days: float
+) -> ReturnsForecast:
+    if name == "bgnbd":
+        return forecast_bgnbd(transactions, calibration_end=calibration_end, horizon_days=horizon_days)
+    if name == "blend":
+        return forecast_blend(transactions, calibration_end=calibration_end, horizon_days=horizon_days)
+    raise ValueError(f"unknown return model {name!r}; choose from {', '.join(RETURN_MODELS)}")
+
+
+def backtest_returns(
+    transactions: pd.DataFrame, *, calibration_end: date, horizon_days: int = TRAINING_HORIZON_DAYS
+) -> dict[str, dict[str, float]]:
+    """Every candidate fitted on visits up to `horizon_days` before `calibration_end` and scored on the
+    visits of the last `horizon_days` of the calibration period (nothing after `calibration_end` is read)."""
+    known = transactions[transactions["date"] <= pd.Timestamp(calibration_end)]
+    cut = (pd.Timestamp(calibration_end) - pd.Timedelta(days=horizon_days)).date()
+    actual = holdout_visits(known, calibration_end=cut, holdout_end=calibration_end)
+    results: dict[str, dict[str, float]] = {}
+    for name in RETURN_MODELS:
+        try:
+            forecast = _forecast(name, known, calibration_end=cut, horizon_days=float(horizon_days))
+        except ValueError:  # the period is too short for this candidate: it cannot be chosen
+            results[name] = {"mae": float("nan")}
+            continue
+        observed = actual.reindex(forecast.client_ids, fill_value=0.0).to_numpy()
+        results[name] = return_metrics(forecast.expected_visits, forecast.probability_return, observed)
+    return results
+
+
+def choose_return_model(backtest: dict[str, dict[str, float]]) -> str:
+    """The candidate with the lowest per-client MAE in the internal backtest (BG/NBD on ties or failures)."""
+    scored = [(result.get("mae", float("nan")), name) for name, result in backtest.items()]
+    valid = [(mae, name) for mae, name in scored if math.isfinite(mae)]
+    return min(valid)[1] if valid else "bgnbd"
+
+
 def evaluate_returns(
     transactions_path: Path,
     *,
@@ -165,10 +214,15 @@ def evaluate_returns(
     holdout_end: date,
     predictions_path: Path,
     report_path: Path,
+    model: str = "auto",
     skip_bad_rows: bool = False,
 ) -> dict[str, Any]:
     """Fit on visits up to `calibration_end`, predict visits in (calibration_end, holdout_end] for every
-    client seen by then, write `client_id,expected_visits,probability_return` and the report."""
+    client seen by then, write `client_id,expected_visits,probability_return` and the report.
+
+    `model="auto"` chooses between BG/NBD and the covariate blend by an internal backtest inside the
+    calibration period; the holdout metrics of every candidate are reported beside the chosen one.
+    """
     started = time.monotonic()
     read = read_visit_transactions(transactions_path, skip_bad_rows=skip_bad_rows)
     transactions = read.frame
@@ -176,37 +230,44 @@ def evaluate_returns(
     if summary.frame.empty:
         raise ValueError(f"no visits on or before {calibration_end}")
     horizon = float((pd.Timestamp(holdout_end) - pd.Timestamp(calibration_end)).days)
-    model = fit_bgnbd(summary)
-    x, t_x, age = summary.frequency, summary.recency, summary.age
-    expected = model.expected_visits(horizon, x, t_x, age)
-    returning = model.probability_return(horizon, x, t_x, age)
+    backtest = backtest_returns(transactions, calibration_end=calibration_end)
+    chosen = choose_return_model(backtest) if model == "auto" else model
+    forecasts = {
+        name: _forecast(name, transactions, calibration_end=calibration_end, horizon_days=horizon)
+        for name in RETURN_MODELS
+    }
+    forecast = forecasts[chosen]
     write_rows(
         predictions_path,
         ("client_id", "expected_visits", "probability_return"),
         zip(
-            summary.frame.index,
-            (f"{v:.6f}" for v in expected),
-            (f"{p:.6f}" for p in returning),
+            forecast.client_ids,
+            (f"{v:.6f}" for v in forecast.expected_visits),
+            (f"{p:.6f}" for p in forecast.probability_return),
             strict=True,
         ),
     )
-    actual = (
-        holdout_visits(transactions, calibration_end=calibration_end, holdout_end=holdout_end)
-        .reindex(summary.frame.index, fill_value=0.0)
-        .to_numpy()
-    )
-    chosen = "bgnbd"
+    actual = holdout_visits(transactions, calibration_end=calibration_end, holdout_end=holdout_end)
+    holdout = {
+        name: return_metrics(
+            f.expected_visits, f.probability_return, actual.reindex(f.client_ids, fill_value=0.0).to_numpy()
+        )
+        for name, f in forecasts.items()
+    }
     report: dict[str, Any] = {
         "kind": "returns",
         "transactions": str(transactions_path),
+        "data_sha256": frame_sha256(transactions),
         "skipped_rows": read.skipped_rows,
         "calibration_end": str(calibration_end),
         "holdout_end": str(holdout_end),
         "horizon_days": horizon,
-        "clients": len(summary.frame),
+        "clients": len(forecast.client_ids),
+        "model_option": model,
         "chosen_model": chosen,
-        "parameters": {"bgnbd": model.__dict__},
-        "holdout": {"bgnbd": return_metrics(expected, returning, actual)},
+        "selection": {"rule": "lowest MAE in the internal backtest", "backtest": backtest},
+        "parameters": {"bgnbd": fit_bgnbd(summary).__dict__},
+        "holdout": holdout,
         "seconds": round(time.monotonic() - started, 1),
     }
     report_path.write_text(json.dumps(_clean(report), indent=2) + "\n")

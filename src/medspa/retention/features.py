@@ -117,6 +117,7 @@ def build_features(history: pd.DataFrame, scoring: ScoringTime = ScoringTime.APP
     out["price"] = frame["price"].astype(float)
     history_features = _client_history(frame, as_of, as_of_day, start_day)
     out = out.join(history_features)
+    out = out.join(_shared_booking_instants(frame))
     out[RECENT_RATE_COLUMN] = recent_no_show_rate(frame, as_of_day)
     for column in _TEXT_COLUMNS:
         values = frame[column].astype(object)
@@ -166,6 +167,10 @@ def _client_history(
     same_day = not_happened & (pairs["o_start_day"] == pairs["start_day"]).to_numpy()
     later = not_happened & (pairs["o_start_day"] > pairs["start_day"]).to_numpy()
     same_batch = booking_known & (pairs["o_booked"] == pairs["booked"]).to_numpy()
+    # Bookings the client made after booking this one (rebooking activity), and bookings made on the day
+    # of another of their appointments (typically a follow-up booked at the desk).
+    booked_since = booking_known & (pairs["o_booked"] > pairs["booked"]).to_numpy()
+    booked_on_visit_day = booking_known & (pairs["o_start_day"] == pairs["booked"].dt.normalize()).to_numpy()
     o_day = pairs["o_start_day"].to_numpy()
     nat = np.datetime64("NaT")
     parts = pd.DataFrame(
@@ -179,6 +184,9 @@ def _client_history(
             "pending_later": later,
             "pending_before": not_happened & ~same_day & ~later,
             "booked_together": same_batch,
+            "booked_since_for_later": booked_since & (pairs["o_start_day"] > pairs["start_day"]).to_numpy(),
+            "booked_since_for_earlier": booked_since & (pairs["o_start_day"] < pairs["start_day"]).to_numpy(),
+            "booked_on_appointment_day": booked_on_visit_day,
             "last_attended_day": np.where(attended, o_day, nat),
             "last_no_show_day": np.where(missed, o_day, nat),
             "first_seen": np.where(booking_known, pairs["o_booked"].to_numpy(), nat),
@@ -196,6 +204,9 @@ def _client_history(
             "pending_later",
             "pending_before",
             "booked_together",
+            "booked_since_for_later",
+            "booked_since_for_earlier",
+            "booked_on_appointment_day",
         ]
     ].sum()
     recency = grouped[["last_attended_day", "last_no_show_day"]].max()
@@ -213,6 +224,18 @@ def _client_history(
     result["days_since_first_seen"] = _days(as_of.reset_index(drop=True) - result["first_seen"])
     result["days_to_next_pending"] = _days(result["next_pending_day"] - start_day.reset_index(drop=True))
     return result.drop(columns=["last_attended_day", "last_no_show_day", "first_seen", "next_pending_day"])
+
+
+def _shared_booking_instants(frame: pd.DataFrame) -> pd.DataFrame:
+    """How many other clients booked at the same second / minute as this booking (a family or a group
+    booked in one session). Those bookings existed at this booking's own time, so they are known."""
+    booked = frame["booked_at"]
+    out = pd.DataFrame(index=frame.index)
+    keys = (("others_booked_same_second", booked), ("others_booked_same_minute", booked.dt.floor("min")))
+    for name, key in keys:
+        clients = frame["client_id"].groupby(key).transform("nunique")
+        out[name] = (clients - 1).where(booked.notna()).astype(float)
+    return out
 
 
 def recent_no_show_rate(

@@ -3,9 +3,11 @@
 Training (`train_noshow`) on the attended/missed appointments that start before `train_end`:
 
 1. The last `calibration_days` distinct appointment days form the *calibration slice*; the days before it
-   the *fit slice*. Gradient boosting is fitted on the fit slice only.
-2. A Platt map (`logit p = a * logit s + b`) is fitted on the booster's scores for the calibration slice,
-   so calibration is judged on appointments the booster never saw and that lie later in time.
+   the *fit slice*. Gradient boosting is fitted on the fit slice.
+2. A Platt map (`logit p = a * logit s + b`) is fitted on that booster's scores for the calibration slice,
+   so calibration is learnt on appointments the booster never saw and that lie later in time.
+   With `refit_on_whole_period` (default) the booster is then refitted, same settings, on fit + calibration
+   slices and the map is kept (measured: +0.005 ROC AUC on Brazil; see docs/models.md).
 3. Base-rate anchoring (optional, on by default): the no-show base rate drifts over weeks, so at scoring
    time the calibrated log-odds are shifted by `logit(r) - logit(r_cal)`, where `r` is the clinic-wide
    no-show rate of the 7 days before the scoring day (known then) and `r_cal` the same quantity averaged
@@ -60,6 +62,7 @@ class NoShowConfig:
     seed: int = 7
     n_jobs: int = 2
     anchor_base_rate: bool = True
+    refit_on_whole_period: bool = True
     scoring: ScoringTime = ScoringTime.APPOINTMENT_DAY
 
     def lightgbm_params(self) -> dict[str, Any]:
@@ -179,12 +182,15 @@ class NoShowModel:
         )
 
 
-def history_sha256(history: pd.DataFrame) -> str:
-    """A content hash of a history frame (row order and columns included), for provenance."""
+def frame_sha256(history: pd.DataFrame) -> str:
+    """A content hash of a data frame (row order and columns included), for provenance."""
     digest = hashlib.sha256()
     digest.update(json.dumps([str(c) for c in history.columns]).encode())
     digest.update(pd.util.hash_pandas_object(history.astype(str), index=False).to_numpy().tobytes())
     return digest.hexdigest()
+
+
+history_sha256 = frame_sha256
 
 
 def labelled_mask(history: pd.DataFrame) -> npt.NDArray[np.bool_]:
@@ -232,9 +238,14 @@ def train_noshow(
     matrix = encode(model_features, schema)
     classifier = lgb.LGBMClassifier(**config.lightgbm_params())
     classifier.fit(matrix[fit_rows], labels[fit_rows])
-    booster_text = classifier.booster_.model_to_string()
     scores = np.asarray(classifier.booster_.predict(matrix[calibration_rows]), dtype=float)
     slope, intercept = _fit_platt(scores, labels[calibration_rows])
+    if config.refit_on_whole_period:
+        # Same trees and settings on the whole training period: the calibration map was fitted on scores
+        # the early booster gave to unseen, later appointments, and is reused for the refitted booster.
+        classifier = lgb.LGBMClassifier(**config.lightgbm_params())
+        classifier.fit(matrix[in_training], labels[in_training])
+    booster_text = classifier.booster_.model_to_string()
     recent = features.loc[calibration_rows, RECENT_RATE_COLUMN].to_numpy(dtype=float)
     reference = float(np.nanmean(recent)) if np.isfinite(recent).any() else None
     window = {

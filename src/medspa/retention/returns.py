@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -165,3 +166,134 @@ def fit_bgnbd(summary: ClientSummary) -> BgNbd:
         raise ValueError(f"BG/NBD fit failed: {result.message}")
     r, alpha, a, b = (float(v) for v in np.exp(result.x))
     return BgNbd(r=r, alpha=alpha, a=a, b=b)
+
+
+TRAINING_HORIZON_DAYS: Final = 92
+
+
+def client_features(
+    transactions: pd.DataFrame, *, cut: date, model: BgNbd, horizon_days: float
+) -> pd.DataFrame:
+    """Covariates per client known at the end of `cut` (index: client_id, sorted like `summarize`).
+
+    Recency/frequency/age (days), visits in the last 30/60/90/180 days, days since the last visit and
+    relative to the client's mean gap, amounts (first, last, max, total, mean per visit day), transactions
+    per visit day, and the BG/NBD conditional expectation over `horizon_days` and P(alive) from `model`.
+    """
+    end = pd.Timestamp(cut)
+    summary = summarize(transactions, calibration_end=cut)
+    frame = summary.frame.drop(columns=["first_visit"]).copy()
+    visit_rows = visits(transactions)
+    known = visit_rows[visit_rows["day"] <= end].sort_values(["client_id", "day"])
+    for window in (30, 60, 90, 180):
+        recent = known[known["day"] > end - pd.Timedelta(days=window)]
+        counts = recent.groupby("client_id").size()
+        frame[f"visits_last_{window}_days"] = counts.reindex(frame.index, fill_value=0)
+    frame["days_since_last_visit"] = frame["age"] - frame["recency"]
+    grouped = known.groupby("client_id")
+    frame["first_amount"] = grouped["amount"].first()
+    frame["last_amount"] = grouped["amount"].last()
+    frame["max_amount"] = grouped["amount"].max()
+    frame["total_amount"] = grouped["amount"].sum()
+    gaps = _days(grouped["day"].diff()).dropna()
+    gap_groups = gaps.groupby(known.loc[gaps.index, "client_id"])
+    frame["mean_gap_days"] = gap_groups.mean()
+    frame["last_gap_days"] = gap_groups.last()
+    frame["since_last_over_mean_gap"] = frame["days_since_last_visit"] / frame["mean_gap_days"]
+    in_period = transactions[transactions["date"].dt.normalize() <= end]
+    frame["transactions_per_visit"] = in_period.groupby("client_id").size().reindex(frame.index) / (
+        frame["frequency"] + 1
+    )
+    x, t_x, age = summary.frequency, summary.recency, summary.age
+    frame["bgnbd_expected"] = model.expected_visits(horizon_days, x, t_x, age)
+    frame["bgnbd_alive"] = model.probability_alive(x, t_x, age)
+    return frame.astype(float)
+
+
+@dataclass
+class ReturnsForecast:
+    """Per-client forecast over a horizon: expected visits and P(at least one visit)."""
+
+    client_ids: list[str]
+    expected_visits: FloatArray
+    probability_return: FloatArray
+
+
+def forecast_bgnbd(
+    transactions: pd.DataFrame, *, calibration_end: date, horizon_days: float
+) -> ReturnsForecast:
+    """BG/NBD fitted on visits up to `calibration_end`, forecasting `horizon_days` after it."""
+    summary = summarize(transactions, calibration_end=calibration_end)
+    model = fit_bgnbd(summary)
+    x, t_x, age = summary.frequency, summary.recency, summary.age
+    return ReturnsForecast(
+        client_ids=[str(c) for c in summary.frame.index],
+        expected_visits=model.expected_visits(horizon_days, x, t_x, age),
+        probability_return=model.probability_return(horizon_days, x, t_x, age),
+    )
+
+
+def forecast_blend(
+    transactions: pd.DataFrame,
+    *,
+    calibration_end: date,
+    horizon_days: float,
+    training_horizon_days: int = TRAINING_HORIZON_DAYS,
+    n_jobs: int = 2,
+    seed: int = 7,
+) -> ReturnsForecast:
+    """Gradient boosting on covariates, learnt inside the calibration period, stretched by BG/NBD.
+
+    1. Cut the calibration period `training_horizon_days` before its end; compute covariates at the cut
+       (with a BG/NBD fitted on visits up to the cut) and the visits after it as the target.
+    2. Fit a Poisson booster (visits) and a binary booster (any visit) on that.
+    3. At the calibration end, predict the next `training_horizon_days` and stretch to `horizon_days`
+       per client by the ratio BG/NBD gives for the same client (visits: E[H] / E[h]; return:
+       P(H) / P(h), capped below 1). The covariates rank; BG/NBD supplies the time shape.
+    Raises `ValueError` if the calibration period is too short to cut.
+    """
+    import lightgbm as lgb
+
+    cut = (pd.Timestamp(calibration_end) - pd.Timedelta(days=training_horizon_days)).date()
+    earliest = transactions["date"].min()
+    if pd.isna(earliest) or pd.Timestamp(cut) <= earliest:
+        raise ValueError(f"calibration period too short for a {training_horizon_days}-day training horizon")
+    cut_summary = summarize(transactions, calibration_end=cut)
+    cut_model = fit_bgnbd(cut_summary)
+    train = client_features(transactions, cut=cut, model=cut_model, horizon_days=training_horizon_days)
+    target = holdout_visits(transactions, calibration_end=cut, holdout_end=calibration_end).reindex(
+        train.index, fill_value=0.0
+    )
+    params: dict[str, Any] = {
+        "n_estimators": 400,
+        "learning_rate": 0.02,
+        "num_leaves": 15,
+        "min_child_samples": 100,
+        "subsample": 0.8,
+        "subsample_freq": 1,
+        "colsample_bytree": 0.7,
+        "n_jobs": n_jobs,
+        "random_state": seed,
+        "verbose": -1,
+    }
+    visits_model = lgb.LGBMRegressor(objective="poisson", **params).fit(train, target.to_numpy())
+    return_model = lgb.LGBMClassifier(**params).fit(train, (target.to_numpy() > 0).astype(int))
+    summary = summarize(transactions, calibration_end=calibration_end)
+    model = fit_bgnbd(summary)
+    current = client_features(
+        transactions, cut=calibration_end, model=model, horizon_days=training_horizon_days
+    )
+    short_visits = np.asarray(visits_model.predict(current), dtype=float)
+    short_return = np.asarray(return_model.booster_.predict(current), dtype=float)
+    x, t_x, age = summary.frequency, summary.recency, summary.age
+    visits_ratio = model.expected_visits(horizon_days, x, t_x, age) / np.maximum(
+        model.expected_visits(training_horizon_days, x, t_x, age), 1e-12
+    )
+    return_ratio = model.probability_return(horizon_days, x, t_x, age) / np.maximum(
+        model.probability_return(training_horizon_days, x, t_x, age), 1e-12
+    )
+    return ReturnsForecast(
+        client_ids=[str(c) for c in summary.frame.index],
+        expected_visits=np.asarray(short_visits * visits_ratio, dtype=np.float64),
+        probability_return=np.asarray(np.minimum(short_return * return_ratio, 0.999), dtype=np.float64),
+    )
