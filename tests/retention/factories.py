@@ -55,7 +55,7 @@ def simulate_history(
             day = start + timedelta(days=int(rng.integers(0, days)))
             lead = int(rng.integers(0, 30))
             booked = datetime.combine(day, datetime.min.time()) - timedelta(days=lead) + timedelta(hours=9)
-            logit = np.log(propensity[client] / (1 - propensity[client])) + 0.04 * lead - 0.6
+            logit = np.log(propensity[client] / (1 - propensity[client])) + 0.08 * lead - 1.4
             probability = float(1 / (1 + np.exp(-logit)))
             rows.append(
                 {
