@@ -1,0 +1,153 @@
+"""CLI sub-apps: `medspa import ...` (history files in the portable formats) and `medspa models ...`.
+
+Heavy libraries (pandas, LightGBM, scikit-learn, matplotlib) are imported inside the commands so that
+`medspa --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+import_app = typer.Typer(
+    help="Import appointment and visit history into the portable CSV formats.", no_args_is_help=True
+)
+models_app = typer.Typer(help="Train and evaluate the no-show and return-time models.", no_args_is_help=True)
+evaluate_app = typer.Typer(
+    help="Train on the past, predict a later period, and report metrics.", no_args_is_help=True
+)
+models_app.add_typer(evaluate_app, name="evaluate")
+console = Console(stderr=True, soft_wrap=True)
+
+
+def _parse_day(value: str, option: str) -> date:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()  # noqa: DTZ007  (a calendar date)
+    except ValueError:
+        raise typer.BadParameter(f"expected YYYY-MM-DD, got {value!r}", param_hint=option) from None
+
+
+def _fail(error: Exception) -> typer.Exit:
+    console.print(f"[red]error:[/red] {error}", highlight=False, markup=True)
+    return typer.Exit(code=2)
+
+
+@import_app.command("noshow-brazil")
+def import_noshow_brazil(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="KaggleV2-May-2016.csv"),
+    output: Path = typer.Option(..., "-o", "--output", help="appointment-history CSV to write"),
+    skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="drop unparseable rows and count them"),
+) -> None:
+    """Convert the Brazil no-show data set to an appointment-history CSV."""
+    from medspa.retention.formats import FormatError
+    from medspa.retention.importers import import_noshow_brazil as run_import
+
+    try:
+        report = run_import(path, output, skip_bad_rows=skip_bad_rows)
+    except FormatError as error:
+        raise _fail(error) from None
+    _print_import(report.rows_read, report.rows_written, report.skipped_rows, report.repairs, output)
+
+
+@import_app.command("cdnow")
+def import_cdnow(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="CDNOW_master.txt"),
+    output: Path = typer.Option(..., "-o", "--output", help="visit-transactions CSV to write"),
+    skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="drop unparseable rows and count them"),
+) -> None:
+    """Convert the CDNOW purchase file to a visit-transactions CSV."""
+    from medspa.retention.formats import FormatError
+    from medspa.retention.importers import import_cdnow as run_import
+
+    try:
+        report = run_import(path, output, skip_bad_rows=skip_bad_rows)
+    except FormatError as error:
+        raise _fail(error) from None
+    _print_import(report.rows_read, report.rows_written, report.skipped_rows, report.repairs, output)
+
+
+def _print_import(read: int, written: int, skipped: int, repairs: dict[str, int], output: Path) -> None:
+    console.print(f"read {read} rows, wrote {written} to {output}", highlight=False)
+    if skipped:
+        console.print(f"skipped {skipped} bad row(s)", highlight=False)
+    for repair, count in sorted(repairs.items()):
+        console.print(f"repaired {count} row(s): {repair}", highlight=False)
+
+
+@evaluate_app.command("noshow")
+def evaluate_noshow(
+    history: Path = typer.Option(..., exists=True, dir_okay=False, help="appointment-history CSV"),
+    test_from: str = typer.Option(..., help="first test day (YYYY-MM-DD); training uses earlier days"),
+    predictions: Path = typer.Option(..., help="CSV to write: appointment_id,probability per test row"),
+    report: Path = typer.Option(..., help="JSON report to write (metrics, subgroups, training window)"),
+    plot: Path | None = typer.Option(None, help="reliability plot PNG (default: beside the report)"),
+    skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="drop unparseable rows and count them"),
+) -> None:
+    """Train the no-show model on appointments before TEST_FROM, predict the rest, report metrics."""
+    from medspa.retention.evaluation import evaluate_noshow as run
+    from medspa.retention.formats import FormatError
+
+    first_test_day = _parse_day(test_from, "--test-from")
+    plot_path = plot or report.with_suffix(".png")
+    try:
+        result = run(
+            history,
+            test_from=first_test_day,
+            predictions_path=predictions,
+            report_path=report,
+            plot_path=plot_path,
+            skip_bad_rows=skip_bad_rows,
+        )
+    except (FormatError, ValueError) as error:
+        raise _fail(error) from None
+    metrics = result["test"]["model"]
+    console.print(
+        f"no-show: {int(metrics['rows'])} labelled test rows, ROC AUC {metrics['roc_auc']:.4f}, "
+        f"PR AUC {metrics['pr_auc']:.4f}, Brier {metrics['brier']:.4f}, ECE {metrics['ece']:.4f}; "
+        f"report {report}, plot {plot_path}",
+        highlight=False,
+    )
+
+
+@evaluate_app.command("returns")
+def evaluate_returns(
+    transactions: Path = typer.Option(..., exists=True, dir_okay=False, help="visit-transactions CSV"),
+    calibration_end: str = typer.Option(..., help="last day of the fitting period (YYYY-MM-DD, inclusive)"),
+    holdout_end: str = typer.Option(..., help="last day of the holdout period (YYYY-MM-DD, inclusive)"),
+    predictions: Path = typer.Option(..., help="CSV to write: client_id,expected_visits,probability_return"),
+    report: Path = typer.Option(..., help="JSON report to write"),
+    model: str = typer.Option("auto", help="auto (chosen by an internal backtest), bgnbd or blend"),
+    skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="drop unparseable rows and count them"),
+) -> None:
+    """Fit the return-time model up to CALIBRATION_END and predict each client's visits to HOLDOUT_END."""
+    from medspa.retention.evaluation import evaluate_returns as run
+    from medspa.retention.formats import FormatError
+
+    if model not in {"auto", "bgnbd", "blend"}:
+        raise typer.BadParameter("expected auto, bgnbd or blend", param_hint="--model")
+    calibration_day = _parse_day(calibration_end, "--calibration-end")
+    holdout_day = _parse_day(holdout_end, "--holdout-end")
+    if holdout_day <= calibration_day:
+        raise _fail(ValueError("--holdout-end must be after --calibration-end"))
+    try:
+        result = run(
+            transactions,
+            calibration_end=calibration_day,
+            holdout_end=holdout_day,
+            predictions_path=predictions,
+            report_path=report,
+            model=model,
+            skip_bad_rows=skip_bad_rows,
+        )
+    except (FormatError, ValueError) as error:
+        raise _fail(error) from None
+    chosen = result["holdout"][result["chosen_model"]]
+    console.print(
+        f"returns ({result['chosen_model']}): {result['clients']} clients, aggregate error "
+        f"{chosen['aggregate_error']:+.3f}, MAE {chosen['mae']:.3f}, ROC AUC {chosen['roc_auc']:.4f}; "
+        f"report {report}",
+        highlight=False,
+    )

@@ -1,0 +1,159 @@
+"""Metrics for probability forecasts: ROC AUC, PR AUC, Brier score, expected calibration error, reliability.
+
+All functions take `probabilities` in [0, 1] and binary `labels` (1 = the event, e.g. a no-show) of the
+same length, and are deterministic. `roc_auc` averages ties (Mann-Whitney), as the acceptance check does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def _arrays(probabilities: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    p = np.asarray(probabilities, dtype=float)
+    y = np.asarray(labels, dtype=float)
+    if p.shape != y.shape or p.ndim != 1:
+        raise ValueError(f"probabilities {p.shape} and labels {y.shape} must be 1-d and equal in length")
+    return p, y
+
+
+def roc_auc(probabilities: npt.ArrayLike, labels: npt.ArrayLike) -> float:
+    """Area under the ROC curve by the rank-sum statistic (ties get average ranks); NaN if one class."""
+    from scipy.stats import rankdata
+
+    p, y = _arrays(probabilities, labels)
+    positives = float(y.sum())
+    negatives = float(len(y) - positives)
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    ranks = rankdata(p)
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
+def pr_auc(probabilities: npt.ArrayLike, labels: npt.ArrayLike) -> float:
+    """Average precision (area under the precision-recall curve, step-wise); NaN without positives."""
+    p, y = _arrays(probabilities, labels)
+    if y.sum() == 0:
+        return float("nan")
+    order = np.argsort(-p, kind="mergesort")
+    p_sorted, y_sorted = p[order], y[order]
+    # Group ties: precision and recall are evaluated only at distinct thresholds.
+    distinct = np.r_[np.diff(p_sorted) != 0, True]
+    true_positives = np.cumsum(y_sorted)[distinct]
+    predicted = (np.arange(1, len(y) + 1))[distinct]
+    precision = true_positives / predicted
+    recall = true_positives / y.sum()
+    recall_steps = np.diff(np.r_[0.0, recall])
+    return float(np.sum(recall_steps * precision))
+
+
+def brier(probabilities: npt.ArrayLike, labels: npt.ArrayLike) -> float:
+    """Mean squared difference between probability and outcome (0 is perfect)."""
+    p, y = _arrays(probabilities, labels)
+    return float(np.mean((p - y) ** 2))
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """One equal-width probability bin: [lower, upper), its row count, mean forecast and observed rate."""
+
+    lower: float
+    upper: float
+    count: int
+    mean_probability: float
+    observed_rate: float
+
+
+def reliability(
+    probabilities: npt.ArrayLike, labels: npt.ArrayLike, *, bins: int = 10
+) -> list[ReliabilityBin]:
+    """Equal-width bins over [0, 1] (p = 1 falls in the last bin); empty bins are left out."""
+    p, y = _arrays(probabilities, labels)
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    result: list[ReliabilityBin] = []
+    for k in range(bins):
+        mask = index == k
+        if mask.any():
+            result.append(
+                ReliabilityBin(
+                    lower=k / bins,
+                    upper=(k + 1) / bins,
+                    count=int(mask.sum()),
+                    mean_probability=float(p[mask].mean()),
+                    observed_rate=float(y[mask].mean()),
+                )
+            )
+    return result
+
+
+def expected_calibration_error(
+    probabilities: npt.ArrayLike, labels: npt.ArrayLike, *, bins: int = 10
+) -> float:
+    """ECE: the count-weighted mean |mean forecast - observed rate| over equal-width bins (0 is perfect)."""
+    p, _ = _arrays(probabilities, labels)
+    if len(p) == 0:
+        return float("nan")
+    return float(
+        sum(
+            b.count * abs(b.mean_probability - b.observed_rate)
+            for b in reliability(probabilities, labels, bins=bins)
+        )
+        / len(p)
+    )
+
+
+def summary(probabilities: npt.ArrayLike, labels: npt.ArrayLike) -> dict[str, float]:
+    """The standard set: rows, event rate, mean forecast, ROC AUC, PR AUC, Brier, ECE (10 bins)."""
+    p, y = _arrays(probabilities, labels)
+    return {
+        "rows": float(len(p)),
+        "event_rate": float(y.mean()) if len(y) else float("nan"),
+        "mean_probability": float(p.mean()) if len(p) else float("nan"),
+        "roc_auc": roc_auc(p, y),
+        "pr_auc": pr_auc(p, y),
+        "brier": brier(p, y) if len(p) else float("nan"),
+        "ece": expected_calibration_error(p, y),
+    }
+
+
+def plot_reliability(curves: dict[str, list[ReliabilityBin]], path: Path, *, title: str) -> None:
+    """Write a reliability diagram (PNG) with one line per named model and the diagonal for reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(6, 7), gridspec_kw={"height_ratios": [3, 1]}, sharex=True, constrained_layout=True
+    )
+    top.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfectly calibrated")
+    for name, bins in curves.items():
+        top.plot(
+            [b.mean_probability for b in bins],
+            [b.observed_rate for b in bins],
+            marker="o",
+            linewidth=1.5,
+            label=name,
+        )
+        bottom.bar(
+            [(b.lower + b.upper) / 2 for b in bins],
+            [b.count for b in bins],
+            width=0.09,
+            alpha=0.5,
+            label=name,
+        )
+    top.set_ylabel("observed rate")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_title(title)
+    top.legend(loc="upper left", fontsize="small")
+    bottom.set_xlabel("predicted probability")
+    bottom.set_ylabel("rows")
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

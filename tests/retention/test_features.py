@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from medspa.retention.features import (
+    ScoringTime,
+    build_features,
+    find_outcome_leaks,
+    recent_no_show_rate,
+    scoring_instants,
+)
+from tests.retention.factories import make_history_frame, simulate_history
+
+
+def _history() -> pd.DataFrame:
+    # one client: a miss on the 1st, an attended visit on the 3rd, two bookings on the 10th, one on the 20th
+    rows = [
+        ("c", "2024-02-20T09:00", "2024-03-01", "no_show"),
+        ("c", "2024-03-01T12:00", "2024-03-03", "completed"),
+        ("c", "2024-03-02T08:00", "2024-03-10", "no_show"),
+        ("c", "2024-03-02T08:00", "2024-03-10", "completed"),
+        ("c", "2024-03-10T16:00", "2024-03-20", "completed"),
+        ("d", "2024-03-10T07:00", "2024-03-10", "completed"),
+    ]
+    return make_history_frame(
+        [{"client_id": c, "booked_at": b, "starts_at": s, "status": st} for c, b, s, st in rows]
+    )
+
+
+def test_history_features_count_only_earlier_days_outcomes() -> None:
+    # given the history above
+    features = build_features(_history())
+    # then the third appointment (10th) sees the miss and the visit before it, not its same-day sibling
+    third = features.iloc[2]
+    assert (third["prior_no_shows"], third["prior_attended"], third["prior_appointments"]) == (1.0, 1.0, 2.0)
+    assert third["prior_no_show_rate"] == 0.5
+    assert third["pending_same_day"] == 1.0
+    assert third["booked_together"] == 1.0
+    assert third["days_since_last_attended"] == 7.0
+    assert third["days_since_last_no_show"] == 9.0
+    assert third["lead_days"] == 8.0
+    # and the first appointment knows nothing of the client's later outcomes
+    first = features.iloc[0]
+    assert (first["prior_no_shows"], first["prior_attended"]) == (0.0, 0.0)
+    assert math.isnan(first["prior_no_show_rate"])
+    assert math.isnan(first["days_since_last_attended"])
+    # and the booking made on the 10th for the 20th is not yet known to the appointments of the 10th
+    assert features.iloc[2]["pending_later"] == 0.0
+    assert features.iloc[4]["prior_appointments"] == 4.0
+
+
+def test_same_day_booking_is_scored_when_it_is_made() -> None:
+    history = _history()
+    instants = scoring_instants(history)
+    assert str(instants.iloc[5]) == "2024-03-10 07:00:00"
+    assert str(instants.iloc[2]) == "2024-03-10 00:00:00"
+    assert str(scoring_instants(history, ScoringTime.BOOKING).iloc[2]) == "2024-03-02 08:00:00"
+
+
+def test_booking_time_scoring_sees_less_history() -> None:
+    features = build_features(_history(), ScoringTime.BOOKING)
+    # booked on the 2nd, so only the miss of the 1st is known (the visit of the 3rd is not)
+    assert (features.iloc[2]["prior_no_shows"], features.iloc[2]["prior_attended"]) == (1.0, 0.0)
+
+
+def test_recent_rate_uses_only_days_before_the_scoring_day() -> None:
+    history = _history()
+    days = history["starts_at"].dt.normalize()
+    rates = recent_no_show_rate(history, days, window_days=7)
+    # on the 3rd the window [Feb 25, Mar 3) holds the miss of the 1st only; on the 10th, [Mar 3, Mar 10)
+    assert rates.iloc[1] == 1.0
+    assert rates.iloc[2] == 0.0
+    assert math.isnan(rates.iloc[0])
+
+
+def test_leak_guard_passes_the_feature_module() -> None:
+    history, _ = simulate_history(clients=200, days=30)
+    assert find_outcome_leaks(history) == []
+
+
+def _leaky_builder(history: pd.DataFrame) -> pd.DataFrame:
+    """The classic mistake: a per-client no-show count over the whole file, the row's own outcome included."""
+    features = build_features(history)
+    missed = (history["status"] == "no_show").astype(float)
+    features["client_no_shows_all_time"] = missed.groupby(history["client_id"]).transform("sum")
+    return features
+
+
+def _own_outcome_builder(history: pd.DataFrame) -> pd.DataFrame:
+    """Subtler: history that includes same-day appointments, whose outcome is not known in the morning."""
+    features = build_features(history)
+    frame = history.assign(day=history["starts_at"].dt.normalize(), missed=history["status"] == "no_show")
+    by_day = frame.groupby(["client_id", "day"])["missed"].sum().groupby(level=0).cumsum()
+    features["no_shows_through_today"] = by_day.reindex(
+        pd.MultiIndex.from_frame(frame[["client_id", "day"]])
+    ).to_numpy(dtype=float)
+    return features
+
+
+def test_leak_guard_names_a_feature_that_sees_the_outcome() -> None:
+    # given a history and two builders that each add one leaking column
+    history, _ = simulate_history(clients=200, days=30)
+    # when the guard runs, then it names exactly the leaking columns
+    assert find_outcome_leaks(history, _leaky_builder) == ["client_no_shows_all_time"]
+    assert find_outcome_leaks(history, _own_outcome_builder) == ["no_shows_through_today"]
+
+
+def test_features_do_not_change_when_an_unknown_outcome_changes() -> None:
+    # given the history, when the outcome of the last appointment flips
+    history = _history()
+    flipped = history.copy()
+    flipped.loc[4, "status"] = "no_show"
+    before, after = build_features(history), build_features(flipped)
+    # then no row's features change (nothing is scored after the 20th)
+    pd.testing.assert_frame_equal(before, after)
+    assert np.array_equal(before.columns, after.columns)

@@ -1,0 +1,150 @@
+"""Metrics, calibration, the no-show model round trip, the registry and the BG/NBD model."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from medspa.retention import metrics
+from medspa.retention.features import build_features
+from medspa.retention.noshow import NoShowConfig, NoShowModel, _fit_platt, no_show_labels, train_noshow
+from medspa.retention.registry import ArtifactIntegrityError, FileRegistry, ModelNotFoundError
+from medspa.retention.returns import BgNbd, fit_bgnbd, holdout_visits, summarize
+from tests.retention.factories import simulate_history
+
+
+def test_metrics_on_a_hand_worked_example() -> None:
+    probabilities = [0.1, 0.4, 0.35, 0.8]
+    labels = [0, 0, 1, 1]
+    # 4 positive/negative pairs, 3 ordered right
+    assert metrics.roc_auc(probabilities, labels) == 0.75
+    assert metrics.roc_auc([0.5, 0.5], [0, 1]) == 0.5
+    assert metrics.brier(probabilities, labels) == pytest.approx((0.01 + 0.16 + 0.4225 + 0.04) / 4)
+    # precision at recall 0.5 is 1 (0.8), at recall 1 it is 2/3 (0.8, 0.4, 0.35)
+    assert metrics.pr_auc(probabilities, labels) == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    # each forecast has its own tenth-wide bin: |0.1 - 0| + |0.4 - 0| + |0.35 - 1| + |0.8 - 1| over 4 rows
+    assert metrics.expected_calibration_error(probabilities, labels) == pytest.approx(1.35 / 4)
+
+
+def test_reliability_of_a_calibrated_forecast_is_near_the_diagonal() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 1, 200_000)
+    y = (rng.uniform(0, 1, p.size) < p).astype(int)
+    assert metrics.expected_calibration_error(p, y) < 0.005
+    assert all(abs(b.mean_probability - b.observed_rate) < 0.01 for b in metrics.reliability(p, y))
+
+
+def test_platt_recovers_a_known_distortion() -> None:
+    # given scores whose log-odds are twice the true log-odds plus one
+    rng = np.random.default_rng(1)
+    true_logit = rng.normal(-1, 1, 100_000)
+    labels = (rng.uniform(size=true_logit.size) < 1 / (1 + np.exp(-true_logit))).astype(np.int64)
+    scores = 1 / (1 + np.exp(-(2 * true_logit + 1)))
+    # when calibrated, then the map inverts it: slope 1/2, intercept -1/2
+    slope, intercept = _fit_platt(scores, labels)
+    assert slope == pytest.approx(0.5, abs=0.02)
+    assert intercept == pytest.approx(-0.5, abs=0.03)
+
+
+def _trained() -> tuple[pd.DataFrame, NoShowModel]:
+    history, _ = simulate_history(clients=1500, days=40)
+    config = NoShowConfig(n_estimators=80, learning_rate=0.1, calibration_days=8, min_child_samples=20)
+    return history, train_noshow(history, train_end=date(2024, 4, 3), config=config)
+
+
+def test_noshow_model_is_calibrated_and_learns_the_signal() -> None:
+    # given a simulated clinic whose no-show risk rises with lead time and a personal propensity
+    history, model = _trained()
+    test = (history["starts_at"] >= "2024-04-03").to_numpy()
+    probabilities = model.predict(history, test)
+    labels = no_show_labels(history)[test]
+    # then the held-out period is ranked well above chance (the true probabilities reach 0.78 here) and
+    # the mean forecast is near the observed rate
+    assert len(probabilities) == int(test.sum())
+    assert metrics.roc_auc(probabilities, labels) > 0.62
+    assert abs(float(probabilities.mean()) - float(labels.mean())) < 0.05
+    assert model.training_window["train_end_exclusive"] == "2024-04-03"
+
+
+def test_model_round_trips_through_the_registry_and_a_tampered_artifact_is_refused(tmp_path: Path) -> None:
+    # given a trained model stored in the registry and activated
+    history, model = _trained()
+    registry = FileRegistry(tmp_path)
+    version = registry.save("noshow", model.to_payload(), now=datetime(2024, 4, 3, 12, 0, tzinfo=UTC))
+    registry.activate("noshow", version)
+    # when it is loaded back, then it predicts exactly as before
+    loaded = NoShowModel.from_payload(registry.load("noshow"))
+    features = build_features(history)
+    np.testing.assert_array_equal(loaded.predict_features(features), model.predict_features(features))
+    assert [(i.version, i.is_active) for i in registry.list("noshow")] == [(version, True)]
+    assert version.startswith("20240403T120000Z-")
+    # when one byte of the payload changes, then loading and activating are refused
+    path = tmp_path / "noshow" / f"{version}.json"
+    document = json.loads(path.read_text())
+    document["payload"]["platt"]["slope"] += 0.001
+    path.write_text(json.dumps(document))
+    with pytest.raises(ArtifactIntegrityError, match="hash does not match"):
+        registry.load("noshow", version)
+    with pytest.raises(ArtifactIntegrityError):
+        registry.activate("noshow", version)
+
+
+def test_registry_without_an_active_model_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="no active noshow model"):
+        FileRegistry(tmp_path).load("noshow")
+    assert FileRegistry(tmp_path).list("noshow") == []
+
+
+def _simulate_bgnbd(model: BgNbd, clients: int, days: int, seed: int) -> pd.DataFrame:
+    """Transactions from the BG/NBD story: Poisson visits, dropout after each visit with prob p."""
+    rng = np.random.default_rng(seed)
+    rows: list[tuple[str, pd.Timestamp, float]] = []
+    start = pd.Timestamp("2020-01-01")
+    for client in range(clients):
+        rate = rng.gamma(model.r, 1 / model.alpha)
+        dropout = rng.beta(model.a, model.b)
+        t = 0.0
+        rows.append((str(client), start, 10.0))
+        while True:
+            t += rng.exponential(1 / rate) if rate > 0 else days + 1
+            if t > days:
+                break
+            rows.append((str(client), start + pd.Timedelta(days=int(t)), 10.0))
+            if rng.uniform() < dropout:
+                break
+    return pd.DataFrame(rows, columns=["client_id", "date", "amount"])
+
+
+def test_bgnbd_recovers_its_parameters_and_forecasts_the_total() -> None:
+    # given visits simulated from known parameters over 400 days (fit on 200, hold out 200)
+    truth = BgNbd(r=0.5, alpha=20.0, a=1.5, b=4.0)
+    transactions = _simulate_bgnbd(truth, clients=4000, days=400, seed=5)
+    summary = summarize(transactions, calibration_end=date(2020, 7, 19))
+    # when fitted
+    fitted = fit_bgnbd(summary)
+    # then the rate parameters are recovered and the holdout total is forecast within 10 %
+    assert fitted.r == pytest.approx(truth.r, rel=0.2)
+    assert fitted.alpha == pytest.approx(truth.alpha, rel=0.3)
+    expected = fitted.expected_visits(200, summary.frequency, summary.recency, summary.age)
+    actual = holdout_visits(transactions, calibration_end=date(2020, 7, 19), holdout_end=date(2021, 2, 4))
+    assert float(expected.sum()) == pytest.approx(float(actual.sum()), rel=0.1)
+    probability = fitted.probability_return(200, summary.frequency, summary.recency, summary.age)
+    assert np.all((probability >= 0) & (probability <= 1))
+
+
+def test_summary_counts_distinct_visit_days() -> None:
+    transactions = pd.DataFrame(
+        {
+            "client_id": ["a", "a", "a", "b"],
+            "date": pd.to_datetime(["1997-01-01", "1997-01-01", "1997-01-11", "1997-01-05"]),
+            "amount": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    frame = summarize(transactions, calibration_end=date(1997, 1, 31)).frame
+    assert frame.loc["a", ["frequency", "recency", "age", "monetary"]].tolist() == [1.0, 10.0, 30.0, 3.0]
+    assert frame.loc["b", ["frequency", "recency", "age"]].tolist() == [0.0, 0.0, 26.0]
