@@ -247,7 +247,8 @@ def test_applying_selected_placements_books_them_and_shows_the_applied_proposal(
     ]
     still_waiting = {w.id for w in _waitlist(engine, demo_template, day)}
     assert {p.record_id for p in placements[1:]} <= still_waiting
-    assert 'class="tag tag-booked"' in page.text
+    assert page.text.count('class="tag tag-booked"') == 1
+    assert page.text.count('class="tag tag-left_out"') == len(placements) - 1
 
     again = signed_in.get(f"/proposals/{proposal.id}")
     assert "Apply selected" not in again.text

@@ -37,6 +37,7 @@ TERMS = (
 ROW_STATUSES = {
     "proposed": "Proposed placement",
     "booked": "Booked",
+    "left_out": "Not applied",
     "not_placed": "Not placed",
     "kept": "Kept",
 }
@@ -52,7 +53,7 @@ class Row:
     """One request of the day as the proposal page lists it."""
 
     item: ProposalItem
-    group: str  # "proposed", "not_placed", "booked" (applied) or "kept"
+    group: str  # a key of GROUP_TITLES
     client_name: str
     service_name: str
     local_start: datetime | None
@@ -141,6 +142,7 @@ class ProposalPage:
 GROUP_TITLES = {
     "proposed": "Proposed placements",
     "booked": "Booked from the waitlist",
+    "left_out": "Proposed, left out when applied",
     "not_placed": "Not placed",
     "kept": "Kept as booked",
 }
@@ -214,7 +216,7 @@ def build_proposal_page(session: Session, *, actor: Actor, proposal_id: uuid.UUI
         entry = entries.get(item.record_id) if item.kind == "waitlist" else None
         row = Row(
             item=item,
-            group=_group(item, entry),
+            group=_group(item, entry, is_open=proposal.status == "proposed"),
             client_name=names.get(client_id, "(unknown client)") if client_id else "(unknown client)",
             service_name=services.get(service_id, "(unknown service)") if service_id else "(unknown service)",
             local_start=to_local(item.starts_at, zone) if item.starts_at else None,
@@ -246,12 +248,14 @@ def build_proposal_page(session: Session, *, actor: Actor, proposal_id: uuid.UUI
     )
 
 
-def _group(item: ProposalItem, entry: WaitlistRead | None) -> str:
+def _group(item: ProposalItem, entry: WaitlistRead | None, *, is_open: bool) -> str:
     if item.kind == "appointment":
         return "kept"
     if entry is not None and entry.status == "booked":
         return "booked"
-    return "proposed" if item.status == "booked" else "not_placed"
+    if item.status != "booked":
+        return "not_placed"
+    return "proposed" if is_open else "left_out"
 
 
 def _window(entry: WaitlistRead | None) -> str | None:
