@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from medspa.clients import service as clients
+from medspa.clients.schemas import ClientCreate
 from medspa.kit.db import unit_of_work
 from medspa.kit.money import format_cents
 from medspa.kit.tz import local_day_bounds
@@ -23,6 +24,7 @@ from medspa.scheduling.schemas import (
     BookingRequest,
     ProposalItem,
     ProposalRead,
+    WaitlistCreate,
     WaitlistRead,
 )
 from tests.web.conftest import Demo, first_day_with_a_waitlist
@@ -163,7 +165,7 @@ def test_a_day_that_cannot_be_optimized_shows_why_on_the_day_view(
     assert "Could not optimize the day: the location is closed on 2020-01-05." in closed.text
 
     day = first_day_with_a_waitlist(engine, demo_template)
-    for limit in ("soon", "0", "nan"):
+    for limit in ("soon", "0", "nan", "61"):
         page = signed_in.post(url, data={"date": day.isoformat(), "time_limit_seconds": limit})
         assert (limit, page.status_code) == (limit, 422)
         assert "<!doctype html>" in page.text
@@ -208,6 +210,41 @@ def test_the_proposal_page_shows_values_gain_terms_and_every_request_by_name(
     for name in names.values():
         assert name in text
     assert "(unknown" not in text
+
+
+def test_a_waiting_client_name_with_markup_is_escaped_on_the_day_and_the_proposal(
+    signed_in: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    evil = "<script>alert('pwned')</script>"
+    day = first_day_with_a_waitlist(engine, demo_template)
+    like = _waitlist(engine, demo_template, day)[0]
+    with unit_of_work(engine) as session:
+        client = clients.create_client(
+            session,
+            actor=demo_template.actor,
+            data=ClientCreate(first_name=evil, last_name="Doe", email="evil@example.com"),
+        )
+        optimization.add_to_waitlist(
+            session,
+            actor=demo_template.actor,
+            data=WaitlistCreate(
+                client_id=client.id,
+                service_id=like.service_id,
+                location_id=demo_template.location_id,
+                service_date=day,
+                window_starts_at=like.window_starts_at,
+                window_ends_at=like.window_ends_at,
+            ),
+        )
+    proposal = _optimize(engine, demo_template, day)
+
+    for page in (
+        signed_in.get(f"/locations/{demo_template.location_id}/day?date={day.isoformat()}"),
+        signed_in.get(f"/proposals/{proposal.id}"),
+    ):
+        assert page.status_code == 200
+        assert evil not in page.text
+        assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt; Doe" in page.text
 
 
 def test_an_unknown_proposal_is_a_not_found_page(signed_in: TestClient) -> None:

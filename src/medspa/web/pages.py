@@ -469,6 +469,12 @@ def change_status(
 # --- the day optimizer's proposals ---------------------------------------------------------------------
 
 DEFAULT_TIME_LIMIT_SECONDS = 5.0
+# The search runs inside the request: a page keeps it shorter than the service's own limit.
+MAX_TIME_LIMIT_SECONDS = 60.0
+templates.env.globals["time_limit_seconds"] = {
+    "default": round(DEFAULT_TIME_LIMIT_SECONDS),
+    "max": round(MAX_TIME_LIMIT_SECONDS),
+}
 
 
 @router.post("/locations/{location_id}/proposals", dependencies=SameOrigin)
@@ -488,8 +494,8 @@ def optimize(
     seconds = _seconds(time_limit_seconds)
     if day is None:
         message = "Choose the day to optimize."
-    elif seconds is None:
-        message = "Give the time limit in seconds."
+    elif seconds is None or not 0 < seconds <= MAX_TIME_LIMIT_SECONDS:
+        message = f"Give the time limit in seconds, more than 0 and at most {MAX_TIME_LIMIT_SECONDS:.0f}."
     else:
         try:
             with session.begin_nested():
@@ -584,7 +590,6 @@ def _proposal_page(
         "locations": resources.list_locations(session, actor=actor, limit=LIST_LIMIT).items,
         "message": message,
         "kind": kind,
-        "default_time_limit": DEFAULT_TIME_LIMIT_SECONDS,
     }
     return templates.TemplateResponse(request, "proposal.html", context, status_code=status_code)
 
