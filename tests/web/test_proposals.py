@@ -99,6 +99,7 @@ def test_day_view_lists_the_waitlist_and_offers_to_optimize_the_day(
 
     assert page.status_code == 200
     assert f"{len(waiting)} waiting" in page.text
+    assert f'<a href="#waitlist">{len(waiting)} on the waitlist</a>' in page.text
     listed = page.text.split('<ul class="waiting">', 1)[1].split("</ul>", 1)[0]
     assert listed.count("<li>") == len(waiting)
     for name in names.values():
