@@ -21,6 +21,7 @@ from medspa.kit.db import make_engine, unit_of_work
 from medspa.kit.migrate import upgrade
 from medspa.kit.tz import to_local
 from medspa.resources import service as resources
+from medspa.scheduling import optimization
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import SlotRead
 from medspa.security.actors import Actor, system_actor
@@ -117,3 +118,16 @@ def first_day_with_slots(engine: Engine, demo: Demo, service_id: uuid.UUID) -> t
             if slots:
                 return day, slots
     raise AssertionError("the demo has no free slot in the next two weeks")
+
+
+def first_day_with_a_waitlist(engine: Engine, demo: Demo) -> date:
+    """The first local date from today on with clients waiting for a place (the demo seeds some)."""
+    today = local_today(engine, demo)
+    with unit_of_work(engine, write=False) as session:
+        for offset in range(15):
+            day = today + timedelta(days=offset)
+            if optimization.list_waitlist(
+                session, actor=demo.actor, location_id=demo.location_id, service_date=day
+            ):
+                return day
+    raise AssertionError("the demo has no waitlist in the next two weeks")

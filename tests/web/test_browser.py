@@ -19,7 +19,14 @@ from medspa.app import create_app
 from medspa.demo.seed import DEMO_PASSWORD
 from medspa.kit.db import unit_of_work
 from medspa.resources import service as resources
-from tests.web.conftest import BOOKING_SERVICE, FRONT_DESK, Demo, booking_service_id, first_day_with_slots
+from tests.web.conftest import (
+    BOOKING_SERVICE,
+    FRONT_DESK,
+    Demo,
+    booking_service_id,
+    first_day_with_a_waitlist,
+    first_day_with_slots,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -163,4 +170,54 @@ def test_front_desk_signs_in_sees_the_day_and_books_a_slot(
     assert page.locator("article.appt").count() == blocks_before
     # Expected refusals answer 4xx on purpose; anything else in the console (a script error, a blocked
     # resource, a Content-Security-Policy violation) is a fault.
+    assert [p for p in problems if "status of 4" not in p] == []
+
+
+def test_front_desk_optimizes_a_day_and_applies_the_proposal(
+    page: Any, engine: Engine, demo_template: Demo, tmp_path: Path
+) -> None:
+    day = first_day_with_a_waitlist(engine, demo_template)
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto("/login")
+    page.fill("input[name=email]", FRONT_DESK)
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/locations/{demo_template.location_id}/day")
+
+    page.goto(f"/locations/{demo_template.location_id}/day?date={day.isoformat()}")
+    waiting = page.locator(".waitlist .waiting li").count()
+    assert waiting > 0
+    shot = _screenshot_dir(tmp_path)
+    page.locator(".waitlist").screenshot(path=str(shot / "day-waitlist.png"))
+    page.fill("#optimize input[name=time_limit_seconds]", "1")
+    page.click("button:has-text('Optimize this day')")
+    page.wait_for_url("**/proposals/*")
+
+    assert page.inner_text("h1").startswith("Proposal for ")
+    assert page.inner_text("#gain").startswith(("+$", "$"))
+    proposed = page.locator("tr.row-proposed")
+    placements = proposed.count()
+    assert placements > 0
+    assert page.locator("input[name=requests]:checked").count() == placements
+    assert page.locator("tr[data-request]").count() >= waiting
+    page.screenshot(path=str(shot / "proposal.png"), full_page=True)
+    print(f"screenshots: {shot}")
+
+    if placements > 1:  # leave the last one out: a partial apply
+        page.locator("input[name=requests]").last.uncheck()
+    page.click("button:has-text('Apply selected')")
+    page.wait_for_selector(".flash.ok")
+    booked = max(placements - 1, 1)
+    assert f"Booked {booked} placement" in page.inner_text(".flash.ok")
+    assert page.locator("tr.row-booked").count() == booked
+    assert page.locator("tr.row-left_out").count() == placements - booked
+    assert page.locator("tr.row-proposed").count() == 0
+    assert page.locator("button:has-text('Apply selected')").count() == 0
+    page.screenshot(path=str(shot / "proposal-applied.png"), full_page=True)
+
+    page.click("a:has-text('Back to the day')")
+    page.wait_for_url(f"**/locations/{demo_template.location_id}/day?date={day.isoformat()}")
+    assert page.locator(".waitlist .waiting li").count() == waiting - booked
     assert [p for p in problems if "status of 4" not in p] == []

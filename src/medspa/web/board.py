@@ -19,8 +19,9 @@ from medspa.kit import clock
 from medspa.kit.tz import local_day_bounds, to_local
 from medspa.resources import service as resources
 from medspa.resources.schemas import LocationRead, ProviderRead
+from medspa.scheduling import optimization
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.schemas import AppointmentRead, Status
+from medspa.scheduling.schemas import AppointmentRead, Status, WaitlistRead
 from medspa.security.actors import Actor
 
 PIXELS_PER_MINUTE = 1.8
@@ -107,6 +108,23 @@ class HourMark:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """A client on the day's waitlist, as the day view lists them."""
+
+    entry: WaitlistRead
+    client_name: str
+    service_name: str
+
+    @property
+    def window(self) -> str:
+        return window_label(self.entry)
+
+    @property
+    def is_member(self) -> bool:
+        return self.entry.priority == "member"
+
+
+@dataclass(frozen=True)
 class Board:
     location: LocationRead
     day: date
@@ -119,6 +137,7 @@ class Board:
     closure: str | None
     now_px: int | None
     appointment_count: int
+    waitlist: list[Waiting] = field(default_factory=list)
 
     @property
     def legend(self) -> list[tuple[str, str]]:
@@ -126,6 +145,11 @@ class Board:
         return [
             (status.value, label) for status, label in STATUS_LABELS.items() if status is not Status.CANCELLED
         ]
+
+    @property
+    def can_optimize(self) -> bool:
+        """Whether the day optimizer has a day to plan: open, and not over yet."""
+        return self.day >= self.today and self.opening is not None and self.closure is None
 
     @property
     def previous_day(self) -> date:
@@ -169,7 +193,9 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
     closures = resources.list_closures(session, actor=actor, location_id=location.id, first=day, last=day)
     first_minute, last_minute = _axis(spans, appointments, zone)
 
-    names = clients.client_names(session, actor=actor, client_ids={a.client_id for a in appointments})
+    waitlist = optimization.list_waitlist(session, actor=actor, location_id=location.id, service_date=day)
+    client_ids = {a.client_id for a in appointments} | {w.client_id for w in waitlist}
+    names = clients.client_names(session, actor=actor, client_ids=client_ids)
     services = {
         s.id: s.name
         for s in catalog.list_services(session, actor=actor, limit=DAY_LIMIT, include_inactive=True).items
@@ -226,6 +252,17 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
         closure=(closures[0].reason or "closed") if closures else None,
         now_px=now_px,
         appointment_count=len(appointments),
+        waitlist=sorted(
+            (
+                Waiting(
+                    entry=w,
+                    client_name=names.get(w.client_id, "(unknown client)"),
+                    service_name=services.get(w.service_id, "(unknown service)"),
+                )
+                for w in waitlist
+            ),
+            key=lambda w: (w.entry.window_starts_at, w.entry.window_ends_at, w.client_name),
+        ),
     )
 
 
@@ -306,6 +343,12 @@ def _hour_label(hour: int) -> str:
 
 def _clock(value: time) -> str:
     return clock_label(value.hour, value.minute)
+
+
+def window_label(entry: WaitlistRead) -> str:
+    """`10:00 AM–1:00 PM`: the wall-clock window a waitlist entry gave the front desk."""
+    start, end = entry.window_starts_at, entry.window_ends_at
+    return f"{clock_label(start.hour, start.minute)}–{clock_label(end.hour, end.minute)}"
 
 
 def clock_label(hour: int, minute: int) -> str:

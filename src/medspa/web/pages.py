@@ -1,12 +1,15 @@
-"""The web pages: sign-in, the front-desk day view of a location, booking and the appointment lifecycle.
+"""The web pages: sign-in, the front-desk day view of a location, booking, the appointment lifecycle and
+the day optimizer's proposals.
 
 Server-rendered with Jinja2 and HTMX. Handlers parse, call service functions and render: the sign-in
 and CSRF guards live in `web/guards.py` (every page needs a signed-in user; every POST a same-host
-Origin), the layout of the day in `web/board.py`, the slot buttons in `web/slots.py`.
+Origin), the layout of the day in `web/board.py`, the slot buttons in `web/slots.py`, a
+proposal's page in `web/proposals.py`.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from datetime import date
@@ -25,12 +28,14 @@ from medspa.clients.schemas import ClientCreate, ClientRead
 from medspa.kit.errors import AuthenticationError, MedspaError, NotFoundError
 from medspa.kit.tz import to_local
 from medspa.resources import service as resources
+from medspa.scheduling import optimization
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import AppointmentRead, BookingRequest, SlotRead
 from medspa.security import service as security
 from medspa.security.actors import Actor
 from medspa.web.board import Board, build_board, clock_label, local_today
 from medspa.web.guards import WEB, PageActor, PageRoute, SameOrigin, is_htmx, readable, templates
+from medspa.web.proposals import build_proposal_page
 from medspa.web.slots import by_provider, parse_slot
 
 LIST_LIMIT = 500
@@ -130,16 +135,31 @@ def day_view(
     headers = {"Vary": "HX-Request, HX-Target"}
     if is_htmx(request) and request.headers.get("hx-target") == "day":
         return _day_fragment(request, board, headers=headers)
-    today = local_today(location)
+    return _day_page(request, session, actor, board, headers=headers)
+
+
+def _day_page(
+    request: Request,
+    session: Session,
+    actor: Actor,
+    board: Board,
+    *,
+    message: str | None = None,
+    kind: str = "ok",
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
     context = {
         "actor": actor,
         "board": board,
         "locations": resources.list_locations(session, actor=actor, limit=LIST_LIMIT).items,
         "services": catalog.list_services(session, actor=actor, limit=LIST_LIMIT).items,
         "providers": [c.provider for c in board.columns if c.provider.is_active],
-        "booking_date": max(day, today),
+        "booking_date": max(board.day, board.today),
+        "message": message,
+        "kind": kind,
     }
-    return templates.TemplateResponse(request, "day.html", context, headers=headers)
+    return templates.TemplateResponse(request, "day.html", context, status_code=status_code, headers=headers)
 
 
 def _day_fragment(
@@ -444,6 +464,134 @@ def change_status(
             message, kind, status_code = readable(error), "error", error.status_code
     board = _board_of(session, actor, appointment)
     return _day_fragment(request, board, message=message, kind=kind, status_code=status_code)
+
+
+# --- the day optimizer's proposals ---------------------------------------------------------------------
+
+DEFAULT_TIME_LIMIT_SECONDS = 5.0
+# The search runs inside the request: a page keeps it shorter than the service's own limit.
+MAX_TIME_LIMIT_SECONDS = 60.0
+templates.env.globals["time_limit_seconds"] = {
+    "default": round(DEFAULT_TIME_LIMIT_SECONDS),
+    "max": round(MAX_TIME_LIMIT_SECONDS),
+}
+
+
+@router.post("/locations/{location_id}/proposals", dependencies=SameOrigin)
+def optimize(
+    request: Request,
+    session: SessionDep,
+    actor: PageActor,
+    location_id: uuid.UUID,
+    on: Annotated[str, Form(alias="date")] = "",
+    time_limit_seconds: Annotated[str, Form()] = "",
+) -> Response:
+    """Run the day optimizer on the form's date and show its proposal (shadow mode: nothing is booked).
+    When the day cannot be planned (closed, bad input), the day view shows why, with the error's status."""
+    location = resources.get_location(session, actor=actor, location_id=location_id)
+    day = _date(on)
+    message, status_code = "", 422
+    seconds = _seconds(time_limit_seconds)
+    if day is None:
+        message = "Choose the day to optimize."
+    elif seconds is None or not 0 < seconds <= MAX_TIME_LIMIT_SECONDS:
+        message = f"Give the time limit in seconds, more than 0 and at most {MAX_TIME_LIMIT_SECONDS:.0f}."
+    else:
+        try:
+            with session.begin_nested():
+                proposal = optimization.optimize_day(
+                    session,
+                    actor=actor,
+                    location_id=location.id,
+                    service_date=day,
+                    time_limit_seconds=seconds,
+                )
+        except MedspaError as error:
+            message, status_code = f"Could not optimize the day: {readable(error)}.", error.status_code
+        else:
+            url = f"/proposals/{proposal.id}"
+            if is_htmx(request):
+                return Response(status_code=200, headers={"HX-Redirect": url})
+            return RedirectResponse(url, status_code=303)
+    board = build_board(session, actor=actor, location_id=location.id, day=day or local_today(location))
+    if is_htmx(request):
+        return _day_fragment(request, board, message=message, kind="error", status_code=status_code)
+    return _day_page(request, session, actor, board, message=message, kind="error", status_code=status_code)
+
+
+def _seconds(value: str) -> float | None:
+    if not value.strip():
+        return DEFAULT_TIME_LIMIT_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+@router.get("/proposals/{proposal_id}")
+def proposal_view(
+    request: Request, session: SessionDep, actor: PageActor, proposal_id: uuid.UUID
+) -> Response:
+    return _proposal_page(request, session, actor, proposal_id)
+
+
+@router.post("/proposals/{proposal_id}/apply", dependencies=SameOrigin)
+def apply(
+    request: Request,
+    session: SessionDep,
+    actor: PageActor,
+    proposal_id: uuid.UUID,
+    chosen: Annotated[list[str] | None, Form(alias="requests")] = None,
+) -> Response:
+    """Book the chosen placements of the proposal, all or nothing. On success the page shows the applied
+    proposal; when the day has changed so that one no longer fits (409), or nothing was chosen (422),
+    it shows why, and nothing is booked."""
+    proposal = optimization.get_proposal(session, actor=actor, proposal_id=proposal_id)
+    if proposal.status != "proposed":
+        message = (
+            "This proposal has already been applied, so nothing more was booked. Optimize the day again."
+        )
+        return _proposal_page(request, session, actor, proposal.id, message=message, status_code=409)
+    if not chosen:
+        message = "Choose at least one placement to apply."
+        return _proposal_page(request, session, actor, proposal.id, message=message, status_code=422)
+    try:
+        with session.begin_nested():
+            optimization.apply_proposal(
+                session, actor=actor, proposal_id=proposal.id, requests=sorted(set(chosen))
+            )
+    except MedspaError as error:
+        message = f"Could not apply: {readable(error)}. Nothing was booked."
+        if error.status_code == 409:
+            message += " The day has changed since this proposal was made: optimize it again."
+        return _proposal_page(
+            request, session, actor, proposal.id, message=message, status_code=error.status_code
+        )
+    count = len(set(chosen))
+    message = f"Booked {count} placement{'' if count == 1 else 's'} from the waitlist."
+    return _proposal_page(request, session, actor, proposal.id, message=message, kind="ok")
+
+
+def _proposal_page(
+    request: Request,
+    session: Session,
+    actor: Actor,
+    proposal_id: uuid.UUID,
+    *,
+    message: str | None = None,
+    kind: str = "error",
+    status_code: int = 200,
+) -> Response:
+    page = build_proposal_page(session, actor=actor, proposal_id=proposal_id)
+    context = {
+        "actor": actor,
+        "page": page,
+        "locations": resources.list_locations(session, actor=actor, limit=LIST_LIMIT).items,
+        "message": message,
+        "kind": kind,
+    }
+    return templates.TemplateResponse(request, "proposal.html", context, status_code=status_code)
 
 
 def install_pages(app: FastAPI) -> None:

@@ -1,0 +1,422 @@
+"""The day optimizer's pages through FastAPI's TestClient: the waitlist on the day view, optimizing a day,
+a proposal beside the schedule, and applying the chosen placements (all or nothing)."""
+
+from __future__ import annotations
+
+import html
+import re
+import uuid
+from datetime import date
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from medspa.clients import service as clients
+from medspa.clients.schemas import ClientCreate
+from medspa.kit.db import unit_of_work
+from medspa.kit.money import format_cents
+from medspa.kit.tz import local_day_bounds
+from medspa.scheduling import optimization
+from medspa.scheduling import service as scheduling
+from medspa.scheduling.models import ScheduleProposal
+from medspa.scheduling.schemas import (
+    AppointmentRead,
+    BookingRequest,
+    ProposalItem,
+    ProposalRead,
+    WaitlistCreate,
+    WaitlistRead,
+)
+from tests.web.conftest import Demo, first_day_with_a_waitlist
+
+HTMX = {"HX-Request": "true"}
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+CHECKBOX = re.compile(r'type="checkbox" name="requests" value="([^"]+)"')
+
+
+def _appointments_on(engine: Engine, demo: Demo, day: date) -> list[AppointmentRead]:
+    start, end = local_day_bounds(day, "America/New_York")
+    with unit_of_work(engine, write=False) as session:
+        return scheduling.list_appointments(
+            session,
+            actor=demo.actor,
+            location_id=demo.location_id,
+            starts_from=start,
+            starts_before=end,
+            limit=500,
+        ).items
+
+
+def _waitlist(engine: Engine, demo: Demo, day: date, status: str = "waiting") -> list[WaitlistRead]:
+    with unit_of_work(engine, write=False) as session:
+        return optimization.list_waitlist(
+            session, actor=demo.actor, location_id=demo.location_id, service_date=day, status=status
+        )
+
+
+def _proposal(engine: Engine, demo: Demo, proposal_id: uuid.UUID) -> ProposalRead:
+    with unit_of_work(engine, write=False) as session:
+        return optimization.get_proposal(session, actor=demo.actor, proposal_id=proposal_id)
+
+
+def _optimize(engine: Engine, demo: Demo, day: date) -> ProposalRead:
+    with unit_of_work(engine) as session:
+        proposal = optimization.optimize_day(
+            session, actor=demo.actor, location_id=demo.location_id, service_date=day, time_limit_seconds=1
+        )
+    assert _placements(proposal), "the demo's waitlist day should leave room to place someone"
+    return proposal
+
+
+def _proposal_count(engine: Engine) -> int:
+    with unit_of_work(engine, write=False) as session:
+        return session.scalar(select(func.count()).select_from(ScheduleProposal)) or 0
+
+
+def _placements(proposal: ProposalRead) -> list[ProposalItem]:
+    return [i for i in proposal.items if i.kind == "waitlist" and i.status == "booked"]
+
+
+def _visible_text(page: str) -> str:
+    """The page's text as a reader sees it: no tags (so no ids in attributes), entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+# --- the waitlist on the day view ---------------------------------------------------------------------
+
+
+def test_day_view_lists_the_waitlist_and_offers_to_optimize_the_day(
+    signed_in: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    day = first_day_with_a_waitlist(engine, demo_template)
+    waiting = _waitlist(engine, demo_template, day)
+    with unit_of_work(engine, write=False) as session:
+        names = clients.client_names(
+            session, actor=demo_template.actor, client_ids={w.client_id for w in waiting}
+        )
+
+    page = signed_in.get(f"/locations/{demo_template.location_id}/day?date={day.isoformat()}")
+
+    assert page.status_code == 200
+    assert f"{len(waiting)} waiting" in page.text
+    assert f'<a href="#waitlist">{len(waiting)} on the waitlist</a>' in page.text
+    listed = page.text.split('<ul class="waiting">', 1)[1].split("</ul>", 1)[0]
+    assert listed.count("<li>") == len(waiting)
+    for name in names.values():
+        assert html.escape(name) in page.text
+    assert f'action="/locations/{demo_template.location_id}/proposals"' in page.text
+    assert f'name="date" value="{day.isoformat()}"' in page.text
+    assert "Optimize this day" in page.text
+
+
+def test_a_past_day_offers_no_optimizer(signed_in: TestClient, demo_template: Demo) -> None:
+    page = signed_in.get(f"/locations/{demo_template.location_id}/day?date=2020-01-06")
+    assert page.status_code == 200
+    assert "0 waiting" in page.text
+    assert "Optimize this day" not in page.text
+
+
+# --- optimizing a day ---------------------------------------------------------------------------------
+
+
+def test_optimize_this_day_stores_a_proposal_books_nothing_and_opens_it(
+    signed_in: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    day = first_day_with_a_waitlist(engine, demo_template)
+    booked_before = {a.id for a in _appointments_on(engine, demo_template, day)}
+    waiting_before = {w.id for w in _waitlist(engine, demo_template, day)}
+
+    response = signed_in.post(
+        f"/locations/{demo_template.location_id}/proposals",
+        data={"date": day.isoformat(), "time_limit_seconds": "1"},
+        follow_redirects=False,
+    )
+
+    assert response.status_code == 303
+    location = response.headers["location"]
+    assert re.fullmatch(r"/proposals/" + UUID.pattern, location)
+    proposal = _proposal(engine, demo_template, uuid.UUID(location.rsplit("/", 1)[1]))
+    assert proposal.service_date == day
+    assert proposal.status == "proposed"
+    # Shadow mode: the schedule and the waitlist are as they were.
+    assert {a.id for a in _appointments_on(engine, demo_template, day)} == booked_before
+    assert {w.id for w in _waitlist(engine, demo_template, day)} == waiting_before
+
+
+def test_optimizing_from_htmx_redirects_the_browser_to_the_proposal(
+    signed_in: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    day = first_day_with_a_waitlist(engine, demo_template)
+    response = signed_in.post(
+        f"/locations/{demo_template.location_id}/proposals",
+        data={"date": day.isoformat(), "time_limit_seconds": "1"},
+        headers=HTMX,
+    )
+    assert response.status_code == 200
+    assert re.fullmatch(r"/proposals/" + UUID.pattern, response.headers["HX-Redirect"])
+
+
+def test_a_day_that_cannot_be_optimized_shows_why_on_the_day_view(
+    signed_in: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    url = f"/locations/{demo_template.location_id}/proposals"
+    closed = signed_in.post(url, data={"date": "2020-01-05", "time_limit_seconds": "1"}, headers=HTMX)
+    assert closed.status_code == 409
+    assert closed.text.lstrip().startswith('<section id="day"')
+    assert "Could not optimize the day: the location is closed on 2020-01-05." in closed.text
+
+    day = first_day_with_a_waitlist(engine, demo_template)
+    for limit in ("soon", "0", "nan", "61"):
+        page = signed_in.post(url, data={"date": day.isoformat(), "time_limit_seconds": limit})
+        assert (limit, page.status_code) == (limit, 422)
+        assert "<!doctype html>" in page.text
+        assert 'class="flash error"' in page.text
+    assert _proposal_count(engine) == 0
+
+
+# --- a proposal's page --------------------------------------------------------------------------------
+
+
+def test_the_proposal_page_shows_values_gain_terms_and_every_request_by_name(
+    signed_in: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    day = first_day_with_a_waitlist(engine, demo_template)
+    proposal = _optimize(engine, demo_template, day)
+
+    page = signed_in.get(f"/proposals/{proposal.id}")
+
+    assert page.status_code == 200
+    text = _visible_text(page.text)
+    assert f"Proposal for {day.strftime('%A, %B')} {day.day}, {day.year}" in text
+    assert format_cents(proposal.current_value_cents) in text
+    assert format_cents(proposal.proposed_value_cents) in text
+    gain = ("+" if proposal.gain_cents > 0 else "") + format_cents(proposal.gain_cents)
+    assert f'<strong id="gain">{gain}</strong>' in page.text
+    for term in ("Expected margin", "Continuity", "Member priority", "Waiting cost", "Total"):
+        assert term in text
+    assert format_cents(round(proposal.objective_terms["total"] * 100)) in text
+    # Every request is a row, with its reason; the placements are checked for applying.
+    assert page.text.count("<tr data-request=") == len(proposal.items)
+    for item in proposal.items:
+        assert html.escape(item.reason[1:]) in page.text
+    assert set(CHECKBOX.findall(page.text)) == {i.request for i in _placements(proposal)}
+    assert "Apply selected" in page.text
+    # Names, not ids: clients, services, providers, rooms and devices are named; no id is shown.
+    assert UUID.search(text) is None
+    waiting = _waitlist(engine, demo_template, day)
+    with unit_of_work(engine, write=False) as session:
+        names = clients.client_names(
+            session, actor=demo_template.actor, client_ids={w.client_id for w in waiting}
+        )
+    for name in names.values():
+        assert name in text
+    assert "(unknown" not in text
+
+
+def test_a_waiting_client_name_with_markup_is_escaped_on_the_day_and_the_proposal(
+    signed_in: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    evil = "<script>alert('pwned')</script>"
+    day = first_day_with_a_waitlist(engine, demo_template)
+    like = _waitlist(engine, demo_template, day)[0]
+    with unit_of_work(engine) as session:
+        client = clients.create_client(
+            session,
+            actor=demo_template.actor,
+            data=ClientCreate(first_name=evil, last_name="Doe", email="evil@example.com"),
+        )
+        optimization.add_to_waitlist(
+            session,
+            actor=demo_template.actor,
+            data=WaitlistCreate(
+                client_id=client.id,
+                service_id=like.service_id,
+                location_id=demo_template.location_id,
+                service_date=day,
+                window_starts_at=like.window_starts_at,
+                window_ends_at=like.window_ends_at,
+            ),
+        )
+    proposal = _optimize(engine, demo_template, day)
+
+    for page in (
+        signed_in.get(f"/locations/{demo_template.location_id}/day?date={day.isoformat()}"),
+        signed_in.get(f"/proposals/{proposal.id}"),
+    ):
+        assert page.status_code == 200
+        assert evil not in page.text
+        assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt; Doe" in page.text
+
+
+def test_an_unknown_proposal_is_a_not_found_page(signed_in: TestClient) -> None:
+    page = signed_in.get(f"/proposals/{uuid.uuid4()}")
+    assert page.status_code == 404
+    assert "<!doctype html>" in page.text
+    assert "proposal" in page.text
+
+
+# --- applying -----------------------------------------------------------------------------------------
+
+
+def test_applying_selected_placements_books_them_and_shows_the_applied_proposal(
+    signed_in: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    day = first_day_with_a_waitlist(engine, demo_template)
+    proposal = _optimize(engine, demo_template, day)
+    placements = _placements(proposal)
+    chosen = placements[0]
+    booked_before = {a.id for a in _appointments_on(engine, demo_template, day)}
+
+    page = signed_in.post(f"/proposals/{proposal.id}/apply", data={"requests": [chosen.request]})
+
+    assert page.status_code == 200
+    assert "Booked 1 placement from the waitlist." in page.text
+    assert "Apply selected" not in page.text
+    assert CHECKBOX.findall(page.text) == []
+    assert f'href="/locations/{demo_template.location_id}/day?date={day.isoformat()}"' in page.text
+    expected = "applied" if len(placements) == 1 else "partially_applied"
+    assert _proposal(engine, demo_template, proposal.id).status == expected
+    # The chosen entry is booked, at the proposed time with the proposed provider; the others still wait.
+    (entry,) = _waitlist(engine, demo_template, day, status="booked")
+    assert entry.id == chosen.record_id
+    new = [a for a in _appointments_on(engine, demo_template, day) if a.id not in booked_before]
+    assert [(a.id, a.client_id, a.starts_at, a.provider_id, a.room_id) for a in new] == [
+        (entry.appointment_id, entry.client_id, chosen.starts_at, chosen.provider_id, chosen.room_id)
+    ]
+    still_waiting = {w.id for w in _waitlist(engine, demo_template, day)}
+    assert {p.record_id for p in placements[1:]} <= still_waiting
+    assert page.text.count('class="tag tag-booked"') == 1
+    assert page.text.count('class="tag tag-left_out"') == len(placements) - 1
+
+    again = signed_in.get(f"/proposals/{proposal.id}")
+    assert "Apply selected" not in again.text
+    assert "cannot be applied again" in again.text
+
+
+def test_applying_every_placement_marks_the_proposal_applied(
+    signed_in: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    day = first_day_with_a_waitlist(engine, demo_template)
+    proposal = _optimize(engine, demo_template, day)
+    form = signed_in.get(f"/proposals/{proposal.id}").text
+
+    page = signed_in.post(f"/proposals/{proposal.id}/apply", data={"requests": CHECKBOX.findall(form)})
+
+    count = len(_placements(proposal))
+    assert page.status_code == 200
+    assert f"Booked {count} placement{'' if count == 1 else 's'} from the waitlist." in page.text
+    assert _proposal(engine, demo_template, proposal.id).status == "applied"
+    booked = _waitlist(engine, demo_template, day, status="booked")
+    assert {e.id for e in booked} == {p.record_id for p in _placements(proposal)}
+    assert all(e.appointment_id is not None for e in booked)
+
+    replay = signed_in.post(f"/proposals/{proposal.id}/apply", data={"requests": CHECKBOX.findall(form)})
+    assert replay.status_code == 409
+    assert "already been applied, so nothing more was booked" in replay.text
+    assert len(_waitlist(engine, demo_template, day, status="booked")) == count
+
+
+def test_applying_after_the_day_changed_answers_409_and_books_nothing(
+    signed_in: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    day = first_day_with_a_waitlist(engine, demo_template)
+    proposal = _optimize(engine, demo_template, day)
+    placements = _placements(proposal)
+    taken = placements[0]
+    entry = next(w for w in _waitlist(engine, demo_template, day) if w.id == taken.record_id)
+    with unit_of_work(engine) as session:  # meanwhile the front desk books that provider and room then
+        other = next(
+            c
+            for c in clients.list_clients(session, actor=demo_template.actor, limit=50).items
+            if c.id != entry.client_id
+        )
+        assert taken.starts_at is not None
+        assert taken.provider_id is not None
+        assert taken.room_id is not None
+        scheduling.book_appointment(
+            session,
+            actor=demo_template.actor,
+            data=BookingRequest(
+                client_id=other.id,
+                service_id=entry.service_id,
+                location_id=demo_template.location_id,
+                starts_at=taken.starts_at,
+                provider_id=taken.provider_id,
+                room_id=taken.room_id,
+                device_id=taken.device_id,
+            ),
+        )
+    booked_before = {a.id for a in _appointments_on(engine, demo_template, day)}
+
+    page = signed_in.post(
+        f"/proposals/{proposal.id}/apply", data={"requests": [p.request for p in placements]}
+    )
+
+    assert page.status_code == 409
+    assert "<!doctype html>" in page.text
+    assert "Could not apply:" in page.text
+    assert "Nothing was booked. The day has changed since this proposal was made" in page.text
+    assert {a.id for a in _appointments_on(engine, demo_template, day)} == booked_before
+    assert _waitlist(engine, demo_template, day, status="booked") == []
+    assert _proposal(engine, demo_template, proposal.id).status == "proposed"
+
+
+def test_applying_nothing_chosen_or_an_unknown_request_books_nothing(
+    signed_in: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    day = first_day_with_a_waitlist(engine, demo_template)
+    proposal = _optimize(engine, demo_template, day)
+    booked_before = {a.id for a in _appointments_on(engine, demo_template, day)}
+
+    empty = signed_in.post(f"/proposals/{proposal.id}/apply", data={})
+    unknown = signed_in.post(f"/proposals/{proposal.id}/apply", data={"requests": ["w-000000000000"]})
+
+    assert empty.status_code == 422
+    assert "Choose at least one placement to apply." in empty.text
+    assert unknown.status_code == 422
+    assert "w-000000000000" in unknown.text
+    assert {a.id for a in _appointments_on(engine, demo_template, day)} == booked_before
+    assert _proposal(engine, demo_template, proposal.id).status == "proposed"
+
+
+# --- guards -------------------------------------------------------------------------------------------
+
+
+def test_proposal_pages_need_a_session(client: TestClient, demo_template: Demo) -> None:
+    proposal_id = uuid.uuid4()
+    for method, path in (
+        ("GET", f"/proposals/{proposal_id}"),
+        ("POST", f"/proposals/{proposal_id}/apply"),
+        ("POST", f"/locations/{demo_template.location_id}/proposals"),
+    ):
+        response = client.request(method, path, follow_redirects=False)
+        assert (method, path, response.status_code) == (method, path, 303)
+        assert response.headers["location"] == "/login"
+
+
+def test_a_cross_site_post_optimizes_nothing_and_applies_nothing(
+    signed_in: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    day = first_day_with_a_waitlist(engine, demo_template)
+    proposal = _optimize(engine, demo_template, day)
+    booked_before = {a.id for a in _appointments_on(engine, demo_template, day)}
+    evil = {"Origin": "https://evil.example"}
+
+    optimize = signed_in.post(
+        f"/locations/{demo_template.location_id}/proposals",
+        data={"date": day.isoformat(), "time_limit_seconds": "1"},
+        headers=evil,
+        follow_redirects=False,
+    )
+    apply = signed_in.post(
+        f"/proposals/{proposal.id}/apply",
+        data={"requests": [p.request for p in _placements(proposal)]},
+        headers=evil,
+    )
+
+    assert optimize.status_code == 403
+    assert _proposal_count(engine) == 1
+    assert apply.status_code == 403
+    assert "cross-site request refused" in apply.text
+    assert {a.id for a in _appointments_on(engine, demo_template, day)} == booked_before
+    assert _proposal(engine, demo_template, proposal.id).status == "proposed"
