@@ -39,6 +39,7 @@ def local_to_utc(day: date, wall: time, zone_name: str) -> datetime | None:
     return instant
 
 
+@lru_cache(maxsize=65536)
 def local_minutes_to_utc(day: date, minutes: int, zone_name: str) -> datetime:
     """The instant `minutes` after local midnight of `day` on the wall clock, moved forward past a
     spring-forward gap (so a shift that starts at 02:00 on the day 02:00 does not exist starts at 03:00)."""

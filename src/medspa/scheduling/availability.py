@@ -202,24 +202,19 @@ def candidates(
     order = {p.id: index for index, p in enumerate(resources.providers)}
     found: list[Candidate] = []
     for provider_id, starts in options.provider_starts.items():
+        provider = providers[provider_id]
+        room_order = [(r, options.room_starts[r.id]) for r in preferred(rooms, order[provider_id])]
+        device_order = [(d, options.device_starts[d.id]) for d in preferred(devices, order[provider_id])]
         for first, end in intervals.intersect(starts, feasible_everywhere):
             index = bisect_left(options.grid, max(first, earliest))
             while index < len(options.grid) and options.grid[index] < end:
                 instant = options.grid[index]
                 index += 1
-                room = next(
-                    r
-                    for r in preferred(rooms, order[provider_id])
-                    if _contains(options.room_starts[r.id], instant)
-                )
+                room = next(r for r, free in room_order if _contains(free, instant))
                 device = None
                 if service.device_type is not None:
-                    device = next(
-                        d
-                        for d in preferred(devices, order[provider_id])
-                        if _contains(options.device_starts[d.id], instant)
-                    )
-                found.append(Candidate(instant, instant + duration, providers[provider_id], room, device))
+                    device = next(d for d, free in device_order if _contains(free, instant))
+                found.append(Candidate(instant, instant + duration, provider, room, device))
     found.sort(key=lambda c: (c.starts_at, c.provider.name, str(c.provider.id)))
     yield from found
 

@@ -6,8 +6,19 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import String, or_, select, type_coerce, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    String,
+    cast,
+    func,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from medspa.scheduling.models import Appointment, AppointmentTransition, Reservation
 
@@ -23,13 +34,13 @@ def busy_reservations(
     """(resource, start, end) of every reservation at the location that blocks time in `[start, end)`:
     active, and not belonging to a hold that has expired by `now`; only of `resource_ids` when given.
 
-    This is the hot query of availability (thousands of rows for a busy fortnight), so its columns are
-    read raw and decoded here: an ISO string parses far faster than the generic type machinery."""
+    This is the hot query of availability (thousands of rows for a busy fortnight), so instants come back
+    as epoch seconds computed by the database and ids as text, both far cheaper to decode."""
     query = (
         select(
             type_coerce(Reservation.resource_id, String),
-            type_coerce(Reservation.starts_at, String),
-            type_coerce(Reservation.ends_at, String),
+            _epoch(session, Reservation.starts_at),
+            _epoch(session, Reservation.ends_at),
         )
         .join(Appointment, Appointment.id == Reservation.appointment_id)
         .where(
@@ -48,14 +59,17 @@ def busy_reservations(
         resource_id = ids.get(raw_id)
         if resource_id is None:
             resource_id = ids[raw_id] = uuid.UUID(str(raw_id))
-        rows.append((resource_id, _instant(raw_start), _instant(raw_end)))
+        rows.append(
+            (resource_id, datetime.fromtimestamp(raw_start, UTC), datetime.fromtimestamp(raw_end, UTC))
+        )
     return rows
 
 
-def _instant(value: object) -> datetime:
-    """An aware UTC instant from what the driver returned: a datetime (PostgreSQL) or ISO text (SQLite)."""
-    instant = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+def _epoch(session: Session, column: InstrumentedAttribute[datetime]) -> ColumnElement[int]:
+    """Whole seconds since 1970 computed by the database (reservations start and end on whole minutes)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return cast(func.strftime("%s", column), Integer)
+    return cast(func.extract("epoch", column), BigInteger)
 
 
 def expire_holds(session: Session, location_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
