@@ -60,7 +60,9 @@ class NoShowConfig:
     colsample_bytree: float = 0.5
     subsample: float = 0.8
     seed: int = 7
-    n_jobs: int = 2
+    # One thread: on the 2-core build machine, shared with other jobs, n_jobs=2 measured 6-20x slower
+    # (OpenMP threads spin while the other core is busy); see docs/models.md.
+    n_jobs: int = 1
     anchor_base_rate: bool = True
     refit_on_whole_period: bool = True
     scoring: ScoringTime = ScoringTime.APPOINTMENT_DAY
