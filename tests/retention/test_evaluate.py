@@ -74,6 +74,27 @@ def test_evaluate_returns_predicts_every_client(tmp_path: Path) -> None:
     assert set(report["selection"]["backtest"]) == {"bgnbd", "blend"}
 
 
+def test_evaluate_returns_names_bad_rows_or_skips_and_counts_them(tmp_path: Path) -> None:
+    # given visits of two clients over 200 days and one row with an unparseable date
+    rows = [f"{c},2020-{m:02d}-{d:02d},5" for c in range(1, 3) for m in range(1, 8) for d in (3, 17)]
+    (tmp_path / "t.csv").write_text("client_id,date,amount\n" + "\n".join([*rows, "3,2020-13-01,5"]) + "\n")
+    arguments = ["models", "evaluate", "returns", "--transactions", str(tmp_path / "t.csv"),
+                 "--calibration-end", "2020-05-31", "--holdout-end", "2020-07-31",
+                 "--predictions", str(tmp_path / "p.csv"), "--report", str(tmp_path / "r.json"),
+                 "--model", "bgnbd"]  # fmt: skip
+    # when evaluated strictly, then the row is named and nothing is written
+    strict = CliRunner().invoke(app, arguments)
+    assert strict.exit_code == 2
+    assert "line 30: date='2020-13-01'" in strict.output
+    assert not (tmp_path / "p.csv").exists()
+    # when evaluated with --skip-bad-rows, then the skip is reported and both clients are forecast
+    skipped = CliRunner().invoke(app, [*arguments, "--skip-bad-rows"])
+    assert skipped.exit_code == 0, skipped.output
+    assert "skipped 1 bad row(s)" in skipped.output
+    assert json.loads((tmp_path / "r.json").read_text())["skipped_rows"] == 1
+    assert (tmp_path / "p.csv").read_text().count("\n") == 3
+
+
 def test_evaluate_returns_refuses_a_holdout_before_the_calibration_end(tmp_path: Path) -> None:
     (tmp_path / "t.csv").write_text("client_id,date,amount\n1,2020-01-01,5\n")
     result = CliRunner().invoke(

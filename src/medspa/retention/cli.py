@@ -104,6 +104,8 @@ def evaluate_noshow(
     except (FormatError, ValueError) as error:
         raise _fail(error) from None
     metrics = result["test"]["model"]
+    if result["skipped_rows"]:
+        console.print(f"skipped {result['skipped_rows']} bad row(s)", highlight=False)
     console.print(
         f"no-show: {int(metrics['rows'])} labelled test rows, ROC AUC {metrics['roc_auc']:.4f}, "
         f"PR AUC {metrics['pr_auc']:.4f}, Brier {metrics['brier']:.4f}, ECE {metrics['ece']:.4f}; "
@@ -145,6 +147,8 @@ def evaluate_returns(
     except (FormatError, ValueError) as error:
         raise _fail(error) from None
     chosen = result["holdout"][result["chosen_model"]]
+    if result["skipped_rows"]:
+        console.print(f"skipped {result['skipped_rows']} bad row(s)", highlight=False)
     console.print(
         f"returns ({result['chosen_model']}): {result['clients']} clients, aggregate error "
         f"{chosen['aggregate_error']:+.3f}, MAE {chosen['mae']:.3f}, ROC AUC {chosen['roc_auc']:.4f}; "
