@@ -11,6 +11,14 @@ then:
 - The *existence* of another appointment *j* (booked, not yet happened) is known if it was booked at or
   before `as_of`. Without a booking time, *j* is taken as booked at the start of its own day.
 
+Features: lead time (days, hours), booking hour and weekday, appointment weekday and hour, reminder flag,
+price, service/provider/location and `x_*` attributes; from the client's history: attended, missed and
+cancelled appointments on earlier days, their rate and recency, bookings known but not yet happened (same
+day, before, later; days to the next one), bookings made together, bookings made since this one, bookings
+made on the day of another appointment, days since the client was first seen; from other clients: how many
+were booked in the same second / minute (a family or group). `clinic_no_show_rate_recent` is context for
+the calibration, not a model input.
+
 `find_outcome_leaks` checks these invariants empirically for any feature builder: it rewrites outcomes that
 were not known yet and reports every feature column that moved. The status column itself never enters
 the feature matrix.
