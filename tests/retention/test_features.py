@@ -137,3 +137,20 @@ def test_many_level_attributes_are_frequency_encoded_and_unseen_levels_are_missi
     assert math.isnan(encoded["x_neighbourhood"].tolist()[1])
     assert encoded["x_sex"].astype(object).tolist()[0] == "M"
     assert pd.isna(encoded["x_sex"].tolist()[1])
+
+
+def test_group_bookings_count_only_bookings_made_by_the_scoring_instant() -> None:
+    # given two clients booked in the same minute, 20 seconds apart, for the same day
+    rows = [
+        ("a", "2024-03-10T08:00:10", "2024-03-10", "completed"),
+        ("b", "2024-03-10T08:00:30", "2024-03-10", "no_show"),
+        ("c", "2024-03-01T09:00:00", "2024-03-10", "completed"),
+        ("d", "2024-03-01T09:00:00", "2024-03-11", "completed"),
+    ]
+    history = make_history_frame(
+        [{"client_id": c, "booked_at": b, "starts_at": s, "status": st} for c, b, s, st in rows]
+    )
+    features = build_features(history)
+    # then a's same-day booking, scored when made, does not see b's later one; b sees a's
+    assert features["others_booked_same_minute"].tolist() == [0.0, 1.0, 1.0, 1.0]
+    assert features["others_booked_same_second"].tolist() == [0.0, 0.0, 1.0, 1.0]

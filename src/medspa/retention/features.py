@@ -139,7 +139,7 @@ def build_features(history: pd.DataFrame, scoring: ScoringTime = ScoringTime.APP
     out["price"] = frame["price"].astype(float)
     history_features = _client_history(frame, as_of, as_of_day, start_day)
     out = out.join(history_features)
-    out = out.join(_shared_booking_instants(frame))
+    out = out.join(_shared_booking_instants(frame, as_of))
     out[RECENT_RATE_COLUMN] = recent_no_show_rate(frame, as_of_day)
     for column in _TEXT_COLUMNS:
         values = frame[column].astype(object)
@@ -248,15 +248,30 @@ def _client_history(
     return result.drop(columns=["last_attended_day", "last_no_show_day", "first_seen", "next_pending_day"])
 
 
-def _shared_booking_instants(frame: pd.DataFrame) -> pd.DataFrame:
-    """How many other clients booked at the same second / minute as this booking (a family or a group
-    booked in one session). Those bookings existed at this booking's own time, so they are known."""
+def _shared_booking_instants(frame: pd.DataFrame, as_of: pd.Series) -> pd.DataFrame:
+    """How many other clients were booked in the same second / minute as this booking (a family or a group
+    booked in one session), counting only bookings made by the scoring instant."""
     booked = frame["booked_at"]
+    rows = pd.DataFrame(
+        {
+            "row": np.arange(len(frame)),
+            "client_id": frame["client_id"].to_numpy(),
+            "booked": booked.to_numpy(),
+            "minute": booked.dt.floor("min").to_numpy(),
+            "as_of": as_of.to_numpy(),
+        }
+    ).dropna(subset=["booked"])
+    pairs = rows.merge(
+        rows[["client_id", "booked", "minute"]].rename(columns={"client_id": "other", "booked": "o_booked"}),
+        on="minute",
+    )
+    pairs = pairs[(pairs["other"] != pairs["client_id"]) & (pairs["o_booked"] <= pairs["as_of"])]
     out = pd.DataFrame(index=frame.index)
-    keys = (("others_booked_same_second", booked), ("others_booked_same_minute", booked.dt.floor("min")))
-    for name, key in keys:
-        clients = frame["client_id"].groupby(key).transform("nunique")
-        out[name] = (clients - 1).where(booked.notna()).astype(float)
+    same_second = pairs[pairs["o_booked"] == pairs["booked"]]
+    for name, selected in (("others_booked_same_second", same_second), ("others_booked_same_minute", pairs)):
+        counts = selected.groupby("row")["other"].nunique()
+        values = counts.reindex(np.arange(len(frame)), fill_value=0).to_numpy(dtype=float)
+        out[name] = pd.Series(values, index=frame.index).where(booked.notna())
     return out
 
 
