@@ -117,3 +117,40 @@ def test_features_do_not_change_when_an_unknown_outcome_changes() -> None:
     # then no row's features change (nothing is scored after the 20th)
     pd.testing.assert_frame_equal(before, after)
     assert np.array_equal(before.columns, after.columns)
+
+
+def test_many_level_attributes_are_frequency_encoded_and_unseen_levels_are_missing() -> None:
+    # given 40 neighbourhoods (more than the categorical limit of 30) and a 2-level attribute
+    from medspa.retention.features import FeatureSchema, encode, infer_schema
+
+    training = pd.DataFrame(
+        {"x_neighbourhood": [f"n{i % 40}" for i in range(80)], "x_sex": ["F", "M"] * 40, "lead_days": 1.0}
+    )
+    schema = infer_schema(training)
+    # then the neighbourhood becomes its share of training rows, the sex stays a category
+    assert schema.numeric == ("lead_days",)
+    assert list(schema.categorical) == ["x_sex"]
+    assert schema.frequency["x_neighbourhood"]["n3"] == 2 / 80
+    serving = pd.DataFrame({"x_neighbourhood": ["n3", "new"], "x_sex": ["M", "X"], "lead_days": [2.0, 3.0]})
+    encoded = encode(serving, FeatureSchema.from_json(schema.to_json()))
+    assert encoded["x_neighbourhood"].tolist()[0] == 0.025
+    assert math.isnan(encoded["x_neighbourhood"].tolist()[1])
+    assert encoded["x_sex"].astype(object).tolist()[0] == "M"
+    assert pd.isna(encoded["x_sex"].tolist()[1])
+
+
+def test_group_bookings_count_only_bookings_made_by_the_scoring_instant() -> None:
+    # given two clients booked in the same minute, 20 seconds apart, for the same day
+    rows = [
+        ("a", "2024-03-10T08:00:10", "2024-03-10", "completed"),
+        ("b", "2024-03-10T08:00:30", "2024-03-10", "no_show"),
+        ("c", "2024-03-01T09:00:00", "2024-03-10", "completed"),
+        ("d", "2024-03-01T09:00:00", "2024-03-11", "completed"),
+    ]
+    history = make_history_frame(
+        [{"client_id": c, "booked_at": b, "starts_at": s, "status": st} for c, b, s, st in rows]
+    )
+    features = build_features(history)
+    # then a's same-day booking, scored when made, does not see b's later one; b sees a's
+    assert features["others_booked_same_minute"].tolist() == [0.0, 1.0, 1.0, 1.0]
+    assert features["others_booked_same_second"].tolist() == [0.0, 0.0, 1.0, 1.0]

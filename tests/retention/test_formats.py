@@ -101,3 +101,18 @@ def test_transactions_missing_amount_column_is_named(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "t.csv", ["client_id", "date"], [["7", "1997-01-01"]])
     with pytest.raises(FormatError, match="missing column\\(s\\): amount"):
         read_visit_transactions(path)
+
+
+def test_history_with_only_the_required_columns_is_read(tmp_path: Path) -> None:
+    # given the four required columns and nothing else
+    path = write_csv(
+        tmp_path / "h.csv",
+        ["appointment_id", "client_id", "starts_at", "status"],
+        [["a1", "c1", "2024-03-05T10:30:00", "late_cancelled"]],
+    )
+    # when read, then the optional columns exist and are empty or missing
+    frame = read_appointment_history(path).frame
+    assert frame["status"].tolist() == ["late_cancelled"]
+    assert frame["booked_at"].isna().tolist() == [True]
+    assert frame["reminder_sent"].isna().tolist() == [True]
+    assert not any(column.startswith("x_") for column in frame.columns)

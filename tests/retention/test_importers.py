@@ -106,3 +106,37 @@ def test_cdnow_header_missing_a_column_is_named(tmp_path: Path) -> None:
     with pytest.raises(FormatError) as raised:
         import_cdnow(source, tmp_path / "t.csv")
     assert raised.value.missing_columns == ("number_of_cds",)
+
+
+def test_train_list_activate_through_the_cli(tmp_path: Path) -> None:
+    # given a simulated history written in the portable format
+    from tests.retention.factories import simulate_history
+
+    history, _ = simulate_history(clients=300, days=30)
+    frame = history.assign(
+        booked_at=history["booked_at"].dt.strftime("%Y-%m-%dT%H:%M:%S"),
+        starts_at=history["starts_at"].dt.strftime("%Y-%m-%dT%H:%M:%S"),
+        reminder_sent=history["reminder_sent"].astype(int),
+        price="",
+    )
+    frame.to_csv(tmp_path / "history.csv", index=False)
+    runner = CliRunner()
+    registry = str(tmp_path / "models")
+    # when a model is trained into the registry, then it is listed but not active
+    trained = runner.invoke(
+        app,
+        ["models", "train", "noshow", "--history", str(tmp_path / "history.csv"), "--train-end", "2024-03-28",
+         "--registry", registry],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    version = trained.stdout.strip().splitlines()[-1]
+    listed = runner.invoke(app, ["models", "list", "noshow", "--registry", registry])
+    assert listed.stdout.startswith(f"  {version}  trained before 2024-03-28")
+    # when activated, then it is marked; an unknown version is refused with a clear error
+    activated = runner.invoke(app, ["models", "activate", "noshow", version, "--registry", registry])
+    assert activated.exit_code == 0
+    assert runner.invoke(app, ["models", "list", "--registry", registry]).stdout.startswith(f"* {version}")
+    unknown = "20990101T000000Z-00000000"
+    missing = runner.invoke(app, ["models", "activate", "noshow", unknown, "--registry", registry])
+    assert missing.exit_code == 2
+    assert "no noshow model 20990101T000000Z-00000000" in missing.output

@@ -104,6 +104,8 @@ def evaluate_noshow(
     except (FormatError, ValueError) as error:
         raise _fail(error) from None
     metrics = result["test"]["model"]
+    if result["skipped_rows"]:
+        console.print(f"skipped {result['skipped_rows']} bad row(s)", highlight=False)
     console.print(
         f"no-show: {int(metrics['rows'])} labelled test rows, ROC AUC {metrics['roc_auc']:.4f}, "
         f"PR AUC {metrics['pr_auc']:.4f}, Brier {metrics['brier']:.4f}, ECE {metrics['ece']:.4f}; "
@@ -145,9 +147,79 @@ def evaluate_returns(
     except (FormatError, ValueError) as error:
         raise _fail(error) from None
     chosen = result["holdout"][result["chosen_model"]]
+    if result["skipped_rows"]:
+        console.print(f"skipped {result['skipped_rows']} bad row(s)", highlight=False)
     console.print(
         f"returns ({result['chosen_model']}): {result['clients']} clients, aggregate error "
         f"{chosen['aggregate_error']:+.3f}, MAE {chosen['mae']:.3f}, ROC AUC {chosen['roc_auc']:.4f}; "
         f"report {report}",
         highlight=False,
     )
+
+
+_REGISTRY_HELP = "model registry directory (default: $MEDSPA_MODEL_DIR or var/models)"
+
+
+def _registry_root(registry: Path | None) -> Path:
+    import os
+
+    return registry or Path(os.environ.get("MEDSPA_MODEL_DIR", "var/models"))
+
+
+@models_app.command("train")
+def train(
+    kind: str = typer.Argument(..., help="noshow (the return model is refitted per evaluation for now)"),
+    history: Path = typer.Option(..., exists=True, dir_okay=False, help="appointment-history CSV"),
+    train_end: str = typer.Option(..., help="train on appointments before this day (YYYY-MM-DD)"),
+    registry: Path | None = typer.Option(None, help=_REGISTRY_HELP),
+    activate: bool = typer.Option(False, "--activate", help="make the new version the active one"),
+) -> None:
+    """Train a model and store it as a new version in the file registry."""
+    if kind != "noshow":
+        raise typer.BadParameter("only 'noshow' can be trained into the registry yet", param_hint="KIND")
+    from medspa.retention.formats import FormatError, read_appointment_history
+    from medspa.retention.noshow import train_noshow
+    from medspa.retention.registry import FileRegistry
+
+    end = _parse_day(train_end, "--train-end")
+    try:
+        frame = read_appointment_history(history).frame
+        model = train_noshow(frame, train_end=end)
+    except (FormatError, ValueError) as error:
+        raise _fail(error) from None
+    store = FileRegistry(_registry_root(registry))
+    version = store.save(kind, model.to_payload())
+    if activate:
+        store.activate(kind, version)
+    console.print(f"{kind} {version} stored{' and activated' if activate else ''}", highlight=False)
+    typer.echo(version)
+
+
+@models_app.command("list")
+def list_models(
+    kind: str = typer.Argument("noshow"),
+    registry: Path | None = typer.Option(None, help=_REGISTRY_HELP),
+) -> None:
+    """List the stored versions of a model kind (the active one is marked with *)."""
+    from medspa.retention.registry import FileRegistry
+
+    for info in FileRegistry(_registry_root(registry)).list(kind):
+        marker = "*" if info.is_active else " "
+        window = info.training_window.get("train_end_exclusive", "?")
+        typer.echo(f"{marker} {info.version}  trained before {window}  sha256 {info.payload_sha256[:12]}")
+
+
+@models_app.command("activate")
+def activate_model(
+    kind: str = typer.Argument(...),
+    version: str = typer.Argument(...),
+    registry: Path | None = typer.Option(None, help=_REGISTRY_HELP),
+) -> None:
+    """Make a stored version the active one (refused if its hash does not match)."""
+    from medspa.retention.registry import ArtifactIntegrityError, FileRegistry, ModelNotFoundError
+
+    try:
+        FileRegistry(_registry_root(registry)).activate(kind, version)
+    except (ArtifactIntegrityError, ModelNotFoundError, ValueError) as error:
+        raise _fail(error) from None
+    console.print(f"{kind} {version} is active", highlight=False)

@@ -11,6 +11,14 @@ then:
 - The *existence* of another appointment *j* (booked, not yet happened) is known if it was booked at or
   before `as_of`. Without a booking time, *j* is taken as booked at the start of its own day.
 
+Features: lead time (days, hours), booking hour and weekday, appointment weekday and hour, reminder flag,
+price, service/provider/location and `x_*` attributes; from the client's history: attended, missed and
+cancelled appointments on earlier days, their rate and recency, bookings known but not yet happened (same
+day, before, later; days to the next one), bookings made together, bookings made since this one, bookings
+made on the day of another appointment, days since the client was first seen; from other clients: how many
+were booked in the same second / minute (a family or group). `clinic_no_show_rate_recent` is context for
+the calibration, not a model input.
+
 `find_outcome_leaks` checks these invariants empirically for any feature builder: it rewrites outcomes that
 were not known yet and reports every feature column that moved. The status column itself never enters
 the feature matrix.
@@ -23,7 +31,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -44,6 +52,7 @@ def _days(delta: pd.Series) -> pd.Series:
 
 
 RECENT_RATE_COLUMN: Final = "clinic_no_show_rate_recent"
+MAX_CATEGORY_LEVELS: Final = 30
 RECENT_RATE_WINDOW_DAYS: Final = 7
 
 
@@ -56,31 +65,44 @@ class ScoringTime(enum.StrEnum):
 
 @dataclass(frozen=True)
 class FeatureSchema:
-    """The columns a model was trained on, and the levels of each categorical column (frozen at training,
-    so a level first seen at serving time becomes missing rather than a new code)."""
+    """The columns a model was trained on, frozen at training time.
+
+    `categorical`: columns with few levels (<= `MAX_CATEGORY_LEVELS`), given to LightGBM as categories;
+    a level first seen at serving time becomes missing. `frequency`: columns with many levels (a patient's
+    neighbourhood, say), encoded as the share of training rows with that level (unseen -> missing),
+    because LightGBM's categorical splits over-fit many small levels (measured on Brazil, docs/models.md).
+    """
 
     numeric: tuple[str, ...]
     categorical: dict[str, tuple[str, ...]]
+    frequency: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[str]:
-        return [*self.numeric, *self.categorical]
+        return [*self.numeric, *self.frequency, *self.categorical]
 
     def to_json(self) -> dict[str, object]:
         return {
             "numeric": list(self.numeric),
             "categorical": {k: list(v) for k, v in self.categorical.items()},
+            "frequency": {k: dict(v) for k, v in self.frequency.items()},
         }
 
     @staticmethod
     def from_json(data: dict[str, object]) -> FeatureSchema:
         numeric = data["numeric"]
         categorical = data["categorical"]
+        frequency = data.get("frequency", {})
         assert isinstance(numeric, list)
         assert isinstance(categorical, dict)
+        assert isinstance(frequency, dict)
         return FeatureSchema(
             numeric=tuple(str(c) for c in numeric),
             categorical={str(k): tuple(str(v) for v in values) for k, values in categorical.items()},
+            frequency={
+                str(k): {str(level): float(share) for level, share in shares.items()}
+                for k, shares in frequency.items()
+            },
         )
 
 
@@ -117,7 +139,7 @@ def build_features(history: pd.DataFrame, scoring: ScoringTime = ScoringTime.APP
     out["price"] = frame["price"].astype(float)
     history_features = _client_history(frame, as_of, as_of_day, start_day)
     out = out.join(history_features)
-    out = out.join(_shared_booking_instants(frame))
+    out = out.join(_shared_booking_instants(frame, as_of))
     out[RECENT_RATE_COLUMN] = recent_no_show_rate(frame, as_of_day)
     for column in _TEXT_COLUMNS:
         values = frame[column].astype(object)
@@ -226,15 +248,30 @@ def _client_history(
     return result.drop(columns=["last_attended_day", "last_no_show_day", "first_seen", "next_pending_day"])
 
 
-def _shared_booking_instants(frame: pd.DataFrame) -> pd.DataFrame:
-    """How many other clients booked at the same second / minute as this booking (a family or a group
-    booked in one session). Those bookings existed at this booking's own time, so they are known."""
+def _shared_booking_instants(frame: pd.DataFrame, as_of: pd.Series) -> pd.DataFrame:
+    """How many other clients were booked in the same second / minute as this booking (a family or a group
+    booked in one session), counting only bookings made by the scoring instant."""
     booked = frame["booked_at"]
+    rows = pd.DataFrame(
+        {
+            "row": np.arange(len(frame)),
+            "client_id": frame["client_id"].to_numpy(),
+            "booked": booked.to_numpy(),
+            "minute": booked.dt.floor("min").to_numpy(),
+            "as_of": as_of.to_numpy(),
+        }
+    ).dropna(subset=["booked"])
+    pairs = rows.merge(
+        rows[["client_id", "booked", "minute"]].rename(columns={"client_id": "other", "booked": "o_booked"}),
+        on="minute",
+    )
+    pairs = pairs[(pairs["other"] != pairs["client_id"]) & (pairs["o_booked"] <= pairs["as_of"])]
     out = pd.DataFrame(index=frame.index)
-    keys = (("others_booked_same_second", booked), ("others_booked_same_minute", booked.dt.floor("min")))
-    for name, key in keys:
-        clients = frame["client_id"].groupby(key).transform("nunique")
-        out[name] = (clients - 1).where(booked.notna()).astype(float)
+    same_second = pairs[pairs["o_booked"] == pairs["booked"]]
+    for name, selected in (("others_booked_same_second", same_second), ("others_booked_same_minute", pairs)):
+        counts = selected.groupby("row")["other"].nunique()
+        values = counts.reindex(np.arange(len(frame)), fill_value=0).to_numpy(dtype=float)
+        out[name] = pd.Series(values, index=frame.index).where(booked.notna())
     return out
 
 
@@ -271,34 +308,46 @@ def recent_no_show_rate(
     return pd.Series(rate, index=history.index)
 
 
-def infer_schema(features: pd.DataFrame, *, max_levels: int = 200) -> FeatureSchema:
-    """Split feature columns into numeric and categorical; keep the `max_levels` most frequent levels."""
+def infer_schema(features: pd.DataFrame, *, max_levels: int = MAX_CATEGORY_LEVELS) -> FeatureSchema:
+    """Split feature columns into numeric, categorical (<= `max_levels` levels) and frequency-encoded
+    (more levels) columns, from the rows given (the training rows)."""
     numeric: list[str] = []
     categorical: dict[str, tuple[str, ...]] = {}
+    frequency: dict[str, dict[str, float]] = {}
     for column in features.columns:
         series = features[column]
         if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
             numeric.append(str(column))
+            continue
+        counts = series.dropna().astype(str).value_counts()
+        if len(counts) <= max_levels:
+            categorical[str(column)] = tuple(sorted(counts.index.tolist()))
         else:
-            counts = series.dropna().astype(str).value_counts()
-            categorical[str(column)] = tuple(sorted(counts.index[:max_levels].tolist()))
-    return FeatureSchema(numeric=tuple(numeric), categorical=categorical)
+            shares = counts / max(len(series), 1)
+            frequency[str(column)] = {str(k): float(v) for k, v in shares.items()}
+    return FeatureSchema(numeric=tuple(numeric), categorical=categorical, frequency=frequency)
+
+
+def _texts(features: pd.DataFrame, column: str) -> pd.Series:
+    """A column as strings with missing values as None (an absent column is all missing)."""
+    if column not in features:
+        return pd.Series([None] * len(features), index=features.index, dtype=object)
+    values = features[column].astype(object)
+    return values.map(lambda v: None if v is None or v != v else str(v))
 
 
 def encode(features: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
-    """Model input: numeric columns as float, categorical ones as `category` with the schema's levels
-    (unseen levels and absent columns become missing)."""
+    """Model input: numeric columns as float, frequency-encoded columns as their training share, and
+    categorical ones as `category` with the schema's levels (unseen levels and absent columns: missing)."""
     out = pd.DataFrame(index=features.index)
     for column in schema.numeric:
         out[column] = features[column].astype(float) if column in features else np.nan
+    for column, shares in schema.frequency.items():
+        out[column] = _texts(features, column).map(shares).astype(float)
     for column, levels in schema.categorical.items():
-        values = (
-            features[column].astype(object).where(features[column].notna()) if column in features else None
-        )
-        texts = values.map(lambda v: None if v is None or v != v else str(v)) if values is not None else None
-        out[column] = pd.Categorical(
-            texts if texts is not None else [None] * len(features), categories=levels
-        )
+        texts = _texts(features, column)
+        known = texts.where(texts.isin(levels), None)
+        out[column] = pd.Categorical(known, categories=levels)
     return out
 
 

@@ -60,7 +60,9 @@ class NoShowConfig:
     colsample_bytree: float = 0.5
     subsample: float = 0.8
     seed: int = 7
-    n_jobs: int = 2
+    # One thread: on the 2-core build machine, shared with other jobs, n_jobs=2 measured 6-20x slower
+    # (OpenMP threads spin while the other core is busy); see docs/models.md.
+    n_jobs: int = 1
     anchor_base_rate: bool = True
     refit_on_whole_period: bool = True
     scoring: ScoringTime = ScoringTime.APPOINTMENT_DAY
@@ -301,8 +303,8 @@ class LogisticBaseline:
 
 def _baseline_matrix(features: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
     encoded = encode(features, schema)
-    out = encoded[list(schema.numeric)].copy()
-    for column in schema.numeric:
+    out = encoded[[*schema.numeric, *schema.frequency]].copy()
+    for column in [*schema.numeric, *schema.frequency]:
         out[f"{column}__missing"] = out[column].isna().astype(float)
     for column in schema.categorical:
         out[column] = encoded[column].astype(object).where(encoded[column].notna(), "(missing)").astype(str)
@@ -325,7 +327,7 @@ def train_logistic_baseline(
     inferred = infer_schema(model_features[rows], max_levels=100)
     # A column never observed in training carries nothing a linear model can use (and cannot be imputed).
     observed = tuple(c for c in inferred.numeric if model_features.loc[rows, c].notna().any())
-    schema = FeatureSchema(numeric=observed, categorical=inferred.categorical)
+    schema = FeatureSchema(numeric=observed, categorical=inferred.categorical, frequency=inferred.frequency)
     matrix = _baseline_matrix(model_features, schema)
     numeric = [c for c in matrix.columns if c not in schema.categorical]
     transformer = ColumnTransformer(

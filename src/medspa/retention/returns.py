@@ -239,7 +239,7 @@ def forecast_blend(
     calibration_end: date,
     horizon_days: float,
     training_horizon_days: int = TRAINING_HORIZON_DAYS,
-    n_jobs: int = 2,
+    n_jobs: int = 1,
     seed: int = 7,
 ) -> ReturnsForecast:
     """Gradient boosting on covariates, learnt inside the calibration period, stretched by BG/NBD.

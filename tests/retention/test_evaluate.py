@@ -1,0 +1,108 @@
+"""`medspa models evaluate` end to end on small synthetic files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from medspa.cli import app
+from medspa.retention.returns import BgNbd
+from tests.retention.factories import simulate_history
+from tests.retention.test_models import _simulate_bgnbd
+
+
+def test_evaluate_noshow_writes_every_test_row_a_report_and_a_plot(tmp_path: Path) -> None:
+    # given a simulated clinic with x_age and x_sex, written in the portable format
+    history, _ = simulate_history(clients=800, days=40)
+    history.assign(
+        booked_at=history["booked_at"].dt.strftime("%Y-%m-%dT%H:%M:%S"),
+        starts_at=history["starts_at"].dt.strftime("%Y-%m-%dT%H:%M:%S"),
+        reminder_sent=history["reminder_sent"].astype(int),
+        price="",
+    ).to_csv(tmp_path / "history.csv", index=False)
+    test_rows = int((history["starts_at"] >= "2024-04-03").sum())
+    # when evaluated from 2024-04-03
+    result = CliRunner().invoke(
+        app,
+        ["models", "evaluate", "noshow", "--history", str(tmp_path / "history.csv"),
+         "--test-from", "2024-04-03", "--predictions", str(tmp_path / "p.csv"),
+         "--report", str(tmp_path / "r.json")],
+    )  # fmt: skip
+    # then every test appointment has one probability; the report has metrics, subgroups and the guard
+    assert result.exit_code == 0, result.output
+    with (tmp_path / "p.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == test_rows
+    assert all(0.0 < float(r["probability"]) < 1.0 for r in rows)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["test"]["rows_scored"] == test_rows
+    assert set(report["test"]) >= {"model", "model_uncalibrated", "logistic_baseline"}
+    assert {"roc_auc", "pr_auc", "brier", "ece"} <= set(report["test"]["model"])
+    assert [g["group"] for g in report["subgroups"]["sex"]] == ["F", "M"]
+    assert [g["group"] for g in report["subgroups"]["age_band"]] == ["18-34", "35-49", "50-64", "65+"]
+    assert report["leak_guard"]["leaking_features"] == []
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_returns_predicts_every_client(tmp_path: Path) -> None:
+    # given 400 days of simulated visits for 1,500 clients
+    transactions = _simulate_bgnbd(BgNbd(r=0.5, alpha=20.0, a=1.5, b=4.0), clients=1500, days=400, seed=9)
+    transactions.assign(date=transactions["date"].dt.strftime("%Y-%m-%d")).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    # when evaluated with the model chosen by the internal backtest
+    result = CliRunner().invoke(
+        app,
+        ["models", "evaluate", "returns", "--transactions", str(tmp_path / "t.csv"), "--calibration-end",
+         "2020-07-19", "--holdout-end", "2021-02-04", "--predictions", str(tmp_path / "p.csv"), "--report",
+         str(tmp_path / "r.json")],
+    )  # fmt: skip
+    # then each client has one forecast, and both candidates are measured
+    assert result.exit_code == 0, result.output
+    with (tmp_path / "p.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(r["client_id"] for r in rows) == sorted(transactions["client_id"].unique())
+    probabilities = np.array([float(r["probability_return"]) for r in rows])
+    assert np.all((probabilities >= 0) & (probabilities <= 1))
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["chosen_model"] in {"bgnbd", "blend"}
+    assert set(report["holdout"]) == {"bgnbd", "blend"}
+    assert set(report["selection"]["backtest"]) == {"bgnbd", "blend"}
+
+
+def test_evaluate_returns_names_bad_rows_or_skips_and_counts_them(tmp_path: Path) -> None:
+    # given visits of two clients over 200 days and one row with an unparseable date
+    rows = [f"{c},2020-{m:02d}-{d:02d},5" for c in range(1, 3) for m in range(1, 8) for d in (3, 17)]
+    (tmp_path / "t.csv").write_text("client_id,date,amount\n" + "\n".join([*rows, "3,2020-13-01,5"]) + "\n")
+    arguments = ["models", "evaluate", "returns", "--transactions", str(tmp_path / "t.csv"),
+                 "--calibration-end", "2020-05-31", "--holdout-end", "2020-07-31",
+                 "--predictions", str(tmp_path / "p.csv"), "--report", str(tmp_path / "r.json"),
+                 "--model", "bgnbd"]  # fmt: skip
+    # when evaluated strictly, then the row is named and nothing is written
+    strict = CliRunner().invoke(app, arguments)
+    assert strict.exit_code == 2
+    assert "line 30: date='2020-13-01'" in strict.output
+    assert not (tmp_path / "p.csv").exists()
+    # when evaluated with --skip-bad-rows, then the skip is reported and both clients are forecast
+    skipped = CliRunner().invoke(app, [*arguments, "--skip-bad-rows"])
+    assert skipped.exit_code == 0, skipped.output
+    assert "skipped 1 bad row(s)" in skipped.output
+    assert json.loads((tmp_path / "r.json").read_text())["skipped_rows"] == 1
+    assert (tmp_path / "p.csv").read_text().count("\n") == 3
+
+
+def test_evaluate_returns_refuses_a_holdout_before_the_calibration_end(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("client_id,date,amount\n1,2020-01-01,5\n")
+    result = CliRunner().invoke(
+        app,
+        ["models", "evaluate", "returns", "--transactions", str(tmp_path / "t.csv"), "--calibration-end",
+         "2020-07-19", "--holdout-end", "2020-07-01", "--predictions", str(tmp_path / "p.csv"), "--report",
+         str(tmp_path / "r.json")],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--holdout-end must be after --calibration-end" in result.output
+    assert not (tmp_path / "p.csv").exists()
