@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MEDSPA = ROOT / ".venv" / "bin" / "medspa"
 START, END = "<!-- optimizer:start -->", "<!-- optimizer:end -->"
-PROGRESS = re.compile(r"^\s*([0-9.]+) s\s+objective\s+([0-9,.-]+)\s*$")
+PROGRESS = re.compile(r"^\s*([0-9.]+) s\s+objective\s+([0-9,.-]+)\b")
 SIZES = (50, 100, 200, 400)
 
 

@@ -111,7 +111,10 @@ def optimize_command(
 
     def show(event: Progress) -> None:
         # Seconds since the process started, so the trace shows what a caller waits for.
-        err.print(f"  {offset + event.seconds:6.2f} s  objective {event.objective:12,.2f}", highlight=False)
+        err.print(
+            f"  {offset + event.seconds:6.2f} s  objective {event.objective:12,.2f}  {event.phase}",
+            highlight=False,
+        )
 
     budget = deadline - time.monotonic() - RESERVE_SECONDS
     result = solve(

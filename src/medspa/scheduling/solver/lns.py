@@ -30,13 +30,17 @@ from medspa.scheduling.solver.variables import candidate_starts
 MIN_SIZE = 8
 MAX_SIZE = 90
 START_SIZE = 30
+# Sizes grow by GROW after a neighbourhood solved to optimality and shrink by SHRINK after a timeout.
+GROW = 2
+SHRINK = 3
 # A neighbourhood gets at most this long: most improvements come early, proofs of optimality late.
 STEP_SECONDS = 0.15
 # Searches run at once; CP-SAT releases the interpreter lock, so two keep two cores busy.
 THREADS = 2
 KINDS = ("time", "providers", "resource", "random")
-# Most of a neighbourhood is bookings; at most this share is unbooked requests (see `_neighbourhood`).
-UNBOOKED_SHARE = 0.5
+# Most of a neighbourhood is bookings; at most a share drawn from this range is unbooked requests (see
+# `_neighbourhood`).
+UNBOOKED_SHARE = (0.2, 0.5)
 
 
 @dataclass(frozen=True)
@@ -164,7 +168,7 @@ def _neighbourhood(
     # At most a share of the neighbourhood for unbooked requests: on a busy day many wait around any
     # time, and freeing mostly them leaves few bookings to move out of their way. (Measured: from 0.987
     # to 1.008 of best-known on xl-01 in the same number of steps.)
-    cap = max(1, int(size * UNBOOKED_SHARE))
+    cap = max(1, int(size * rng.uniform(*UNBOOKED_SHARE)))
     chosen_ids: list[str] = []
     unbooked = 0
     for rid, _ in ranked:
@@ -274,7 +278,7 @@ def _search(
         # Grow the neighbourhood while it solves to optimality, shrink it when it does not.
         # (per kind: some kinds are much harder to solve at one size than others).
         size = sizes[kind]
-        sizes[kind] = min(MAX_SIZE, len(profiles), size + 2) if optimal else max(MIN_SIZE, size - 3)
+        sizes[kind] = min(MAX_SIZE, len(profiles), size + GROW) if optimal else max(MIN_SIZE, size - SHRINK)
 
 
 def _commit(

@@ -56,17 +56,19 @@ DEFAULT_WORKERS = 8
 # Share of the time limit the whole-day model may take before large neighbourhood search takes over, and
 # the share it may go without improving before it is stopped early.
 FULL_MODEL_SHARE = 0.5
-FULL_MODEL_PATIENCE = 0.1
+FULL_MODEL_PATIENCE = 0.05
 # A bound this close to the best objective (relative) still counts as progress of the whole-day search.
 NEAR_PROOF = 0.05
 
 
 @dataclass(frozen=True)
 class Progress:
-    """A better schedule found by the search: seconds since the search began, objective in dollars."""
+    """A better schedule found: seconds since `solve` began, objective in dollars, and by which phase
+    ("greedy", "whole day", "neighbourhoods")."""
 
     seconds: float
     objective: float
+    phase: str = "whole day"
 
 
 @dataclass(frozen=True)
@@ -289,13 +291,13 @@ def solve(
     schedule = build_model(instance, replan)
     progress: list[Progress] = []
 
-    def report(value: float) -> None:
-        event = Progress(time.monotonic() - started, value)
+    def report(value: float, phase: str) -> None:
+        event = Progress(time.monotonic() - started, value, phase)
         progress.append(event)
         if on_progress is not None:
             on_progress(event)
 
-    report(fallback_objective)
+    report(fallback_objective, "greedy")
     if not schedule.requests or time_limit_seconds <= 0:
         return SolveResult(
             fallback,
@@ -327,13 +329,15 @@ def solve(
     solver.parameters.random_seed = seed
     recorder = _Recorder(
         locked_value,
-        lambda event: report(event.objective) if event.objective > progress[-1].objective else None,
+        lambda event: (
+            report(event.objective, "whole day") if event.objective > progress[-1].objective else None
+        ),
     )
     done = threading.Event()
     if replan is None:
         # The whole-day model keeps the time only while it improves: on small days it goes on to prove
         # optimality; on large ones it stalls at once and the neighbourhood search does better.
-        patience = max(0.5, time_limit_seconds * FULL_MODEL_PATIENCE)
+        patience = max(0.3, time_limit_seconds * FULL_MODEL_PATIENCE)
         solver.best_bound_callback = recorder.on_bound
         threading.Thread(
             target=_stop_when_stalled, args=(solver, recorder, patience, done), daemon=True
@@ -361,7 +365,7 @@ def solve(
             result,
             deadline=deadline,
             seed=seed,
-            on_improvement=lambda _solution, value: report(value),
+            on_improvement=lambda _solution, value: report(value, "neighbourhoods"),
         )
         checked = validate.check(instance, improved)
         if (
