@@ -1,10 +1,11 @@
 """Large neighbourhood search: re-solve small parts of the day exactly while the rest stays put.
 
 Each step picks a neighbourhood (a time of day, optionally narrowed to a few providers or to one room
-or device type), frees the `size` flexible requests nearest to that time (booked or not), freezes every
-other booking as if it were locked, and solves that sub-instance with the same CP-SAT model
-(`model.build_model`), hinted with the current schedule. The result replaces the freed part when it
-scores at least as well (exact float scoring), so the schedule never gets worse.
+or device type, or a random set), frees the `size` flexible requests nearest to that time (mostly
+bookings, some unbooked requests), holds every other booking at its time and provider
+(`ScheduleModel.held`), and solves that sub-instance with the same CP-SAT model (`model.build_model`),
+hinted with the current schedule. The result replaces the day when it scores at least as well (exact
+float scoring), so the schedule never gets worse.
 
 Why not only CP-SAT's own LNS: its neighbourhoods copy and presolve the whole model each time, which on
 these instances costs about a second of wall time per neighbourhood on two busy cores; a sub-instance
@@ -45,7 +46,8 @@ UNBOOKED_SHARE = (0.2, 0.5)
 
 @dataclass(frozen=True)
 class Step:
-    """One neighbourhood tried: its kind, how many requests were freed, and the gain (dollars, >= 0)."""
+    """One neighbourhood tried: its kind, how many requests were freed, the gain (dollars, >= 0), whether
+    it was solved to optimality, and its wall time."""
 
     kind: str
     size: int
@@ -270,7 +272,10 @@ def _search(
         optimal = status == cp_model.OPTIMAL
         gain = 0.0
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            candidate = extract(schedule, solver.value, current_rooms(snapshot, free))
+            try:
+                candidate = extract(schedule, solver.value, current_rooms(snapshot, free))
+            except RuntimeError:
+                candidate = snapshot
             gain = _commit(instance, shared, snapshot, candidate, free, on_improvement)
         seconds = time.monotonic() - began
         with shared.lock:

@@ -75,10 +75,11 @@ class Progress:
 class SolveResult:
     """The schedule to use and how it was obtained.
 
-    `source` is "search" when CP-SAT's schedule is returned, "greedy" when the greedy one is (the search
-    found nothing better in time). `bound` is CP-SAT's proven upper bound on the objective (dollars), None
-    when not meaningful (no search, or replanning, whose move bonus shifts the objective). `status` is
-    CP-SAT's status name ("OPTIMAL", "FEASIBLE", "UNKNOWN", ...).
+    `source` is "search" when a searched schedule is returned, "greedy" when the greedy one is (nothing
+    better was found in time). `status` is the whole-day search's CP-SAT status name ("OPTIMAL",
+    "FEASIBLE", "UNKNOWN", ...); `bound` its proven upper bound on the objective (dollars), None when
+    not meaningful (no search, or replanning, whose move bonus shifts the objective). `seconds` is the
+    time `solve` took; `unbookable` the requests that never had an option, with the reason.
     """
 
     solution: Solution
@@ -87,7 +88,7 @@ class SolveResult:
     source: str
     status: str
     bound: float | None
-    search_seconds: float
+    seconds: float
     unbookable: Mapping[str, str]
     progress: tuple[Progress, ...] = ()
 
@@ -311,7 +312,7 @@ def solve(
             tuple(progress),
         )
     hint = fallback
-    if replan is not None and _moves(replan.current, fallback) > _limit(replan):
+    if replan is not None and moves(replan.current, fallback) > _limit(replan):
         hint = replan.current
     add_hint(schedule, hint)
     locked_value = validate.score(
@@ -351,12 +352,16 @@ def solve(
     result, source = fallback, "greedy"
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         preferred = {a.request: a.room for a in replan.current.assignments} if replan is not None else {}
-        found = extract(schedule, solver.value, preferred)
-        report_ = validate.check(instance, found)
+        try:
+            found = extract(schedule, solver.value, preferred)
+        except RuntimeError:
+            # A pool that could not be coloured would be a bug in the model; the fallback still holds.
+            found = fallback
+        checked = validate.check(instance, found)
         if (
-            report_.feasible
-            and report_.objective is not None
-            and _better(replan, found, fallback, report_.objective, fallback_objective)
+            checked.feasible
+            and checked.objective is not None
+            and _better(replan, found, fallback, checked.objective, fallback_objective)
         ):
             result, source = found, "search"
     if replan is None and status != cp_model.OPTIMAL and deadline - time.monotonic() > 0.1:
@@ -367,11 +372,11 @@ def solve(
             seed=seed,
             on_improvement=lambda _solution, value: report(value, "neighbourhoods"),
         )
-        checked = validate.check(instance, improved)
+        final = validate.check(instance, improved)
         if (
-            checked.feasible
-            and checked.objective is not None
-            and checked.objective > validate.score(instance, result.assignments) + 1e-9
+            final.feasible
+            and final.objective is not None
+            and final.objective > validate.score(instance, result.assignments) + 1e-9
         ):
             result, source = improved, "search"
     objective = validate.score(instance, result.assignments)
@@ -392,8 +397,8 @@ def _limit(replan: Replan) -> int:
     return replan.max_moves if replan.max_moves is not None else 10**9
 
 
-def _moves(before: Solution, after: Solution) -> int:
-    """Bookings of `before` that `after` drops or gives another provider or start."""
+def moves(before: Solution, after: Solution) -> int:
+    """How many bookings of `before` moved in `after`: dropped, or given another provider or start."""
     now = after.by_request()
     return sum(
         1
@@ -402,17 +407,14 @@ def _moves(before: Solution, after: Solution) -> int:
     )
 
 
-def moves(before: Solution, after: Solution) -> int:
-    """How many bookings of `before` moved in `after` (dropped, or another provider or start)."""
-    return _moves(before, after)
-
-
 def _better(
     replan: Replan | None, found: Solution, fallback: Solution, found_value: float, fallback_value: float
 ) -> bool:
+    """Whether the search's schedule should replace the fallback: by objective, net of move costs when
+    replanning, and always when the fallback breaks the move limit."""
     if replan is None:
         return found_value >= fallback_value - 1e-9
-    found_net = found_value - replan.move_cost * _moves(replan.current, found)
-    fallback_net = fallback_value - replan.move_cost * _moves(replan.current, fallback)
-    fallback_ok = _moves(replan.current, fallback) <= _limit(replan)
+    found_net = found_value - replan.move_cost * moves(replan.current, found)
+    fallback_net = fallback_value - replan.move_cost * moves(replan.current, fallback)
+    fallback_ok = moves(replan.current, fallback) <= _limit(replan)
     return found_net >= fallback_net - 1e-9 or not fallback_ok
