@@ -79,8 +79,8 @@ def optimize_command(
     import_cp_model_without_pandas()
     from medspa.kit.errors import MedspaError
     from medspa.scheduling.solver.instance import load_instance
-    from medspa.scheduling.solver.model import Progress, moves, solve
-    from medspa.scheduling.solver.solution import parse_solution, write_solution
+    from medspa.scheduling.solver.model import Progress, solve
+    from medspa.scheduling.solver.solution import moves, parse_solution, write_solution
     from medspa.scheduling.solver.variables import Replan
 
     try:

@@ -35,7 +35,7 @@ from medspa.scheduling.solver.constraints import (
 )
 from medspa.scheduling.solver.instance import Instance
 from medspa.scheduling.solver.objective import SCALE
-from medspa.scheduling.solver.solution import Assignment, Solution
+from medspa.scheduling.solver.solution import Assignment, Solution, moves
 from medspa.scheduling.solver.variables import Replan, ResourceGroup, ScheduleModel, create_variables
 
 # Order matters: the resource modules collect intervals that the overlap and capacity modules post.
@@ -279,8 +279,8 @@ def solve(
     Pure: reads the instance, returns a feasible schedule. The whole-day model is searched first, hinted
     with the greedy schedule, for at most `full_model_share` of the time and only while it keeps
     improving; unless that proves optimality, large neighbourhood search (`lns.improve`) spends the
-    rest. With `replan`, the whole time goes to the whole-day model (the move limit spans the day),
-    hinted with the greedy repair when that is within the move limit, else with the current schedule.
+    rest. With `replan`, the hint is the greedy repair when that is within the move limit, else the
+    current schedule, and both phases keep the move limit and count the move cost.
     """
     started = time.monotonic()
     deadline = started + time_limit_seconds
@@ -323,7 +323,7 @@ def solve(
             if r.locked is not None
         ],
     )
-    share = 1.0 if replan is not None else full_model_share
+    share = full_model_share
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(0.05, (deadline - time.monotonic()) * share)
     solver.parameters.num_workers = workers
@@ -335,14 +335,11 @@ def solve(
         ),
     )
     done = threading.Event()
-    if replan is None:
-        # The whole-day model keeps the time only while it improves: on small days it goes on to prove
-        # optimality; on large ones it stalls at once and the neighbourhood search does better.
-        patience = max(0.3, time_limit_seconds * FULL_MODEL_PATIENCE)
-        solver.best_bound_callback = recorder.on_bound
-        threading.Thread(
-            target=_stop_when_stalled, args=(solver, recorder, patience, done), daemon=True
-        ).start()
+    # The whole-day model keeps the time only while it improves: on small days it goes on to prove
+    # optimality; on large ones it stalls at once and the neighbourhood search does better.
+    patience = max(0.3, time_limit_seconds * FULL_MODEL_PATIENCE)
+    solver.best_bound_callback = recorder.on_bound
+    threading.Thread(target=_stop_when_stalled, args=(solver, recorder, patience, done), daemon=True).start()
     status = solver.solve(schedule.model, recorder)
     done.set()
     status_name = solver.status_name(status)
@@ -364,19 +361,23 @@ def solve(
             and _better(replan, found, fallback, checked.objective, fallback_objective)
         ):
             result, source = found, "search"
-    if replan is None and status != cp_model.OPTIMAL and deadline - time.monotonic() > 0.1:
+    if status != cp_model.OPTIMAL and deadline - time.monotonic() > 0.1:
         improved, _steps = lns.improve(
             instance,
             result,
             deadline=deadline,
             seed=seed,
+            replan=replan,
             on_improvement=lambda _solution, value: report(value, "neighbourhoods"),
         )
         final = validate.check(instance, improved)
         if (
-            final.feasible
+            improved is not result
+            and final.feasible
             and final.objective is not None
-            and final.objective > validate.score(instance, result.assignments) + 1e-9
+            and _better(
+                replan, improved, result, final.objective, validate.score(instance, result.assignments)
+            )
         ):
             result, source = improved, "search"
     objective = validate.score(instance, result.assignments)
@@ -395,16 +396,6 @@ def solve(
 
 def _limit(replan: Replan) -> int:
     return replan.max_moves if replan.max_moves is not None else 10**9
-
-
-def moves(before: Solution, after: Solution) -> int:
-    """How many bookings of `before` moved in `after`: dropped, or given another provider or start."""
-    now = after.by_request()
-    return sum(
-        1
-        for a in before.assignments
-        if a.request not in now or (now[a.request].provider, now[a.request].start) != (a.provider, a.start)
-    )
 
 
 def _better(
