@@ -98,7 +98,8 @@ def main() -> int:
         "Command: `python bench/optimizer.py` (each solve is `medspa optimize --time-limit"
         f" {limit:g}` in its own process; every objective is the referee's, `shared/bench/validate.py`).",
         f"Machine: {machine()}. Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC.",
-        "Single runs, on a machine shared with other work: expect some noise.",
+        f"Single runs, on a machine shared with other work (load average {os.getloadavg()[0]:.1f} at the"
+        " start): expect some noise.",
         "",
         f"| instance | baseline | ours at {limit:g} s | best-known | ratio | wall time |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
