@@ -109,3 +109,21 @@ def test_a_booking_away_from_the_preferred_provider_says_why() -> None:
     reasons = {item.request: item.reason for item in explain(instance, result.solution).requests}
     # then
     assert reasons["a1"] == "booked 09:00-09:30 with p2 (preferred p1 is busy then) in inj2"
+
+
+def test_an_unbooked_request_that_would_lose_money_says_so() -> None:
+    # given a $10 margin, and the provider free only eleven hours after the window opens
+    instance = make_instance(
+        providers=[provider("p1", ["neurotoxin"], start="19:00", end="20:00")],
+        services=[service("botox", price=110.0, cost=100.0)],
+        requests=[request("a1", windows=(("08:00", "20:00"),))],
+    )
+    # when
+    result = solve_checked(instance)
+    reasons = {item.request: item.reason for item in explain(instance, result.solution).requests}
+    # then
+    assert result.solution.assignments == ()
+    assert reasons["a1"] == (
+        "not booked: the best free option (19:00 with p1) is worth $-122.00 after the wait cost, so booking"
+        " it would lose money"
+    )
