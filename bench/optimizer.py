@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MEDSPA = ROOT / ".venv" / "bin" / "medspa"
 START, END = "<!-- optimizer:start -->", "<!-- optimizer:end -->"
-PROGRESS = re.compile(r"^\s*([0-9.]+) s\s+objective\s+([0-9,.-]+)\s*$")
+PROGRESS = re.compile(r"^\s*([0-9.]+) s\s+objective\s+([0-9,.-]+)\b")
 SIZES = (50, 100, 200, 400)
 
 
@@ -98,7 +98,8 @@ def main() -> int:
         "Command: `python bench/optimizer.py` (each solve is `medspa optimize --time-limit"
         f" {limit:g}` in its own process; every objective is the referee's, `shared/bench/validate.py`).",
         f"Machine: {machine()}. Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC.",
-        "Single runs, on a machine shared with other work: expect some noise.",
+        f"Single runs, on a machine shared with other work (load average {os.getloadavg()[0]:.1f} at the"
+        " start): expect some noise.",
         "",
         f"| instance | baseline | ours at {limit:g} s | best-known | ratio | wall time |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",

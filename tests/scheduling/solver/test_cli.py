@@ -103,3 +103,51 @@ def test_cp_sat_is_imported_without_leaving_a_stand_in_for_pandas() -> None:
     # then CP-SAT is loaded, and a later import of pandas gets the real one
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "True"
+
+
+def test_optimize_replans_from_a_current_schedule_within_the_move_limit(tmp_path: Path) -> None:
+    # given a booked client at 09:00 and a member who can only come then
+    instance_path = _write(
+        tmp_path,
+        instance_doc(
+            requests=[
+                request("a1", windows=(("09:00", "12:00"),)),
+                request("a2", windows=(("09:00", "09:30"),), priority="member"),
+            ]
+        ),
+    )
+    current = tmp_path / "current.json"
+    current.write_text(
+        json.dumps(
+            {
+                "format": "clinic-day-solution/1",
+                "instance": "test-day",
+                "assignments": [
+                    {"request": "a1", "provider": "p1", "room": "inj1", "device": None, "start": "09:00"}
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    output = tmp_path / "solution.json"
+    # when no booking may move
+    result = runner.invoke(
+        app,
+        [
+            "optimize",
+            str(instance_path),
+            "--time-limit",
+            "2",
+            "--output",
+            str(output),
+            "--current",
+            str(current),
+            "--max-moves",
+            "0",
+        ],
+    )
+    # then a1 stays where it was and the member is not booked
+    assert result.exit_code == 0, result.output
+    solution = parse_solution(json.loads(output.read_text(encoding="utf-8")))
+    assert [(a.request, a.start) for a in solution.assignments] == [("a1", 540)]
+    assert ", 0 moved ->" in result.stderr

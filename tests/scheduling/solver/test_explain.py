@@ -88,3 +88,42 @@ def test_the_objective_breakdown_adds_up_to_the_objective() -> None:
         "total": 364.0,
     }
     assert terms.total == pytest.approx(result.objective)
+
+
+def test_a_booking_away_from_the_preferred_provider_says_why() -> None:
+    # given the preferred provider is held by a locked booking for the client's only half hour
+    instance = make_instance(
+        providers=[provider("p1", ["neurotoxin"]), provider("p2", ["neurotoxin"])],
+        rooms=[{"id": "inj1", "type": "injection"}, {"id": "inj2", "type": "injection"}],
+        requests=[
+            request(
+                "a0",
+                windows=(("09:00", "09:30"),),
+                locked={"provider": "p1", "room": "inj1", "device": None, "start": "09:00"},
+            ),
+            request("a1", windows=(("09:00", "09:30"),), preferred="p1"),
+        ],
+    )
+    # when
+    result = solve_checked(instance)
+    reasons = {item.request: item.reason for item in explain(instance, result.solution).requests}
+    # then
+    assert reasons["a1"] == "booked 09:00-09:30 with p2 (preferred p1 is busy then) in inj2"
+
+
+def test_an_unbooked_request_that_would_lose_money_says_so() -> None:
+    # given a $10 margin, and the provider free only eleven hours after the window opens
+    instance = make_instance(
+        providers=[provider("p1", ["neurotoxin"], start="19:00", end="20:00")],
+        services=[service("botox", price=110.0, cost=100.0)],
+        requests=[request("a1", windows=(("08:00", "20:00"),))],
+    )
+    # when
+    result = solve_checked(instance)
+    reasons = {item.request: item.reason for item in explain(instance, result.solution).requests}
+    # then
+    assert result.solution.assignments == ()
+    assert reasons["a1"] == (
+        "not booked: the best free option (19:00 with p1) is worth $-122.00 after the wait cost, so booking"
+        " it would lose money"
+    )

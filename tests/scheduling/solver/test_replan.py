@@ -6,8 +6,7 @@ import dataclasses
 import random
 
 from medspa.scheduling.solver.instance import Instance, TimeRange
-from medspa.scheduling.solver.model import moves
-from medspa.scheduling.solver.solution import Assignment, Solution
+from medspa.scheduling.solver.solution import Assignment, Solution, moves
 from medspa.scheduling.solver.variables import Replan
 
 from .factories import make_instance, provider, request, service, solve_checked

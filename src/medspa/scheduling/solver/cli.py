@@ -79,8 +79,8 @@ def optimize_command(
     import_cp_model_without_pandas()
     from medspa.kit.errors import MedspaError
     from medspa.scheduling.solver.instance import load_instance
-    from medspa.scheduling.solver.model import Progress, moves, solve
-    from medspa.scheduling.solver.solution import parse_solution, write_solution
+    from medspa.scheduling.solver.model import Progress, solve
+    from medspa.scheduling.solver.solution import moves, parse_solution, write_solution
     from medspa.scheduling.solver.variables import Replan
 
     try:
@@ -111,7 +111,10 @@ def optimize_command(
 
     def show(event: Progress) -> None:
         # Seconds since the process started, so the trace shows what a caller waits for.
-        err.print(f"  {offset + event.seconds:6.2f} s  objective {event.objective:12,.2f}", highlight=False)
+        err.print(
+            f"  {offset + event.seconds:6.2f} s  objective {event.objective:12,.2f}  {event.phase}",
+            highlight=False,
+        )
 
     budget = deadline - time.monotonic() - RESERVE_SECONDS
     result = solve(

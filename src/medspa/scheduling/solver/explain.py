@@ -79,16 +79,23 @@ def _windows(request: Request) -> str:
     return ", ".join(f"{format_time(w.start)}-{format_time(w.end)}" for w in request.windows)
 
 
-def _booked_reason(instance: Instance, request: Request, assignment: Assignment) -> str:
+def _booked_reason(instance: Instance, request: Request, assignment: Assignment, calendar: Calendar) -> str:
     service = instance.service_of(request)
     end = assignment.start + service.duration_minutes
     parts = [f"booked {format_time(assignment.start)}-{format_time(end)} with {assignment.provider}"]
-    if request.preferred_provider is not None:
-        parts.append(
-            "(the preferred provider)"
-            if assignment.provider == request.preferred_provider
-            else f"(preferred {request.preferred_provider} was not free then)"
-        )
+    preferred = request.preferred_provider
+    if preferred is not None and assignment.provider == preferred:
+        parts.append("(the preferred provider)")
+    elif preferred is not None and request.locked is None:
+        other = instance.provider_by_id[preferred]
+        if service.skill not in other.skills:
+            parts.append(f"(preferred {preferred} lacks the skill {service.skill})")
+        elif not other.can_work(assignment.start, end):
+            parts.append(f"(preferred {preferred} is off shift or on a break then)")
+        elif not calendar.is_free(("provider", preferred), assignment.start, end):
+            parts.append(f"(preferred {preferred} is busy then)")
+        else:
+            parts.append(f"(preferred {preferred} is free then too: the search stopped before swapping)")
     parts.append(f"in {assignment.room}")
     if assignment.device is not None:
         parts.append(f"on {assignment.device}")
@@ -204,7 +211,7 @@ def explain(
         found = booked.get(request.id)
         if found is not None:
             status = "locked" if request.locked is not None else "booked"
-            reason = _booked_reason(instance, request, found)
+            reason = _booked_reason(instance, request, found, calendar)
             if request.locked is not None:
                 reason = "locked booking kept as it was: " + reason.removeprefix("booked ")
             value = booking_value(instance, request, found.provider, found.start)

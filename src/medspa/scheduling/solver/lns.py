@@ -1,10 +1,11 @@
 """Large neighbourhood search: re-solve small parts of the day exactly while the rest stays put.
 
 Each step picks a neighbourhood (a time of day, optionally narrowed to a few providers or to one room
-or device type), frees the `size` flexible requests nearest to that time (booked or not), freezes every
-other booking as if it were locked, and solves that sub-instance with the same CP-SAT model
-(`model.build_model`), hinted with the current schedule. The result replaces the freed part when it
-scores at least as well (exact float scoring), so the schedule never gets worse.
+or device type, or a random set), frees the `size` flexible requests nearest to that time (mostly
+bookings, some unbooked requests), holds every other booking at its time and provider
+(`ScheduleModel.held`), and solves that sub-instance with the same CP-SAT model (`model.build_model`),
+hinted with the current schedule. The result replaces the day when it scores at least as well (exact
+float scoring), so the schedule never gets worse.
 
 Why not only CP-SAT's own LNS: its neighbourhoods copy and presolve the whole model each time, which on
 these instances costs about a second of wall time per neighbourhood on two busy cores; a sub-instance
@@ -24,24 +25,29 @@ from ortools.sat.python import cp_model
 
 from medspa.scheduling.solver import validate
 from medspa.scheduling.solver.instance import Instance, Request
-from medspa.scheduling.solver.solution import Assignment, Solution
-from medspa.scheduling.solver.variables import candidate_starts
+from medspa.scheduling.solver.solution import Assignment, Solution, moves
+from medspa.scheduling.solver.variables import Replan, candidate_starts
 
 MIN_SIZE = 8
 MAX_SIZE = 90
 START_SIZE = 30
+# Sizes grow by GROW after a neighbourhood solved to optimality and shrink by SHRINK after a timeout.
+GROW = 2
+SHRINK = 3
 # A neighbourhood gets at most this long: most improvements come early, proofs of optimality late.
 STEP_SECONDS = 0.15
 # Searches run at once; CP-SAT releases the interpreter lock, so two keep two cores busy.
 THREADS = 2
 KINDS = ("time", "providers", "resource", "random")
-# Most of a neighbourhood is bookings; at most this share is unbooked requests (see `_neighbourhood`).
-UNBOOKED_SHARE = 0.5
+# Most of a neighbourhood is bookings; at most a share drawn from this range is unbooked requests (see
+# `_neighbourhood`).
+UNBOOKED_SHARE = (0.2, 0.5)
 
 
 @dataclass(frozen=True)
 class Step:
-    """One neighbourhood tried: its kind, how many requests were freed, and the gain (dollars, >= 0)."""
+    """One neighbourhood tried: its kind, how many requests were freed, the gain (dollars, >= 0), whether
+    it was solved to optimality, and its wall time."""
 
     kind: str
     size: int
@@ -164,7 +170,7 @@ def _neighbourhood(
     # At most a share of the neighbourhood for unbooked requests: on a busy day many wait around any
     # time, and freeing mostly them leaves few bookings to move out of their way. (Measured: from 0.987
     # to 1.008 of best-known on xl-01 in the same number of steps.)
-    cap = max(1, int(size * UNBOOKED_SHARE))
+    cap = max(1, int(size * rng.uniform(*UNBOOKED_SHARE)))
     chosen_ids: list[str] = []
     unbooked = 0
     for rid, _ in ranked:
@@ -184,8 +190,21 @@ class _Shared:
 
     current: Solution
     value: float
+    replan: Replan | None = None
+    move_ceiling: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     steps: list[Step] = field(default_factory=list)
+
+    def value_of(self, instance: Instance, solution: Solution) -> float:
+        """The objective, net of move costs when replanning."""
+        value = validate.score(instance, solution.assignments)
+        if self.replan is not None:
+            value -= self.replan.move_cost * moves(self.replan.current, solution)
+        return value
+
+    def admits(self, solution: Solution) -> bool:
+        """Whether a schedule keeps within the move limit (or moves no more than the start did)."""
+        return self.replan is None or moves(self.replan.current, solution) <= self.move_ceiling
 
 
 def improve(
@@ -196,6 +215,7 @@ def improve(
     seed: int = 0,
     step_seconds: float = STEP_SECONDS,
     threads: int = THREADS,
+    replan: Replan | None = None,
     on_improvement: Callable[[Solution, float], None] | None = None,
 ) -> tuple[Solution, list[Step]]:
     """Improve a feasible schedule until `deadline` (a `time.monotonic()` instant).
@@ -205,9 +225,17 @@ def improve(
     feasible (checked with `validate.check` when another thread changed the schedule meanwhile) and
     scores at least as well. Returns the best schedule (never worse than `start`) and the steps taken.
     `on_improvement` is called, under the lock, with each better schedule and its objective.
+
+    With `replan`, "better" is net of the move cost, and a schedule is kept only within the move limit
+    (or, when `start` already exceeds it because of moves the change forced, with no more moves than
+    `start`); each neighbourhood carries its share of the limit and the move cost into its model.
     """
     profiles = _profiles(instance)
-    shared = _Shared(start, validate.score(instance, start.assignments))
+    shared = _Shared(start, 0.0, replan)
+    if replan is not None:
+        limit = replan.max_moves if replan.max_moves is not None else len(replan.current.assignments)
+        shared.move_ceiling = max(limit, moves(replan.current, start))
+    shared.value = shared.value_of(instance, start)
     if not profiles:
         return start, []
     if threads <= 1:
@@ -253,7 +281,7 @@ def _search(
         kind = rng.choice(KINDS)
         free = _neighbourhood(instance, profiles, snapshot, kind, sizes[kind], rng)
         sub, held = freeze(instance, snapshot, free)
-        schedule = build_model(sub, held=held)
+        schedule = build_model(sub, _share_of_limit(shared, snapshot, free), held)
         add_hint(schedule, snapshot)
         solver = cp_model.CpSolver()
         solver.parameters.num_workers = 1
@@ -266,7 +294,10 @@ def _search(
         optimal = status == cp_model.OPTIMAL
         gain = 0.0
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            candidate = extract(schedule, solver.value, current_rooms(snapshot, free))
+            try:
+                candidate = extract(schedule, solver.value, current_rooms(snapshot, free))
+            except RuntimeError:
+                candidate = snapshot
             gain = _commit(instance, shared, snapshot, candidate, free, on_improvement)
         seconds = time.monotonic() - began
         with shared.lock:
@@ -274,7 +305,7 @@ def _search(
         # Grow the neighbourhood while it solves to optimality, shrink it when it does not.
         # (per kind: some kinds are much harder to solve at one size than others).
         size = sizes[kind]
-        sizes[kind] = min(MAX_SIZE, len(profiles), size + 2) if optimal else max(MIN_SIZE, size - 3)
+        sizes[kind] = min(MAX_SIZE, len(profiles), size + GROW) if optimal else max(MIN_SIZE, size - SHRINK)
 
 
 def _commit(
@@ -293,14 +324,30 @@ def _commit(
             candidate = Solution.of(instance.name, [*kept, *redone])
             if not validate.check(instance, candidate).feasible:
                 return 0.0
-        value = validate.score(instance, candidate.assignments)
-        if value < shared.value - 1e-9:
+        value = shared.value_of(instance, candidate)
+        if value < shared.value - 1e-9 or not shared.admits(candidate):
             return 0.0
         gain = value - shared.value
         shared.current, shared.value = candidate, value
         if gain > 1e-9 and on_improvement is not None:
-            on_improvement(candidate, value)
+            on_improvement(candidate, validate.score(instance, candidate.assignments))
         return gain
+
+
+def _share_of_limit(shared: _Shared, snapshot: Solution, free: set[str]) -> Replan | None:
+    """The replanning terms of one neighbourhood: the freed requests' bookings before the change, and
+    the moves left once those of the requests held where they are (relative to before) are counted."""
+    replan = shared.replan
+    if replan is None:
+        return None
+    before = Solution(
+        replan.current.instance, tuple(a for a in replan.current.assignments if a.request in free)
+    )
+    outside = Solution(
+        replan.current.instance, tuple(a for a in replan.current.assignments if a.request not in free)
+    )
+    left = max(0, shared.move_ceiling - moves(outside, snapshot))
+    return Replan(before, left if replan.max_moves is not None else None, replan.move_cost)
 
 
 def current_rooms(current: Solution, free: set[str]) -> dict[str, str]:

@@ -35,7 +35,7 @@ from medspa.scheduling.solver.constraints import (
 )
 from medspa.scheduling.solver.instance import Instance
 from medspa.scheduling.solver.objective import SCALE
-from medspa.scheduling.solver.solution import Assignment, Solution
+from medspa.scheduling.solver.solution import Assignment, Solution, moves
 from medspa.scheduling.solver.variables import Replan, ResourceGroup, ScheduleModel, create_variables
 
 # Order matters: the resource modules collect intervals that the overlap and capacity modules post.
@@ -56,27 +56,30 @@ DEFAULT_WORKERS = 8
 # Share of the time limit the whole-day model may take before large neighbourhood search takes over, and
 # the share it may go without improving before it is stopped early.
 FULL_MODEL_SHARE = 0.5
-FULL_MODEL_PATIENCE = 0.1
+FULL_MODEL_PATIENCE = 0.05
 # A bound this close to the best objective (relative) still counts as progress of the whole-day search.
 NEAR_PROOF = 0.05
 
 
 @dataclass(frozen=True)
 class Progress:
-    """A better schedule found by the search: seconds since the search began, objective in dollars."""
+    """A better schedule found: seconds since `solve` began, objective in dollars, and by which phase
+    ("greedy", "whole day", "neighbourhoods")."""
 
     seconds: float
     objective: float
+    phase: str = "whole day"
 
 
 @dataclass(frozen=True)
 class SolveResult:
     """The schedule to use and how it was obtained.
 
-    `source` is "search" when CP-SAT's schedule is returned, "greedy" when the greedy one is (the search
-    found nothing better in time). `bound` is CP-SAT's proven upper bound on the objective (dollars), None
-    when not meaningful (no search, or replanning, whose move bonus shifts the objective). `status` is
-    CP-SAT's status name ("OPTIMAL", "FEASIBLE", "UNKNOWN", ...).
+    `source` is "search" when a searched schedule is returned, "greedy" when the greedy one is (nothing
+    better was found in time). `status` is the whole-day search's CP-SAT status name ("OPTIMAL",
+    "FEASIBLE", "UNKNOWN", ...); `bound` its proven upper bound on the objective (dollars), None when
+    not meaningful (no search, or replanning, whose move bonus shifts the objective). `seconds` is the
+    time `solve` took; `unbookable` the requests that never had an option, with the reason.
     """
 
     solution: Solution
@@ -85,7 +88,7 @@ class SolveResult:
     source: str
     status: str
     bound: float | None
-    search_seconds: float
+    seconds: float
     unbookable: Mapping[str, str]
     progress: tuple[Progress, ...] = ()
 
@@ -276,8 +279,8 @@ def solve(
     Pure: reads the instance, returns a feasible schedule. The whole-day model is searched first, hinted
     with the greedy schedule, for at most `full_model_share` of the time and only while it keeps
     improving; unless that proves optimality, large neighbourhood search (`lns.improve`) spends the
-    rest. With `replan`, the whole time goes to the whole-day model (the move limit spans the day),
-    hinted with the greedy repair when that is within the move limit, else with the current schedule.
+    rest. With `replan`, the hint is the greedy repair when that is within the move limit, else the
+    current schedule, and both phases keep the move limit and count the move cost.
     """
     started = time.monotonic()
     deadline = started + time_limit_seconds
@@ -289,13 +292,13 @@ def solve(
     schedule = build_model(instance, replan)
     progress: list[Progress] = []
 
-    def report(value: float) -> None:
-        event = Progress(time.monotonic() - started, value)
+    def report(value: float, phase: str) -> None:
+        event = Progress(time.monotonic() - started, value, phase)
         progress.append(event)
         if on_progress is not None:
             on_progress(event)
 
-    report(fallback_objective)
+    report(fallback_objective, "greedy")
     if not schedule.requests or time_limit_seconds <= 0:
         return SolveResult(
             fallback,
@@ -309,7 +312,7 @@ def solve(
             tuple(progress),
         )
     hint = fallback
-    if replan is not None and _moves(replan.current, fallback) > _limit(replan):
+    if replan is not None and moves(replan.current, fallback) > _limit(replan):
         hint = replan.current
     add_hint(schedule, hint)
     locked_value = validate.score(
@@ -320,24 +323,23 @@ def solve(
             if r.locked is not None
         ],
     )
-    share = 1.0 if replan is not None else full_model_share
+    share = full_model_share
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(0.05, (deadline - time.monotonic()) * share)
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = seed
     recorder = _Recorder(
         locked_value,
-        lambda event: report(event.objective) if event.objective > progress[-1].objective else None,
+        lambda event: (
+            report(event.objective, "whole day") if event.objective > progress[-1].objective else None
+        ),
     )
     done = threading.Event()
-    if replan is None:
-        # The whole-day model keeps the time only while it improves: on small days it goes on to prove
-        # optimality; on large ones it stalls at once and the neighbourhood search does better.
-        patience = max(0.5, time_limit_seconds * FULL_MODEL_PATIENCE)
-        solver.best_bound_callback = recorder.on_bound
-        threading.Thread(
-            target=_stop_when_stalled, args=(solver, recorder, patience, done), daemon=True
-        ).start()
+    # The whole-day model keeps the time only while it improves: on small days it goes on to prove
+    # optimality; on large ones it stalls at once and the neighbourhood search does better.
+    patience = max(0.3, time_limit_seconds * FULL_MODEL_PATIENCE)
+    solver.best_bound_callback = recorder.on_bound
+    threading.Thread(target=_stop_when_stalled, args=(solver, recorder, patience, done), daemon=True).start()
     status = solver.solve(schedule.model, recorder)
     done.set()
     status_name = solver.status_name(status)
@@ -347,27 +349,35 @@ def solve(
     result, source = fallback, "greedy"
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         preferred = {a.request: a.room for a in replan.current.assignments} if replan is not None else {}
-        found = extract(schedule, solver.value, preferred)
-        report_ = validate.check(instance, found)
+        try:
+            found = extract(schedule, solver.value, preferred)
+        except RuntimeError:
+            # A pool that could not be coloured would be a bug in the model; the fallback still holds.
+            found = fallback
+        checked = validate.check(instance, found)
         if (
-            report_.feasible
-            and report_.objective is not None
-            and _better(replan, found, fallback, report_.objective, fallback_objective)
+            checked.feasible
+            and checked.objective is not None
+            and _better(replan, found, fallback, checked.objective, fallback_objective)
         ):
             result, source = found, "search"
-    if replan is None and status != cp_model.OPTIMAL and deadline - time.monotonic() > 0.1:
+    if status != cp_model.OPTIMAL and deadline - time.monotonic() > 0.1:
         improved, _steps = lns.improve(
             instance,
             result,
             deadline=deadline,
             seed=seed,
-            on_improvement=lambda _solution, value: report(value),
+            replan=replan,
+            on_improvement=lambda _solution, value: report(value, "neighbourhoods"),
         )
-        checked = validate.check(instance, improved)
+        final = validate.check(instance, improved)
         if (
-            checked.feasible
-            and checked.objective is not None
-            and checked.objective > validate.score(instance, result.assignments) + 1e-9
+            improved is not result
+            and final.feasible
+            and final.objective is not None
+            and _better(
+                replan, improved, result, final.objective, validate.score(instance, result.assignments)
+            )
         ):
             result, source = improved, "search"
     objective = validate.score(instance, result.assignments)
@@ -388,27 +398,14 @@ def _limit(replan: Replan) -> int:
     return replan.max_moves if replan.max_moves is not None else 10**9
 
 
-def _moves(before: Solution, after: Solution) -> int:
-    """Bookings of `before` that `after` drops or gives another provider or start."""
-    now = after.by_request()
-    return sum(
-        1
-        for a in before.assignments
-        if a.request not in now or (now[a.request].provider, now[a.request].start) != (a.provider, a.start)
-    )
-
-
-def moves(before: Solution, after: Solution) -> int:
-    """How many bookings of `before` moved in `after` (dropped, or another provider or start)."""
-    return _moves(before, after)
-
-
 def _better(
     replan: Replan | None, found: Solution, fallback: Solution, found_value: float, fallback_value: float
 ) -> bool:
+    """Whether the search's schedule should replace the fallback: by objective, net of move costs when
+    replanning, and always when the fallback breaks the move limit."""
     if replan is None:
         return found_value >= fallback_value - 1e-9
-    found_net = found_value - replan.move_cost * _moves(replan.current, found)
-    fallback_net = fallback_value - replan.move_cost * _moves(replan.current, fallback)
-    fallback_ok = _moves(replan.current, fallback) <= _limit(replan)
+    found_net = found_value - replan.move_cost * moves(replan.current, found)
+    fallback_net = fallback_value - replan.move_cost * moves(replan.current, fallback)
+    fallback_ok = moves(replan.current, fallback) <= _limit(replan)
     return found_net >= fallback_net - 1e-9 or not fallback_ok

@@ -54,6 +54,17 @@ class Solution:
         }
 
 
+def moves(before: Solution, after: Solution) -> int:
+    """How many bookings of `before` moved in `after`: dropped, or given another provider or start (a
+    change of room or device alone is not a move)."""
+    now = after.by_request()
+    return sum(
+        1
+        for a in before.assignments
+        if a.request not in now or (now[a.request].provider, now[a.request].start) != (a.provider, a.start)
+    )
+
+
 def parse_solution(document: object) -> Solution:
     """Parse a `clinic-day-solution/1` document; `InstanceFormatError` names the bad field."""
     if not isinstance(document, Mapping) or document.get("format") != FORMAT:
