@@ -164,7 +164,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--postgres-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2, help="server processes on PostgreSQL")
+    parser.add_argument("--workers", type=int, default=4, help="server processes on PostgreSQL")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()

@@ -41,7 +41,7 @@ def serve(
 
     console.print(f"medspa on http://{host}:{port}  (database: {load_settings().database_url})")
     uvicorn.run(
-        "medspa.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning"
+        "medspa.app:serving_app", factory=True, host=host, port=port, workers=workers, log_level="warning"
     )
 
 
