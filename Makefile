@@ -47,6 +47,7 @@ test: install lint typecheck browser unit  ## everything CI runs: lint, types, t
 bench: install  ## benchmarks (not tests); results go to docs/benchmarks.md
 	$(VENV)/bin/python bench/availability.py
 	$(VENV)/bin/python bench/booking.py
+	$(VENV)/bin/python bench/optimizer.py
 
 format: install  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix src tests bench migrations
