@@ -246,9 +246,10 @@ from medspa.scheduling.solver.cli import optimize_command  # noqa: E402
 app.command("optimize")(optimize_command)
 
 
-from medspa.retention.cli import import_app, models_app  # noqa: E402  (sub-apps registered after the core ones)
+from medspa.retention.cli import export_app, import_app, models_app  # noqa: E402  (registered after the core ones)
 
 app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
 app.add_typer(models_app, name="models")
 
 

@@ -223,3 +223,41 @@ def activate_model(
     except (ArtifactIntegrityError, ModelNotFoundError, ValueError) as error:
         raise _fail(error) from None
     console.print(f"{kind} {version} is active", highlight=False)
+
+
+export_app = typer.Typer(help="Export the live database to the portable CSV formats.", no_args_is_help=True)
+
+
+def _export(kind: str, output: Path, organization: str) -> None:
+    from medspa.kit.db import unit_of_work
+    from medspa.kit.errors import MedspaError
+    from medspa.retention import export
+    from medspa.security import service as security
+    from medspa.security.actors import system_actor
+
+    write = export.export_appointment_history if kind == "history" else export.export_visit_transactions
+    try:
+        with unit_of_work(write=False) as session:
+            actor = system_actor(security.get_organization(session, slug=organization).id, "export")
+            rows = write(session, actor=actor, path=output)
+    except MedspaError as error:
+        raise _fail(error) from error
+    console.print(f"wrote {rows} rows to {output}")
+
+
+@export_app.command("appointment-history")
+def export_appointment_history(
+    output: Path = typer.Option(..., "-o", "--output", dir_okay=False, help="CSV file to write"),
+    organization: str = typer.Option("demo", "--organization", help="organization slug"),
+) -> None:
+    """Finished appointments (completed, no-show, cancelled, late-cancelled) as `appointment-history`."""
+    _export("history", output, organization)
+
+
+@export_app.command("visit-transactions")
+def export_visit_transactions(
+    output: Path = typer.Option(..., "-o", "--output", dir_okay=False, help="CSV file to write"),
+    organization: str = typer.Option("demo", "--organization", help="organization slug"),
+) -> None:
+    """Completed appointments as `visit-transactions` (client, local date, amount)."""
+    _export("transactions", output, organization)
