@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -11,6 +12,11 @@ from rich.table import Table
 
 from medspa.cli_records import register as register_records
 from medspa.config import load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from medspa.security.actors import Actor
 
 app = typer.Typer(help="medspa: the operating system of a medical spa.", no_args_is_help=True)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
@@ -111,12 +117,12 @@ def tokens_create(
     print(issued.token)
 
 
-def _actor_for(session: object, organization: str) -> object:
+def _actor_for(session: Session, organization: str) -> Actor:
+    """The organization's system actor, for commands run by whoever holds the server's shell."""
     from medspa.security import service as security
     from medspa.security.actors import system_actor
 
-    org = security.get_organization(session, slug=organization)  # type: ignore[arg-type]
-    return system_actor(org.id, "cli")
+    return system_actor(security.get_organization(session, slug=organization).id, "cli")
 
 
 @app.command()
@@ -132,12 +138,10 @@ def slots(
     from medspa.kit.db import unit_of_work
     from medspa.kit.errors import MedspaError
     from medspa.scheduling import service as scheduling
-    from medspa.security.actors import Actor
 
     try:
         with unit_of_work(write=False) as session:
             actor = _actor_for(session, organization)
-            assert isinstance(actor, Actor)
             found = scheduling.find_slots(
                 session,
                 actor=actor,
@@ -172,14 +176,12 @@ def book(
     from medspa.kit.errors import MedspaError
     from medspa.scheduling import service as scheduling
     from medspa.scheduling.schemas import BookingRequest
-    from medspa.security.actors import Actor
 
     if starts_at.tzinfo is None:
         _fail("--at: give a UTC offset (e.g. 2026-12-01T10:00-05:00)", 2)
     try:
         with unit_of_work() as session:
             actor = _actor_for(session, organization)
-            assert isinstance(actor, Actor)
             booked = scheduling.book_appointment(
                 session,
                 actor=actor,
@@ -209,12 +211,10 @@ def optimize_day(
     from medspa.kit.errors import MedspaError
     from medspa.kit.money import format_cents
     from medspa.scheduling import optimization
-    from medspa.security.actors import Actor
 
     try:
         with unit_of_work() as session:
             actor = _actor_for(session, organization)
-            assert isinstance(actor, Actor)
             with console.status(f"optimizing {day.date()} ({time_limit:g} s)..."):
                 proposal = optimization.optimize_day(
                     session,
@@ -255,6 +255,3 @@ app.add_typer(models_app, name="models")
 
 def main() -> None:
     app()
-
-
-__all__ = ["app", "date", "main"]

@@ -79,20 +79,10 @@ def feasible_starts(free: Sequence[Interval], lead: timedelta, tail: timedelta) 
     return ranges
 
 
-def contains_point(ranges: Sequence[Interval], instant: datetime) -> bool:
-    """Whether `instant` lies in one of the closed ranges (sorted by first)."""
-    index = bisect_right(ranges, (instant, FAR_FUTURE)) - 1
-    return index >= 0 and ranges[index][0] <= instant <= ranges[index][1]
-
-
 def covers(free: Sequence[Interval], start: datetime, end: datetime) -> bool:
     """Whether the half-open `[start, end)` lies inside one interval of a normalized set."""
     index = bisect_right(free, (start, FAR_FUTURE)) - 1
     return index >= 0 and free[index][0] <= start and end <= free[index][1]
-
-
-def overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:
-    return a_start < b_end and b_start < a_end
 
 
 def clip(intervals: Sequence[Interval], start: datetime, end: datetime) -> Sequence[Interval]:

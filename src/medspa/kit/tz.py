@@ -61,10 +61,3 @@ def local_day_bounds(day: date, zone_name: str) -> tuple[datetime, datetime]:
 
 def to_local(instant: datetime, zone_name: str) -> datetime:
     return instant.astimezone(zone(zone_name))
-
-
-def ensure_utc(instant: datetime) -> datetime:
-    """An aware instant in UTC; naive datetimes are refused because their meaning is unknown."""
-    if instant.tzinfo is None:
-        raise ValueError("a datetime with a UTC offset is required")
-    return instant.astimezone(UTC)

@@ -175,7 +175,8 @@ def _half_open(ranges: list[Interval]) -> list[Interval]:
     return [(first, last + TICK) for first, last in ranges]
 
 
-def _contains(ranges: list[Interval], instant: datetime) -> bool:
+def contains(ranges: list[Interval], instant: datetime) -> bool:
+    """Whether a start lies in one of the half-open start ranges."""
     index = bisect_right(ranges, (instant, intervals.FAR_FUTURE)) - 1
     return index >= 0 and ranges[index][0] <= instant < ranges[index][1]
 
@@ -210,10 +211,10 @@ def candidates(
             while index < len(options.grid) and options.grid[index] < end:
                 instant = options.grid[index]
                 index += 1
-                room = next(r for r, free in room_order if _contains(free, instant))
+                room = next(r for r, free in room_order if contains(free, instant))
                 device = None
                 if service.device_type is not None:
-                    device = next(d for d, free in device_order if _contains(free, instant))
+                    device = next(d for d, free in device_order if contains(free, instant))
                 found.append(Candidate(instant, instant + duration, provider, room, device))
     found.sort(key=lambda c: (c.starts_at, c.provider.name, str(c.provider.id)))
     yield from found
@@ -248,8 +249,3 @@ def busy_by_resource(rows: Iterable[tuple[uuid.UUID, datetime, datetime]]) -> di
 
 def local_iso(instant: datetime, zone: str) -> str:
     return to_local(instant, zone).isoformat()
-
-
-def contains(ranges: list[Interval], instant: datetime) -> bool:
-    """Whether a start lies in one of the half-open start ranges."""
-    return _contains(ranges, instant)

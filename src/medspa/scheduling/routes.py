@@ -8,7 +8,6 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from fastapi import APIRouter, Query
-from sqlalchemy.orm import Session
 
 from medspa.api import ActorDep, Limit, Offset, SessionDep
 from medspa.config import load_settings
@@ -28,7 +27,6 @@ from medspa.scheduling.schemas import (
     WaitlistCreate,
     WaitlistRead,
 )
-from medspa.security.actors import Actor
 
 router = APIRouter(prefix="/api/v1", tags=["scheduling"])
 
@@ -185,10 +183,4 @@ def reschedule(
 @router.post("/appointments/{appointment_id}/{action}")
 def act(appointment_id: uuid.UUID, action: Action, session: SessionDep, actor: ActorDep) -> AppointmentRead:
     """`book` (a hold), `confirm`, `check-in`, `start`, `complete` or `no-show`; 409 when illegal now."""
-    return _run(ACTIONS[action], session, actor, appointment_id)
-
-
-def _run(
-    function: Callable[..., AppointmentRead], session: Session, actor: Actor, appointment_id: uuid.UUID
-) -> AppointmentRead:
-    return function(session, actor=actor, appointment_id=appointment_id)
+    return ACTIONS[action](session, actor=actor, appointment_id=appointment_id)
