@@ -10,7 +10,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
@@ -320,6 +320,74 @@ def add_time_off(session: Session, *, actor: Actor, provider_id: uuid.UUID, data
 
 
 # --- rooms and devices -------------------------------------------------------------------------------
+# Both are equipment at a location with the same life: created, read, listed, changed, deactivated. Each
+# change bumps the location's set-up version and emits `<kind>.<verb>`.
+
+EquipmentRead = TypeVar("EquipmentRead", RoomRead, DeviceRead)
+
+
+def _create_equipment(
+    session: Session,
+    actor: Actor,
+    model: type[Room | Device],
+    data: RoomCreate | DeviceCreate,
+    read: type[EquipmentRead],
+) -> EquipmentRead:
+    require(actor, Permission.MANAGE_CLINIC)
+    _location(session, actor, data.location_id)
+    record = model(organization_id=actor.organization_id, **data.model_dump())
+    session.add(record)
+    session.flush()
+    return _equipment_changed(session, actor, record, read, "created")
+
+
+def _equipment_changed(
+    session: Session, actor: Actor, record: Room | Device, read: type[EquipmentRead], verb: str
+) -> EquipmentRead:
+    result = read.model_validate(record)
+    repository.bump_config_version(session, record.location_id)
+    payload = {"id": str(record.id)} if verb == "deactivated" else result.model_dump(mode="json")
+    record_event(session, actor, f"{record.__tablename__[:-1]}.{verb}", record.id, payload)
+    return result
+
+
+def _list_equipment(
+    session: Session,
+    actor: Actor,
+    model: type[Room | Device],
+    read: type[EquipmentRead],
+    location_id: uuid.UUID | None,
+    limit: int,
+    offset: int,
+) -> Page[EquipmentRead]:
+    filters: list[ColumnElement[bool]] = [model.is_active.is_(True)]
+    if location_id is not None:
+        filters.append(model.location_id == location_id)
+    rows, total = list_owned(
+        session, model, actor.organization_id, *filters, order_by=model.name, limit=limit, offset=offset
+    )
+    return Page(items=[read.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+def _update_equipment(
+    session: Session,
+    actor: Actor,
+    record: Room | Device,
+    data: RoomUpdate | DeviceUpdate,
+    read: type[EquipmentRead],
+) -> EquipmentRead:
+    for key, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
+        setattr(record, key, value)
+    session.flush()
+    return _equipment_changed(session, actor, record, read, "updated")
+
+
+def _deactivate_equipment(
+    session: Session, actor: Actor, record: Room | Device, read: type[EquipmentRead]
+) -> EquipmentRead:
+    record.is_active = False
+    session.flush()
+    return _equipment_changed(session, actor, record, read, "deactivated")
 
 
 def _room(session: Session, actor: Actor, room_id: uuid.UUID) -> Room:
@@ -327,15 +395,7 @@ def _room(session: Session, actor: Actor, room_id: uuid.UUID) -> Room:
 
 
 def create_room(session: Session, *, actor: Actor, data: RoomCreate) -> RoomRead:
-    require(actor, Permission.MANAGE_CLINIC)
-    _location(session, actor, data.location_id)
-    room = Room(organization_id=actor.organization_id, **data.model_dump())
-    session.add(room)
-    session.flush()
-    read = RoomRead.model_validate(room)
-    repository.bump_config_version(session, room.location_id)
-    record_event(session, actor, "room.created", room.id, read.model_dump(mode="json"))
-    return read
+    return _create_equipment(session, actor, Room, data, RoomRead)
 
 
 def get_room(session: Session, *, actor: Actor, room_id: uuid.UUID) -> RoomRead:
@@ -345,35 +405,17 @@ def get_room(session: Session, *, actor: Actor, room_id: uuid.UUID) -> RoomRead:
 def list_rooms(
     session: Session, *, actor: Actor, location_id: uuid.UUID | None = None, limit: int = 50, offset: int = 0
 ) -> Page[RoomRead]:
-    filters: list[ColumnElement[bool]] = [Room.is_active.is_(True)]
-    if location_id is not None:
-        filters.append(Room.location_id == location_id)
-    rows, total = list_owned(
-        session, Room, actor.organization_id, *filters, order_by=Room.name, limit=limit, offset=offset
-    )
-    return Page(items=[RoomRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+    return _list_equipment(session, actor, Room, RoomRead, location_id, limit, offset)
 
 
 def update_room(session: Session, *, actor: Actor, room_id: uuid.UUID, data: RoomUpdate) -> RoomRead:
     require(actor, Permission.MANAGE_CLINIC)
-    room = _room(session, actor, room_id)
-    for key, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
-        setattr(room, key, value)
-    session.flush()
-    read = RoomRead.model_validate(room)
-    repository.bump_config_version(session, room.location_id)
-    record_event(session, actor, "room.updated", room.id, read.model_dump(mode="json"))
-    return read
+    return _update_equipment(session, actor, _room(session, actor, room_id), data, RoomRead)
 
 
 def deactivate_room(session: Session, *, actor: Actor, room_id: uuid.UUID) -> RoomRead:
     require(actor, Permission.MANAGE_CLINIC)
-    room = _room(session, actor, room_id)
-    room.is_active = False
-    session.flush()
-    repository.bump_config_version(session, room.location_id)
-    record_event(session, actor, "room.deactivated", room.id, {"id": str(room.id)})
-    return RoomRead.model_validate(room)
+    return _deactivate_equipment(session, actor, _room(session, actor, room_id), RoomRead)
 
 
 def _device(session: Session, actor: Actor, device_id: uuid.UUID) -> Device:
@@ -381,15 +423,7 @@ def _device(session: Session, actor: Actor, device_id: uuid.UUID) -> Device:
 
 
 def create_device(session: Session, *, actor: Actor, data: DeviceCreate) -> DeviceRead:
-    require(actor, Permission.MANAGE_CLINIC)
-    _location(session, actor, data.location_id)
-    device = Device(organization_id=actor.organization_id, **data.model_dump())
-    session.add(device)
-    session.flush()
-    read = DeviceRead.model_validate(device)
-    repository.bump_config_version(session, device.location_id)
-    record_event(session, actor, "device.created", device.id, read.model_dump(mode="json"))
-    return read
+    return _create_equipment(session, actor, Device, data, DeviceRead)
 
 
 def get_device(session: Session, *, actor: Actor, device_id: uuid.UUID) -> DeviceRead:
@@ -399,35 +433,17 @@ def get_device(session: Session, *, actor: Actor, device_id: uuid.UUID) -> Devic
 def list_devices(
     session: Session, *, actor: Actor, location_id: uuid.UUID | None = None, limit: int = 50, offset: int = 0
 ) -> Page[DeviceRead]:
-    filters: list[ColumnElement[bool]] = [Device.is_active.is_(True)]
-    if location_id is not None:
-        filters.append(Device.location_id == location_id)
-    rows, total = list_owned(
-        session, Device, actor.organization_id, *filters, order_by=Device.name, limit=limit, offset=offset
-    )
-    return Page(items=[DeviceRead.model_validate(d) for d in rows], total=total, limit=limit, offset=offset)
+    return _list_equipment(session, actor, Device, DeviceRead, location_id, limit, offset)
 
 
 def update_device(session: Session, *, actor: Actor, device_id: uuid.UUID, data: DeviceUpdate) -> DeviceRead:
     require(actor, Permission.MANAGE_CLINIC)
-    device = _device(session, actor, device_id)
-    for key, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
-        setattr(device, key, value)
-    session.flush()
-    read = DeviceRead.model_validate(device)
-    repository.bump_config_version(session, device.location_id)
-    record_event(session, actor, "device.updated", device.id, read.model_dump(mode="json"))
-    return read
+    return _update_equipment(session, actor, _device(session, actor, device_id), data, DeviceRead)
 
 
 def deactivate_device(session: Session, *, actor: Actor, device_id: uuid.UUID) -> DeviceRead:
     require(actor, Permission.MANAGE_CLINIC)
-    device = _device(session, actor, device_id)
-    device.is_active = False
-    session.flush()
-    repository.bump_config_version(session, device.location_id)
-    record_event(session, actor, "device.deactivated", device.id, {"id": str(device.id)})
-    return DeviceRead.model_validate(device)
+    return _deactivate_equipment(session, actor, _device(session, actor, device_id), DeviceRead)
 
 
 def add_maintenance(
