@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session
 
 from medspa.kit.errors import NotFoundError
@@ -30,6 +30,20 @@ def get_owned(
     if record is None or record.organization_id != organization_id:
         raise NotFoundError(kind, record_id)
     return record
+
+
+def prefetch(session: Session, organization_id: uuid.UUID, *wanted: tuple[type[Any], uuid.UUID]) -> list[Any]:
+    """Load several of the organization's records by id in one round trip, so the `get_owned` calls that
+    follow find them in the session. The caller keeps the returned list while it works: the session
+    holds records only weakly. Empty when any is missing or foreign (then `get_owned` says which)."""
+    models = [model for model, _ in wanted]
+    query = select(*models).select_from(models[0])
+    for model in models[1:]:
+        query = query.join(model, true())
+    for model, record_id in wanted:
+        query = query.where(model.id == record_id, model.organization_id == organization_id)
+    row = session.execute(query).first()
+    return list(row) if row is not None else []
 
 
 def list_owned(

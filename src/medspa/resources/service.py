@@ -533,12 +533,9 @@ class LocationResources:
     maintenance: dict[uuid.UUID, list[tuple[datetime, datetime]]]
 
 
-def load_location_resources(
-    session: Session, *, actor: Actor, location_id: uuid.UUID, start: datetime, end: datetime
-) -> LocationResources:
+def resources_within(config: LocationConfig, start: datetime, end: datetime) -> LocationResources:
     """The location's active providers, rooms and devices, with the closures, time off and maintenance
-    that fall within `[start, end)` (aware instants). NotFoundError for an unknown or foreign location."""
-    config = location_config(session, actor=actor, location_id=location_id)
+    that fall within `[start, end)` (aware instants)."""
     zone = config.location.time_zone
     first, last = to_local(start, zone).date(), to_local(end, zone).date()
     time_off: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {}

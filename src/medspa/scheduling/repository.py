@@ -5,22 +5,29 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Integer,
     String,
+    and_,
     cast,
+    delete,
     func,
-    or_,
+    insert,
+    not_,
     select,
     type_coerce,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from medspa.scheduling.models import Appointment, AppointmentTransition, Reservation
+
+Busy = list[tuple[uuid.UUID, datetime, datetime]]
 
 
 def busy_reservations(
@@ -30,39 +37,51 @@ def busy_reservations(
     end: datetime,
     now: datetime,
     resource_ids: Sequence[uuid.UUID] | None = None,
-) -> list[tuple[uuid.UUID, datetime, datetime]]:
+    *,
+    report_expired: bool = False,
+) -> tuple[Busy, bool]:
     """(resource, start, end) of every reservation at the location that blocks time in `[start, end)`:
     active, and not belonging to a hold that has expired by `now`; only of `resource_ids` when given.
+    The flag says whether an expired hold still holds a reservation there (only with `report_expired`;
+    such a hold blocks nothing, but its reservation must be released before another takes its place).
 
     This is the hot query of availability (thousands of rows for a busy fortnight), so instants come back
     as epoch seconds computed by the database and ids as text, both far cheaper to decode."""
+    expired = and_(Appointment.status == "held", Appointment.hold_expires_at <= now)
+    columns: list[ColumnElement[Any]] = [
+        type_coerce(Reservation.resource_id, String),
+        _epoch(session, Reservation.starts_at),
+        _epoch(session, Reservation.ends_at),
+    ]
     query = (
-        select(
-            type_coerce(Reservation.resource_id, String),
-            _epoch(session, Reservation.starts_at),
-            _epoch(session, Reservation.ends_at),
-        )
+        select(*columns, *([expired] if report_expired else []))
         .join(Appointment, Appointment.id == Reservation.appointment_id)
         .where(
             Reservation.location_id == location_id,
             Reservation.is_active.is_(True),
             Reservation.starts_at < end,
             Reservation.ends_at > start,
-            or_(Appointment.status != "held", Appointment.hold_expires_at > now),
         )
     )
+    if not report_expired:
+        query = query.where(not_(expired))
     if resource_ids is not None:
         query = query.where(Reservation.resource_id.in_(resource_ids))
     ids: dict[object, uuid.UUID] = {}
     rows = []
-    for raw_id, raw_start, raw_end in session.execute(query):
+    saw_expired = False
+    for row in session.execute(query):
+        if report_expired and row[3]:
+            saw_expired = True
+            continue
+        raw_id, raw_start, raw_end = row[0], row[1], row[2]
         resource_id = ids.get(raw_id)
         if resource_id is None:
             resource_id = ids[raw_id] = uuid.UUID(str(raw_id))
         rows.append(
             (resource_id, datetime.fromtimestamp(raw_start, UTC), datetime.fromtimestamp(raw_end, UTC))
         )
-    return rows
+    return rows, saw_expired
 
 
 def _epoch(session: Session, column: InstrumentedAttribute[datetime]) -> ColumnElement[int]:
@@ -93,6 +112,34 @@ def expire_holds(session: Session, location_id: uuid.UUID, now: datetime) -> lis
         .execution_options(synchronize_session=False)
     )
     return [row[0] for row in result]
+
+
+def insert_reservations(session: Session, rows: list[dict[str, Any]]) -> dict[uuid.UUID, uuid.UUID]:
+    """Insert reservations in the order given; {resource id: reservation id} of those inserted.
+
+    On PostgreSQL a row that would overlap an active reservation of its resource is skipped, not an
+    error: the exclusion constraint is the arbiter (`ON CONFLICT DO NOTHING`), waiting for a concurrent
+    inserter to commit or roll back first. No savepoint is needed, so the transaction stays usable.
+    On SQLite every row is inserted (writers are serialized and have checked beforehand)."""
+    if session.get_bind().dialect.name == "postgresql":
+        statement = (
+            postgresql.insert(Reservation)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .returning(Reservation.resource_id, Reservation.id)
+        )
+        return {row.resource_id: row.id for row in session.execute(statement)}
+    session.execute(insert(Reservation), rows)
+    return {row["resource_id"]: row["id"] for row in rows}
+
+
+def delete_reservations(session: Session, reservation_ids: Sequence[uuid.UUID]) -> None:
+    if reservation_ids:
+        session.execute(
+            delete(Reservation)
+            .where(Reservation.id.in_(reservation_ids))
+            .execution_options(synchronize_session=False)
+        )
 
 
 def deactivate_reservations(session: Session, appointment_ids: Sequence[uuid.UUID]) -> None:

@@ -12,7 +12,6 @@ naming the resource. Functions flush, never commit.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,24 +19,27 @@ from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from medspa.catalog import service as catalog
+from medspa.catalog.models import Service
 from medspa.catalog.schemas import ServiceRead
 from medspa.clients import service as clients
+from medspa.clients.models import Client
 from medspa.kit import clock, intervals
-from medspa.kit.crud import get_owned, list_owned
+from medspa.kit.crud import get_owned, list_owned, prefetch
 from medspa.kit.errors import (
     ConflictError,
     IllegalTransitionError,
     ResourceBusyError,
     ValidationFailedError,
 )
+from medspa.kit.ids import new_id
 from medspa.kit.outbox import record_event
 from medspa.kit.schemas import Page
 from medspa.kit.tz import local_day_bounds, to_local
 from medspa.resources import service as resources
+from medspa.resources.models import Location
 from medspa.resources.schemas import DeviceRead, LocationRead, ProviderRead, RoomRead
 from medspa.resources.service import LocationResources
 from medspa.scheduling import availability, repository
@@ -103,12 +105,13 @@ def find_slots(
     if (last_date - first_date).days >= MAX_RANGE_DAYS:
         raise ValidationFailedError("to", f"a range covers at most {MAX_RANGE_DAYS} days")
     service = _active_service(session, actor, service_id)
-    location = resources.location_config(session, actor=actor, location_id=location_id).location
+    config = resources.location_config(session, actor=actor, location_id=location_id)
+    location = config.location
     _require_open_for_business(location)
     start, _ = local_day_bounds(first_date, location.time_zone)
     _, end = local_day_bounds(last_date, location.time_zone)
     now = clock.now()
-    context = _load(session, actor, service, location_id, start, end, now, exclude=None)
+    context = _load(session, service, config, start, end, now)
     providers = _providers(session, actor, context.resources, provider_id)
     earliest = now + timedelta(minutes=location.minimum_notice_minutes)
     slots = []
@@ -137,29 +140,35 @@ def _relevant_resources(loaded: LocationResources, service: ServiceRead) -> list
 
 def _load(
     session: Session,
-    actor: Actor,
     service: ServiceRead,
-    location_id: uuid.UUID,
+    config: resources.LocationConfig,
     start: datetime,
     end: datetime,
     now: datetime,
-    exclude: uuid.UUID | None,
-    busy_window: tuple[datetime, datetime] | None = None,
+    *,
+    booking: tuple[Actor, uuid.UUID | None, tuple[datetime, datetime]] | None = None,
 ) -> _Context:
-    """The location's resources over `[start, end)` and the reservations that block them, read over
-    `busy_window` when given (a booking needs only those around its own start) or the whole period."""
+    """The location's resources over `[start, end)` and the reservations that block them.
+
+    For a booking, `(actor, appointment being moved or None, window)`: only reservations within the
+    window around its own start are read, the moved appointment's own do not count, and expired holds
+    found there are released (recorded as cancelled) so their reservations make way."""
     # Reservations reach at most a day past the service (setup, cleanup, cooldown): widen the window.
     margin = timedelta(days=1)
-    loaded = resources.load_location_resources(
-        session, actor=actor, location_id=location_id, start=start - margin, end=end + margin
+    loaded = resources.resources_within(config, start - margin, end + margin)
+    busy_start, busy_end = booking[2] if booking else (start - margin, end + margin)
+    location_id = config.location.id
+    relevant = _relevant_resources(loaded, service)
+    rows, expired_in_the_way = repository.busy_reservations(
+        session, location_id, busy_start, busy_end, now, relevant, report_expired=booking is not None
     )
-    busy_start, busy_end = busy_window or (start - margin, end + margin)
-    rows = repository.busy_reservations(
-        session, location_id, busy_start, busy_end, now, _relevant_resources(loaded, service)
-    )
-    if exclude is not None:
-        own = {r.resource_id: (r.starts_at, r.ends_at) for r in _reservations_of(session, exclude)}
-        rows = [row for row in rows if own.get(row[0]) != (row[1], row[2])]
+    if booking is not None:
+        actor, moving, _ = booking
+        if expired_in_the_way:
+            _release_expired_holds(session, actor, location_id, now)
+        if moving is not None:
+            own = {r.resource_id: (r.starts_at, r.ends_at) for r in _reservations_of(session, moving)}
+            rows = [row for row in rows if own.get(row[0]) != (row[1], row[2])]
     return _Context(loaded, availability.busy_by_resource(rows))
 
 
@@ -254,7 +263,7 @@ def _choose(
         starts_at
         + timedelta(minutes=service.duration_minutes + max(service.cleanup_minutes, longest_cooldown)),
     )
-    context = _load(session, actor, service, location_id, start, end, now, exclude, busy_window=reach)
+    context = _load(session, service, config, start, end, now, booking=(actor, exclude, reach))
     providers = _providers(session, actor, context.resources, request.provider_id)
     options = availability.day_options(context.resources, service, day, context.busy, providers)
     if options is None:
@@ -394,11 +403,18 @@ def _create(
     session: Session, actor: Actor, data: BookingRequest, status: Status, hold_expires_at: datetime | None
 ) -> AppointmentRead:
     now = clock.now()
+    # One round trip for the three records every booking reads (the lookups below then find them).
+    loaded = prefetch(
+        session,
+        actor.organization_id,
+        (Client, data.client_id),
+        (Service, data.service_id),
+        (Location, data.location_id),
+    )
     client = clients.get_client(session, actor=actor, client_id=data.client_id)
     if not client.is_active:
         raise ConflictError(f"client {client.id} is deactivated")
     service = _active_service(session, actor, data.service_id)
-    _release_expired_holds(session, actor, data.location_id, now)
     choice = _choose(session, actor, data, data.location_id, service, now, exclude=None)
     appointment = Appointment(
         organization_id=actor.organization_id,
@@ -414,12 +430,12 @@ def _create(
         created_at=now,
         updated_at=now,
     )
+    del loaded
     _assign(appointment, choice)
     session.add(appointment)
     session.flush()
     _reserve_or_rechoose(session, actor, appointment, service, choice, data, now)
-    _record(session, actor, appointment, None, status, None, now)
-    return AppointmentRead.model_validate(appointment)
+    return _record(session, actor, appointment, None, status, None, now)
 
 
 def _assign(appointment: Appointment, choice: _Choice) -> None:
@@ -443,15 +459,11 @@ def _reserve_or_rechoose(
     """Reserve the chosen resources; if a concurrent booking took one of them first (PostgreSQL's
     exclusion constraint says so), choose again with that booking now visible and retry, so a loser
     that could use another room or provider still books. Resources the request named stay fixed, so
-    for them the next choice raises ResourceBusyError at once."""
-    if session.get_bind().dialect.name == "sqlite":
-        # One writer at a time: the re-check in `_choose` already saw every committed booking.
-        _reserve(session, actor, appointment, service, choice)
-        return
+    for them the next choice raises ResourceBusyError at once. (On SQLite writers are serialized and
+    the re-check in `_choose` already saw every committed booking, so the first attempt holds.)"""
     for attempt in range(RESERVE_ATTEMPTS):
         try:
-            with session.begin_nested():
-                _reserve(session, actor, appointment, service, choice)
+            _reserve(session, actor, appointment, service, choice)
             return
         except ResourceBusyError:
             if attempt == RESERVE_ATTEMPTS - 1:
@@ -467,7 +479,8 @@ def _reserve(
     session: Session, actor: Actor, appointment: Appointment, service: ServiceRead, choice: _Choice
 ) -> None:
     """Insert the appointment's reservations in resource-id order (so concurrent bookings lock in one
-    order and cannot deadlock), then flush: on PostgreSQL the exclusion constraint decides here."""
+    order and cannot deadlock). On PostgreSQL the exclusion constraint decides: a reservation it refuses
+    is skipped, the others are taken back, and ResourceBusyError names the resource that was taken."""
     start = appointment.starts_at
     wanted = [
         ("provider", choice.provider.id, start, appointment.ends_at),
@@ -487,41 +500,27 @@ def _reserve(
                 appointment.ends_at + timedelta(minutes=choice.device.cooldown_minutes),
             )
         )
-    kinds = {resource_id: kind for kind, resource_id, _, _ in wanted}
-    for kind, resource_id, starts_at, ends_at in sorted(wanted, key=lambda w: str(w[1])):
-        session.add(
-            Reservation(
-                organization_id=actor.organization_id,
-                appointment_id=appointment.id,
-                location_id=appointment.location_id,
-                resource_kind=kind,
-                resource_id=resource_id,
-                starts_at=starts_at,
-                ends_at=ends_at,
-            )
-        )
-    try:
-        session.flush()
-    except IntegrityError as error:
-        conflicted = _conflicting_resource(error, kinds)
-        if conflicted is None:
-            raise
-        raise ResourceBusyError(kinds[conflicted], conflicted) from error
-
-
-UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def _conflicting_resource(error: IntegrityError, kinds: dict[uuid.UUID, str]) -> uuid.UUID | None:
-    """The resource named by PostgreSQL's exclusion-violation message, if this is one."""
-    message = str(error.orig)
-    if "ex_reservations_no_overlap" not in message:
-        return None
-    for match in UUID_PATTERN.findall(message):
-        candidate = uuid.UUID(match)
-        if candidate in kinds:
-            return candidate
-    return next(iter(kinds))
+    ordered = sorted(wanted, key=lambda w: str(w[1]))
+    rows = [
+        {
+            "id": new_id(),
+            "organization_id": actor.organization_id,
+            "appointment_id": appointment.id,
+            "location_id": appointment.location_id,
+            "resource_kind": kind,
+            "resource_id": resource_id,
+            "starts_at": starts_at,
+            "ends_at": ends_at,
+            "is_active": True,
+        }
+        for kind, resource_id, starts_at, ends_at in ordered
+    ]
+    taken = repository.insert_reservations(session, rows)
+    if len(taken) == len(rows):
+        return
+    repository.delete_reservations(session, list(taken.values()))
+    kind, resource_id = next((kind, rid) for kind, rid, _, _ in ordered if rid not in taken)
+    raise ResourceBusyError(kind, resource_id)
 
 
 def _release_expired_holds(session: Session, actor: Actor, location_id: uuid.UUID, now: datetime) -> None:
@@ -554,7 +553,8 @@ def _record(
     reason: str | None,
     now: datetime,
     topic: str | None = None,
-) -> None:
+) -> AppointmentRead:
+    """Record the step and its outbox event; the appointment as it now reads."""
     session.add(
         AppointmentTransition(
             organization_id=actor.organization_id,
@@ -566,9 +566,11 @@ def _record(
             occurred_at=now,
         )
     )
-    payload = AppointmentRead.model_validate(appointment).model_dump(mode="json")
+    read = AppointmentRead.model_validate(appointment)
+    payload = read.model_dump(mode="json")
     record_event(session, actor, topic or f"appointment.{EVENT_VERB[to_status]}", appointment.id, payload)
     session.flush()
+    return read
 
 
 # --- lifecycle ------------------------------------------------------------------------------------------
@@ -659,8 +661,7 @@ def _transition(
     if to_status in RELEASING:
         repository.deactivate_reservations(session, [appointment.id])
     session.flush()
-    _record(session, actor, appointment, current, to_status, reason, now)
-    return AppointmentRead.model_validate(appointment)
+    return _record(session, actor, appointment, current, to_status, reason, now)
 
 
 def confirm_hold(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
@@ -732,5 +733,6 @@ def reschedule_appointment(
     session.flush()
     _reserve_or_rechoose(session, actor, appointment, service, choice, data, now)
     reason = f"rescheduled from {previous['starts_at']}"
-    _record(session, actor, appointment, current, current, reason, now, topic="appointment.rescheduled")
-    return AppointmentRead.model_validate(appointment)
+    return _record(
+        session, actor, appointment, current, current, reason, now, topic="appointment.rescheduled"
+    )
