@@ -121,15 +121,15 @@ def insert_reservations(session: Session, rows: list[dict[str, Any]]) -> dict[uu
     error: the exclusion constraint is the arbiter (`ON CONFLICT DO NOTHING`), waiting for a concurrent
     inserter to commit or roll back first. No savepoint is needed, so the transaction stays usable.
     On SQLite every row is inserted (writers are serialized and have checked beforehand)."""
-    if session.get_bind().dialect.name == "postgresql":
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
         statement = (
             postgresql.insert(Reservation)
-            .values(rows)
             .on_conflict_do_nothing()
             .returning(Reservation.resource_id, Reservation.id)
         )
-        return {row.resource_id: row.id for row in session.execute(statement)}
-    session.execute(insert(Reservation), rows)
+        return {row.resource_id: row.id for row in connection.execute(statement, rows)}
+    connection.execute(insert(Reservation), rows)
     return {row["resource_id"]: row["id"] for row in rows}
 
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
-from medspa.api import ActorDep, Limit, Offset, SessionDep
+from medspa.api import ActorDep, Limit, Offset, SessionDep, in_unit_of_work
 from medspa.config import load_settings
 from medspa.kit.schemas import Page
 from medspa.scheduling import optimization, service
@@ -63,8 +63,10 @@ def confirm_hold(appointment_id: uuid.UUID, session: SessionDep, actor: ActorDep
 
 
 @router.post("/appointments", status_code=201)
-def book(data: BookingRequest, session: SessionDep, actor: ActorDep) -> AppointmentRead:
-    return service.book_appointment(session, actor=actor, data=data)
+async def book(data: BookingRequest, request: Request) -> AppointmentRead:
+    return await in_unit_of_work(
+        request, lambda session, actor: service.book_appointment(session, actor=actor, data=data)
+    )
 
 
 @router.get("/appointments")
