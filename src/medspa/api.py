@@ -63,6 +63,8 @@ async def in_unit_of_work(request: Request, work: Callable[[Session, Actor], T])
             return work(session, authenticate(request, session))
 
     return await run_in_threadpool(job)
+
+
 Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
 Offset = Annotated[int, Query(ge=0, description="records to skip")]
 

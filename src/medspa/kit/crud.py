@@ -6,9 +6,10 @@ Every query here filters by organization: a record of another organization is si
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, func, select, true
 from sqlalchemy.orm import Session
 
 from medspa.kit.errors import NotFoundError
@@ -36,14 +37,23 @@ def prefetch(session: Session, organization_id: uuid.UUID, *wanted: tuple[type[A
     """Load several of the organization's records by id in one round trip, so the `get_owned` calls that
     follow find them in the session. The caller keeps the returned list while it works: the session
     holds records only weakly. Empty when any is missing or foreign (then `get_owned` says which)."""
-    models = [model for model, _ in wanted]
+    query = _prefetch_query(tuple(model for model, _ in wanted))
+    params: dict[str, Any] = {"organization_id": organization_id}
+    params.update({f"id_{i}": record_id for i, (_, record_id) in enumerate(wanted)})
+    row = session.execute(query, params).first()
+    return list(row) if row is not None else []
+
+
+@lru_cache(maxsize=32)
+def _prefetch_query(models: tuple[type[Any], ...]) -> Select[Any]:
     query = select(*models).select_from(models[0])
     for model in models[1:]:
         query = query.join(model, true())
-    for model, record_id in wanted:
-        query = query.where(model.id == record_id, model.organization_id == organization_id)
-    row = session.execute(query).first()
-    return list(row) if row is not None else []
+    for i, model in enumerate(models):
+        query = query.where(
+            model.id == bindparam(f"id_{i}"), model.organization_id == bindparam("organization_id")
+        )
+    return query
 
 
 def list_owned(

@@ -9,6 +9,7 @@ with another writer's (PostgreSQL instead backs bookings with an exclusion const
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,18 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Engine, Integer, MetaData, Uuid, create_engine, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    Uuid,
+    create_engine,
+    event,
+    exc,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -111,7 +123,34 @@ def make_engine(database_url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return create_engine(database_url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(database_url, pool_size=20, max_overflow=20)
+    event.listen(engine.pool, "checkin", _mark_idle)
+    event.listen(engine.pool, "checkout", _ping_if_idle(engine))
+    return engine
+
+
+# A pooled PostgreSQL connection is tested before use only when it has sat idle this long: a database
+# restart or a dropped network connection shows there, while a connection busy a moment ago is almost
+# surely alive. (Pinging on every checkout costs a round trip per request.) A connection that fails the
+# test is replaced at once, so the request does not see the failure.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _mark_idle(_dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(engine: Engine) -> Any:
+    def check(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _proxy: object) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is not None and time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # the driver's own error types differ; any failure means "replace it"
+            raise exc.DisconnectionError(f"stale pooled connection: {error}") from error
+
+    return check
 
 
 @lru_cache(maxsize=8)

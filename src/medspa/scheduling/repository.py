@@ -5,14 +5,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Integer,
+    Select,
     String,
     and_,
+    bindparam,
     cast,
     delete,
     func,
@@ -47,30 +50,16 @@ def busy_reservations(
 
     This is the hot query of availability (thousands of rows for a busy fortnight), so instants come back
     as epoch seconds computed by the database and ids as text, both far cheaper to decode."""
-    expired = and_(Appointment.status == "held", Appointment.hold_expires_at <= now)
-    columns: list[ColumnElement[Any]] = [
-        type_coerce(Reservation.resource_id, String),
-        _epoch(session, Reservation.starts_at),
-        _epoch(session, Reservation.ends_at),
-    ]
-    query = (
-        select(*columns, *([expired] if report_expired else []))
-        .join(Appointment, Appointment.id == Reservation.appointment_id)
-        .where(
-            Reservation.location_id == location_id,
-            Reservation.is_active.is_(True),
-            Reservation.starts_at < end,
-            Reservation.ends_at > start,
-        )
+    query = _busy_query(
+        session.get_bind().dialect.name, report_expired=report_expired, some=resource_ids is not None
     )
-    if not report_expired:
-        query = query.where(not_(expired))
+    params: dict[str, Any] = {"location_id": location_id, "start": start, "end": end, "now": now}
     if resource_ids is not None:
-        query = query.where(Reservation.resource_id.in_(resource_ids))
+        params["resource_ids"] = list(resource_ids)
     ids: dict[object, uuid.UUID] = {}
     rows = []
     saw_expired = False
-    for row in session.execute(query):
+    for row in session.execute(query, params):
         if report_expired and row[3]:
             saw_expired = True
             continue
@@ -84,9 +73,36 @@ def busy_reservations(
     return rows, saw_expired
 
 
-def _epoch(session: Session, column: InstrumentedAttribute[datetime]) -> ColumnElement[int]:
+@lru_cache(maxsize=16)
+def _busy_query(dialect: str, *, report_expired: bool, some: bool) -> Select[Any]:
+    """The busy-reservations statement, built once per shape: building and keying a statement this
+    size on every call costs more than running it."""
+    expired = and_(Appointment.status == "held", Appointment.hold_expires_at <= bindparam("now"))
+    columns: list[ColumnElement[Any]] = [
+        type_coerce(Reservation.resource_id, String),
+        _epoch(dialect, Reservation.starts_at),
+        _epoch(dialect, Reservation.ends_at),
+    ]
+    query = (
+        select(*columns, *([expired] if report_expired else []))
+        .join(Appointment, Appointment.id == Reservation.appointment_id)
+        .where(
+            Reservation.location_id == bindparam("location_id"),
+            Reservation.is_active.is_(True),
+            Reservation.starts_at < bindparam("end"),
+            Reservation.ends_at > bindparam("start"),
+        )
+    )
+    if not report_expired:
+        query = query.where(not_(expired))
+    if some:
+        query = query.where(Reservation.resource_id.in_(bindparam("resource_ids", expanding=True)))
+    return query
+
+
+def _epoch(dialect: str, column: InstrumentedAttribute[datetime]) -> ColumnElement[int]:
     """Whole seconds since 1970 computed by the database (reservations start and end on whole minutes)."""
-    if session.get_bind().dialect.name == "sqlite":
+    if dialect == "sqlite":
         return cast(func.strftime("%s", column), Integer)
     return cast(func.extract("epoch", column), BigInteger)
 

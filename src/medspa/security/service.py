@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from medspa.kit import clock
@@ -114,18 +114,21 @@ def revoke_token(session: Session, *, actor: Actor, token_id: uuid.UUID) -> None
     record_event(session, actor, "token.revoked", token.id, {"id": str(token.id)})
 
 
+# Built once: every API request runs it.
+_TOKEN_QUERY = (
+    select(ApiToken.id, ApiToken.organization_id, ApiToken.role, ApiToken.name)
+    .join(Organization, Organization.id == ApiToken.organization_id)
+    .where(
+        ApiToken.token_hash == bindparam("token_hash"),
+        ApiToken.revoked_at.is_(None),
+        Organization.is_active.is_(True),
+    )
+)
+
+
 def authenticate_token(session: Session, *, token: str) -> Actor:
     """The actor behind a bearer token; AuthenticationError for an unknown or revoked one."""
-    query = (
-        select(ApiToken.id, ApiToken.organization_id, ApiToken.role, ApiToken.name)
-        .join(Organization, Organization.id == ApiToken.organization_id)
-        .where(
-            ApiToken.token_hash == digest(token),
-            ApiToken.revoked_at.is_(None),
-            Organization.is_active.is_(True),
-        )
-    )
-    row = session.execute(query).first()
+    row = session.execute(_TOKEN_QUERY, {"token_hash": digest(token)}).first()
     if row is None:
         raise AuthenticationError("invalid or revoked token")
     token_id, organization_id, role, name = row
