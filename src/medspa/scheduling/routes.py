@@ -52,14 +52,25 @@ def availability(
     )
 
 
+# The booking path (holds, bookings and lifecycle steps) does its whole unit of work in one thread hop
+# (see `in_unit_of_work`); the other routes use the `SessionDep` and `ActorDep` dependencies.
+
+
 @router.post("/holds", status_code=201)
-def hold(data: HoldRequest, session: SessionDep, actor: ActorDep) -> AppointmentRead:
-    return service.hold_slot(session, actor=actor, data=data, hold_minutes=load_settings().hold_minutes)
+async def hold(data: HoldRequest, request: Request) -> AppointmentRead:
+    minutes = load_settings().hold_minutes
+    return await in_unit_of_work(
+        request,
+        lambda session, actor: service.hold_slot(session, actor=actor, data=data, hold_minutes=minutes),
+    )
 
 
 @router.post("/holds/{appointment_id}/confirm")
-def confirm_hold(appointment_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> AppointmentRead:
-    return service.confirm_hold(session, actor=actor, appointment_id=appointment_id)
+async def confirm_hold(appointment_id: uuid.UUID, request: Request) -> AppointmentRead:
+    return await in_unit_of_work(
+        request,
+        lambda session, actor: service.confirm_hold(session, actor=actor, appointment_id=appointment_id),
+    )
 
 
 @router.post("/appointments", status_code=201)
@@ -169,20 +180,29 @@ def apply_proposal(
 
 
 @router.post("/appointments/{appointment_id}/cancel")
-def cancel(
-    appointment_id: uuid.UUID, data: CancelRequest, session: SessionDep, actor: ActorDep
-) -> AppointmentRead:
-    return service.cancel_appointment(session, actor=actor, appointment_id=appointment_id, reason=data.reason)
+async def cancel(appointment_id: uuid.UUID, data: CancelRequest, request: Request) -> AppointmentRead:
+    return await in_unit_of_work(
+        request,
+        lambda session, actor: service.cancel_appointment(
+            session, actor=actor, appointment_id=appointment_id, reason=data.reason
+        ),
+    )
 
 
 @router.post("/appointments/{appointment_id}/reschedule")
-def reschedule(
-    appointment_id: uuid.UUID, data: RescheduleRequest, session: SessionDep, actor: ActorDep
-) -> AppointmentRead:
-    return service.reschedule_appointment(session, actor=actor, appointment_id=appointment_id, data=data)
+async def reschedule(appointment_id: uuid.UUID, data: RescheduleRequest, request: Request) -> AppointmentRead:
+    return await in_unit_of_work(
+        request,
+        lambda session, actor: service.reschedule_appointment(
+            session, actor=actor, appointment_id=appointment_id, data=data
+        ),
+    )
 
 
 @router.post("/appointments/{appointment_id}/{action}")
-def act(appointment_id: uuid.UUID, action: Action, session: SessionDep, actor: ActorDep) -> AppointmentRead:
+async def act(appointment_id: uuid.UUID, action: Action, request: Request) -> AppointmentRead:
     """`book` (a hold), `confirm`, `check-in`, `start`, `complete` or `no-show`; 409 when illegal now."""
-    return ACTIONS[action](session, actor=actor, appointment_id=appointment_id)
+    step = ACTIONS[action]
+    return await in_unit_of_work(
+        request, lambda session, actor: step(session, actor=actor, appointment_id=appointment_id)
+    )
