@@ -64,6 +64,31 @@ def topics(engine: Engine, actor: Actor) -> list[str]:
         return list(session.scalars(query.order_by(OutboxEvent.id)))
 
 
+def test_an_expired_hold_is_released_by_the_sweep_not_by_an_unrelated_booking(
+    engine: Engine, owner: Actor
+) -> None:
+    clinic = build(engine, owner)
+    with unit_of_work(engine) as session:
+        hold = scheduling.hold_slot(
+            session, actor=owner, data=HoldRequest(**request(clinic).model_dump()), hold_minutes=5
+        )
+    with clock.frozen_at(NOW + timedelta(minutes=6)):
+        with unit_of_work(engine) as session:  # an hour after it: it does not need the hold's time
+            scheduling.book_appointment(session, actor=owner, data=request(clinic, TEN + timedelta(hours=1)))
+        with unit_of_work(engine, write=False) as session:
+            assert (
+                scheduling.get_appointment(session, actor=owner, appointment_id=hold.id).status is Status.HELD
+            )
+        with unit_of_work(engine) as session:
+            released = scheduling.release_expired_holds(session)
+        with unit_of_work(engine, write=False) as session:
+            swept = scheduling.get_appointment(session, actor=owner, appointment_id=hold.id)
+    assert released >= 1
+    assert (swept.status, swept.cancellation_reason) == (Status.CANCELLED, "hold expired")
+    assert reservations(engine, hold.id)["provider"][2] is False
+    assert topics(engine, owner).count("appointment.hold_expired") == 1
+
+
 def test_booking_reserves_provider_room_with_buffers_and_device_with_cooldown(
     engine: Engine, owner: Actor
 ) -> None:

@@ -107,6 +107,16 @@ def _epoch(dialect: str, column: InstrumentedAttribute[datetime]) -> ColumnEleme
     return cast(func.extract("epoch", column), BigInteger)
 
 
+def locations_with_expired_holds(session: Session, now: datetime) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(organization, location) of every location where a hold has expired by `now` but still reads held."""
+    query = (
+        select(Appointment.organization_id, Appointment.location_id)
+        .where(Appointment.status == "held", Appointment.hold_expires_at <= now)
+        .distinct()
+    )
+    return [(organization_id, location_id) for organization_id, location_id in session.execute(query)]
+
+
 def expire_holds(session: Session, location_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
     """Atomically turn the location's expired holds into cancellations; the ids of those changed.
 

@@ -53,7 +53,7 @@ from medspa.scheduling.schemas import (
     Status,
     TransitionRead,
 )
-from medspa.security.actors import Actor, Permission, require
+from medspa.security.actors import Actor, Permission, require, system_actor
 
 MAX_RANGE_DAYS = 62
 
@@ -344,7 +344,7 @@ def _pick_provider(
     working = [p for p in qualified if availability.contains(unbooked.provider_starts[p.id], starts_at)]
     if not working:
         who = (
-            f"provider {qualified[0].name} ({qualified[0].id}) is"
+            f"provider {qualified[0].name} ({qualified[0].id}) is not"
             if len(qualified) == 1
             else "no qualified provider is"
         )
@@ -387,7 +387,8 @@ def _pick(
 
 def hold_slot(session: Session, *, actor: Actor, data: HoldRequest, hold_minutes: int) -> AppointmentRead:
     """Reserve a slot for `hold_minutes` (or the request's own) while the client decides. An expired hold
-    stops blocking at once and is recorded as cancelled ("hold expired") by the next booking there."""
+    stops blocking at once; it is recorded as cancelled ("hold expired") by the next booking that needs
+    its time, or by the background sweep (`release_expired_holds`), whichever comes first."""
     require(actor, Permission.BOOK)
     minutes = data.hold_minutes or hold_minutes
     return _create(session, actor, data, Status.HELD, clock.now() + timedelta(minutes=minutes))
@@ -523,10 +524,21 @@ def _reserve(
     raise ResourceBusyError(kind, resource_id)
 
 
-def _release_expired_holds(session: Session, actor: Actor, location_id: uuid.UUID, now: datetime) -> None:
+def release_expired_holds(session: Session) -> int:
+    """Record every expired hold, in every organization, as cancelled ("hold expired") and free its
+    reservations; how many. A background job runs this: an expired hold blocks nothing already, and a
+    booking that needs its time releases it itself, but until then it would still read as held."""
+    now = clock.now()
+    released = 0
+    for organization_id, location_id in repository.locations_with_expired_holds(session, now):
+        released += _release_expired_holds(session, system_actor(organization_id, "holds"), location_id, now)
+    return released
+
+
+def _release_expired_holds(session: Session, actor: Actor, location_id: uuid.UUID, now: datetime) -> int:
     expired = repository.expire_holds(session, location_id, now)
     if not expired:
-        return
+        return 0
     repository.deactivate_reservations(session, expired)
     for appointment_id in expired:
         session.add(
@@ -542,6 +554,7 @@ def _release_expired_holds(session: Session, actor: Actor, location_id: uuid.UUI
         )
         record_event(session, actor, "appointment.hold_expired", appointment_id, {"id": str(appointment_id)})
     session.flush()
+    return len(expired)
 
 
 def _record(
