@@ -43,7 +43,7 @@ from medspa.resources.models import Location
 from medspa.resources.schemas import DeviceRead, LocationRead, ProviderRead, RoomRead
 from medspa.resources.service import LocationResources
 from medspa.scheduling import availability, repository
-from medspa.scheduling.models import Appointment, AppointmentTransition, Reservation
+from medspa.scheduling.models import Appointment, Reservation
 from medspa.scheduling.schemas import (
     AppointmentRead,
     BookingRequest,
@@ -541,19 +541,17 @@ def _release_expired_holds(session: Session, actor: Actor, location_id: uuid.UUI
         return 0
     repository.deactivate_reservations(session, expired)
     for appointment_id in expired:
-        session.add(
-            AppointmentTransition(
-                organization_id=actor.organization_id,
-                appointment_id=appointment_id,
-                from_status=Status.HELD.value,
-                to_status=Status.CANCELLED.value,
-                actor="system:holds",
-                reason="hold expired",
-                occurred_at=now,
-            )
+        repository.add_transition(
+            session,
+            organization_id=actor.organization_id,
+            appointment_id=appointment_id,
+            from_status=Status.HELD.value,
+            to_status=Status.CANCELLED.value,
+            actor="system:holds",
+            reason="hold expired",
+            occurred_at=now,
         )
         record_event(session, actor, "appointment.hold_expired", appointment_id, {"id": str(appointment_id)})
-    session.flush()
     return len(expired)
 
 
@@ -567,22 +565,21 @@ def _record(
     now: datetime,
     topic: str | None = None,
 ) -> AppointmentRead:
-    """Record the step and its outbox event; the appointment as it now reads."""
-    session.add(
-        AppointmentTransition(
-            organization_id=actor.organization_id,
-            appointment_id=appointment.id,
-            from_status=from_status.value if from_status else None,
-            to_status=to_status.value,
-            actor=actor.label,
-            reason=reason,
-            occurred_at=now,
-        )
+    """Record the step and its outbox event; the appointment as it now reads. (The appointment has been
+    flushed: the history row refers to it.)"""
+    repository.add_transition(
+        session,
+        organization_id=actor.organization_id,
+        appointment_id=appointment.id,
+        from_status=from_status.value if from_status else None,
+        to_status=to_status.value,
+        actor=actor.label,
+        reason=reason,
+        occurred_at=now,
     )
     read = AppointmentRead.model_validate(appointment)
     payload = read.model_dump(mode="json")
     record_event(session, actor, topic or f"appointment.{EVENT_VERB[to_status]}", appointment.id, payload)
-    session.flush()
     return read
 
 
