@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -421,3 +422,36 @@ def test_waitlist_optimize_and_apply_over_http(api: TestClient) -> None:
     assert api.get("/api/v1/appointments").json()["total"] == 1
     listed = api.get("/api/v1/waitlist", params={"location_id": ids["location"], "date": "2026-03-03"}).json()
     assert listed == []
+
+
+def test_a_lost_database_connection_is_503_and_other_database_errors_500(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from medspa.scheduling import service as scheduling
+
+    def lost(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError(
+            "SELECT 1", {}, Exception("server closed the connection"), connection_invalidated=True
+        )
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("disk full"))
+
+    body = {
+        "client_id": str(uuid.uuid4()),
+        "service_id": str(uuid.uuid4()),
+        "location_id": str(uuid.uuid4()),
+        "starts_at": "2027-01-04T15:00:00Z",
+    }
+    monkeypatch.setattr(scheduling, "book_appointment", lost)
+    response = api.post("/api/v1/appointments", json=body)
+    assert (response.status_code, response.json()["error"], response.headers["Retry-After"]) == (
+        503,
+        "database_unavailable",
+        "1",
+    )
+    monkeypatch.setattr(scheduling, "book_appointment", broken)
+    response = api.post("/api/v1/appointments", json=body)
+    assert (response.status_code, response.json()["error"]) == (500, "internal_error")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -16,6 +18,7 @@ from medspa.kit.errors import AuthenticationError, MedspaError, ValidationFailed
 from medspa.security import service as security
 from medspa.security.actors import Actor
 
+logger = logging.getLogger(__name__)
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SESSION_COOKIE = "medspa_session"
 
@@ -95,4 +98,19 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return JSONResponse(
             {"error": "validation_failed", "detail": detail, "fields": fields}, status_code=422
+        )
+
+    @app.exception_handler(DBAPIError)
+    def _database_error(_request: Request, error: DBAPIError) -> JSONResponse:
+        # The unit of work has rolled back by now: nothing of the request was stored.
+        if error.connection_invalidated:
+            return JSONResponse(
+                {"error": "database_unavailable", "detail": "the database connection was lost; retry"},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+        logger.exception("database error", exc_info=error)
+        return JSONResponse(
+            {"error": "internal_error", "detail": "an unexpected database error; nothing was saved"},
+            status_code=500,
         )
