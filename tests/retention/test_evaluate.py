@@ -69,9 +69,10 @@ def test_evaluate_returns_predicts_every_client(tmp_path: Path) -> None:
     probabilities = np.array([float(r["probability_return"]) for r in rows])
     assert np.all((probabilities >= 0) & (probabilities <= 1))
     report = json.loads((tmp_path / "r.json").read_text())
-    assert report["chosen_model"] in {"bgnbd", "blend"}
-    assert set(report["holdout"]) == {"bgnbd", "blend"}
-    assert set(report["selection"]["backtest"]) == {"bgnbd", "blend"}
+    assert report["chosen_model"] in {"bgnbd", "pareto_nbd", "blend"}
+    assert set(report["holdout"]) == {"bgnbd", "pareto_nbd", "blend"}
+    assert set(report["selection"]["backtest"]) == {"bgnbd", "pareto_nbd", "blend"}
+    assert set(report["parameters"]["pareto_nbd"]) == {"r", "alpha", "s", "beta"}
 
 
 def test_evaluate_returns_names_bad_rows_or_skips_and_counts_them(tmp_path: Path) -> None:
