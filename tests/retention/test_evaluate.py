@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from medspa.cli import app
+from medspa.retention.evaluation import choose_return_model
 from medspa.retention.returns import BgNbd
 from tests.retention.factories import simulate_history
 from tests.retention.test_models import _simulate_bgnbd
@@ -69,9 +71,10 @@ def test_evaluate_returns_predicts_every_client(tmp_path: Path) -> None:
     probabilities = np.array([float(r["probability_return"]) for r in rows])
     assert np.all((probabilities >= 0) & (probabilities <= 1))
     report = json.loads((tmp_path / "r.json").read_text())
-    assert report["chosen_model"] in {"bgnbd", "blend"}
-    assert set(report["holdout"]) == {"bgnbd", "blend"}
-    assert set(report["selection"]["backtest"]) == {"bgnbd", "blend"}
+    assert report["chosen_model"] in {"bgnbd", "pareto_nbd", "blend"}
+    assert set(report["holdout"]) == {"bgnbd", "pareto_nbd", "blend"}
+    assert set(report["selection"]["backtest"]) == {"bgnbd", "pareto_nbd", "blend"}
+    assert set(report["parameters"]["pareto_nbd"]) == {"r", "alpha", "s", "beta"}
 
 
 def test_evaluate_returns_names_bad_rows_or_skips_and_counts_them(tmp_path: Path) -> None:
@@ -106,3 +109,36 @@ def test_evaluate_returns_refuses_a_holdout_before_the_calibration_end(tmp_path:
     assert result.exit_code == 2
     assert "--holdout-end must be after --calibration-end" in result.output
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_the_backtest_winner_is_the_candidate_with_the_lowest_mae() -> None:
+    backtest = {
+        "bgnbd": {"mae": 0.396},
+        "pareto_nbd": {"mae": 0.387},
+        "blend": {"mae": float("nan")},
+    }
+    assert choose_return_model(backtest) == "pareto_nbd"
+    assert choose_return_model({"pareto_nbd": {"mae": float("nan")}}) == "bgnbd"
+
+
+def test_evaluate_returns_with_pareto_nbd_named(tmp_path: Path) -> None:
+    # given simulated visits
+    transactions = _simulate_bgnbd(BgNbd(r=0.5, alpha=20.0, a=1.5, b=4.0), clients=800, days=400, seed=10)
+    transactions.assign(date=transactions["date"].dt.strftime("%Y-%m-%d")).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    # when evaluated with --model pareto_nbd
+    result = CliRunner().invoke(
+        app,
+        ["models", "evaluate", "returns", "--transactions", str(tmp_path / "t.csv"), "--calibration-end",
+         "2020-07-19", "--holdout-end", "2021-02-04", "--predictions", str(tmp_path / "p.csv"), "--report",
+         str(tmp_path / "r.json"), "--model", "pareto_nbd"],
+    )  # fmt: skip
+    # then the named model is the one written and reported
+    assert result.exit_code == 0, result.output
+    assert "returns (pareto_nbd)" in result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["chosen_model"] == "pareto_nbd"
+    with (tmp_path / "p.csv").open() as handle:
+        written = [float(r["expected_visits"]) for r in csv.DictReader(handle)]
+    assert sum(written) == pytest.approx(report["holdout"]["pareto_nbd"]["predicted_visits"], rel=1e-5)

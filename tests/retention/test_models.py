@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,7 +16,16 @@ from medspa.retention import metrics
 from medspa.retention.features import build_features
 from medspa.retention.noshow import NoShowConfig, NoShowModel, _fit_platt, no_show_labels, train_noshow
 from medspa.retention.registry import ArtifactIntegrityError, FileRegistry, ModelNotFoundError
-from medspa.retention.returns import BgNbd, fit_bgnbd, holdout_visits, summarize
+from medspa.retention.returns import (
+    BgNbd,
+    ClientSummary,
+    ParetoNbd,
+    fit_bgnbd,
+    fit_pareto_nbd,
+    forecast_pareto_nbd,
+    holdout_visits,
+    summarize,
+)
 from tests.retention.factories import simulate_history
 
 
@@ -120,23 +131,6 @@ def _simulate_bgnbd(model: BgNbd, clients: int, days: int, seed: int) -> pd.Data
     return pd.DataFrame(rows, columns=["client_id", "date", "amount"])
 
 
-def test_bgnbd_recovers_its_parameters_and_forecasts_the_total() -> None:
-    # given visits simulated from known parameters over 400 days (fit on 200, hold out 200)
-    truth = BgNbd(r=0.5, alpha=20.0, a=1.5, b=4.0)
-    transactions = _simulate_bgnbd(truth, clients=4000, days=400, seed=5)
-    summary = summarize(transactions, calibration_end=date(2020, 7, 19))
-    # when fitted
-    fitted = fit_bgnbd(summary)
-    # then the rate parameters are recovered and the holdout total is forecast within 10 %
-    assert fitted.r == pytest.approx(truth.r, rel=0.2)
-    assert fitted.alpha == pytest.approx(truth.alpha, rel=0.3)
-    expected = fitted.expected_visits(200, summary.frequency, summary.recency, summary.age)
-    actual = holdout_visits(transactions, calibration_end=date(2020, 7, 19), holdout_end=date(2021, 2, 4))
-    assert float(expected.sum()) == pytest.approx(float(actual.sum()), rel=0.1)
-    probability = fitted.probability_return(200, summary.frequency, summary.recency, summary.age)
-    assert np.all((probability >= 0) & (probability <= 1))
-
-
 def test_summary_counts_distinct_visit_days() -> None:
     transactions = pd.DataFrame(
         {
@@ -148,3 +142,88 @@ def test_summary_counts_distinct_visit_days() -> None:
     frame = summarize(transactions, calibration_end=date(1997, 1, 31)).frame
     assert frame.loc["a", ["frequency", "recency", "age", "monetary"]].tolist() == [1.0, 10.0, 30.0, 3.0]
     assert frame.loc["b", ["frequency", "recency", "age"]].tolist() == [0.0, 0.0, 26.0]
+
+
+def _simulate_pareto_nbd(model: ParetoNbd, clients: int, days: int, seed: int) -> pd.DataFrame:
+    """Transactions from the Pareto/NBD story: a first visit on day 0, then Poisson visits until an
+    exponential lifetime ends (visits on the same day merge into one visit day)."""
+    rng = np.random.default_rng(seed)
+    rate = rng.gamma(model.r, 1 / model.alpha, clients)
+    lifetime = rng.exponential(1 / rng.gamma(model.s, 1 / model.beta, clients))
+    active = np.minimum(lifetime, days)
+    counts = rng.poisson(rate * active)
+    client = np.repeat(np.arange(clients), counts)
+    offsets = rng.uniform(0, 1, counts.sum()) * np.repeat(active, counts)
+    start = pd.Timestamp("2020-01-01")
+    frame = pd.DataFrame(
+        {
+            "client_id": np.r_[np.arange(clients), client].astype(str),
+            "date": start + pd.to_timedelta(np.r_[np.zeros(clients), np.floor(offsets)], unit="D"),
+            "amount": 10.0,
+        }
+    )
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("truth", "simulate", "fit"),
+    [
+        (BgNbd(r=0.5, alpha=20.0, a=1.5, b=4.0), _simulate_bgnbd, fit_bgnbd),
+        (ParetoNbd(r=0.6, alpha=20.0, s=0.8, beta=60.0), _simulate_pareto_nbd, fit_pareto_nbd),
+    ],
+    ids=["bgnbd", "pareto_nbd"],
+)
+def test_model_recovers_its_parameters_and_forecasts_the_total(
+    truth: BgNbd | ParetoNbd,
+    simulate: Callable[[Any, int, int, int], pd.DataFrame],
+    fit: Callable[[ClientSummary], BgNbd | ParetoNbd],
+) -> None:
+    # given visits simulated from known parameters over 400 days (fit on 200, hold out 200)
+    transactions = simulate(truth, 5000, 400, 5)
+    summary = summarize(transactions, calibration_end=date(2020, 7, 19))
+    # when fitted
+    fitted = fit(summary)
+    # then the visit-rate parameters are recovered and the holdout total is forecast within 10 %
+    assert fitted.r == pytest.approx(truth.r, rel=0.2)
+    assert fitted.alpha == pytest.approx(truth.alpha, rel=0.3)
+    x, t_x, age = summary.frequency, summary.recency, summary.age
+    expected = fitted.expected_visits(200, x, t_x, age)
+    actual = holdout_visits(transactions, calibration_end=date(2020, 7, 19), holdout_end=date(2021, 2, 4))
+    assert float(expected.sum()) == pytest.approx(float(actual.sum()), rel=0.1)
+    # and P(return) is a probability no larger than P(alive), and it ranks who returns well above chance
+    probability = fitted.probability_return(200, x, t_x, age)
+    alive = fitted.probability_alive(x, t_x, age)
+    assert np.all((probability >= 0) & (probability <= alive + 1e-12))
+    returned = actual.reindex(summary.frame.index, fill_value=0.0).to_numpy() > 0
+    assert metrics.roc_auc(probability, returned) > 0.7
+
+
+def test_pareto_nbd_forecast_maps_expected_visits_to_a_return_probability() -> None:
+    # given the same simulated clinic
+    transactions = _simulate_pareto_nbd(ParetoNbd(r=0.6, alpha=20.0, s=0.8, beta=60.0), 3000, 400, seed=12)
+    # when forecast with the curve learnt on the last 92 days of the calibration period
+    forecast = forecast_pareto_nbd(transactions, calibration_end=date(2020, 7, 19), horizon_days=200)
+    # then the probability is increasing in the expected visits (it ranks clients the same way)
+    order = np.argsort(forecast.expected_visits, kind="mergesort")
+    assert np.all(np.diff(forecast.probability_return[order]) >= 0)
+    assert np.all((forecast.probability_return > 0) & (forecast.probability_return < 1))
+    # and without an inner period to learn the curve from, the model's own probability is used
+    short = forecast_pareto_nbd(
+        transactions, calibration_end=date(2020, 7, 19), horizon_days=200, curve_horizon_days=400
+    )
+    np.testing.assert_allclose(short.expected_visits, forecast.expected_visits)
+    summary = summarize(transactions, calibration_end=date(2020, 7, 19))
+    model = fit_pareto_nbd(summary)
+    np.testing.assert_allclose(
+        short.probability_return,
+        model.probability_return(200, summary.frequency, summary.recency, summary.age),
+    )
+
+
+def test_logistic_curve_recovers_a_known_curve() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(0, 1.5, 50_000)
+    labels = (rng.uniform(size=x.size) < 1 / (1 + np.exp(-(1.3 * x - 0.7)))).astype(float)
+    slope, intercept = metrics.fit_logistic_curve(x, labels)
+    assert slope == pytest.approx(1.3, abs=0.05)
+    assert intercept == pytest.approx(-0.7, abs=0.05)

@@ -121,15 +121,17 @@ def evaluate_returns(
     holdout_end: str = typer.Option(..., help="last day of the holdout period (YYYY-MM-DD, inclusive)"),
     predictions: Path = typer.Option(..., help="CSV to write: client_id,expected_visits,probability_return"),
     report: Path = typer.Option(..., help="JSON report to write"),
-    model: str = typer.Option("auto", help="auto (chosen by an internal backtest), bgnbd or blend"),
+    model: str = typer.Option(
+        "auto", help="auto (chosen by an internal backtest), bgnbd, pareto_nbd or blend"
+    ),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="drop unparseable rows and count them"),
 ) -> None:
     """Fit the return-time model up to CALIBRATION_END and predict each client's visits to HOLDOUT_END."""
     from medspa.retention.evaluation import evaluate_returns as run
     from medspa.retention.formats import FormatError
 
-    if model not in {"auto", "bgnbd", "blend"}:
-        raise typer.BadParameter("expected auto, bgnbd or blend", param_hint="--model")
+    if model not in {"auto", "bgnbd", "pareto_nbd", "blend"}:
+        raise typer.BadParameter("expected auto, bgnbd, pareto_nbd or blend", param_hint="--model")
     calibration_day = _parse_day(calibration_end, "--calibration-end")
     holdout_day = _parse_day(holdout_end, "--holdout-end")
     if holdout_day <= calibration_day:

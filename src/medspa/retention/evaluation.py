@@ -33,8 +33,10 @@ from medspa.retention.returns import (
     TRAINING_HORIZON_DAYS,
     ReturnsForecast,
     fit_bgnbd,
+    fit_pareto_nbd,
     forecast_bgnbd,
     forecast_blend,
+    forecast_pareto_nbd,
     holdout_visits,
     summarize,
 )
@@ -167,7 +169,7 @@ def evaluate_noshow(
     return report
 
 
-RETURN_MODELS: Final = ("bgnbd", "blend")
+RETURN_MODELS: Final = ("bgnbd", "pareto_nbd", "blend")
 
 
 def _forecast(
@@ -175,6 +177,8 @@ def _forecast(
 ) -> ReturnsForecast:
     if name == "bgnbd":
         return forecast_bgnbd(transactions, calibration_end=calibration_end, horizon_days=horizon_days)
+    if name == "pareto_nbd":
+        return forecast_pareto_nbd(transactions, calibration_end=calibration_end, horizon_days=horizon_days)
     if name == "blend":
         return forecast_blend(transactions, calibration_end=calibration_end, horizon_days=horizon_days)
     raise ValueError(f"unknown return model {name!r}; choose from {', '.join(RETURN_MODELS)}")
@@ -220,8 +224,8 @@ def evaluate_returns(
     """Fit on visits up to `calibration_end`, predict visits in (calibration_end, holdout_end] for every
     client seen by then, write `client_id,expected_visits,probability_return` and the report.
 
-    `model="auto"` chooses between BG/NBD and the covariate blend by an internal backtest inside the
-    calibration period; the holdout metrics of every candidate are reported beside the chosen one.
+    `model="auto"` chooses among BG/NBD, Pareto/NBD and the covariate blend by an internal backtest inside
+    the calibration period; the holdout metrics of every candidate are reported beside the chosen one.
     """
     started = time.monotonic()
     read = read_visit_transactions(transactions_path, skip_bad_rows=skip_bad_rows)
@@ -266,7 +270,10 @@ def evaluate_returns(
         "model_option": model,
         "chosen_model": chosen,
         "selection": {"rule": "lowest MAE in the internal backtest", "backtest": backtest},
-        "parameters": {"bgnbd": fit_bgnbd(summary).__dict__},
+        "parameters": {
+            "bgnbd": fit_bgnbd(summary).__dict__,
+            "pareto_nbd": fit_pareto_nbd(summary).__dict__,
+        },
         "holdout": holdout,
         "seconds": round(time.monotonic() - started, 1),
     }
@@ -277,9 +284,12 @@ def evaluate_returns(
 def return_metrics(
     expected: npt.NDArray[np.float64], probability: npt.NDArray[np.float64], actual: npt.NDArray[np.float64]
 ) -> dict[str, float]:
-    """Aggregate relative error of the visit total, per-client MAE and ROC AUC of "any visit"."""
+    """Aggregate relative error of the visit total, per-client MAE, ROC AUC of "any visit" (by the
+    probability and by the expected visits), and the mean probability beside the share that returned."""
     total = float(actual.sum())
     return {
+        "mean_probability_return": float(probability.mean()),
+        "share_returned": float((actual > 0).mean()),
         "predicted_visits": float(expected.sum()),
         "actual_visits": total,
         "aggregate_error": (float(expected.sum()) - total) / total if total else float("nan"),

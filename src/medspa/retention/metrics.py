@@ -6,13 +6,48 @@ same length, and are deterministic. `roc_auc` averages ties (Mann-Whitney), as t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+_EPSILON: Final = 1e-6
+
+
+def logit(p: npt.ArrayLike) -> FloatArray:
+    """log(p / (1 - p)), with p clipped to [1e-6, 1 - 1e-6]."""
+    q = np.clip(np.asarray(p, dtype=float), _EPSILON, 1 - _EPSILON)
+    return np.asarray(np.log(q / (1 - q)), dtype=np.float64)
+
+
+def sigmoid(z: npt.ArrayLike) -> FloatArray:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float))), dtype=np.float64)
+
+
+def fit_logistic_curve(x: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[float, float]:
+    """(slope, intercept) of P(label = 1) = sigmoid(slope * x + intercept) by unregularized maximum
+    likelihood (Newton steps). Raises `ValueError` if it does not converge (e.g. separable data)."""
+    x_values = np.asarray(x, dtype=float)
+    y = np.asarray(labels, dtype=float)
+    slope, intercept = 1.0, 0.0
+    for _ in range(50):
+        p = sigmoid(slope * x_values + intercept)
+        w = p * (1 - p) + 1e-12
+        gradient = np.array([np.sum((p - y) * x_values), np.sum(p - y)])
+        hessian = np.array(
+            [[np.sum(w * x_values * x_values), np.sum(w * x_values)], [np.sum(w * x_values), np.sum(w)]]
+        )
+        step = np.linalg.solve(hessian, gradient)
+        slope, intercept = slope - float(step[0]), intercept - float(step[1])
+        if float(np.max(np.abs(step))) < 1e-10:
+            break
+    if not (math.isfinite(slope) and math.isfinite(intercept)):
+        raise ValueError("the logistic curve did not converge")
+    return slope, intercept
 
 
 def _arrays(probabilities: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:

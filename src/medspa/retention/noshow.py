@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
@@ -42,10 +41,12 @@ from medspa.retention.features import (
     encode,
     infer_schema,
 )
+from medspa.retention.metrics import fit_logistic_curve
+from medspa.retention.metrics import logit as _logit
+from medspa.retention.metrics import sigmoid as _sigmoid
 
 MODEL_KIND: Final = "noshow"
 _CONTEXT_COLUMNS: Final = (RECENT_RATE_COLUMN,)
-_EPSILON: Final = 1e-6
 
 
 @dataclass(frozen=True)
@@ -83,15 +84,6 @@ class NoShowConfig:
             "n_jobs": self.n_jobs,
             "verbose": -1,
         }
-
-
-def _logit(p: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    q = np.clip(np.asarray(p, dtype=float), _EPSILON, 1 - _EPSILON)
-    return np.asarray(np.log(q / (1 - q)), dtype=np.float64)
-
-
-def _sigmoid(z: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    return np.asarray(1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float))), dtype=np.float64)
 
 
 @dataclass
@@ -270,22 +262,8 @@ def train_noshow(
 
 
 def _fit_platt(scores: npt.NDArray[np.float64], labels: npt.NDArray[np.int64]) -> tuple[float, float]:
-    """Logistic regression of the label on logit(score), unregularized (Newton steps)."""
-    x = _logit(scores)
-    y = labels.astype(float)
-    slope, intercept = 1.0, 0.0
-    for _ in range(50):
-        p = _sigmoid(slope * x + intercept)
-        w = p * (1 - p) + 1e-12
-        gradient = np.array([np.sum((p - y) * x), np.sum(p - y)])
-        hessian = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]])
-        step = np.linalg.solve(hessian, gradient)
-        slope, intercept = slope - float(step[0]), intercept - float(step[1])
-        if float(np.max(np.abs(step))) < 1e-10:
-            break
-    if not (math.isfinite(slope) and math.isfinite(intercept)):
-        raise ValueError("calibration did not converge")
-    return slope, intercept
+    """Logistic regression of the label on logit(score), unregularized."""
+    return fit_logistic_curve(_logit(scores), labels)
 
 
 @dataclass
