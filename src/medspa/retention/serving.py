@@ -59,6 +59,7 @@ NOSHOW_HOLDOUT_DAYS: Final = 7
 MAX_PLATT_SLOPE: Final = 10.0
 MIN_TRAINING_NO_SHOWS: Final = 20
 RETURNS_BACKTEST_DAYS: Final = 28
+MIN_BACKTEST_DAYS: Final = 7
 
 
 def registry_for(root: Path, organization_id: uuid.UUID) -> FileRegistry:
@@ -224,17 +225,19 @@ def train_returns(
     transactions: pd.DataFrame, *, calibration_end: date, horizon_days: int = RETURN_HORIZON_DAYS
 ) -> ReturnModel:
     """BG/NBD fitted on the visits up to `calibration_end` (inclusive), with a backtest: the same fit up
-    to `RETURNS_BACKTEST_DAYS` earlier, scored on the visits of those days (skipped when the history
-    is shorter than twice that). Raises `ValueError` without visits or when the fit fails."""
+    to `RETURNS_BACKTEST_DAYS` earlier (at most half the history), scored on the visits of those days
+    (skipped with less than two weeks of history). Raises `ValueError` without visits or when the fit
+    fails."""
     known = transactions[transactions["date"] <= pd.Timestamp(calibration_end)]
     if known.empty:
         raise ValueError("no visits to fit the return model on")
     params = fit_bgnbd(summarize(known, calibration_end=calibration_end))
     first = known["date"].min().date()
     backtest: dict[str, Any] = {}
-    cut = calibration_end - timedelta(days=RETURNS_BACKTEST_DAYS)
-    if (cut - first).days >= RETURNS_BACKTEST_DAYS:
-        forecast = forecast_bgnbd(known, calibration_end=cut, horizon_days=float(RETURNS_BACKTEST_DAYS))
+    days = min(RETURNS_BACKTEST_DAYS, (calibration_end - first).days // 2)
+    cut = calibration_end - timedelta(days=days)
+    if days >= MIN_BACKTEST_DAYS:
+        forecast = forecast_bgnbd(known, calibration_end=cut, horizon_days=float(days))
         actual = holdout_visits(known, calibration_end=cut, holdout_end=calibration_end)
         observed = actual.reindex(forecast.client_ids, fill_value=0.0).to_numpy()
         backtest = {"from_exclusive": str(cut), "to": str(calibration_end)}
