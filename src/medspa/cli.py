@@ -67,6 +67,9 @@ def serve(
 @app.command()
 def worker(
     poll_seconds: float = typer.Option(0.5, min=0.05, max=60, help="how often to look for new events"),
+    no_scheduled_jobs: bool = typer.Option(
+        False, "--no-scheduled-jobs", help="leave the weekly refresh to another worker (run it in one only)"
+    ),
 ) -> None:
     """Run the background worker until stopped: scores bookings and clients from the outbox within
     seconds, and runs the scheduled jobs (Huey: SQLite beside the database, or Redis with
@@ -88,6 +91,7 @@ def worker(
         cache=ModelCache(settings.model_dir),
         huey=build_huey(settings),
         poll_seconds=poll_seconds,
+        periodic=not no_scheduled_jobs,
     ).run_until_stopped()
 
 

@@ -145,7 +145,9 @@ def register_tasks(huey: Huey, engine: Engine, cache: ModelCache) -> Tasks:
 
 
 class BackgroundWorker:
-    """The outbox watcher and Huey's consumer, each in threads of the calling process."""
+    """The outbox watcher and Huey's consumer, each in threads of the calling process. With several
+    workers, one should run the scheduled jobs (`periodic`); Huey's scheduler in each would enqueue them
+    once per worker."""
 
     def __init__(
         self,
@@ -154,6 +156,7 @@ class BackgroundWorker:
         cache: ModelCache,
         huey: Huey | None = None,
         poll_seconds: float = 0.5,
+        periodic: bool = True,
     ) -> None:
         self.engine, self.cache, self.poll_seconds = engine, cache, poll_seconds
         self.consumer = model_consumer(engine, cache)
@@ -170,7 +173,9 @@ class BackgroundWorker:
                     """Signals stay with the host: uvicorn in `medspa serve`, `run_until_stopped` here."""
 
             # A short maximum poll delay: an on-demand job starts within a second.
-            self._huey_consumer = QuietConsumer(huey, workers=1, worker_type="thread", max_delay=1.0)
+            self._huey_consumer = QuietConsumer(
+                huey, workers=1, worker_type="thread", max_delay=1.0, periodic=periodic
+            )
 
     def start(self) -> None:
         self._watcher.start()
