@@ -146,13 +146,18 @@ def _seed_models(engine: Engine, summary: SeedSummary, model_dir: Path, today: d
     cache = ModelCache(model_dir)
     # The seed's today may be another day than the clock's (tests); score as of that day.
     with clock.frozen_at(datetime.combine(today, clock.now().astimezone(UTC).timetz())):
-        try:
-            summary.models = train_models(
-                engine, organization_id=summary.organization_id, cache=cache, train_end=today, activate=True
-            )
-        except ValueError as error:  # too little history (a tiny demo): no models, nothing scored
-            logging.getLogger(__name__).warning("demo models not trained: %s", error)
-            return
+        for kind in ("noshow", "returns"):
+            try:
+                summary.models |= train_models(
+                    engine,
+                    organization_id=summary.organization_id,
+                    cache=cache,
+                    kinds=[kind],
+                    train_end=today,
+                    activate=True,
+                )
+            except ValueError as error:  # too little history (a tiny demo): that model is left out
+                logging.getLogger(__name__).warning("demo %s model not trained: %s", kind, error)
         report = refresh_scores(engine, organization_id=summary.organization_id, cache=cache, everything=True)
     summary.scored_appointments = report.appointments_scored
     summary.scored_clients = report.clients_scored

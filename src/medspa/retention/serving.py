@@ -60,6 +60,7 @@ MAX_PLATT_SLOPE: Final = 10.0
 MIN_TRAINING_NO_SHOWS: Final = 20
 RETURNS_BACKTEST_DAYS: Final = 28
 MIN_BACKTEST_DAYS: Final = 7
+MIN_REPEAT_CLIENTS: Final = 10
 
 
 def registry_for(root: Path, organization_id: uuid.UUID) -> FileRegistry:
@@ -226,12 +227,18 @@ def train_returns(
 ) -> ReturnModel:
     """BG/NBD fitted on the visits up to `calibration_end` (inclusive), with a backtest: the same fit up
     to `RETURNS_BACKTEST_DAYS` earlier (at most half the history), scored on the visits of those days
-    (skipped with less than two weeks of history). Raises `ValueError` without visits or when the fit
-    fails."""
+    (skipped with less than two weeks of history). Raises `ValueError` with fewer than
+    `MIN_REPEAT_CLIENTS` clients who came back, or when the fit fails."""
     known = transactions[transactions["date"] <= pd.Timestamp(calibration_end)]
-    if known.empty:
-        raise ValueError("no visits to fit the return model on")
-    params = fit_bgnbd(summarize(known, calibration_end=calibration_end))
+    summary = summarize(known, calibration_end=calibration_end)
+    repeating = int((summary.frequency > 0).sum())
+    if repeating < MIN_REPEAT_CLIENTS:
+        # Without repeat visits the dropout parameters are not identified (the fit stays where it started).
+        raise ValueError(
+            f"{repeating} clients came back before {calibration_end}; "
+            f"the return model needs {MIN_REPEAT_CLIENTS}"
+        )
+    params = fit_bgnbd(summary)
     first = known["date"].min().date()
     backtest: dict[str, Any] = {}
     days = min(RETURNS_BACKTEST_DAYS, (calibration_end - first).days // 2)
