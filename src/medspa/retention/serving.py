@@ -96,7 +96,10 @@ def train_clinic_noshow(history: pd.DataFrame, *, train_end: date) -> NoShowMode
     config = clinic_noshow_config(int(training.sum()))
     features = build_features(history, config.scoring)
     with np.errstate(over="ignore"):  # extreme logits saturate to 0 or 1, which is the right value
-        return _train_with_holdout(history, features, config, labelled, starts, train_end)
+        model = _train_with_holdout(history, features, config, labelled, starts, train_end)
+    observed = float((history.loc[training, "status"] == MISSED).mean())
+    model.metrics["training"] = {"rows": int(training.sum()), "no_show_rate": observed}
+    return model
 
 
 def _train_with_holdout(
@@ -107,6 +110,8 @@ def _train_with_holdout(
     starts: pd.Series,
     train_end: date,
 ) -> NoShowModel:
+    """The model on everything before `train_end`, its metrics those of the same training ending
+    `NOSHOW_HOLDOUT_DAYS` earlier on those days; refused when its calibration is degenerate."""
     holdout_start = train_end - timedelta(days=NOSHOW_HOLDOUT_DAYS)
     held_out: dict[str, Any] = {}
     try:
@@ -129,11 +134,7 @@ def _train_with_holdout(
             f"the no-show scores do not rank the last training days' outcomes (calibration slope "
             f"{model.platt_slope:.3g}); more history is needed"
         )
-    training = labelled & (starts < pd.Timestamp(train_end)).to_numpy()
-    observed = float((history.loc[training, "status"] == MISSED).mean())
-    model.metrics = _clean(
-        {"holdout": held_out, "training": {"rows": int(training.sum()), "no_show_rate": observed}}
-    )
+    model.metrics = _clean({"holdout": held_out})
     return model
 
 
