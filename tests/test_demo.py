@@ -7,12 +7,15 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, func, select
 
 from medspa.demo.seed import seed_demo
 from medspa.kit.db import unit_of_work
 from medspa.retention.models import ClientRetentionScore
-from medspa.retention.serving import registry_for
+from medspa.retention.scoring import refresh_scores
+from medspa.retention.serving import ModelCache, registry_for
+from medspa.scheduling import scores as scores_module
 from medspa.scheduling.models import Appointment, AppointmentTransition
 from medspa.security.actors import system_actor
 from tests.test_concurrency import double_bookings
@@ -79,3 +82,36 @@ def test_the_demo_clinic_has_staff_catalogue_clients_history_future_and_scores(
     visited = [s for s in scores if s.visits > 0]
     assert visited
     assert all(s.lapse_risk is not None and 0 < s.lapse_risk < 1 for s in visited)
+    # scoring a few bookings reads only what their features read, and gives what the whole history gives
+    with unit_of_work(engine, write=False) as session:
+        before = dict(
+            session.execute(
+                select(Appointment.id, Appointment.no_show_probability).where(
+                    Appointment.organization_id == actor.organization_id,
+                    Appointment.status.in_(("booked", "confirmed")),
+                )
+            ).all()
+        )
+    some = sorted(before)[:3]
+    with unit_of_work(engine, write=False) as session:
+        (client,) = session.scalars(select(Appointment.client_id).where(Appointment.id == some[0])).all()
+        nearby = scores_module.scoring_neighbourhood(
+            session, actor=actor, appointment_ids=some, client_ids=[client]
+        )
+    assert nearby is not None
+    assert len(nearby) < len(rows)
+    report = refresh_scores(
+        engine,
+        organization_id=actor.organization_id,
+        cache=ModelCache(tmp_path),
+        appointment_ids=some,
+        client_ids=[client],
+    )
+    with unit_of_work(engine, write=False) as session:
+        after = dict(
+            session.execute(
+                select(Appointment.id, Appointment.no_show_probability).where(Appointment.id.in_(before))
+            ).all()
+        )
+    assert report.appointments_scored >= 3
+    assert after == pytest.approx(before, abs=1e-12)

@@ -67,9 +67,10 @@ def history_rows(
     actor: Actor,
     statuses: Iterable[Status] = FINISHED,
     client_id: uuid.UUID | None = None,
+    appointments: Iterable[AppointmentRead] | None = None,
 ) -> Iterator[list[object]]:
-    """The organization's appointments with these statuses (of one client, if given) as
-    `appointment-history` rows in `HISTORY_COLUMNS` order."""
+    """The organization's appointments with these statuses (of one client, if given), or the given
+    `appointments`, as `appointment-history` rows in `HISTORY_COLUMNS` order."""
     zones = _zones(session, actor)
     services = {
         s.id: s for s in catalog.list_services(session, actor=actor, limit=500, include_inactive=True).items
@@ -79,26 +80,27 @@ def history_rows(
         for p in resources.list_providers(session, actor=actor, limit=500, include_inactive=True).items
     }
     late = timedelta(hours=LATE_CANCEL_HOURS)
-    for status in statuses:
-        for a in _appointments(session, actor, status, client_id):
-            location, zone = zones[a.location_id]
-            outcome = status.value
-            if status is Status.CANCELLED and a.starts_at - a.updated_at < late:
-                outcome = "late_cancelled"  # a cancelled appointment last changed when it was cancelled
-            service = services.get(a.service_id)
-            yield [
-                a.id,
-                a.client_id,
-                to_local(a.created_at, zone).replace(tzinfo=None).isoformat(timespec="minutes"),
-                to_local(a.starts_at, zone).replace(tzinfo=None).isoformat(timespec="minutes"),
-                outcome,
-                service.name if service else "",
-                service.category if service else "",
-                providers.get(a.provider_id, ""),
-                location,
-                f"{a.price_cents / 100:.2f}",
-                None,  # reminders are not sent by medspa yet
-            ]
+    if appointments is None:
+        appointments = (a for status in statuses for a in _appointments(session, actor, status, client_id))
+    for a in appointments:
+        location, zone = zones[a.location_id]
+        outcome = a.status.value
+        if a.status is Status.CANCELLED and a.starts_at - a.updated_at < late:
+            outcome = "late_cancelled"  # a cancelled appointment last changed when it was cancelled
+        service = services.get(a.service_id)
+        yield [
+            a.id,
+            a.client_id,
+            to_local(a.created_at, zone).replace(tzinfo=None).isoformat(timespec="minutes"),
+            to_local(a.starts_at, zone).replace(tzinfo=None).isoformat(timespec="minutes"),
+            outcome,
+            service.name if service else "",
+            service.category if service else "",
+            providers.get(a.provider_id, ""),
+            location,
+            f"{a.price_cents / 100:.2f}",
+            None,  # reminders are not sent by medspa yet
+        ]
 
 
 def transaction_rows(
@@ -125,9 +127,12 @@ def export_visit_transactions(session: Session, *, actor: Actor, path: Path) -> 
     return write_rows(path, TRANSACTION_COLUMNS, transaction_rows(session, actor=actor))
 
 
-def live_history_frame(session: Session, *, actor: Actor) -> pd.DataFrame:
-    """Every appointment of the organization, finished or not, as a typed `appointment-history` frame."""
-    return history_frame(history_rows(session, actor=actor, statuses=EVERY_STATUS))
+def live_history_frame(
+    session: Session, *, actor: Actor, appointments: Iterable[AppointmentRead] | None = None
+) -> pd.DataFrame:
+    """Every appointment of the organization, finished or not (or the given ones), as a typed
+    `appointment-history` frame."""
+    return history_frame(history_rows(session, actor=actor, statuses=EVERY_STATUS, appointments=appointments))
 
 
 def live_transactions_frame(

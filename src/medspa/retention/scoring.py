@@ -103,7 +103,16 @@ def refresh_scores(
     transactions: pd.DataFrame | None = None
     with unit_of_work(engine, write=False) as session:
         today = clinic_today(session, actor=actor)
-        if noshow is not None or everything:
+        if noshow is not None and not everything:
+            # The appointments the targets' features read; the whole history when there are many targets.
+            nearby = scores.scoring_neighbourhood(
+                session,
+                actor=actor,
+                appointment_ids=[uuid.UUID(i) for i in wanted_appointments],
+                client_ids=[uuid.UUID(i) for i in wanted_clients],
+            )
+            history = export.live_history_frame(session, actor=actor, appointments=nearby)
+        elif noshow is not None or everything:
             history = export.live_history_frame(session, actor=actor)
         if returns is not None:
             transactions = _visits(session, actor, None if everything else wanted_clients)
