@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -202,17 +203,23 @@ class BackgroundWorker:
         self.stop()
 
     def _watch(self) -> None:
-        drained_to, delay = -1, self.poll_seconds
+        """Drain when a new event was committed, and retry events left unhandled with a growing delay
+        (up to a minute) so that a failing handler neither spins nor holds back new events."""
+        drained_to, retry_delay, retry_at = -1, self.poll_seconds, 0.0
         while not self._stopping.is_set():
             try:
-                head = head_event_id(self.engine)
-                if head != drained_to or self.consumer.has_pending:
+                head, now = head_event_id(self.engine), time.monotonic()
+                if head != drained_to or (self.consumer.has_pending and now >= retry_at):
                     report = self.consumer.drain()
                     drained_to = head
-                    failed = report.handled < report.read
-                    # Back off while a handler keeps failing, up to a minute between attempts.
-                    delay = min(60.0, delay * 2) if failed else self.poll_seconds
-            except Exception:
+                    if report.handled < report.read:
+                        retry_delay = min(60.0, retry_delay * 2)
+                        retry_at = now + retry_delay
+                    else:
+                        retry_delay, retry_at = self.poll_seconds, 0.0
+            except Exception:  # the database is unreachable, say: try again later, not at once
                 logger.exception("outbox watcher: drain failed; retrying")
-                delay = min(60.0, delay * 2)
-            self._stopping.wait(delay)
+                retry_delay = min(60.0, retry_delay * 2)
+                self._stopping.wait(retry_delay)
+                continue
+            self._stopping.wait(self.poll_seconds)

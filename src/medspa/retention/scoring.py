@@ -28,7 +28,6 @@ from medspa.retention.formats import history_frame
 from medspa.retention.noshow import MODEL_KIND as NOSHOW_KIND
 from medspa.retention.registry import ArtifactIntegrityError, ModelNotFoundError
 from medspa.retention.serving import (
-    NOT_HAPPENED,
     RETURN_HORIZON_DAYS,
     RETURNS_KIND,
     ActiveModel,
@@ -39,6 +38,7 @@ from medspa.retention.serving import (
     train_returns,
 )
 from medspa.scheduling import scores
+from medspa.scheduling.scores import NOT_HAPPENED
 from medspa.security.actors import Actor, system_actor
 
 logger = logging.getLogger(__name__)

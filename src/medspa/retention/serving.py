@@ -48,13 +48,13 @@ from medspa.retention.noshow import (
 )
 from medspa.retention.registry import FileRegistry, ModelNotFoundError
 from medspa.retention.returns import BgNbd, fit_bgnbd, forecast_bgnbd, holdout_visits, summarize
+from medspa.scheduling.scores import NOT_HAPPENED
 
 logger = logging.getLogger(__name__)
 
 RETURNS_KIND: Final = "returns"
 RETURN_HORIZON_DAYS: Final = 90
 NEXT_VISIT_LIMIT_DAYS: Final = 730
-NOT_HAPPENED: Final = frozenset({"held", "booked", "confirmed"})
 NOSHOW_HOLDOUT_DAYS: Final = 7
 MAX_PLATT_SLOPE: Final = 10.0
 MIN_TRAINING_NO_SHOWS: Final = 20
