@@ -49,7 +49,7 @@ def test_tokens_create_refuses_an_unknown_organization_or_role(database: str) ->
     assert bad_role.exit_code == 2
 
 
-def test_demo_seed_then_slots_then_book(database: str) -> None:
+def test_demo_seed_then_slots_then_book_then_models(database: str, tmp_path: Path) -> None:
     from medspa.catalog import service as catalog
     from medspa.clients import service as clients
     from medspa.kit.db import engine_for, unit_of_work
@@ -114,6 +114,37 @@ def test_demo_seed_then_slots_then_book(database: str) -> None:
     )
     assert twice.exit_code == 1
     assert "is already booked at that time" in flat(twice.output)
+
+    # Two days of history are too little for the models; one trained from a file into the clinic's
+    # registry is listed, activated (which scores the clinic), and a client's score can be read.
+    from_database = runner.invoke(app, ["models", "train", "returns", "--organization", "demo"])
+    assert from_database.exit_code == 2
+    assert "the return model needs 10" in flat(from_database.output)
+    visits = tmp_path / "visits.csv"
+    visits.write_text(
+        "client_id,date,amount\n"
+        + "".join(
+            f"c{n},2026-0{month}-1{n % 9},100\n"
+            for n in range(30)
+            for month in (1, 3, 5)
+            if n % 3 or month < 5
+        )
+    )
+    trained = runner.invoke(
+        app,
+        ["models", "train", "returns", "--organization", "demo", "--transactions", str(visits),
+         "--train-end", "2026-06-01", "--activate"],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    version = trained.stdout.strip().splitlines()[-1]
+    assert f"clients (returns {version})" in flat(trained.output)
+    listed = runner.invoke(app, ["models", "list", "returns", "--organization", "demo"])
+    assert listed.stdout.startswith(f"* {version}  fitted to 2026-05-31")
+    assert runner.invoke(app, ["models", "list", "noshow", "--organization", "demo"]).stdout == ""
+    shown = runner.invoke(app, ["retention", "show", str(client.id), "--organization", "demo"])
+    assert shown.exit_code == 0, shown.output
+    assert f'"model_version": "{version}"' in shown.stdout
+    assert f'"client_id": "{client.id}"' in shown.stdout
 
 
 def test_records_can_be_created_read_updated_and_deactivated(database: str, tmp_path: Path) -> None:

@@ -5,11 +5,17 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, func, select
 
 from medspa.demo.seed import seed_demo
 from medspa.kit.db import unit_of_work
+from medspa.retention.models import ClientRetentionScore
+from medspa.retention.scoring import refresh_scores
+from medspa.retention.serving import ModelCache, registry_for
+from medspa.scheduling import scores as scores_module
 from medspa.scheduling.models import Appointment, AppointmentTransition
 from medspa.security.actors import system_actor
 from tests.test_concurrency import double_bookings
@@ -17,14 +23,17 @@ from tests.test_concurrency import double_bookings
 TODAY = date(2026, 11, 30)
 
 
-def test_the_demo_clinic_has_staff_catalogue_clients_history_and_future(engine: Engine) -> None:
+def test_the_demo_clinic_has_staff_catalogue_clients_history_future_and_scores(
+    engine: Engine, tmp_path: Path
+) -> None:
     summary = seed_demo(
         engine,
         today=TODAY,
-        client_count=120,
+        client_count=50,  # few clients, so each has history enough for the models to learn from
         past_days=14,
         future_days=7,
         slug=f"demo-{uuid.uuid4().hex[:8]}",
+        model_dir=tmp_path,
     )
     actor = system_actor(summary.organization_id)
     with unit_of_work(engine, write=False) as session:
@@ -39,7 +48,7 @@ def test_the_demo_clinic_has_staff_catalogue_clients_history_and_future(engine: 
             .where(AppointmentTransition.organization_id == actor.organization_id)
         )
     statuses = Counter(status for status, _ in rows)
-    assert summary.clients == 120
+    assert summary.clients == 50
     assert summary.past_appointments + summary.future_appointments == len(rows)
     assert summary.past_appointments > 150
     assert summary.future_appointments > 60
@@ -49,3 +58,60 @@ def test_the_demo_clinic_has_staff_catalogue_clients_history_and_future(engine: 
     assert transitions is not None
     assert transitions >= len(rows)
     assert double_bookings(engine, actor) == 0
+    # the models are trained on the seeded history, active, and every upcoming booking and client is scored
+    registry = registry_for(tmp_path, summary.organization_id)
+    assert {kind: registry.active_version(kind) for kind in ("noshow", "returns")} == summary.models
+    with unit_of_work(engine, write=False) as session:
+        upcoming = session.execute(
+            select(Appointment.no_show_probability, Appointment.no_show_model_version).where(
+                Appointment.organization_id == actor.organization_id,
+                Appointment.status.in_(("booked", "confirmed")),
+            )
+        ).all()
+        scores = list(
+            session.scalars(
+                select(ClientRetentionScore).where(
+                    ClientRetentionScore.organization_id == actor.organization_id
+                )
+            )
+        )
+    assert len(upcoming) == summary.future_appointments == summary.scored_appointments
+    assert all(0 < p < 1 and v == summary.models["noshow"] for p, v in upcoming)
+    assert len(scores) == summary.scored_clients == 50
+    assert {s.model_version for s in scores} == {summary.models["returns"]}
+    visited = [s for s in scores if s.visits > 0]
+    assert visited
+    assert all(s.lapse_risk is not None and 0 < s.lapse_risk < 1 for s in visited)
+    # scoring a few bookings reads only what their features read, and gives what the whole history gives
+    with unit_of_work(engine, write=False) as session:
+        before = dict(
+            session.execute(
+                select(Appointment.id, Appointment.no_show_probability).where(
+                    Appointment.organization_id == actor.organization_id,
+                    Appointment.status.in_(("booked", "confirmed")),
+                )
+            ).all()
+        )
+    some = sorted(before)[:3]
+    with unit_of_work(engine, write=False) as session:
+        (client,) = session.scalars(select(Appointment.client_id).where(Appointment.id == some[0])).all()
+        nearby = scores_module.scoring_neighbourhood(
+            session, actor=actor, appointment_ids=some, client_ids=[client]
+        )
+    assert nearby is not None
+    assert len(nearby) < len(rows)
+    report = refresh_scores(
+        engine,
+        organization_id=actor.organization_id,
+        cache=ModelCache(tmp_path),
+        appointment_ids=some,
+        client_ids=[client],
+    )
+    with unit_of_work(engine, write=False) as session:
+        after = dict(
+            session.execute(
+                select(Appointment.id, Appointment.no_show_probability).where(Appointment.id.in_(before))
+            ).all()
+        )
+    assert report.appointments_scored >= 3
+    assert after == pytest.approx(before, abs=1e-12)

@@ -41,14 +41,58 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port to listen on"),
     workers: int = typer.Option(1, min=1, help="worker processes (more than one suits PostgreSQL)"),
+    no_worker: bool = typer.Option(
+        False, "--no-worker", help="do not run the background worker in this process (run `medspa worker`)"
+    ),
 ) -> None:
-    """Serve the web app and the API (OpenAPI at /docs)."""
+    """Serve the web app and the API (OpenAPI at /docs). With one process, the background worker (model
+    scores after each booking, weekly refreshes) runs inside it unless --no-worker."""
+    import os
+
     import uvicorn
 
-    console.print(f"medspa on http://{host}:{port}  (database: {load_settings().database_url})")
+    from medspa.app import EMBEDDED_WORKER_VARIABLE
+
+    embedded = not no_worker and workers == 1
+    os.environ[EMBEDDED_WORKER_VARIABLE] = "1" if embedded else "0"
+    worker_note = "worker: in this process" if embedded else "worker: run `medspa worker`"
+    console.print(
+        f"medspa on http://{host}:{port}  (database: {load_settings().database_url}; {worker_note})"
+    )
     uvicorn.run(
         "medspa.app:serving_app", factory=True, host=host, port=port, workers=workers, log_level="warning"
     )
+
+
+@app.command()
+def worker(
+    poll_seconds: float = typer.Option(0.5, min=0.05, max=60, help="how often to look for new events"),
+    no_scheduled_jobs: bool = typer.Option(
+        False, "--no-scheduled-jobs", help="leave the weekly refresh to another worker (run it in one only)"
+    ),
+) -> None:
+    """Run the background worker until stopped: scores bookings and clients from the outbox within
+    seconds, and runs the scheduled jobs (Huey: SQLite beside the database, or Redis with
+    MEDSPA_REDIS_URL)."""
+    import logging
+
+    from medspa.kit.db import default_engine
+    from medspa.retention.serving import ModelCache
+    from medspa.worker import BackgroundWorker, build_huey
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    queue = f"Redis {settings.redis_url}" if settings.redis_url else f"SQLite {settings.huey_path}"
+    console.print(
+        f"medspa worker (database: {settings.database_url}; jobs: {queue}; models: {settings.model_dir})"
+    )
+    BackgroundWorker(
+        default_engine(),
+        cache=ModelCache(settings.model_dir),
+        huey=build_huey(settings),
+        poll_seconds=poll_seconds,
+        periodic=not no_scheduled_jobs,
+    ).run_until_stopped()
 
 
 @db_app.command("upgrade")
@@ -77,13 +121,21 @@ def demo_seed(
     if exists:
         console.print("the demo clinic exists already; nothing to do")
         return
-    with console.status("seeding the demo clinic (clients, staff, ten weeks of bookings)..."):
+    with console.status("seeding the demo clinic (clients, staff, ten weeks of bookings, models)..."):
         summary = seed_demo(
-            default_engine(), client_count=clients, past_days=past_days, future_days=future_days
+            default_engine(),
+            client_count=clients,
+            past_days=past_days,
+            future_days=future_days,
+            model_dir=load_settings().model_dir,
         )
     console.print(
         f"demo clinic ready: {summary.clients} clients, {summary.past_appointments} past and "
         f"{summary.future_appointments} upcoming appointments ({summary.statuses})"
+    )
+    console.print(
+        f"models {summary.models or 'not trained (too little history)'}: {summary.scored_appointments} "
+        f"upcoming appointments and {summary.scored_clients} clients scored"
     )
     console.print(
         f"sign in at /login as {STAFF[2][0]} (or {STAFF[0][0]}), password [bold]{DEMO_PASSWORD}[/bold]"
@@ -246,11 +298,17 @@ from medspa.scheduling.solver.cli import optimize_command  # noqa: E402
 app.command("optimize")(optimize_command)
 
 
-from medspa.retention.cli import export_app, import_app, models_app  # noqa: E402  (registered after the core ones)
+from medspa.retention.cli import (  # noqa: E402  (registered after the core ones)
+    export_app,
+    import_app,
+    models_app,
+    retention_app,
+)
 
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(models_app, name="models")
+app.add_typer(retention_app, name="retention")
 
 
 def main() -> None:

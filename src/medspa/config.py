@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/medspa.db"
+DEFAULT_DATA_DIR = Path("var")
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,9 @@ class Settings:
     database_url: str
     hold_minutes: int
     session_cookie_secure: bool
+    model_dir: Path
+    redis_url: str | None
+    huey_path: Path
 
     @property
     def is_sqlite(self) -> bool:
@@ -21,11 +25,20 @@ class Settings:
 
 
 def load_settings() -> Settings:
-    """Read the settings now; nothing is cached, so tests can change the environment."""
+    """Read the settings now; nothing is cached, so tests can change the environment.
+
+    Files the embedded shape keeps (the model registry, Huey's SQLite queue) live beside the SQLite
+    database file (`./var/` by default), unless `MEDSPA_MODEL_DIR` / `MEDSPA_HUEY_PATH` say otherwise."""
+    database_url = os.environ.get("MEDSPA_DATABASE_URL") or DEFAULT_DATABASE_URL
+    database_file = sqlite_path(database_url)
+    data_dir = database_file.parent if database_file is not None else DEFAULT_DATA_DIR
     return Settings(
-        database_url=os.environ.get("MEDSPA_DATABASE_URL") or DEFAULT_DATABASE_URL,
+        database_url=database_url,
         hold_minutes=int(os.environ.get("MEDSPA_HOLD_MINUTES", "10")),
         session_cookie_secure=os.environ.get("MEDSPA_SECURE_COOKIES", "") == "1",
+        model_dir=Path(os.environ.get("MEDSPA_MODEL_DIR") or data_dir / "models"),
+        redis_url=os.environ.get("MEDSPA_REDIS_URL") or None,
+        huey_path=Path(os.environ.get("MEDSPA_HUEY_PATH") or data_dir / "huey.db"),
     )
 
 

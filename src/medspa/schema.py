@@ -7,8 +7,17 @@ from medspa.clients import models as clients_models
 from medspa.kit import outbox
 from medspa.kit.db import Base
 from medspa.resources import models as resources_models
+from medspa.retention import models as retention_models
 from medspa.scheduling import models as scheduling_models
 from medspa.security import models as security_models
 
 metadata = Base.metadata
-MODULES = (security_models, resources_models, catalog_models, clients_models, scheduling_models, outbox)
+MODULES = (
+    security_models,
+    resources_models,
+    catalog_models,
+    clients_models,
+    scheduling_models,
+    retention_models,
+    outbox,
+)

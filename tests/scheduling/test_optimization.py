@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import Engine
 from medspa.kit import clock
 from medspa.kit.db import unit_of_work
 from medspa.kit.errors import ConflictError, ResourceBusyError
-from medspa.scheduling import optimization
+from medspa.scheduling import optimization, scores
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import BookingRequest, WaitlistCreate
 from medspa.scheduling.solver import validate
@@ -19,6 +20,7 @@ from medspa.scheduling.solver.solution import parse_solution
 from medspa.security.actors import Actor
 from tests.factories import make_client, make_room
 from tests.scheduling.test_availability import NOW, Clinic, build
+from tests.scheduling.test_booking import request as booking_request
 from tests.test_concurrency import double_bookings
 
 DAY = date(2026, 3, 3)
@@ -177,3 +179,37 @@ def test_a_daylight_saving_day_is_refused_rather_than_planned_wrong(engine: Engi
             service_date=date(2026, 3, 8),
             time_limit_seconds=1,
         )
+
+
+def test_the_day_instance_uses_a_stored_no_show_probability_else_the_clients_rate(
+    engine: Engine, owner: Actor
+) -> None:
+    # given two bookings of the day, one scored by the no-show model
+    clinic = busy_day(engine, owner)
+    with unit_of_work(engine) as session:
+        other = make_client(session, actor=owner)
+        unscored = scheduling.book_appointment(
+            session,
+            actor=owner,
+            data=booking_request(replace(clinic, client_id=other.id), TEN + timedelta(hours=1)),
+        )
+        (scored,) = [
+            a
+            for a in scheduling.list_appointments(session, actor=owner, location_id=clinic.location_id).items
+            if a.starts_at == TEN
+        ]
+        scores.store_no_show_scores(
+            session, actor=owner, probabilities={scored.id: 0.42}, model_version="v1", scored_at=NOW
+        )
+    # when the day is read into an instance
+    with unit_of_work(engine, write=False) as session:
+        day = optimization.build_day_instance(
+            session, actor=owner, location_id=clinic.location_id, service_date=DAY
+        )
+    # then the scored booking carries its stored probability, the other the smoothed prior
+    by_record = {record: request for request, record in day.records.items()}
+    requests = {r.id: r.no_show_probability for r in day.instance.requests}
+    assert requests[by_record[("appointment", scored.id)]] == 0.42
+    assert requests[by_record[("appointment", unscored.id)]] == pytest.approx(
+        optimization.PRIOR_NO_SHOWS / optimization.PRIOR_VISITS
+    )

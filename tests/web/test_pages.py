@@ -15,9 +15,11 @@ from sqlalchemy import Engine
 from medspa.api import SESSION_COOKIE
 from medspa.clients import service as clients
 from medspa.clients.schemas import ClientCreate
+from medspa.kit import clock
 from medspa.kit.db import unit_of_work
 from medspa.kit.tz import local_day_bounds, to_local
 from medspa.resources import service as resources
+from medspa.scheduling import scores
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import AppointmentRead, BookingRequest, Status
 from medspa.web import pages
@@ -502,3 +504,33 @@ def test_cancelling_from_a_block_needs_a_reason_and_removes_the_block(
         now = scheduling.get_appointment(session, actor=demo_template.actor, appointment_id=appointment.id)
     assert (now.status, now.cancellation_reason) == (Status.CANCELLED, "client is ill")
     assert now.cancelled_by == f"user:{FRONT_DESK}"
+
+
+def test_day_view_flags_a_booking_the_model_finds_likely_to_be_missed(
+    signed_in: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    today = local_today(engine, demo_template)
+    day, upcoming = next(
+        (day, found)
+        for day in (today + timedelta(days=n) for n in range(1, 5))
+        if len(
+            found := [a for a in _appointments_on(engine, demo_template, day) if a.status is Status.BOOKED]
+        )
+        > 1
+    )
+    risky, safe = upcoming[0], upcoming[1]
+    with unit_of_work(engine) as session:
+        scores.store_no_show_scores(
+            session,
+            actor=demo_template.actor,
+            probabilities={risky.id: 0.31, safe.id: 0.05},
+            model_version="v-test",
+            scored_at=clock.now(),
+        )
+
+    page = signed_in.get(_day_url(demo_template, day))
+
+    assert page.text.count('<div class="risk"') == 1
+    block = page.text.split(f'id="appt-{risky.id}"', 1)[1].split("</article>", 1)[0]
+    assert "No-show risk 31%" in block
+    assert "(v-test)" in block

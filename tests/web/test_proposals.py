@@ -9,6 +9,7 @@ import uuid
 from datetime import date
 
 from fastapi.testclient import TestClient
+from markupsafe import escape
 from sqlalchemy import Engine, func, select
 
 from medspa.clients import service as clients
@@ -198,7 +199,7 @@ def test_the_proposal_page_shows_values_gain_terms_and_every_request_by_name(
     # Every request is a row, with its reason; the placements are checked for applying.
     assert page.text.count("<tr data-request=") == len(proposal.items)
     for item in proposal.items:
-        assert html.escape(item.reason[1:]) in page.text
+        assert str(escape(item.reason[1:])) in page.text  # escaped as Jinja escapes (' -> &#39;)
     assert set(CHECKBOX.findall(page.text)) == {i.request for i in _placements(proposal)}
     assert "Apply selected" in page.text
     # Names, not ids: clients, services, providers, rooms and devices are named; no id is shown.

@@ -2,15 +2,19 @@
 
 History is made by booking each past appointment with the clock set to before it, then walking it
 through its lifecycle at the times it would have happened: most complete, some are cancelled (with a
-reason), some are no-shows. The future holds two weeks of bookings, fuller near today.
+reason), some are no-shows. The future holds two weeks of bookings, fuller near today. Finally the
+clinic's no-show and return models are trained on that history, activated in its registry, and every
+upcoming booking and client is scored, so the demo shows model outputs from the start.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -33,7 +37,7 @@ from medspa.demo.catalog_data import (
 from medspa.kit import clock
 from medspa.kit.db import unit_of_work
 from medspa.kit.errors import ConflictError, ValidationFailedError
-from medspa.kit.tz import local_to_utc
+from medspa.kit.tz import local_to_utc, to_local
 from medspa.resources import service as resources
 from medspa.resources.schemas import (
     ClosureCreate,
@@ -72,6 +76,9 @@ class SeedSummary:
     past_appointments: int
     future_appointments: int
     statuses: dict[str, int]
+    models: dict[str, str] = field(default_factory=dict)
+    scored_appointments: int = 0
+    scored_clients: int = 0
 
 
 def seed_demo(
@@ -83,8 +90,10 @@ def seed_demo(
     future_days: int = 14,
     seed: int = 20261128,
     slug: str = DEMO_SLUG,
+    model_dir: Path | None = None,
 ) -> SeedSummary:
-    """Create the `demo` organization with one location, its staff, catalogue, clients and bookings.
+    """Create the `demo` organization with one location, its staff, catalogue, clients and bookings,
+    and, given a `model_dir`, its trained and active models with every upcoming booking and client scored.
 
     ConflictError when it exists already. Deterministic for a given `seed` and `today`. Runs as several
     units of work (set-up, clients, then a day of bookings each), so progress survives and each
@@ -123,7 +132,35 @@ def seed_demo(
     with unit_of_work(engine) as session:
         waiting = _seed_waitlist(session, actor, rng, location.id, services, client_ids, today, future_days)
     statuses["waitlisted"] = waiting
-    return SeedSummary(organization.id, location.id, len(client_ids), past, future, statuses)
+    summary = SeedSummary(organization.id, location.id, len(client_ids), past, future, statuses)
+    if model_dir is not None:
+        _seed_models(engine, summary, model_dir, today)
+    return summary
+
+
+def _seed_models(engine: Engine, summary: SeedSummary, model_dir: Path, today: date) -> None:
+    """Train both models on the seeded history (the days before `today`), activate them, and score."""
+    from medspa.retention.scoring import refresh_scores, train_models
+    from medspa.retention.serving import ModelCache
+
+    cache = ModelCache(model_dir)
+    # The seed's today may be another day than the clock's (tests); score as of that day.
+    with clock.frozen_at(datetime.combine(today, clock.now().astimezone(UTC).timetz())):
+        for kind in ("noshow", "returns"):
+            try:
+                summary.models |= train_models(
+                    engine,
+                    organization_id=summary.organization_id,
+                    cache=cache,
+                    kinds=[kind],
+                    train_end=today,
+                    activate=True,
+                )
+            except ValueError as error:  # too little history (a tiny demo): that model is left out
+                logging.getLogger(__name__).warning("demo %s model not trained: %s", kind, error)
+        report = refresh_scores(engine, organization_id=summary.organization_id, cache=cache, everything=True)
+    summary.scored_appointments = report.appointments_scored
+    summary.scored_clients = report.clients_scored
 
 
 def _seed_waitlist(
@@ -316,6 +353,9 @@ class _Booker:
         # A fifth of the clients are regulars who make up most of the visits.
         cut = max(1, len(client_ids) // 5)
         self.regulars, self.others = client_ids[:cut], client_ids[cut:] or client_ids
+        # One client in five misses appointments often, so the no-show model has something to learn.
+        self.unreliable = set(client_ids[2::5])
+        self.client_of: dict[uuid.UUID, uuid.UUID] = {}
 
     def booking_time(self, day: date) -> datetime:
         return datetime.combine(day - timedelta(days=3), time(14, 0), tzinfo=UTC)
@@ -348,6 +388,7 @@ class _Booker:
                         )
                 except (ConflictError, ValidationFailedError):
                     continue
+                self.client_of[appointment.id] = appointment.client_id
                 booked.append((appointment.id, appointment.starts_at, appointment.ends_at))
         return booked
 
@@ -367,7 +408,11 @@ class _Booker:
         if roll < 0.5:
             with clock.frozen_at(starts_at - timedelta(days=1)):
                 scheduling.confirm_appointment(session, actor=actor, appointment_id=appointment_id)
-        if roll < 0.16:
+        # Misses: often by the unreliable clients, and more in the early morning, as clinics report.
+        miss = 0.40 if self.client_of.get(appointment_id) in self.unreliable else 0.04
+        if to_local(starts_at, ZONE).hour < 11:
+            miss += 0.08
+        if roll < 0.09 + miss:
             with clock.frozen_at(starts_at + timedelta(minutes=20)):
                 scheduling.mark_no_show(session, actor=actor, appointment_id=appointment_id)
             return "no_show"

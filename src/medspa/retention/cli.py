@@ -6,11 +6,16 @@ Heavy libraries (pandas, LightGBM, scikit-learn, matplotlib) are imported inside
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import uuid
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from medspa.retention.registry import FileRegistry
 
 import_app = typer.Typer(
     help="Import appointment and visit history into the portable CSV formats.", no_args_is_help=True
@@ -159,72 +164,212 @@ def evaluate_returns(
     )
 
 
-_REGISTRY_HELP = "model registry directory (default: $MEDSPA_MODEL_DIR or var/models)"
+_REGISTRY_HELP = "model registry directory (default: $MEDSPA_MODEL_DIR, or models/ beside the SQLite file)"
+_ORGANIZATION_HELP = (
+    "organization slug: its own registry, trained on its live history, scores refreshed on activation"
+)
 
 
 def _registry_root(registry: Path | None) -> Path:
-    import os
+    from medspa.config import load_settings
 
-    return registry or Path(os.environ.get("MEDSPA_MODEL_DIR", "var/models"))
+    return registry or load_settings().model_dir
+
+
+def _organization_id(slug: str) -> uuid.UUID:
+    from medspa.kit.db import unit_of_work
+    from medspa.kit.errors import MedspaError
+    from medspa.security import service as security
+
+    try:
+        with unit_of_work(write=False) as session:
+            return security.get_organization(session, slug=slug).id
+    except MedspaError as error:
+        raise _fail(error) from None
+
+
+def _registry(registry: Path | None, organization: str | None) -> FileRegistry:
+    """The organization's registry when one is named, else the offline one (models trained from files)."""
+    from medspa.retention.registry import FileRegistry
+    from medspa.retention.serving import registry_for
+
+    root = _registry_root(registry)
+    return registry_for(root, _organization_id(organization)) if organization else FileRegistry(root)
+
+
+def _refresh(organization: str, registry: Path | None) -> None:
+    from medspa.kit.db import default_engine
+    from medspa.retention.scoring import refresh_scores
+    from medspa.retention.serving import ModelCache
+
+    with console.status(f"scoring {organization}'s bookings and clients..."):
+        report = refresh_scores(
+            default_engine(),
+            organization_id=_organization_id(organization),
+            cache=ModelCache(_registry_root(registry)),
+            everything=True,
+        )
+    for error in report.errors:
+        console.print(f"[red]refused:[/red] {error}", highlight=False)
+    console.print(
+        f"scored {report.appointments_scored} upcoming appointments (no-show {report.noshow_version}) and "
+        f"{report.clients_scored} clients (returns {report.returns_version})",
+        highlight=False,
+    )
 
 
 @models_app.command("train")
 def train(
-    kind: str = typer.Argument(..., help="noshow (the return model is refitted per evaluation for now)"),
-    history: Path = typer.Option(..., exists=True, dir_okay=False, help="appointment-history CSV"),
-    train_end: str = typer.Option(..., help="train on appointments before this day (YYYY-MM-DD)"),
+    kind: str = typer.Argument(..., help="noshow or returns"),
+    organization: str | None = typer.Option(None, "--organization", help=_ORGANIZATION_HELP),
+    history: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="appointment-history CSV (noshow; default: the live database)"
+    ),
+    transactions: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="visit-transactions CSV (returns; default: the live database)"
+    ),
+    train_end: str | None = typer.Option(
+        None, help="train on days before this one (YYYY-MM-DD; default: the clinic's today)"
+    ),
     registry: Path | None = typer.Option(None, help=_REGISTRY_HELP),
     activate: bool = typer.Option(False, "--activate", help="make the new version the active one"),
 ) -> None:
-    """Train a model and store it as a new version in the file registry."""
-    if kind != "noshow":
-        raise typer.BadParameter("only 'noshow' can be trained into the registry yet", param_hint="KIND")
-    from medspa.retention.formats import FormatError, read_appointment_history
-    from medspa.retention.noshow import train_noshow
-    from medspa.retention.registry import FileRegistry
+    """Train a model and store it as a new version in the registry: from a file, or with --organization
+    from that clinic's own history in the database (into its registry)."""
+    from medspa.retention.formats import FormatError, read_appointment_history, read_visit_transactions
+    from medspa.retention.noshow import MODEL_KIND
+    from medspa.retention.serving import RETURNS_KIND, train_clinic_noshow, train_returns
 
-    end = _parse_day(train_end, "--train-end")
+    if kind not in {MODEL_KIND, RETURNS_KIND}:
+        raise typer.BadParameter(f"expected {MODEL_KIND} or {RETURNS_KIND}", param_hint="KIND")
+    source = history if kind == MODEL_KIND else transactions
+    if source is None and organization is None:
+        option = "--history" if kind == MODEL_KIND else "--transactions"
+        raise typer.BadParameter(f"give {option} or --organization", param_hint=option)
+    end = _parse_day(train_end, "--train-end") if train_end else None
+    if source is None:
+        _train_from_database(kind, organization or "", end, registry, activate)
+        return
+    if end is None:
+        raise typer.BadParameter("required when training from a file", param_hint="--train-end")
     try:
-        frame = read_appointment_history(history).frame
-        model = train_noshow(frame, train_end=end)
+        if kind == MODEL_KIND:
+            payload = train_clinic_noshow(read_appointment_history(source).frame, train_end=end).to_payload()
+        else:
+            frame = read_visit_transactions(source).frame
+            payload = train_returns(frame, calibration_end=end - timedelta(days=1)).to_payload()
     except (FormatError, ValueError) as error:
         raise _fail(error) from None
-    store = FileRegistry(_registry_root(registry))
-    version = store.save(kind, model.to_payload())
+    store = _registry(registry, organization)
+    version = store.save(kind, payload)
     if activate:
         store.activate(kind, version)
     console.print(f"{kind} {version} stored{' and activated' if activate else ''}", highlight=False)
+    if activate and organization:
+        _refresh(organization, registry)
     typer.echo(version)
+
+
+def _train_from_database(
+    kind: str, organization: str, end: date | None, registry: Path | None, activate: bool
+) -> None:
+    from medspa.kit.db import default_engine
+    from medspa.retention.scoring import train_models
+    from medspa.retention.serving import ModelCache
+
+    try:
+        with console.status(f"training {kind} on {organization}'s history..."):
+            versions = train_models(
+                default_engine(),
+                organization_id=_organization_id(organization),
+                cache=ModelCache(_registry_root(registry)),
+                kinds=[kind],
+                train_end=end,
+                activate=activate,
+            )
+    except ValueError as error:
+        raise _fail(error) from None
+    console.print(f"{kind} {versions[kind]} stored{' and activated' if activate else ''}", highlight=False)
+    if activate:
+        _refresh(organization, registry)
+    typer.echo(versions[kind])
 
 
 @models_app.command("list")
 def list_models(
-    kind: str = typer.Argument("noshow"),
+    kind: str = typer.Argument("noshow", help="noshow or returns"),
+    organization: str | None = typer.Option(None, "--organization", help=_ORGANIZATION_HELP),
     registry: Path | None = typer.Option(None, help=_REGISTRY_HELP),
 ) -> None:
-    """List the stored versions of a model kind (the active one is marked with *)."""
-    from medspa.retention.registry import FileRegistry
+    """List the stored versions of a model kind (the active one is marked with *), with the training
+    window and the metrics stored beside them."""
+    import json
 
-    for info in FileRegistry(_registry_root(registry)).list(kind):
+    for info in _registry(registry, organization).list(kind):
         marker = "*" if info.is_active else " "
-        window = info.training_window.get("train_end_exclusive", "?")
-        typer.echo(f"{marker} {info.version}  trained before {window}  sha256 {info.payload_sha256[:12]}")
+        window = info.training_window
+        trained = (
+            f"trained before {window['train_end_exclusive']}"
+            if "train_end_exclusive" in window
+            else f"fitted to {window.get('calibration_end', '?')}"
+        )
+        typer.echo(
+            f"{marker} {info.version}  {trained}  sha256 {info.payload_sha256[:12]}  "
+            f"metrics {json.dumps(info.metrics, sort_keys=True)}"
+        )
 
 
 @models_app.command("activate")
 def activate_model(
     kind: str = typer.Argument(...),
     version: str = typer.Argument(...),
+    organization: str | None = typer.Option(None, "--organization", help=_ORGANIZATION_HELP),
     registry: Path | None = typer.Option(None, help=_REGISTRY_HELP),
 ) -> None:
-    """Make a stored version the active one (refused if its hash does not match)."""
-    from medspa.retention.registry import ArtifactIntegrityError, FileRegistry, ModelNotFoundError
+    """Make a stored version the active one (refused if its hash does not match); for an organization,
+    its bookings and clients are scored again with it at once."""
+    from medspa.retention.registry import ArtifactIntegrityError, ModelNotFoundError
 
     try:
-        FileRegistry(_registry_root(registry)).activate(kind, version)
+        _registry(registry, organization).activate(kind, version)
     except (ArtifactIntegrityError, ModelNotFoundError, ValueError) as error:
         raise _fail(error) from None
     console.print(f"{kind} {version} is active", highlight=False)
+    if organization:
+        _refresh(organization, registry)
+
+
+@models_app.command("refresh")
+def refresh_models(
+    organization: str = typer.Option("demo", "--organization", help="organization slug"),
+    registry: Path | None = typer.Option(None, help=_REGISTRY_HELP),
+) -> None:
+    """Score every upcoming booking and every client of an organization now with its active models (the
+    worker does this weekly and after each booking or visit)."""
+    _refresh(organization, registry)
+
+
+retention_app = typer.Typer(help="Clients' retention scores.", no_args_is_help=True)
+
+
+@retention_app.command("show")
+def show_retention(
+    client: uuid.UUID = typer.Argument(..., help="client id"),
+    organization: str = typer.Option("demo", "--organization", help="organization slug"),
+) -> None:
+    """A client's retention score: lapse risk, return probability, expected visits and next visit."""
+    from medspa.kit.db import unit_of_work
+    from medspa.kit.errors import MedspaError
+    from medspa.retention import service
+    from medspa.security.actors import system_actor
+
+    try:
+        with unit_of_work(write=False) as session:
+            actor = system_actor(_organization_id(organization), "cli")
+            score = service.get_retention_score(session, actor=actor, client_id=client)
+    except MedspaError as error:
+        raise _fail(error) from None
+    typer.echo(score.model_dump_json(indent=2))
 
 
 export_app = typer.Typer(help="Export the live database to the portable CSV formats.", no_args_is_help=True)

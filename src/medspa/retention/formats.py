@@ -329,7 +329,6 @@ def _check_transaction_row(row: dict[str, str], line: int, seen_ids: set[str]) -
 def read_visit_transactions(path: Path, *, skip_bad_rows: bool = False) -> ReadResult:
     """Read and validate a `visit-transactions` CSV: `client_id` (str), `date` (datetime64 at midnight),
     `amount` (float). Extra columns are refused. Raises `FormatError`."""
-    import pandas as pd
 
     header, rows = _read_rows(path)
     missing = [c for c in TRANSACTION_COLUMNS if c not in header]
@@ -339,14 +338,32 @@ def read_visit_transactions(path: Path, *, skip_bad_rows: bool = False) -> ReadR
     good, problems, bad_rows = _collect(
         "visit-transactions", rows, _check_transaction_row, skip_bad_rows=skip_bad_rows
     )
-    frame = pd.DataFrame(
+    frame = transactions_frame((r["client_id"].strip(), r["date"], r["amount"]) for r in good)
+    return ReadResult(frame=frame, skipped_rows=bad_rows, problems=problems)
+
+
+def history_frame(rows: Iterable[Sequence[object]]) -> pd.DataFrame:
+    """The typed frame `read_appointment_history` returns, from rows in `HISTORY_COLUMNS` order (as they
+    would be written to the CSV file; None = empty). Rows are not validated: this is for rows a program
+    produced, such as the live database's, whose `status` may also be a live one (`booked`...)."""
+    import pandas as pd
+
+    text = [["" if v is None else str(v) for v in row] for row in rows]
+    return _type_history(pd.DataFrame(text, columns=list(HISTORY_COLUMNS), dtype=object))
+
+
+def transactions_frame(rows: Iterable[Sequence[object]]) -> pd.DataFrame:
+    """The typed frame `read_visit_transactions` returns, from `(client_id, date, amount)` rows."""
+    import pandas as pd
+
+    text = [[str(v) for v in row] for row in rows]
+    return pd.DataFrame(
         {
-            "client_id": [r["client_id"].strip() for r in good],
-            "date": pd.to_datetime([parse_date(r["date"]) for r in good]).astype("datetime64[ns]"),
-            "amount": [parse_amount(r["amount"]) for r in good],
+            "client_id": [r[0] for r in text],
+            "date": pd.to_datetime([parse_date(r[1]) for r in text]).astype("datetime64[ns]"),
+            "amount": [parse_amount(r[2]) for r in text],
         }
     )
-    return ReadResult(frame=frame, skipped_rows=bad_rows, problems=problems)
 
 
 def write_rows(path: Path, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> int:

@@ -14,7 +14,11 @@ from medspa.kit.db import Base, SequenceKey, TenantMixin
 
 class Appointment(TenantMixin, Base):
     """A client's booking of one service. `starts_at`/`ends_at` bound the service itself; what each
-    resource is reserved for (with setup, cleanup and cooldown) lives in `Reservation` rows."""
+    resource is reserved for (with setup, cleanup and cooldown) lives in `Reservation` rows.
+
+    `no_show_probability` is P(no-show) from the organization's active no-show model, written by the
+    worker after the booking commits (null until then, or when no model is active), with the model
+    version that produced it and when; the booking path never writes them."""
 
     __tablename__ = "appointments"
     __table_args__ = (Index("ix_appointments_location_starts", "location_id", "starts_at"),)
@@ -35,6 +39,9 @@ class Appointment(TenantMixin, Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    no_show_probability: Mapped[float | None]
+    no_show_model_version: Mapped[str | None] = mapped_column(String(64))
+    no_show_scored_at: Mapped[datetime | None]
 
 
 class AppointmentTransition(Base):

@@ -219,7 +219,7 @@ def build_day_instance(
                 windows=(model.TimeRange(start, start + duration),),
                 preferred_provider=str(appointment.provider_id),
                 priority="standard",
-                no_show_probability=risk.get(appointment.client_id, PRIOR_NO_SHOWS / PRIOR_VISITS),
+                no_show_probability=_no_show_probability(appointment, risk),
                 locked=model.Lock(
                     provider=str(appointment.provider_id),
                     room=str(appointment.room_id),
@@ -313,8 +313,17 @@ def _provider(
     )
 
 
+def _no_show_probability(appointment: Appointment, risk: dict[uuid.UUID, float]) -> float:
+    """The booking's stored P(no-show) from the active no-show model when the worker has scored it;
+    otherwise the client's smoothed rate (`_no_show_risk`), or the prior for a client without history."""
+    if appointment.no_show_probability is not None:
+        return appointment.no_show_probability
+    return risk.get(appointment.client_id, PRIOR_NO_SHOWS / PRIOR_VISITS)
+
+
 def _no_show_risk(session: Session, actor: Actor, client_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, float]:
-    """Each client's no-show rate over their finished visits, shrunk towards the clinic-wide prior."""
+    """Each client's no-show rate over their finished visits, shrunk towards the clinic-wide prior: the
+    fallback for a request without a stored model probability (a waitlist entry, an unscored booking)."""
     if not client_ids:
         return {}
     rows = session.execute(

@@ -88,6 +88,11 @@ class AppointmentRead(ReadSchema):
     created_by: str
     created_at: datetime
     updated_at: datetime
+    no_show_probability: float | None = Field(
+        default=None, description="P(no-show) from the active model; null until the worker scores it"
+    )
+    no_show_model_version: str | None = None
+    no_show_scored_at: datetime | None = None
 
 
 class WaitlistCreate(Schema):

@@ -49,6 +49,10 @@ STATUS_LABELS = {
 }
 
 
+# Twice a typical clinic's no-show rate (about 10 %): worth a reminder call from the front desk.
+HIGH_NO_SHOW_RISK = 0.2
+
+
 @dataclass(frozen=True)
 class Block:
     """One appointment as the board draws it."""
@@ -79,6 +83,15 @@ class Block:
     @property
     def can_cancel(self) -> bool:
         return any(action == "cancel" for action, _ in self.actions)
+
+    @property
+    def no_show_risk(self) -> str | None:
+        """`31%` for a booking still to come whose stored P(no-show) is at least `HIGH_NO_SHOW_RISK`."""
+        probability = self.appointment.no_show_probability
+        upcoming = self.appointment.status in (Status.HELD, Status.BOOKED, Status.CONFIRMED)
+        if not upcoming or probability is None or probability < HIGH_NO_SHOW_RISK:
+            return None
+        return f"{probability:.0%}"
 
 
 @dataclass(frozen=True)

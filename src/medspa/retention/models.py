@@ -1,0 +1,35 @@
+"""Stored model outputs per client: the retention score the worker keeps fresh."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from medspa.kit.db import Base, TenantMixin
+
+
+class ClientRetentionScore(TenantMixin, Base):
+    """One row per client: the return-time model's view of them at `scored_at`.
+
+    Over the next `horizon_days` days: `probability_return` = P(at least one visit),
+    `expected_visits` = E[visits], `lapse_risk` = 1 - `probability_return`. `expected_next_visit_on`
+    is the clinic-local date by which a client who is still active has even odds of having visited
+    (null when that is over two years away). `visits` counts the client's completed visits; a client
+    without any has null model outputs (the model has no evidence about them)."""
+
+    __tablename__ = "client_retention_scores"
+    __table_args__ = (UniqueConstraint("organization_id", "client_id"),)
+
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id"), index=True)
+    visits: Mapped[int]
+    last_visit_on: Mapped[date | None] = mapped_column(Date)
+    expected_next_visit_on: Mapped[date | None] = mapped_column(Date)
+    horizon_days: Mapped[int]
+    probability_return: Mapped[float | None]
+    expected_visits: Mapped[float | None]
+    lapse_risk: Mapped[float | None]
+    model_version: Mapped[str] = mapped_column(String(64))
+    scored_at: Mapped[datetime]

@@ -1,0 +1,54 @@
+"""Queries on the retention tables."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from medspa.retention.models import ClientRetentionScore
+
+SCORE_FIELDS = (
+    "visits",
+    "last_visit_on",
+    "expected_next_visit_on",
+    "horizon_days",
+    "probability_return",
+    "expected_visits",
+    "lapse_risk",
+    "model_version",
+    "scored_at",
+)
+
+
+def find_score(
+    session: Session, organization_id: uuid.UUID, client_id: uuid.UUID
+) -> ClientRetentionScore | None:
+    return session.scalar(
+        select(ClientRetentionScore).where(
+            ClientRetentionScore.organization_id == organization_id,
+            ClientRetentionScore.client_id == client_id,
+        )
+    )
+
+
+def upsert_scores(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert or overwrite one score per (organization, client) in one statement per 500 rows, so that
+    concurrent refreshes of one client cannot both insert."""
+    if not rows:
+        return
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    for start in range(0, len(rows), 500):
+        statement = insert(ClientRetentionScore).values(list(rows[start : start + 500]))
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["organization_id", "client_id"],
+                set_={name: statement.excluded[name] for name in SCORE_FIELDS},
+            )
+        )
+    session.flush()

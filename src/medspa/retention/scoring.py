@@ -1,0 +1,236 @@
+"""Keeping the stored model outputs fresh, and training a clinic's models on its own history.
+
+`refresh_scores` is what the worker, the demo seed and the model commands call. It reads in one unit of
+work, computes outside any transaction, and writes in a short second one, so that on SQLite the
+database's single write lock is never held while a model runs (bookings would queue behind it).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from medspa.kit import clock
+from medspa.kit.db import unit_of_work
+from medspa.kit.ids import new_id
+from medspa.kit.tz import to_local
+from medspa.resources import service as resources
+from medspa.retention import export, repository
+from medspa.retention.formats import history_frame
+from medspa.retention.noshow import MODEL_KIND as NOSHOW_KIND
+from medspa.retention.registry import ArtifactIntegrityError, ModelNotFoundError
+from medspa.retention.serving import (
+    RETURN_HORIZON_DAYS,
+    RETURNS_KIND,
+    ActiveModel,
+    ModelCache,
+    registry_for,
+    score_no_shows,
+    train_clinic_noshow,
+    train_returns,
+)
+from medspa.scheduling import scores
+from medspa.scheduling.scores import NOT_HAPPENED
+from medspa.security.actors import Actor, system_actor
+
+logger = logging.getLogger(__name__)
+
+MODELS_ACTOR = "models"
+_PER_CLIENT_QUERIES = 20  # above this many clients, read the organization's visits at once
+
+
+def clinic_today(session: Session, *, actor: Actor) -> date:
+    """Today on the clinic's clock: the latest local date among its locations (UTC without any)."""
+    now = clock.now()
+    zones = [loc.time_zone for loc in resources.list_locations(session, actor=actor, limit=500).items]
+    return max((to_local(now, zone).date() for zone in zones), default=now.date())
+
+
+@dataclass
+class ScoringReport:
+    """What a refresh did for one organization; `errors` name models that were refused."""
+
+    appointments_scored: int = 0
+    clients_scored: int = 0
+    noshow_version: str | None = None
+    returns_version: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def _active(
+    cache: ModelCache, organization_id: uuid.UUID, kind: str, report: ScoringReport
+) -> ActiveModel | None:
+    try:
+        return cache.active(organization_id, kind)
+    except (ArtifactIntegrityError, ModelNotFoundError, ValueError) as error:
+        # A refused artifact leaves the outputs unscored; it must never stop the clinic's work.
+        logger.error("organization %s: %s model refused: %s", organization_id, kind, error)
+        report.errors.append(f"{kind}: {error}")
+        return None
+
+
+def refresh_scores(
+    engine: Engine,
+    *,
+    organization_id: uuid.UUID,
+    cache: ModelCache,
+    appointment_ids: Iterable[uuid.UUID] = (),
+    client_ids: Iterable[uuid.UUID] = (),
+    everything: bool = False,
+) -> ScoringReport:
+    """Score, with the organization's active models, the given appointments (those not yet happened),
+    the given clients (their retention score, and P(no-show) of their appointments not yet happened, whose
+    features read the client's history), or with `everything` all of them. Idempotent: the same database
+    state gives the same stored values. A model refused by the registry is logged and skipped."""
+    actor = system_actor(organization_id, MODELS_ACTOR)
+    report = ScoringReport()
+    noshow = _active(cache, organization_id, NOSHOW_KIND, report)
+    returns = _active(cache, organization_id, RETURNS_KIND, report)
+    wanted_appointments = {str(i) for i in appointment_ids}
+    wanted_clients = {str(i) for i in client_ids}
+    if not (everything or wanted_appointments or wanted_clients) or not (noshow or returns):
+        return report
+    scored_at = clock.now()
+    history: pd.DataFrame | None = None
+    transactions: pd.DataFrame | None = None
+    with unit_of_work(engine, write=False) as session:
+        today = clinic_today(session, actor=actor)
+        if noshow is not None and not everything:
+            # The appointments the targets' features read; the whole history when there are many targets.
+            nearby = scores.scoring_neighbourhood(
+                session,
+                actor=actor,
+                appointment_ids=[uuid.UUID(i) for i in wanted_appointments],
+                client_ids=[uuid.UUID(i) for i in wanted_clients],
+            )
+            history = export.live_history_frame(session, actor=actor, appointments=nearby)
+        elif noshow is not None or everything:
+            history = export.live_history_frame(session, actor=actor)
+        if returns is not None:
+            transactions = _visits(session, actor, None if everything else wanted_clients)
+    probabilities: dict[uuid.UUID, float] = {}
+    if noshow is not None and history is not None:
+        targets: set[str] | None = None
+        if not everything:
+            of_clients = history["client_id"].isin(wanted_clients) & history["status"].isin(
+                list(NOT_HAPPENED)
+            )
+            targets = wanted_appointments | set(history.loc[of_clients, "appointment_id"])
+        probabilities = score_no_shows(noshow.model, history, targets)
+    score_rows: list[dict[str, Any]] = []
+    if returns is not None and transactions is not None:
+        if everything and history is not None:
+            wanted_clients = set(history["client_id"]) | set(transactions["client_id"])
+        score_rows = _score_rows(returns, transactions, wanted_clients, organization_id, today, scored_at)
+    with unit_of_work(engine) as session:
+        if noshow is not None and probabilities:
+            report.appointments_scored = scores.store_no_show_scores(
+                session,
+                actor=actor,
+                probabilities=probabilities,
+                model_version=noshow.version,
+                scored_at=scored_at,
+            )
+        repository.upsert_scores(session, score_rows)
+    report.clients_scored = len(score_rows)
+    report.noshow_version = noshow.version if noshow else None
+    report.returns_version = returns.version if returns else None
+    return report
+
+
+def _visits(session: Session, actor: Actor, client_ids: set[str] | None) -> pd.DataFrame:
+    """The visits of these clients (all clients: None) as a `visit-transactions` frame."""
+    if client_ids is None or len(client_ids) > _PER_CLIENT_QUERIES:
+        frame = export.live_transactions_frame(session, actor=actor)
+        return frame if client_ids is None else frame[frame["client_id"].isin(client_ids)]
+    frames = [
+        export.live_transactions_frame(session, actor=actor, client_id=uuid.UUID(c))
+        for c in sorted(client_ids)
+    ]
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else export.live_transactions_frame(session, actor=actor)
+    )
+
+
+def _score_rows(
+    returns: ActiveModel,
+    transactions: pd.DataFrame,
+    client_ids: set[str],
+    organization_id: uuid.UUID,
+    today: date,
+    scored_at: datetime,
+) -> list[dict[str, Any]]:
+    """One score row per client; clients without a visit get null model outputs."""
+    scored = returns.model.score(transactions, today=today) if not transactions.empty else pd.DataFrame()
+    horizon = int(getattr(returns.model, "horizon_days", RETURN_HORIZON_DAYS))
+    rows: list[dict[str, Any]] = []
+    for client in sorted(client_ids):
+        row: dict[str, Any] = {
+            "id": new_id(),
+            "organization_id": organization_id,
+            "client_id": uuid.UUID(client),
+            "visits": 0,
+            "last_visit_on": None,
+            "expected_next_visit_on": None,
+            "horizon_days": horizon,
+            "probability_return": None,
+            "expected_visits": None,
+            "lapse_risk": None,
+            "model_version": returns.version,
+            "scored_at": scored_at,
+        }
+        if client in scored.index:
+            values: dict[Any, Any] = scored.loc[client].to_dict()
+            row |= {
+                "visits": int(values["visits"]),
+                "last_visit_on": values["last_visit_on"],
+                "expected_next_visit_on": values["expected_next_visit_on"],
+                "probability_return": float(values["probability_return"]),
+                "expected_visits": float(values["expected_visits"]),
+                "lapse_risk": float(values["lapse_risk"]),
+            }
+        rows.append(row)
+    return rows
+
+
+def train_models(
+    engine: Engine,
+    *,
+    organization_id: uuid.UUID,
+    cache: ModelCache,
+    kinds: Iterable[str] = (NOSHOW_KIND, RETURNS_KIND),
+    train_end: date | None = None,
+    activate: bool = False,
+) -> dict[str, str]:
+    """Train the organization's models on its own history before `train_end` (default: the clinic's
+    today), store each as a new version in its registry, and activate them if asked. Returns the new
+    version per kind. Raises `ValueError` when the history cannot train a model."""
+    actor = system_actor(organization_id, MODELS_ACTOR)
+    with unit_of_work(engine, write=False) as session:
+        end = train_end or clinic_today(session, actor=actor)
+        history = history_frame(export.history_rows(session, actor=actor))
+        transactions = export.live_transactions_frame(session, actor=actor)
+    registry = registry_for(cache.root, organization_id)
+    versions: dict[str, str] = {}
+    for kind in kinds:
+        if kind == NOSHOW_KIND:
+            payload = train_clinic_noshow(history, train_end=end).to_payload()
+        elif kind == RETURNS_KIND:
+            # Visits of `end` itself are not over yet; the fit ends the day before, like the no-show model.
+            payload = train_returns(transactions, calibration_end=end - timedelta(days=1)).to_payload()
+        else:
+            raise ValueError(f"unknown model kind {kind!r}; choose {NOSHOW_KIND} or {RETURNS_KIND}")
+        versions[kind] = registry.save(kind, payload, now=clock.now())
+        if activate:
+            registry.activate(kind, versions[kind])
+    return versions

@@ -1,0 +1,308 @@
+"""Serving the models to a clinic: training them on its own history, loading the active versions, and
+scoring its bookings and clients from frames of the live database (`export.live_history_frame`,
+`export.live_transactions_frame`) with the same feature code as training.
+
+Tenancy: models belong to an organization. Each organization has its own registry directory,
+`<model dir>/<organization id>/<kind>/` (`registry_for`), and its bookings are scored only with the
+versions active there, so one clinic's model never scores another's bookings; an organization without
+an active version gets no scores (null columns), not another's.
+
+No-show (`noshow`): P(no-show) of every appointment not yet happened (held, booked, confirmed), from
+the features `build_features` computes over the organization's whole history, as of the appointment's
+scoring instant (the start of its day, or its booking time for a same-day booking; ADR 3).
+
+Return time (`returns`): BG/NBD (`returns.fit_bgnbd`) fitted on the clinic's visits; per client over the
+next `horizon_days` (90): P(any visit), E[visits], and lapse risk = 1 - P(any visit), a fixed horizon
+because most aesthetic treatments recur within three months and the clinic has no per-client cadence
+yet. The expected next visit date is the median wait of a client who is still active,
+`(alpha + T) * (2 ** (1 / (r + x)) - 1)` days after today (from the Gamma posterior of their visit
+rate), left null beyond two years.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from medspa.retention import metrics
+from medspa.retention.evaluation import _clean, return_metrics
+from medspa.retention.features import MISSED, build_features
+from medspa.retention.noshow import (
+    MODEL_KIND as NOSHOW_KIND,
+)
+from medspa.retention.noshow import (
+    NoShowConfig,
+    NoShowModel,
+    frame_sha256,
+    labelled_mask,
+    train_noshow,
+)
+from medspa.retention.registry import FileRegistry, ModelNotFoundError
+from medspa.retention.returns import BgNbd, fit_bgnbd, forecast_bgnbd, holdout_visits, summarize
+from medspa.scheduling.scores import NOT_HAPPENED
+
+logger = logging.getLogger(__name__)
+
+RETURNS_KIND: Final = "returns"
+RETURN_HORIZON_DAYS: Final = 90
+NEXT_VISIT_LIMIT_DAYS: Final = 730
+NOSHOW_HOLDOUT_DAYS: Final = 7
+MAX_PLATT_SLOPE: Final = 10.0
+MIN_TRAINING_NO_SHOWS: Final = 20
+RETURNS_BACKTEST_DAYS: Final = 28
+MIN_BACKTEST_DAYS: Final = 7
+MIN_REPEAT_CLIENTS: Final = 10
+
+
+def registry_for(root: Path, organization_id: uuid.UUID) -> FileRegistry:
+    """The organization's own registry under the model directory."""
+    return FileRegistry(root / str(organization_id))
+
+
+# --- no-show -------------------------------------------------------------------------------------------
+
+
+def clinic_noshow_config(labelled_rows: int) -> NoShowConfig:
+    """The no-show settings for a clinic's own history: those chosen on the Brazil data set, with the
+    minimum leaf size scaled to the history (200 rows per leaf leaves a clinic's first thousand
+    appointments one or two leaves): a tenth of the labelled rows, between 50 and 200. Below 50 the
+    booster over-fits a thousand rows and its calibration diverges (measured on a simulated clinic)."""
+    return NoShowConfig(min_child_samples=max(50, min(200, labelled_rows // 10)))
+
+
+def train_clinic_noshow(history: pd.DataFrame, *, train_end: date) -> NoShowModel:
+    """The no-show model on a clinic's finished appointments before `train_end`, with holdout metrics.
+
+    The metrics come from a model trained the same way up to `NOSHOW_HOLDOUT_DAYS` earlier and scored on
+    the appointments of those last days (empty when the history is too short for that); the model
+    returned is then trained on everything. Raises `ValueError` when the history cannot train a model."""
+    starts = history["starts_at"].dt.normalize()
+    labelled = labelled_mask(history)
+    training = labelled & (starts < pd.Timestamp(train_end)).to_numpy()
+    no_shows = int((history.loc[training, "status"] == MISSED).sum())
+    if no_shows < MIN_TRAINING_NO_SHOWS:
+        raise ValueError(
+            f"{no_shows} no-shows before {train_end}; the no-show model needs {MIN_TRAINING_NO_SHOWS}"
+        )
+    config = clinic_noshow_config(int(training.sum()))
+    features = build_features(history, config.scoring)
+    with np.errstate(over="ignore"):  # extreme logits saturate to 0 or 1, which is the right value
+        model = _train_with_holdout(history, features, config, labelled, starts, train_end)
+    observed = float((history.loc[training, "status"] == MISSED).mean())
+    model.metrics["training"] = {"rows": int(training.sum()), "no_show_rate": observed}
+    return model
+
+
+def _train_with_holdout(
+    history: pd.DataFrame,
+    features: pd.DataFrame,
+    config: NoShowConfig,
+    labelled: npt.NDArray[np.bool_],
+    starts: pd.Series,
+    train_end: date,
+) -> NoShowModel:
+    """The model on everything before `train_end`, its metrics those of the same training ending
+    `NOSHOW_HOLDOUT_DAYS` earlier on those days; refused when its calibration is degenerate."""
+    holdout_start = train_end - timedelta(days=NOSHOW_HOLDOUT_DAYS)
+    held_out: dict[str, Any] = {}
+    try:
+        early = train_noshow(history, train_end=holdout_start, config=config, features=features)
+    except ValueError as error:
+        held_out = {"skipped": str(error)}
+    else:
+        rows = labelled & (starts >= pd.Timestamp(holdout_start)).to_numpy()
+        rows &= (starts < pd.Timestamp(train_end)).to_numpy()
+        if rows.any():
+            predicted = early.predict_features(features[rows])
+            outcome = (history.loc[rows, "status"] == MISSED).to_numpy(dtype=float)
+            held_out = {"from": str(holdout_start), "to_exclusive": str(train_end)}
+            held_out |= metrics.summary(predicted, outcome)
+    model = train_noshow(history, train_end=train_end, config=config, features=features)
+    # A booster without signal gives near-constant scores; the Platt map fitted on them then saturates
+    # every probability (slope ~1e10) or reverses the ranking (slope <= 0): refuse such a model.
+    if not (math.isfinite(model.platt_slope) and 0.0 < model.platt_slope <= MAX_PLATT_SLOPE):
+        raise ValueError(
+            f"the no-show scores do not rank the last training days' outcomes (calibration slope "
+            f"{model.platt_slope:.3g}); more history is needed"
+        )
+    model.metrics = _clean({"holdout": held_out})
+    return model
+
+
+def score_no_shows(
+    model: NoShowModel, history: pd.DataFrame, appointment_ids: set[str] | None = None
+) -> dict[uuid.UUID, float]:
+    """P(no-show) of the appointments in `history` not yet happened (those in `appointment_ids`, if
+    given), keyed by appointment id. `history` is the organization's whole live frame: the features of
+    one appointment read the client's other appointments and the clinic's recent days."""
+    targets = history["status"].isin(list(NOT_HAPPENED))
+    if appointment_ids is not None:
+        targets &= history["appointment_id"].isin(appointment_ids)
+    if not targets.any():
+        return {}
+    probabilities = model.predict(history, targets.to_numpy())
+    ids = history.loc[targets, "appointment_id"]
+    return {uuid.UUID(str(i)): float(p) for i, p in zip(ids, probabilities, strict=True)}
+
+
+# --- return time ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReturnModel:
+    """A fitted BG/NBD with its horizon and provenance (training window, data hash, backtest metrics)."""
+
+    params: BgNbd
+    horizon_days: int
+    training_window: dict[str, str]
+    data_sha256: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "kind": RETURNS_KIND,
+            "model": "bgnbd",
+            "params": {
+                "r": self.params.r,
+                "alpha": self.params.alpha,
+                "a": self.params.a,
+                "b": self.params.b,
+            },
+            "horizon_days": self.horizon_days,
+            "training_window": self.training_window,
+            "data_sha256": self.data_sha256,
+            "metrics": self.metrics,
+        }
+
+    @staticmethod
+    def from_payload(payload: dict[str, Any]) -> ReturnModel:
+        if payload.get("kind") != RETURNS_KIND or payload.get("model") != "bgnbd":
+            raise ValueError(f"not a BG/NBD return model: kind={payload.get('kind')!r}")
+        params = payload["params"]
+        return ReturnModel(
+            params=BgNbd(
+                r=float(params["r"]), alpha=float(params["alpha"]), a=float(params["a"]), b=float(params["b"])
+            ),
+            horizon_days=int(payload["horizon_days"]),
+            training_window=dict(payload["training_window"]),
+            data_sha256=str(payload["data_sha256"]),
+            metrics=dict(payload.get("metrics", {})),
+        )
+
+    def score(self, transactions: pd.DataFrame, *, today: date) -> pd.DataFrame:
+        """Per client with a visit by `today` (index `client_id`): `visits`, `last_visit_on`,
+        `probability_return`, `expected_visits`, `lapse_risk` over the horizon, `expected_next_visit_on`."""
+        summary = summarize(transactions, calibration_end=today)
+        x, t_x, age = summary.frequency, summary.recency, summary.age
+        probability = self.params.probability_return(self.horizon_days, x, t_x, age)
+        with np.errstate(over="ignore"):
+            wait = (self.params.alpha + age) * (np.power(2.0, 1.0 / (self.params.r + x)) - 1.0)
+        frame = summary.frame
+        out = pd.DataFrame(index=frame.index.astype(str))
+        out["visits"] = (frame["frequency"].to_numpy() + 1).astype(int)
+        out["last_visit_on"] = [
+            (first + pd.Timedelta(days=float(r))).date()
+            for first, r in zip(frame["first_visit"], frame["recency"], strict=True)
+        ]
+        out["probability_return"] = probability
+        out["expected_visits"] = self.params.expected_visits(self.horizon_days, x, t_x, age)
+        out["lapse_risk"] = 1.0 - probability
+        out["expected_next_visit_on"] = [
+            today + timedelta(days=math.ceil(w)) if math.isfinite(w) and w <= NEXT_VISIT_LIMIT_DAYS else None
+            for w in wait
+        ]
+        return out
+
+
+def train_returns(
+    transactions: pd.DataFrame, *, calibration_end: date, horizon_days: int = RETURN_HORIZON_DAYS
+) -> ReturnModel:
+    """BG/NBD fitted on the visits up to `calibration_end` (inclusive), with a backtest: the same fit up
+    to `RETURNS_BACKTEST_DAYS` earlier (at most half the history), scored on the visits of those days
+    (skipped with less than two weeks of history). Raises `ValueError` with fewer than
+    `MIN_REPEAT_CLIENTS` clients who came back, or when the fit fails."""
+    known = transactions[transactions["date"] <= pd.Timestamp(calibration_end)]
+    summary = summarize(known, calibration_end=calibration_end)
+    repeating = int((summary.frequency > 0).sum())
+    if repeating < MIN_REPEAT_CLIENTS:
+        # Without repeat visits the dropout parameters are not identified (the fit stays where it started).
+        raise ValueError(
+            f"{repeating} clients came back before {calibration_end}; "
+            f"the return model needs {MIN_REPEAT_CLIENTS}"
+        )
+    params = fit_bgnbd(summary)
+    first = known["date"].min().date()
+    backtest: dict[str, Any] = {}
+    days = min(RETURNS_BACKTEST_DAYS, (calibration_end - first).days // 2)
+    cut = calibration_end - timedelta(days=days)
+    if days >= MIN_BACKTEST_DAYS:
+        forecast = forecast_bgnbd(known, calibration_end=cut, horizon_days=float(days))
+        actual = holdout_visits(known, calibration_end=cut, holdout_end=calibration_end)
+        observed = actual.reindex(forecast.client_ids, fill_value=0.0).to_numpy()
+        backtest = {"from_exclusive": str(cut), "to": str(calibration_end)}
+        backtest |= return_metrics(forecast.expected_visits, forecast.probability_return, observed)
+    visit_days = known.assign(day=known["date"].dt.normalize()).drop_duplicates(["client_id", "day"])
+    return ReturnModel(
+        params=params,
+        horizon_days=horizon_days,
+        training_window={
+            "first_visit": str(first),
+            "calibration_end": str(calibration_end),
+            "clients": str(known["client_id"].nunique()),
+            "visits": str(len(visit_days)),
+        },
+        data_sha256=frame_sha256(known),
+        metrics=_clean({"backtest": backtest}),
+    )
+
+
+# --- the active versions -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    version: str
+    model: Any  # NoShowModel or ReturnModel
+
+
+class ModelCache:
+    """Active models per organization, loaded through the registry (hash-checked) and kept while their
+    artifact file is unchanged: an edited file is loaded again, and refused if its hash does not match
+    (`ArtifactIntegrityError`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._loaded: dict[tuple[uuid.UUID, str, str], tuple[tuple[int, int], ActiveModel]] = {}
+
+    def active(self, organization_id: uuid.UUID, kind: str) -> ActiveModel | None:
+        """The organization's active model of `kind`, or None when it has none."""
+        registry = registry_for(self.root, organization_id)
+        try:
+            version = registry.active_version(kind)
+        except ModelNotFoundError:
+            return None
+        path = registry.root / kind / f"{version}.json"
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise ModelNotFoundError(f"active {kind} model {version} is missing") from None
+        key, stamp = (organization_id, kind, version), (stat.st_mtime_ns, stat.st_size)
+        cached = self._loaded.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        payload = registry.load(kind, version)
+        model = (
+            NoShowModel.from_payload(payload) if kind == NOSHOW_KIND else ReturnModel.from_payload(payload)
+        )
+        loaded = ActiveModel(version, model)
+        self._loaded[key] = (stamp, loaded)
+        return loaded

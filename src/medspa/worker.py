@@ -1,0 +1,225 @@
+"""Background work: the outbox consumer that keeps model scores fresh, and the scheduled jobs (Huey).
+
+- The outbox watcher polls the outbox every `poll_seconds` (0.5 s) and drains the `models` consumer:
+  `appointment.booked` / `appointment.rescheduled` -> that appointment's P(no-show) with the active
+  no-show model; `appointment.completed` / `.cancelled` / `.no_show` -> that client's retention score,
+  and P(no-show) of their appointments not yet happened (their history changed). Handlers are idempotent
+  and the cursor moves only past handled events (`kit.outbox.OutboxConsumer`), so a failure is retried.
+- Huey runs the scheduled jobs: every organization's scores refreshed weekly (Sunday 02:00 UTC), and
+  `refresh_organization` on demand. Storage: SQLite beside the database (`var/huey.db`) in the embedded
+  shape, Redis when `MEDSPA_REDIS_URL` is set.
+
+`medspa worker` runs both until stopped; `medspa serve` runs them in threads of the web process unless
+`--no-worker` (or with several web processes), so the embedded shape needs no second process.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Final
+
+from sqlalchemy import Engine
+
+from medspa.config import Settings
+from medspa.kit.outbox import Delivered, OutboxConsumer, head_event_id
+
+if TYPE_CHECKING:
+    from huey import Huey
+
+    from medspa.retention.scoring import ScoringReport
+    from medspa.retention.serving import ModelCache
+
+logger = logging.getLogger(__name__)
+
+MODEL_CONSUMER: Final = "models"
+SCORE_TOPICS: Final = frozenset({"appointment.booked", "appointment.rescheduled"})
+REFRESH_TOPICS: Final = frozenset({"appointment.completed", "appointment.cancelled", "appointment.no_show"})
+
+
+class ModelEventHandler:
+    """The `models` consumer's handler: one refresh per organization per batch of events."""
+
+    def __init__(self, engine: Engine, cache: ModelCache) -> None:
+        self.engine, self.cache = engine, cache
+
+    def __call__(self, events: Sequence[Delivered]) -> set[int]:
+        from medspa.retention.scoring import refresh_scores
+
+        handled = {e.id for e in events if e.topic not in SCORE_TOPICS | REFRESH_TOPICS}
+        by_organization: dict[uuid.UUID, list[Delivered]] = {}
+        for event in events:
+            if event.id not in handled:
+                by_organization.setdefault(event.organization_id, []).append(event)
+        for organization_id, batch in by_organization.items():
+            clients = {
+                uuid.UUID(str(e.payload["client_id"]))
+                for e in batch
+                if e.topic in REFRESH_TOPICS and e.payload.get("client_id")
+            }
+            try:
+                report = refresh_scores(
+                    self.engine,
+                    organization_id=organization_id,
+                    cache=self.cache,
+                    appointment_ids={e.aggregate_id for e in batch if e.topic in SCORE_TOPICS},
+                    client_ids=clients,
+                )
+            except Exception:
+                # Not handled: the cursor stays before these events and they are read again.
+                logger.exception("organization %s: scoring events %s failed", organization_id, batch[0].id)
+                continue
+            handled |= {e.id for e in batch}
+            logger.debug("organization %s: %s", organization_id, report)
+        return handled
+
+
+def model_consumer(engine: Engine, cache: ModelCache, *, gap_grace_seconds: float = 60.0) -> OutboxConsumer:
+    return OutboxConsumer(
+        engine, MODEL_CONSUMER, ModelEventHandler(engine, cache), gap_grace_seconds=gap_grace_seconds
+    )
+
+
+def refresh_every_organization(engine: Engine, cache: ModelCache) -> dict[uuid.UUID, ScoringReport]:
+    """Every score of every organization that has models (a directory in the model registry)."""
+    from medspa.retention.scoring import refresh_scores
+
+    reports: dict[uuid.UUID, ScoringReport] = {}
+    folders = sorted(cache.root.iterdir()) if cache.root.is_dir() else []
+    for folder in folders:
+        try:
+            organization_id = uuid.UUID(folder.name)
+        except ValueError:
+            continue  # not an organization's registry (an offline one trained from files)
+        try:
+            reports[organization_id] = refresh_scores(
+                engine, organization_id=organization_id, cache=cache, everything=True
+            )
+        except Exception:
+            logger.exception("organization %s: weekly refresh failed", organization_id)
+    return reports
+
+
+def build_huey(settings: Settings, *, immediate: bool = False) -> Huey:
+    """Huey on Redis when `MEDSPA_REDIS_URL` is set, else on a SQLite file beside the database."""
+    from huey import RedisHuey, SqliteHuey
+
+    if settings.redis_url:
+        return RedisHuey("medspa", url=settings.redis_url, immediate=immediate)
+    if not immediate:  # immediate mode keeps its queue in memory
+        settings.huey_path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("medspa", filename=str(settings.huey_path), immediate=immediate)
+
+
+@dataclass(frozen=True)
+class Tasks:
+    weekly_refresh: Any
+    refresh_organization: Any
+
+
+def register_tasks(huey: Huey, engine: Engine, cache: ModelCache) -> Tasks:
+    """The scheduled and on-demand jobs, bound to `engine` and `cache`."""
+    from huey import crontab
+
+    def weekly_refresh() -> int:
+        return len(refresh_every_organization(engine, cache))
+
+    def refresh_organization(organization_id: str) -> int:
+        from medspa.retention.scoring import refresh_scores
+
+        report = refresh_scores(
+            engine, organization_id=uuid.UUID(organization_id), cache=cache, everything=True
+        )
+        return report.appointments_scored + report.clients_scored
+
+    weekly = crontab(minute="0", hour="2", day_of_week="0")
+    return Tasks(
+        weekly_refresh=huey.periodic_task(weekly, name="refresh_all_scores")(weekly_refresh),
+        refresh_organization=huey.task(name="refresh_organization_scores")(refresh_organization),
+    )
+
+
+class BackgroundWorker:
+    """The outbox watcher and Huey's consumer, each in threads of the calling process. With several
+    workers, one should run the scheduled jobs (`periodic`); Huey's scheduler in each would enqueue them
+    once per worker."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        cache: ModelCache,
+        huey: Huey | None = None,
+        poll_seconds: float = 0.5,
+        periodic: bool = True,
+    ) -> None:
+        self.engine, self.cache, self.poll_seconds = engine, cache, poll_seconds
+        self.consumer = model_consumer(engine, cache)
+        self.huey = huey
+        self._stopping = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="medspa-outbox", daemon=True)
+        self._huey_consumer: Any = None
+        if huey is not None:
+            register_tasks(huey, engine, cache)
+            from huey.consumer import Consumer
+
+            class QuietConsumer(Consumer):  # type: ignore[misc]
+                def _set_signal_handlers(self) -> None:
+                    """Signals stay with the host: uvicorn in `medspa serve`, `run_until_stopped` here."""
+
+            # A short maximum poll delay: an on-demand job starts within a second.
+            self._huey_consumer = QuietConsumer(
+                huey, workers=1, worker_type="thread", max_delay=1.0, periodic=periodic
+            )
+
+    def start(self) -> None:
+        self._watcher.start()
+        if self._huey_consumer is not None:
+            self._huey_consumer.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._watcher.join(timeout=30)
+        if self._huey_consumer is not None:
+            self._huey_consumer.stop(graceful=True)
+
+    def run_until_stopped(self) -> None:
+        """Start, and block until SIGINT or SIGTERM; then stop gracefully."""
+
+        def request_stop(_signum: int, _frame: FrameType | None) -> None:
+            self._stopping.set()
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        self.start()
+        while not self._stopping.wait(1.0):
+            pass
+        self.stop()
+
+    def _watch(self) -> None:
+        """Drain when a new event was committed, and retry events left unhandled with a growing delay
+        (up to a minute) so that a failing handler neither spins nor holds back new events."""
+        drained_to, retry_delay, retry_at = -1, self.poll_seconds, 0.0
+        while not self._stopping.is_set():
+            try:
+                head, now = head_event_id(self.engine), time.monotonic()
+                if head != drained_to or (self.consumer.has_pending and now >= retry_at):
+                    report = self.consumer.drain()
+                    drained_to = head
+                    if report.handled < report.read:
+                        retry_delay = min(60.0, retry_delay * 2)
+                        retry_at = now + retry_delay
+                    else:
+                        retry_delay, retry_at = self.poll_seconds, 0.0
+            except Exception:  # the database is unreachable, say: try again later, not at once
+                logger.exception("outbox watcher: drain failed; retrying")
+                retry_delay = min(60.0, retry_delay * 2)
+                self._stopping.wait(retry_delay)
+                continue
+            self._stopping.wait(self.poll_seconds)
