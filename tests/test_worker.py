@@ -25,7 +25,7 @@ from medspa.retention.noshow import NoShowModel
 from medspa.retention.serving import ModelCache, registry_for
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.models import Appointment
-from medspa.scheduling.schemas import RescheduleRequest
+from medspa.scheduling.schemas import HoldRequest, RescheduleRequest, Status
 from medspa.security.actors import Actor
 from medspa.worker import MODEL_CONSUMER, BackgroundWorker, build_huey, register_tasks
 from tests.conftest import token_for
@@ -192,6 +192,24 @@ def test_the_weekly_job_scores_every_booking_and_client(engine: Engine, owner: A
     (score,) = retention_rows(engine, owner)
     assert (score.client_id, score.visits, score.model_version) == (clinic.client_id, 0, returns)
     assert (score.probability_return, score.lapse_risk, score.expected_next_visit_on) == (None, None, None)
+
+
+def test_expired_holds_are_released_every_minute(engine: Engine, owner: Actor, tmp_path: Path) -> None:
+    clinic = build(engine, owner)
+    with unit_of_work(engine) as session:
+        hold = scheduling.hold_slot(
+            session, actor=owner, data=HoldRequest(**booking_request(clinic).model_dump()), hold_minutes=5
+        )
+    huey = build_huey(load_settings(), immediate=True)
+    tasks = register_tasks(huey, engine, ModelCache(tmp_path))
+    assert "release_expired_holds" in {t.name for t in huey.read_periodic(NOW.replace(tzinfo=None))}
+    with unit_of_work(engine, write=False) as session:
+        assert scheduling.get_appointment(session, actor=owner, appointment_id=hold.id).status is Status.HELD
+    with clock.frozen_at(NOW + timedelta(minutes=6)):
+        assert tasks.release_expired_holds.call_local() >= 1
+        with unit_of_work(engine, write=False) as session:
+            released = scheduling.get_appointment(session, actor=owner, appointment_id=hold.id)
+    assert (released.status, released.cancellation_reason) == (Status.CANCELLED, "hold expired")
 
 
 def test_a_tampered_artifact_is_refused_and_the_booking_stays_unscored(

@@ -5,9 +5,10 @@
   no-show model; `appointment.completed` / `.cancelled` / `.no_show` -> that client's retention score,
   and P(no-show) of their appointments not yet happened (their history changed). Handlers are idempotent
   and the cursor moves only past handled events (`kit.outbox.OutboxConsumer`), so a failure is retried.
-- Huey runs the scheduled jobs: every organization's scores refreshed weekly (Sunday 02:00 UTC), and
-  `refresh_organization` on demand. Storage: SQLite beside the database (`var/huey.db`) in the embedded
-  shape, Redis when `MEDSPA_REDIS_URL` is set.
+- Huey runs the scheduled jobs: every organization's scores refreshed weekly (Sunday 02:00 UTC), expired
+  holds released every minute (`scheduling.service.release_expired_holds`; a booking that needs a hold's
+  time releases it sooner), and `refresh_organization` on demand. Storage: SQLite beside the database
+  (`var/huey.db`) in the embedded shape, Redis when `MEDSPA_REDIS_URL` is set.
 
 `medspa worker` runs both until stopped; `medspa serve` runs them in threads of the web process unless
 `--no-worker` (or with several web processes), so the embedded shape needs no second process.
@@ -121,6 +122,7 @@ def build_huey(settings: Settings, *, immediate: bool = False) -> Huey:
 class Tasks:
     weekly_refresh: Any
     refresh_organization: Any
+    release_expired_holds: Any
 
 
 def register_tasks(huey: Huey, engine: Engine, cache: ModelCache) -> Tasks:
@@ -138,10 +140,20 @@ def register_tasks(huey: Huey, engine: Engine, cache: ModelCache) -> Tasks:
         )
         return report.appointments_scored + report.clients_scored
 
+    def release_expired_holds() -> int:
+        from medspa.kit.db import unit_of_work
+        from medspa.scheduling.service import release_expired_holds
+
+        with unit_of_work(engine) as session:
+            return release_expired_holds(session)
+
     weekly = crontab(minute="0", hour="2", day_of_week="0")
     return Tasks(
         weekly_refresh=huey.periodic_task(weekly, name="refresh_all_scores")(weekly_refresh),
         refresh_organization=huey.task(name="refresh_organization_scores")(refresh_organization),
+        release_expired_holds=huey.periodic_task(crontab(), name="release_expired_holds")(
+            release_expired_holds
+        ),
     )
 
 
