@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
-from common import ROOT, build_location, machine, median, write_section
+from common import ROOT, build_location, host_loop_ms, machine, median, write_section
 from medspa.kit.db import make_engine, unit_of_work
 from medspa.kit.migrate import upgrade
 from medspa.scheduling.models import Reservation
@@ -172,6 +172,7 @@ def main() -> None:
     backends = ["sqlite"] + ([] if args.skip_postgres else ["postgresql"])
     for backend in backends:
         results = []
+        speeds = []
         for run in range(args.runs):
             if backend == "sqlite":
                 name, url = "", f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
@@ -179,6 +180,7 @@ def main() -> None:
                 name, url = fresh_postgres(args.postgres_admin_url)
             try:
                 upgrade(url)
+                speeds.append(host_loop_ms())
                 # SQLite admits one writer at a time: one process queues them best.
                 rate, ok, refused, other, doubles = run_once(url, 1 if backend == "sqlite" else args.workers)
             finally:
@@ -187,14 +189,15 @@ def main() -> None:
             results.append(rate)
             print(
                 f"{backend} run {run + 1}: {rate:.0f} bookings/s ({ok} booked, {refused} refused, "
-                f"{other} other, {doubles} double bookings)",
+                f"{other} other, {doubles} double bookings; host loop {speeds[-1]:.0f} ms)",
                 flush=True,
             )
             if doubles or other:
                 sys.exit(f"{backend}: {doubles} double bookings, {other} unexpected answers")
-        rows.append((backend, median(results), min(results), max(results), ok, refused))
+        rows.append((backend, median(results), min(results), max(results), ok, refused, median(speeds)))
     table = "\n".join(
-        f"| {b} | {m:.0f} | {lo:.0f}-{hi:.0f} | {ok} | {refused} | 0 |" for b, m, lo, hi, ok, refused in rows
+        f"| {b} | {m:.0f} | {lo:.0f}-{hi:.0f} | {ok} | {refused} | 0 | {speed:.0f} |"
+        for b, m, lo, hi, ok, refused, speed in rows
     )
     body = f"""## Booking throughput (`bench/booking.py`)
 
@@ -202,11 +205,13 @@ def main() -> None:
 `POST /api/v1/appointments` against `medspa serve` (1 process on SQLite, {args.workers} on PostgreSQL).
 Every client books its own share of (start, provider) pairs that all fit, so every request should
 succeed; afterwards every reservation is checked for overlaps. Median of {args.runs} runs; client and
-server share the machine. Target: >= 200 bookings/s on PostgreSQL, 0 double bookings.
+server share the machine. Target: >= 200 bookings/s on PostgreSQL, 0 double bookings. "Host loop" is
+the median CPU time of a fixed Python loop taken before each run (`common.host_loop_ms`; lower is
+faster): this virtual machine's speed varies by up to 2x within an hour, and the rates follow it.
 Machine: {machine()}; {datetime.now(UTC):%Y-%m-%d}.
 
-| database | bookings/s (median) | range | booked (last run) | refused (last run) | double bookings |
-| --- | --- | --- | --- | --- | --- |
+| database | bookings/s (median) | range | booked (last run) | refused (last run) | doubles | host loop ms |
+| --- | --- | --- | --- | --- | --- | --- |
 {table}
 """
     print(body)

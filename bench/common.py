@@ -190,6 +190,18 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def host_loop_ms() -> float:
+    """CPU milliseconds of a fixed pure-Python loop: a yardstick of how fast the (shared, virtual) machine
+    is running right now, printed beside figures that depend on it. Lower is faster."""
+    import time
+
+    began = time.process_time()
+    total = 0
+    for i in range(2_000_000):
+        total += i * i
+    return (time.process_time() - began) * 1000
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
