@@ -22,6 +22,7 @@ from medspa.security.routes import router as security_router
 from medspa.web.pages import install_pages
 
 EMBEDDED_WORKER_VARIABLE = "MEDSPA_EMBEDDED_WORKER"
+OPENAPI_TAG_ORDER = ("health", "security", "resources", "catalog", "clients", "scheduling", "retention")
 
 
 def create_app(engine: Engine | None = None, *, with_worker: bool = False) -> FastAPI:
@@ -47,7 +48,12 @@ def create_app(engine: Engine | None = None, *, with_worker: bool = False) -> Fa
             worker.stop()
 
     app = FastAPI(
-        title="medspa", version=__version__, docs_url="/docs", openapi_url="/openapi.json", lifespan=lifespan
+        title="medspa",
+        version=__version__,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+        openapi_tags=[{"name": tag} for tag in OPENAPI_TAG_ORDER],
     )
     app.state.engine = bound
     install_error_handlers(app)
@@ -56,12 +62,13 @@ def create_app(engine: Engine | None = None, *, with_worker: bool = False) -> Fa
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    # Requests are matched against the routes in order: the booking path's routes come first.
     for router in (
+        scheduling_router,
         security_router,
         resources_router,
         catalog_router,
         clients_router,
-        scheduling_router,
         retention_router,
     ):
         app.include_router(router)
