@@ -29,6 +29,11 @@ def create_app(engine: Engine | None = None, *, with_worker: bool = False) -> Fa
     """The application, bound to `engine` (the configured database by default). With `with_worker` the
     background worker (`medspa.worker`) runs in threads of this process while the app is up."""
     bound = engine or default_engine()
+    if with_worker:
+        # Load what the worker runs now, not on its first event: `serving_app` then freezes these
+        # modules out of the garbage collector's view with the rest, and no request pays for the import.
+        import medspa.retention.scoring
+        import medspa.worker  # noqa: F401
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
