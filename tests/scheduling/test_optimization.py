@@ -169,8 +169,37 @@ def test_a_closed_day_cannot_be_optimized(engine: Engine, owner: Actor) -> None:
         )
 
 
-def test_a_daylight_saving_day_is_refused_rather_than_planned_wrong(engine: Engine, owner: Actor) -> None:
-    clinic = build(engine, owner)
+def test_a_daylight_saving_day_is_planned_in_real_minutes(engine: Engine, owner: Actor) -> None:
+    # 2026-03-08: New York springs forward at 02:00, long before the clinic opens at 09:00 (EDT).
+    spring = date(2026, 3, 8)
+    clinic = build(engine, owner, shift=("09:00", "12:00"))
+    with unit_of_work(engine) as session:
+        client = make_client(session, actor=owner)
+        optimization.add_to_waitlist(
+            session,
+            actor=owner,
+            data=WaitlistCreate(
+                client_id=client.id,
+                service_id=clinic.service_id,
+                location_id=clinic.location_id,
+                service_date=spring,
+                window_starts_at=time(9, 0),
+                window_ends_at=time(10, 0),
+            ),
+        )
+    with unit_of_work(engine) as session:
+        proposal = optimization.optimize_day(
+            session, actor=owner, location_id=clinic.location_id, service_date=spring, time_limit_seconds=2
+        )
+    with unit_of_work(engine) as session:
+        optimization.apply_proposal(session, actor=owner, proposal_id=proposal.id)
+    with unit_of_work(engine, write=False) as session:
+        (booked,) = scheduling.list_appointments(session, actor=owner, location_id=clinic.location_id).items
+    assert booked.starts_at == datetime(2026, 3, 8, 13, 0, tzinfo=UTC)  # 09:00 EDT (UTC-4), not 14:00
+
+
+def test_a_day_whose_opening_hours_span_the_clock_change_is_refused(engine: Engine, owner: Actor) -> None:
+    clinic = build(engine, owner, hours=("01:00", "05:00"), shift=("01:00", "05:00"))
     with pytest.raises(ConflictError, match="daylight-saving"), unit_of_work(engine) as session:
         optimization.optimize_day(
             session,

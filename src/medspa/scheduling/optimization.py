@@ -145,20 +145,28 @@ def build_day_instance(
     in maintenance during opening hours is left out), services, the day's bookings as locked requests
     and the waiting waitlist entries as flexible ones.
 
-    ConflictError when the location is closed that day, or the day has a daylight-saving change (the
-    instance counts wall-clock minutes), or a booking uses a resource no longer active."""
+    The instance counts wall-clock minutes from midnight. On a day with a daylight-saving change that is
+    exact as long as the change falls outside the opening hours (clocks change at night); a day whose
+    opening hours span the change is refused, since its wall-clock minutes are not all real minutes.
+
+    ConflictError when the location is closed that day, or its opening hours span a daylight-saving
+    change, or a booking uses a resource no longer active."""
     config = resources.location_config(session, actor=actor, location_id=location_id)
     location = config.location
     zone = location.time_zone
     day_start, day_end = local_day_bounds(service_date, zone)
-    if day_end - day_start != timedelta(days=1):
-        raise ConflictError(
-            f"{service_date} has a daylight-saving change; the day optimizer cannot plan it yet"
-        )
     spans = [s for s in location.opening_hours if s.weekday == service_date.weekday()]
     if not spans or service_date in config.closed_dates:
         raise ConflictError(f"the location is closed on {service_date}")
     opens, closes = min(_wall(s.starts_at) for s in spans), max(_wall(s.ends_at) for s in spans)
+    elapsed = local_minutes_to_utc(service_date, closes, zone) - local_minutes_to_utc(
+        service_date, opens, zone
+    )
+    if elapsed != timedelta(minutes=closes - opens):
+        raise ConflictError(
+            f"the opening hours of {service_date} span a daylight-saving change; the day optimizer "
+            "plans in wall-clock minutes and cannot plan that day"
+        )
     services = {s.id: s for s in catalog.list_services(session, actor=actor, limit=500).items}
     appointments = list(
         session.scalars(
