@@ -51,12 +51,12 @@ AGE_BANDS: Final = (
 _MIN_SUBGROUP_ROWS: Final = 30
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -165,7 +165,7 @@ def evaluate_noshow(
     )
     report["plot"] = str(plot_path)
     model.metrics = report["test"]["model"]
-    report_path.write_text(json.dumps(_clean(report), indent=2) + "\n")
+    report_path.write_text(json.dumps(json_safe(report), indent=2) + "\n")
     return report
 
 
@@ -277,7 +277,7 @@ def evaluate_returns(
         "holdout": holdout,
         "seconds": round(time.monotonic() - started, 1),
     }
-    report_path.write_text(json.dumps(_clean(report), indent=2) + "\n")
+    report_path.write_text(json.dumps(json_safe(report), indent=2) + "\n")
     return report
 
 

@@ -34,7 +34,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from medspa.retention import metrics
-from medspa.retention.evaluation import _clean, return_metrics
+from medspa.retention.evaluation import json_safe, return_metrics
 from medspa.retention.features import MISSED, build_features
 from medspa.retention.noshow import (
     MODEL_KIND as NOSHOW_KIND,
@@ -134,7 +134,7 @@ def _train_with_holdout(
             f"the no-show scores do not rank the last training days' outcomes (calibration slope "
             f"{model.platt_slope:.3g}); more history is needed"
         )
-    model.metrics = _clean({"holdout": held_out})
+    model.metrics = json_safe({"holdout": held_out})
     return model
 
 
@@ -261,7 +261,7 @@ def train_returns(
             "visits": str(len(visit_days)),
         },
         data_sha256=frame_sha256(known),
-        metrics=_clean({"backtest": backtest}),
+        metrics=json_safe({"backtest": backtest}),
     )
 
 
