@@ -34,7 +34,13 @@ def frozen_clock() -> object:
 
 
 def waitlist(
-    engine: Engine, actor: Actor, clinic: Clinic, start: str, end: str, priority: str = "standard"
+    engine: Engine,
+    actor: Actor,
+    clinic: Clinic,
+    start: str,
+    end: str,
+    priority: str = "standard",
+    day: date = DAY,
 ) -> None:
     with unit_of_work(engine) as session:
         client = make_client(session, actor=actor)
@@ -45,7 +51,7 @@ def waitlist(
                 client_id=client.id,
                 service_id=clinic.service_id,
                 location_id=clinic.location_id,
-                service_date=DAY,
+                service_date=day,
                 window_starts_at=time.fromisoformat(start),
                 window_ends_at=time.fromisoformat(end),
                 priority=priority,  # type: ignore[arg-type]
@@ -173,20 +179,7 @@ def test_a_daylight_saving_day_is_planned_in_real_minutes(engine: Engine, owner:
     # 2026-03-08: New York springs forward at 02:00, long before the clinic opens at 09:00 (EDT).
     spring = date(2026, 3, 8)
     clinic = build(engine, owner, shift=("09:00", "12:00"))
-    with unit_of_work(engine) as session:
-        client = make_client(session, actor=owner)
-        optimization.add_to_waitlist(
-            session,
-            actor=owner,
-            data=WaitlistCreate(
-                client_id=client.id,
-                service_id=clinic.service_id,
-                location_id=clinic.location_id,
-                service_date=spring,
-                window_starts_at=time(9, 0),
-                window_ends_at=time(10, 0),
-            ),
-        )
+    waitlist(engine, owner, clinic, "09:00", "10:00", day=spring)
     with unit_of_work(engine) as session:
         proposal = optimization.optimize_day(
             session, actor=owner, location_id=clinic.location_id, service_date=spring, time_limit_seconds=2
