@@ -255,10 +255,13 @@ def optimize_day(
     location: uuid.UUID = typer.Option(..., "--location", help="location id"),
     day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="local date"),
     time_limit: float = typer.Option(10.0, "--time-limit", min=0.1, max=120, help="seconds"),
+    max_moves: int | None = typer.Option(
+        None, "--max-moves", min=0, help="replan: bookings that may get another provider or be dropped"
+    ),
     organization: str = OrganizationOption,
 ) -> None:
-    """Optimize a location's day (bookings kept, waitlist placed) and store a proposal; nothing moves
-    until it is applied."""
+    """Optimize a location's day (bookings kept, waitlist placed; with --max-moves bookings may also be
+    reassigned) and store a proposal; nothing moves until it is applied."""
     from medspa.kit.db import unit_of_work
     from medspa.kit.errors import MedspaError
     from medspa.kit.money import format_cents
@@ -274,6 +277,7 @@ def optimize_day(
                     location_id=location,
                     service_date=day.date(),
                     time_limit_seconds=time_limit,
+                    max_moves=max_moves,
                 )
     except MedspaError as error:
         _fail(error.detail, 2 if error.status_code in (404, 422) else 1)

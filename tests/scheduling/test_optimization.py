@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from medspa.kit import clock
 from medspa.kit.db import unit_of_work
-from medspa.kit.errors import ConflictError, ResourceBusyError
+from medspa.kit.errors import ConflictError, ResourceBusyError, ValidationFailedError
 from medspa.scheduling import optimization, scores
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import BookingRequest, WaitlistCreate
@@ -18,7 +18,8 @@ from medspa.scheduling.solver import validate
 from medspa.scheduling.solver.instance import parse_instance
 from medspa.scheduling.solver.solution import parse_solution
 from medspa.security.actors import Actor
-from tests.factories import make_client, make_room
+from medspa.web.proposals import build_proposal_page
+from tests.factories import make_client, make_provider, make_room
 from tests.scheduling.test_availability import NOW, Clinic, build
 from tests.scheduling.test_booking import request as booking_request
 from tests.test_concurrency import double_bookings
@@ -235,3 +236,82 @@ def test_the_day_instance_uses_a_stored_no_show_probability_else_the_clients_rat
     assert requests[by_record[("appointment", unscored.id)]] == pytest.approx(
         optimization.PRIOR_NO_SHOWS / optimization.PRIOR_VISITS
     )
+
+
+def test_a_provider_call_out_is_replanned_onto_another_provider_and_applied(
+    engine: Engine, owner: Actor
+) -> None:
+    from medspa.resources import service as resources
+    from medspa.resources.schemas import PeriodCreate
+
+    # given two qualified providers and a room each, and two bookings with the first at 10:00 and 11:00
+    clinic = build(engine, owner, shift=("09:00", "12:00"))
+    with unit_of_work(engine) as session:
+        make_room(session, actor=owner, location_id=clinic.location_id)
+        cover = make_provider(session, actor=owner, location_id=clinic.location_id, shift=("09:00", "12:00"))
+        kept = [
+            scheduling.book_appointment(
+                session,
+                actor=owner,
+                data=booking_request(clinic, starts_at, provider_id=clinic.provider_id),
+            ).id
+            for starts_at in (TEN, TEN + timedelta(hours=1))
+        ]
+    # when the first provider calls out for the day and the day is replanned
+    with unit_of_work(engine) as session:
+        resources.add_time_off(
+            session,
+            actor=owner,
+            provider_id=clinic.provider_id,
+            data=PeriodCreate(starts_at=TEN - timedelta(hours=2), ends_at=TEN + timedelta(hours=8)),
+        )
+    with pytest.raises(ConflictError, match="replan"), unit_of_work(engine) as session:
+        optimization.optimize_day(
+            session, actor=owner, location_id=clinic.location_id, service_date=DAY, time_limit_seconds=2
+        )
+    with unit_of_work(engine) as session:
+        proposal = optimization.optimize_day(
+            session,
+            actor=owner,
+            location_id=clinic.location_id,
+            service_date=DAY,
+            time_limit_seconds=3,
+            max_moves=2,
+        )
+    # then without moves the day cannot be planned, and with them both bookings move to the cover
+    assert sorted(item.status for item in proposal.items) == ["moved", "moved"]
+    assert {item.provider_id for item in proposal.items} == {cover.id}
+    with unit_of_work(engine, write=False) as session:  # the proposal page lists them as moved
+        page = build_proposal_page(session, actor=owner, proposal_id=proposal.id)
+    assert {g.key: len(g.rows) for g in page.groups if g.rows} == {"moved": 2}
+    with unit_of_work(engine) as session:
+        applied = optimization.apply_proposal(session, actor=owner, proposal_id=proposal.id)
+    assert applied.status == "applied"
+    with unit_of_work(engine, write=False) as session:
+        moved = [scheduling.get_appointment(session, actor=owner, appointment_id=i) for i in kept]
+        history = scheduling.appointment_history(session, actor=owner, appointment_id=kept[0])
+    assert [(a.starts_at, a.provider_id) for a in moved] == [
+        (TEN, cover.id),
+        (TEN + timedelta(hours=1), cover.id),
+    ]
+    assert (history[-1].reason or "").startswith("rescheduled from")
+    assert double_bookings(engine, owner) == 0
+
+
+def test_replanning_keeps_bookings_that_need_no_move(engine: Engine, owner: Actor) -> None:
+    clinic = busy_day(engine, owner)
+    with unit_of_work(engine) as session:
+        proposal = optimization.optimize_day(
+            session,
+            actor=owner,
+            location_id=clinic.location_id,
+            service_date=DAY,
+            time_limit_seconds=3,
+            max_moves=0,
+        )
+    statuses = sorted(item.status for item in proposal.items if item.kind == "appointment")
+    assert statuses == ["kept"]
+    with pytest.raises(ValidationFailedError, match="max_moves"), unit_of_work(engine) as session:
+        optimization.optimize_day(
+            session, actor=owner, location_id=clinic.location_id, service_date=DAY, max_moves=-1
+        )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -28,13 +28,14 @@ from medspa.kit.outbox import record_event
 from medspa.kit.tz import local_day_bounds, local_minutes_to_utc, to_local
 from medspa.resources import service as resources
 from medspa.resources.schemas import ProviderRead
-from medspa.scheduling import availability
+from medspa.scheduling import availability, repository
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.models import Appointment, ScheduleProposal, WaitlistEntry
 from medspa.scheduling.schemas import (
     BookingRequest,
     ProposalItem,
     ProposalRead,
+    RescheduleRequest,
     WaitlistCreate,
     WaitlistRead,
 )
@@ -50,6 +51,10 @@ WAIT_COST_PER_HOUR = 12.0
 # towards the clinic-wide prior (Beta(0.8, 9.2): mean 8 %, worth ten visits of evidence).
 PRIOR_NO_SHOWS, PRIOR_VISITS = 0.8, 10.0
 KEEPS_TIME = ("held", "booked", "confirmed", "checked_in", "in_service", "completed")
+REASSIGNABLE = ("booked", "confirmed")
+# What the objective charges for moving a booking to another provider (or dropping it) when replanning:
+# a call to the client and the disruption, in dollars.
+MOVE_COST = 25.0
 
 
 # --- waitlist ------------------------------------------------------------------------------------------
@@ -111,6 +116,8 @@ class DayInstance:
     names: dict[str, str]  # provider, room, device and service id -> its name
     zone: str
     service_date: date
+    # Bookings the optimizer may reassign (`reassign=True`): request id -> where they are now.
+    movable: dict[str, Assignment] = field(default_factory=dict)
 
 
 def _named(explanation: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
@@ -138,7 +145,7 @@ def _wall(value: time) -> int:
 
 
 def build_day_instance(
-    session: Session, *, actor: Actor, location_id: uuid.UUID, service_date: date
+    session: Session, *, actor: Actor, location_id: uuid.UUID, service_date: date, reassign: bool = False
 ) -> DayInstance:
     """The day at a location as a clinic-day instance: its hours, providers (shifts, breaks and time
     off as breaks; a skill per qualified service, licenses checked on that date), rooms, devices (one
@@ -149,8 +156,12 @@ def build_day_instance(
     exact as long as the change falls outside the opening hours (clocks change at night); a day whose
     opening hours span the change is refused, since its wall-clock minutes are not all real minutes.
 
+    With `reassign`, bookings not yet started (booked or confirmed, starting after now) are not locked:
+    each keeps its start but may get another provider, room or device, or be dropped (`movable` holds
+    where they are now, for replanning). Held, started and finished appointments stay locked.
+
     ConflictError when the location is closed that day, or its opening hours span a daylight-saving
-    change, or a booking uses a resource no longer active."""
+    change, or a locked booking uses a resource no longer active."""
     config = resources.location_config(session, actor=actor, location_id=location_id)
     location = config.location
     zone = location.time_zone
@@ -207,7 +218,33 @@ def build_day_instance(
     )
     requests: list[model.Request] = []
     records: dict[str, tuple[str, uuid.UUID]] = {}
+    movable: dict[str, Assignment] = {}
     for appointment in sorted(appointments, key=lambda a: (a.starts_at, str(a.id))):
+        start = _minutes(appointment.starts_at, zone, service_date)
+        duration = services[appointment.service_id].duration_minutes
+        if reassign and appointment.status in REASSIGNABLE and appointment.starts_at > now:
+            request_id = f"a-{appointment.id.hex[:12]}"
+            records[request_id] = ("appointment", appointment.id)
+            movable[request_id] = Assignment(
+                request_id,
+                str(appointment.provider_id),
+                str(appointment.room_id),
+                str(appointment.device_id) if appointment.device_id else None,
+                start,
+            )
+            requests.append(
+                model.Request(
+                    id=request_id,
+                    client_id=str(appointment.client_id),
+                    service=str(appointment.service_id),
+                    windows=(model.TimeRange(start, start + duration),),
+                    preferred_provider=str(appointment.provider_id),
+                    priority="standard",
+                    no_show_probability=_no_show_probability(appointment, risk),
+                    locked=None,
+                )
+            )
+            continue
         used = [appointment.provider_id, appointment.room_id, appointment.device_id]
         missing = [str(x) for x in used if x is not None and str(x) not in known]
         if missing:
@@ -215,8 +252,18 @@ def build_day_instance(
                 f"appointment {appointment.id} uses {', '.join(missing)}, no longer active "
                 "or in maintenance; move it first"
             )
-        start = _minutes(appointment.starts_at, zone, service_date)
-        duration = services[appointment.service_id].duration_minutes
+        away = [
+            b
+            for p in providers
+            if p.id == str(appointment.provider_id)
+            for b in p.breaks
+            if b.start < start + duration and start < b.end
+        ]
+        if away:
+            raise ConflictError(
+                f"appointment {appointment.id} falls in its provider's time off or break; replan the day "
+                "(max_moves) to give it another provider"
+            )
         request_id = f"a-{appointment.id.hex[:12]}"
         records[request_id] = ("appointment", appointment.id)
         requests.append(
@@ -281,7 +328,7 @@ def build_day_instance(
     )
     names = {str(p.id): p.name for p in config.providers} | {str(r.id): r.name for r in config.rooms}
     names |= {str(d.id): d.name for d in config.devices} | {str(s.id): s.name for s in services.values()}
-    return DayInstance(instance, records, names, zone, service_date)
+    return DayInstance(instance, records, names, zone, service_date, movable)
 
 
 def model_rooms(rooms: Sequence[Any]) -> list[model.Room]:
@@ -363,21 +410,39 @@ def optimize_day(
     location_id: uuid.UUID,
     service_date: date,
     time_limit_seconds: float = 10.0,
+    max_moves: int | None = None,
 ) -> ProposalRead:
     """Solve the day and store the result as a proposal (shadow mode: nothing is booked or moved).
 
+    Without `max_moves` the bookings are kept as they are and only the waitlist is placed. With it, the
+    day is replanned (after a provider calls out, say): up to `max_moves` bookings not yet started may
+    get another provider, room or device at their own start, or be dropped, each move costing
+    `MOVE_COST` in the objective; the proposal marks them `moved`, `kept` or `dropped`.
+
     The proposal's value is the solver's objective in cents; the current value is that of the bookings
-    already made. Emits `proposal.created`."""
+    as they are. Emits `proposal.created`."""
     from medspa.scheduling.solver import validate
     from medspa.scheduling.solver.explain import explain
     from medspa.scheduling.solver.model import solve
+    from medspa.scheduling.solver.variables import Replan
 
     require(actor, Permission.BOOK)
     if not 0 < time_limit_seconds <= 120:
         raise ValidationFailedError("time_limit_seconds", "must be more than 0 and at most 120")
-    day = build_day_instance(session, actor=actor, location_id=location_id, service_date=service_date)
+    if max_moves is not None and max_moves < 0:
+        raise ValidationFailedError("max_moves", "must not be negative")
+    day = build_day_instance(
+        session,
+        actor=actor,
+        location_id=location_id,
+        service_date=service_date,
+        reassign=max_moves is not None,
+    )
     instance = day.instance
-    result = solve(instance, time_limit_seconds=time_limit_seconds)
+    replan = None
+    if max_moves is not None:
+        replan = Replan(Solution.of(instance.name, day.movable.values()), max_moves, MOVE_COST)
+    result = solve(instance, time_limit_seconds=time_limit_seconds, replan=replan)
     report = validate.check(instance, result.solution)
     if not report.feasible:  # the engine promises feasibility; refuse to store anything else
         raise ConflictError(
@@ -387,7 +452,7 @@ def optimize_day(
         Assignment(r.id, r.locked.provider, r.locked.room, r.locked.device, r.locked.start)
         for r in instance.requests
         if r.locked is not None
-    ]
+    ] + list(day.movable.values())
     explanation = _named(explain(instance, result.solution, result.unbookable).as_dict(), day.names)
     proposal = ScheduleProposal(
         organization_id=actor.organization_id,
@@ -398,7 +463,10 @@ def optimize_day(
         proposed_value_cents=round(result.objective * 100),
         instance=instance_document(instance),
         solution=result.solution.to_json(),
-        requests={key: [kind, str(record)] for key, (kind, record) in day.records.items()},
+        requests={
+            key: [kind, str(record)] + ([_placement(day.movable[key])] if key in day.movable else [])
+            for key, (kind, record) in day.records.items()
+        },
         explanation=explanation,
         created_by=actor.label,
         created_at=clock.now(),
@@ -501,15 +569,18 @@ def _proposal_read(proposal: ScheduleProposal) -> ProposalRead:
     zone = proposal.instance["location"]["timezone"]
     explained = {e["request"]: e for e in proposal.explanation["requests"]}
     items = []
-    for request_id, (kind, record) in proposal.requests.items():
+    for request_id, (kind, record, *was) in proposal.requests.items():
         assignment = booked.get(request_id)
         note = explained.get(request_id, {})
+        status = str(note.get("status", "booked" if assignment else "not booked"))
+        if was:  # a booking the proposal may move
+            status = _move_status(was[0], assignment)
         items.append(
             ProposalItem(
                 request=request_id,
                 kind=kind,
                 record_id=uuid.UUID(record),
-                status=str(note.get("status", "booked" if assignment else "not booked")),
+                status=status,
                 starts_at=local_minutes_to_utc(proposal.service_date, assignment.start, zone)
                 if assignment
                 else None,
@@ -535,6 +606,22 @@ def _proposal_read(proposal: ScheduleProposal) -> ProposalRead:
     )
 
 
+def _placement(assignment: Assignment) -> dict[str, Any]:
+    return {
+        "provider": assignment.provider,
+        "room": assignment.room,
+        "device": assignment.device,
+        "start": assignment.start,
+    }
+
+
+def _move_status(was: dict[str, Any], now: Assignment | None) -> str:
+    """`dropped` (not kept in the proposal), `moved` (another provider, room, device or start) or `kept`."""
+    if now is None:
+        return "dropped"
+    return "kept" if _placement(now) == was else "moved"
+
+
 def get_proposal(session: Session, *, actor: Actor, proposal_id: uuid.UUID) -> ProposalRead:
     require(actor, Permission.READ)
     return _proposal_read(
@@ -545,21 +632,36 @@ def get_proposal(session: Session, *, actor: Actor, proposal_id: uuid.UUID) -> P
 def apply_proposal(
     session: Session, *, actor: Actor, proposal_id: uuid.UUID, requests: Sequence[str] | None = None
 ) -> ProposalRead:
-    """Book the proposal's waitlist placements (all, or the request ids given) through the booking path,
-    all or nothing: if the day has changed so that one no longer fits, ResourceBusyError / ConflictError
-    is raised and nothing is booked. Locked bookings are never moved. Emits `proposal.applied`."""
+    """Carry out the proposal (all of it, or the request ids given) through the booking path, all or
+    nothing: the moves first (each moved booking is rescheduled to its new provider, room and device),
+    then the waitlist placements are booked. If the day has changed so that one no longer fits,
+    ResourceBusyError / ConflictError is raised and nothing changes. Locked bookings are never moved,
+    and a dropped booking is left as it is for staff to handle with the client. Emits
+    `proposal.applied`."""
     require(actor, Permission.BOOK)
     proposal = get_owned(session, ScheduleProposal, actor.organization_id, proposal_id, "proposal")
     if proposal.status != "proposed":
         raise ConflictError(f"proposal {proposal.id} is {proposal.status}; make a new one")
     booked = _solution(proposal).by_request()
-    placements = [key for key, (kind, _) in proposal.requests.items() if kind == "waitlist" and key in booked]
-    chosen = placements if requests is None else list(requests)
-    unknown = [key for key in chosen if key not in placements]
+    placements = [
+        key for key, (kind, *_) in proposal.requests.items() if kind == "waitlist" and key in booked
+    ]
+    moves = [
+        key
+        for key, (_, _, *was) in proposal.requests.items()
+        if was and _move_status(was[0], booked.get(key)) == "moved"
+    ]
+    chosen = placements + moves if requests is None else list(requests)
+    unknown = [key for key in chosen if key not in placements + moves]
     if unknown:
-        raise ValidationFailedError("requests", f"not placements of this proposal: {', '.join(unknown)}")
+        raise ValidationFailedError(
+            "requests", f"not placements or moves of this proposal: {', '.join(unknown)}"
+        )
     zone = proposal.instance["location"]["timezone"]
+    _apply_moves(session, actor, proposal, [key for key in chosen if key in moves], booked, zone)
     for key in chosen:
+        if key in moves:
+            continue
         entry = get_owned(
             session,
             WaitlistEntry,
@@ -585,10 +687,43 @@ def apply_proposal(
         )
         entry.status = "booked"
         entry.appointment_id = appointment.id
-    proposal.status = "applied" if set(chosen) == set(placements) else "partially_applied"
+    proposal.status = "applied" if set(chosen) == set(placements + moves) else "partially_applied"
     proposal.applied_at = clock.now()
     session.flush()
     record_event(
         session, actor, "proposal.applied", proposal.id, {"id": str(proposal.id), "requests": sorted(chosen)}
     )
     return _proposal_read(proposal)
+
+
+def _apply_moves(
+    session: Session,
+    actor: Actor,
+    proposal: ScheduleProposal,
+    keys: Sequence[str],
+    booked: dict[str, Assignment],
+    zone: str,
+) -> None:
+    """Reschedule the moved bookings. Their reservations are all released first, so bookings that trade
+    rooms or providers with each other do not collide with one another's old places."""
+    appointment_ids = [uuid.UUID(proposal.requests[key][1]) for key in keys]
+    for appointment_id in appointment_ids:
+        appointment = scheduling.get_appointment(session, actor=actor, appointment_id=appointment_id)
+        if appointment.status.value not in REASSIGNABLE:
+            raise ConflictError(
+                f"appointment {appointment_id} is {appointment.status.value}; make a new proposal"
+            )
+    repository.deactivate_reservations(session, appointment_ids)
+    for key, appointment_id in zip(keys, appointment_ids, strict=True):
+        assignment = booked[key]
+        scheduling.reschedule_appointment(
+            session,
+            actor=actor,
+            appointment_id=appointment_id,
+            data=RescheduleRequest(
+                starts_at=local_minutes_to_utc(proposal.service_date, assignment.start, zone),
+                provider_id=uuid.UUID(assignment.provider),
+                room_id=uuid.UUID(assignment.room),
+                device_id=uuid.UUID(assignment.device) if assignment.device else None,
+            ),
+        )

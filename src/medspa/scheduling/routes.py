@@ -155,14 +155,21 @@ def optimize_day(
     actor: ActorDep,
     service_date: date = Query(alias="date"),
     time_limit_seconds: float = Query(default=10.0, gt=0, le=120),
+    max_moves: int | None = Query(
+        default=None,
+        ge=0,
+        description="replan: at most this many bookings may get another provider or be dropped",
+    ),
 ) -> ProposalRead:
-    """Solve the day and store a proposal beside the live schedule; nothing is booked or moved."""
+    """Solve the day and store a proposal beside the live schedule; nothing is booked or moved until it
+    is applied. Without `max_moves` the bookings stay as they are and the waitlist is placed."""
     return optimization.optimize_day(
         session,
         actor=actor,
         location_id=location_id,
         service_date=service_date,
         time_limit_seconds=time_limit_seconds,
+        max_moves=max_moves,
     )
 
 

@@ -39,6 +39,8 @@ ROW_STATUSES = {
     "booked": "Booked",
     "left_out": "Not applied",
     "not_placed": "Not placed",
+    "moved": "Moved",
+    "dropped": "Cannot be kept",
     "kept": "Kept",
 }
 PROPOSAL_STATUSES = {
@@ -144,6 +146,8 @@ GROUP_TITLES = {
     "booked": "Booked from the waitlist",
     "left_out": "Proposed, left out when applied",
     "not_placed": "Not placed",
+    "moved": "Bookings moved to another provider, room or device (same time)",
+    "dropped": "Bookings that cannot be kept: call the client",
     "kept": "Kept as booked",
 }
 
@@ -250,7 +254,7 @@ def build_proposal_page(session: Session, *, actor: Actor, proposal_id: uuid.UUI
 
 def _group(item: ProposalItem, entry: WaitlistRead | None, *, is_open: bool) -> str:
     if item.kind == "appointment":
-        return "kept"
+        return item.status if item.status in ("moved", "dropped") else "kept"
     if entry is not None and entry.status == "booked":
         return "booked"
     if item.status != "booked":
