@@ -422,6 +422,17 @@ def test_waitlist_optimize_and_apply_over_http(api: TestClient) -> None:
     assert api.get("/api/v1/appointments").json()["total"] == 1
     listed = api.get("/api/v1/waitlist", params={"location_id": ids["location"], "date": "2026-03-03"}).json()
     assert listed == []
+    replanned = created(
+        api.post(
+            f"/api/v1/locations/{ids['location']}/optimize",
+            params={"date": "2026-03-03", "time_limit_seconds": 2, "max_moves": 1},
+        )
+    )
+    assert [(i["kind"], i["status"]) for i in replanned["items"]] == [("appointment", "kept")]
+    negative = api.post(
+        f"/api/v1/locations/{ids['location']}/optimize", params={"date": "2026-03-03", "max_moves": -1}
+    )
+    assert (negative.status_code, negative.json()["fields"]) == (422, ["max_moves"])
 
 
 def test_a_lost_database_connection_is_503_and_other_database_errors_500(
