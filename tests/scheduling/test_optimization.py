@@ -13,7 +13,7 @@ from medspa.kit.db import unit_of_work
 from medspa.kit.errors import ConflictError, ResourceBusyError, ValidationFailedError
 from medspa.scheduling import optimization, scores
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.schemas import BookingRequest, WaitlistCreate
+from medspa.scheduling.schemas import BookingRequest, ProposalRead, WaitlistCreate
 from medspa.scheduling.solver import validate
 from medspa.scheduling.solver.instance import parse_instance
 from medspa.scheduling.solver.solution import parse_solution
@@ -57,6 +57,18 @@ def waitlist(
                 window_ends_at=time.fromisoformat(end),
                 priority=priority,  # type: ignore[arg-type]
             ),
+        )
+
+
+def propose(engine: Engine, actor: Actor, clinic: Clinic, max_moves: int | None = None) -> ProposalRead:
+    with unit_of_work(engine) as session:
+        return optimization.optimize_day(
+            session,
+            actor=actor,
+            location_id=clinic.location_id,
+            service_date=DAY,
+            time_limit_seconds=3,
+            max_moves=max_moves,
         )
 
 
@@ -265,19 +277,9 @@ def test_a_provider_call_out_is_replanned_onto_another_provider_and_applied(
             provider_id=clinic.provider_id,
             data=PeriodCreate(starts_at=TEN - timedelta(hours=2), ends_at=TEN + timedelta(hours=8)),
         )
-    with pytest.raises(ConflictError, match="replan"), unit_of_work(engine) as session:
-        optimization.optimize_day(
-            session, actor=owner, location_id=clinic.location_id, service_date=DAY, time_limit_seconds=2
-        )
-    with unit_of_work(engine) as session:
-        proposal = optimization.optimize_day(
-            session,
-            actor=owner,
-            location_id=clinic.location_id,
-            service_date=DAY,
-            time_limit_seconds=3,
-            max_moves=2,
-        )
+    with pytest.raises(ConflictError, match="replan"):
+        propose(engine, owner, clinic)
+    proposal = propose(engine, owner, clinic, max_moves=2)
     # then without moves the day cannot be planned, and with them both bookings move to the cover
     assert sorted(item.status for item in proposal.items) == ["moved", "moved"]
     assert {item.provider_id for item in proposal.items} == {cover.id}
@@ -300,18 +302,8 @@ def test_a_provider_call_out_is_replanned_onto_another_provider_and_applied(
 
 def test_replanning_keeps_bookings_that_need_no_move(engine: Engine, owner: Actor) -> None:
     clinic = busy_day(engine, owner)
-    with unit_of_work(engine) as session:
-        proposal = optimization.optimize_day(
-            session,
-            actor=owner,
-            location_id=clinic.location_id,
-            service_date=DAY,
-            time_limit_seconds=3,
-            max_moves=0,
-        )
+    proposal = propose(engine, owner, clinic, max_moves=0)
     statuses = sorted(item.status for item in proposal.items if item.kind == "appointment")
     assert statuses == ["kept"]
-    with pytest.raises(ValidationFailedError, match="max_moves"), unit_of_work(engine) as session:
-        optimization.optimize_day(
-            session, actor=owner, location_id=clinic.location_id, service_date=DAY, max_moves=-1
-        )
+    with pytest.raises(ValidationFailedError, match="max_moves"):
+        propose(engine, owner, clinic, max_moves=-1)

@@ -222,50 +222,21 @@ def build_day_instance(
     for appointment in sorted(appointments, key=lambda a: (a.starts_at, str(a.id))):
         start = _minutes(appointment.starts_at, zone, service_date)
         duration = services[appointment.service_id].duration_minutes
-        if reassign and appointment.status in REASSIGNABLE and appointment.starts_at > now:
-            request_id = f"a-{appointment.id.hex[:12]}"
-            records[request_id] = ("appointment", appointment.id)
-            movable[request_id] = Assignment(
-                request_id,
-                str(appointment.provider_id),
-                str(appointment.room_id),
-                str(appointment.device_id) if appointment.device_id else None,
-                start,
-            )
-            requests.append(
-                model.Request(
-                    id=request_id,
-                    client_id=str(appointment.client_id),
-                    service=str(appointment.service_id),
-                    windows=(model.TimeRange(start, start + duration),),
-                    preferred_provider=str(appointment.provider_id),
-                    priority="standard",
-                    no_show_probability=_no_show_probability(appointment, risk),
-                    locked=None,
-                )
-            )
-            continue
-        used = [appointment.provider_id, appointment.room_id, appointment.device_id]
-        missing = [str(x) for x in used if x is not None and str(x) not in known]
-        if missing:
-            raise ConflictError(
-                f"appointment {appointment.id} uses {', '.join(missing)}, no longer active "
-                "or in maintenance; move it first"
-            )
-        away = [
-            b
-            for p in providers
-            if p.id == str(appointment.provider_id)
-            for b in p.breaks
-            if b.start < start + duration and start < b.end
-        ]
-        if away:
-            raise ConflictError(
-                f"appointment {appointment.id} falls in its provider's time off or break; replan the day "
-                "(max_moves) to give it another provider"
-            )
         request_id = f"a-{appointment.id.hex[:12]}"
         records[request_id] = ("appointment", appointment.id)
+        now_at = Assignment(
+            request_id,
+            str(appointment.provider_id),
+            str(appointment.room_id),
+            str(appointment.device_id) if appointment.device_id else None,
+            start,
+        )
+        lock = None
+        if reassign and appointment.status in REASSIGNABLE and appointment.starts_at > now:
+            movable[request_id] = now_at
+        else:
+            _check_lockable(appointment, now_at, duration, known, providers)
+            lock = model.Lock(provider=now_at.provider, room=now_at.room, device=now_at.device, start=start)
         requests.append(
             model.Request(
                 id=request_id,
@@ -275,12 +246,7 @@ def build_day_instance(
                 preferred_provider=str(appointment.provider_id),
                 priority="standard",
                 no_show_probability=_no_show_probability(appointment, risk),
-                locked=model.Lock(
-                    provider=str(appointment.provider_id),
-                    room=str(appointment.room_id),
-                    device=str(appointment.device_id) if appointment.device_id else None,
-                    start=start,
-                ),
+                locked=lock,
             )
         )
     for entry in waitlist:
@@ -329,6 +295,32 @@ def build_day_instance(
     names = {str(p.id): p.name for p in config.providers} | {str(r.id): r.name for r in config.rooms}
     names |= {str(d.id): d.name for d in config.devices} | {str(s.id): s.name for s in services.values()}
     return DayInstance(instance, records, names, zone, service_date, movable)
+
+
+def _check_lockable(
+    appointment: Appointment,
+    placed: Assignment,
+    duration: int,
+    known: set[str],
+    providers: Sequence[model.Provider],
+) -> None:
+    """ConflictError when a booking cannot be kept where it is: a resource of it is no longer active (or
+    in maintenance), or it falls in its provider's time off or break."""
+    used = [placed.provider, placed.room, placed.device]
+    missing = [x for x in used if x is not None and x not in known]
+    if missing:
+        raise ConflictError(
+            f"appointment {appointment.id} uses {', '.join(missing)}, no longer active "
+            "or in maintenance; move it first"
+        )
+    end = placed.start + duration
+    if any(
+        b.start < end and placed.start < b.end for p in providers if p.id == placed.provider for b in p.breaks
+    ):
+        raise ConflictError(
+            f"appointment {appointment.id} falls in its provider's time off or break; replan the day "
+            "(max_moves) to give it another provider"
+        )
 
 
 def model_rooms(rooms: Sequence[Any]) -> list[model.Room]:
