@@ -144,6 +144,26 @@ def test_optimize_this_day_stores_a_proposal_books_nothing_and_opens_it(
     assert {w.id for w in _waitlist(engine, demo_template, day)} == waiting_before
 
 
+def test_the_day_view_can_replan_with_a_move_limit_and_refuses_a_bad_one(
+    signed_in: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    day = first_day_with_a_waitlist(engine, demo_template)
+    url = f"/locations/{demo_template.location_id}/proposals"
+    replanned = signed_in.post(
+        url,
+        data={"date": day.isoformat(), "time_limit_seconds": "1", "max_moves": "2"},
+        follow_redirects=False,
+    )
+    assert replanned.status_code == 303
+    proposal = _proposal(engine, demo_template, uuid.UUID(replanned.headers["location"].rsplit("/", 1)[1]))
+    statuses = {item.status for item in proposal.items if item.kind == "appointment"}
+    assert statuses <= {"kept", "moved", "dropped", "locked"}
+    assert statuses & {"kept", "moved"}  # replanned: without a limit every booking would be "locked"
+    bad = signed_in.post(url, data={"date": day.isoformat(), "time_limit_seconds": "1", "max_moves": "-1"})
+    assert bad.status_code == 422
+    assert "number of bookings that may move" in bad.text
+
+
 def test_optimizing_from_htmx_redirects_the_browser_to_the_proposal(
     signed_in: TestClient, engine: Engine, demo_template: Demo
 ) -> None:

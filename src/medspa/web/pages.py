@@ -13,7 +13,7 @@ import math
 import uuid
 from collections.abc import Callable
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -485,17 +485,24 @@ def optimize(
     location_id: uuid.UUID,
     on: Annotated[str, Form(alias="date")] = "",
     time_limit_seconds: Annotated[str, Form()] = "",
+    max_moves: Annotated[str, Form()] = "",
 ) -> Response:
     """Run the day optimizer on the form's date and show its proposal (shadow mode: nothing is booked).
+    With a number of bookings it may move (after a provider calls out, say), the day is replanned.
     When the day cannot be planned (closed, bad input), the day view shows why, with the error's status."""
     location = resources.get_location(session, actor=actor, location_id=location_id)
     day = _date(on)
     message, status_code = "", 422
     seconds = _seconds(time_limit_seconds)
+    moves = _moves(max_moves)
     if day is None:
         message = "Choose the day to optimize."
     elif seconds is None or not 0 < seconds <= MAX_TIME_LIMIT_SECONDS:
         message = f"Give the time limit in seconds, more than 0 and at most {MAX_TIME_LIMIT_SECONDS:.0f}."
+    elif moves is False:
+        message = (
+            "Give the number of bookings that may move as a whole number, 0 or more (or leave it empty)."
+        )
     else:
         try:
             with session.begin_nested():
@@ -505,6 +512,7 @@ def optimize(
                     location_id=location.id,
                     service_date=day,
                     time_limit_seconds=seconds,
+                    max_moves=moves,
                 )
         except MedspaError as error:
             message, status_code = f"Could not optimize the day: {readable(error)}.", error.status_code
@@ -517,6 +525,17 @@ def optimize(
     if is_htmx(request):
         return _day_fragment(request, board, message=message, kind="error", status_code=status_code)
     return _day_page(request, session, actor, board, message=message, kind="error", status_code=status_code)
+
+
+def _moves(value: str) -> int | Literal[False] | None:
+    """The form's move limit: None when empty (bookings are kept), False when not a whole number >= 0."""
+    if not value.strip():
+        return None
+    try:
+        moves = int(value)
+    except ValueError:
+        return False
+    return moves if moves >= 0 else False
 
 
 def _seconds(value: str) -> float | None:
