@@ -286,6 +286,7 @@ def test_a_provider_call_out_is_replanned_onto_another_provider_and_applied(
     with unit_of_work(engine, write=False) as session:  # the proposal page lists them as moved
         page = build_proposal_page(session, actor=owner, proposal_id=proposal.id)
     assert {g.key: len(g.rows) for g in page.groups if g.rows} == {"moved": 2}
+    assert page.moved_count == 2
     with unit_of_work(engine) as session:
         applied = optimization.apply_proposal(session, actor=owner, proposal_id=proposal.id)
     assert applied.status == "applied"

@@ -140,6 +140,10 @@ class ProposalPage:
     def booked_count(self) -> int:
         return len(next(g.rows for g in self.groups if g.key == "booked"))
 
+    @property
+    def moved_count(self) -> int:
+        return len(next(g.rows for g in self.groups if g.key == "moved"))
+
 
 GROUP_TITLES = {
     "proposed": "Proposed placements",
