@@ -336,3 +336,11 @@ def test_background_worker_stops_cleanly_without_huey(engine: Engine, tmp_path: 
             )
             == 0
         )
+
+
+def test_the_outbox_is_pruned_daily(engine: Engine, tmp_path: Path) -> None:
+    huey = build_huey(load_settings(), immediate=True)
+    register_tasks(huey, engine, ModelCache(tmp_path))
+    due = {t.name for t in huey.read_periodic(datetime(2026, 3, 3, 3, 30, tzinfo=UTC).replace(tzinfo=None))}
+    assert "prune_outbox" in due
+    assert "prune_outbox" not in {t.name for t in huey.read_periodic(datetime(2026, 3, 3, 4, 30))}  # noqa: DTZ001

@@ -7,7 +7,8 @@
   and the cursor moves only past handled events (`kit.outbox.OutboxConsumer`), so a failure is retried.
 - Huey runs the scheduled jobs: every organization's scores refreshed weekly (Sunday 02:00 UTC), expired
   holds released every minute (`scheduling.service.release_expired_holds`; a booking that needs a hold's
-  time releases it sooner), and `refresh_organization` on demand. Storage: SQLite beside the database
+  time releases it sooner), events every consumer has read deleted after `OUTBOX_KEEP_DAYS` (daily,
+  03:30 UTC), and `refresh_organization` on demand. Storage: SQLite beside the database
   (`var/huey.db`) in the embedded shape, Redis when `MEDSPA_REDIS_URL` is set.
 
 `medspa worker` runs both until stopped; `medspa serve` runs them in threads of the web process unless
@@ -23,6 +24,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MODEL_CONSUMER: Final = "models"
+# Events every consumer has read are kept this long (for replays and investigations), then deleted.
+OUTBOX_KEEP_DAYS: Final = 90
 SCORE_TOPICS: Final = frozenset({"appointment.booked", "appointment.rescheduled"})
 REFRESH_TOPICS: Final = frozenset({"appointment.completed", "appointment.cancelled", "appointment.no_show"})
 
@@ -123,6 +127,7 @@ class Tasks:
     weekly_refresh: Any
     refresh_organization: Any
     release_expired_holds: Any
+    prune_outbox: Any
 
 
 def register_tasks(huey: Huey, engine: Engine, cache: ModelCache) -> Tasks:
@@ -147,6 +152,14 @@ def register_tasks(huey: Huey, engine: Engine, cache: ModelCache) -> Tasks:
         with unit_of_work(engine) as session:
             return release_expired_holds(session)
 
+    def prune_outbox() -> int:
+        from medspa.kit import clock
+        from medspa.kit.db import unit_of_work
+        from medspa.kit.outbox import prune_events
+
+        with unit_of_work(engine) as session:
+            return prune_events(session, created_before=clock.now() - timedelta(days=OUTBOX_KEEP_DAYS))
+
     weekly = crontab(minute="0", hour="2", day_of_week="0")
     return Tasks(
         weekly_refresh=huey.periodic_task(weekly, name="refresh_all_scores")(weekly_refresh),
@@ -154,6 +167,7 @@ def register_tasks(huey: Huey, engine: Engine, cache: ModelCache) -> Tasks:
         release_expired_holds=huey.periodic_task(crontab(), name="release_expired_holds")(
             release_expired_holds
         ),
+        prune_outbox=huey.periodic_task(crontab(minute="30", hour="3"), name="prune_outbox")(prune_outbox),
     )
 
 

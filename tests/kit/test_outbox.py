@@ -5,11 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
 
-from medspa.kit.db import unit_of_work
+from medspa.kit import clock
+from medspa.kit.db import make_engine, unit_of_work
+from medspa.kit.migrate import upgrade
 from medspa.kit.outbox import (
     Delivered,
     OutboxConsumer,
@@ -17,9 +20,10 @@ from medspa.kit.outbox import (
     cursor_position,
     head_event_id,
     move_cursor,
+    prune_events,
     record_event,
 )
-from medspa.security.actors import Actor
+from medspa.security.actors import Actor, system_actor
 
 
 def emit(engine: Engine, actor: Actor, count: int) -> list[int]:
@@ -137,3 +141,31 @@ def test_a_hole_in_the_ids_holds_the_cursor_until_filled_or_old(engine: Engine, 
     impatient = OutboxConsumer(engine, reader.name, handle, gap_grace_seconds=0)
     impatient.drain_once()
     assert cursor_position(engine, reader.name) == head + 5
+
+
+def test_pruning_deletes_only_old_events_every_consumer_has_read(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'outbox.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    actor = system_actor(uuid.uuid4(), "test")
+    with clock.frozen_at(datetime(2026, 1, 1, tzinfo=UTC)):
+        old = emit(engine, actor, 3)
+    recent = emit(engine, actor, 2)
+    later = datetime(2026, 6, 1, tzinfo=UTC)
+
+    def prune() -> int:
+        with unit_of_work(engine) as session:
+            return prune_events(session, created_before=later)
+
+    assert prune() == 0  # no consumer yet: every event waits for its first reader
+    with unit_of_work(engine) as session:
+        move_cursor(session, "fast", recent[-1])
+        move_cursor(session, "slow", old[1])
+    assert prune() == 2  # the two old events the slow consumer has read
+    with unit_of_work(engine) as session:
+        move_cursor(session, "slow", recent[-1])
+    assert prune() == 1  # the last old one; the recent ones are kept however far the cursors are
+    with unit_of_work(engine, write=False) as session:
+        left = list(session.scalars(select(OutboxEvent.id).order_by(OutboxEvent.id)))
+    assert left == recent
+    engine.dispose()

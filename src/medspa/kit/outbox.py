@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, String, func, insert, select, update
+from sqlalchemy import Engine, String, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -146,6 +146,20 @@ def move_cursor(session: Session, consumer: str, event_id: int) -> None:
             .values(last_event_id=event_id, updated_at=clock.now())
         )
     session.flush()
+
+
+def prune_events(session: Session, *, created_before: datetime) -> int:
+    """Delete the events created before `created_before` that every consumer has read past; how many.
+
+    Nothing is deleted while there is no consumer, so events wait for their first reader, and a consumer
+    that stops reading keeps everything after its cursor."""
+    floor = session.scalar(select(func.min(OutboxCursor.last_event_id)))
+    if floor is None:
+        return 0
+    result = session.execute(
+        delete(OutboxEvent).where(OutboxEvent.id <= floor, OutboxEvent.created_at < created_before)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 class OutboxConsumer:
