@@ -308,3 +308,46 @@ def test_replanning_keeps_bookings_that_need_no_move(engine: Engine, owner: Acto
     assert statuses == ["kept"]
     with pytest.raises(ValidationFailedError, match="max_moves"):
         propose(engine, owner, clinic, max_moves=-1)
+
+
+def test_applying_a_replan_lets_two_bookings_trade_providers(engine: Engine, owner: Actor) -> None:
+    # given two providers each with a booking at 10:00, and a replan that swaps them (edited into the
+    # stored proposal: the solver has no reason to swap, the apply path must still cope with it)
+    clinic = build(engine, owner, shift=("09:00", "12:00"))
+    with unit_of_work(engine) as session:
+        make_room(session, actor=owner, location_id=clinic.location_id)
+        other = make_provider(session, actor=owner, location_id=clinic.location_id, shift=("09:00", "12:00"))
+        first = scheduling.book_appointment(
+            session, actor=owner, data=booking_request(clinic, TEN, provider_id=clinic.provider_id)
+        )
+        second_client = make_client(session, actor=owner)
+        second = scheduling.book_appointment(
+            session,
+            actor=owner,
+            data=booking_request(clinic, TEN, provider_id=other.id).model_copy(
+                update={"client_id": second_client.id}
+            ),
+        )
+    proposal = propose(engine, owner, clinic, max_moves=2)
+    assert sorted(item.status for item in proposal.items) == ["kept", "kept"]
+    with unit_of_work(engine) as session:
+        row = session.get(optimization.ScheduleProposal, proposal.id)
+        assert row is not None
+        solution = dict(row.solution)
+        a, b = solution["assignments"]
+        swapped = [
+            {**a, "provider": b["provider"], "room": b["room"]},
+            {**b, "provider": a["provider"], "room": a["room"]},
+        ]
+        row.solution = {**solution, "assignments": swapped}
+    # when it is applied
+    with unit_of_work(engine) as session:
+        applied = optimization.apply_proposal(session, actor=owner, proposal_id=proposal.id)
+    # then both moved, each to the other's provider and room, with nothing double-booked
+    assert sorted(item.status for item in applied.items) == ["moved", "moved"]
+    with unit_of_work(engine, write=False) as session:
+        now_first = scheduling.get_appointment(session, actor=owner, appointment_id=first.id)
+        now_second = scheduling.get_appointment(session, actor=owner, appointment_id=second.id)
+    assert (now_first.provider_id, now_first.room_id) == (second.provider_id, second.room_id)
+    assert (now_second.provider_id, now_second.room_id) == (first.provider_id, first.room_id)
+    assert double_bookings(engine, owner) == 0
