@@ -182,7 +182,7 @@ def get_proposal(proposal_id: uuid.UUID, session: SessionDep, actor: ActorDep) -
 def apply_proposal(
     proposal_id: uuid.UUID, data: ApplyRequest, session: SessionDep, actor: ActorDep
 ) -> ProposalRead:
-    """Book the proposal's placements (all, or `requests`), all or nothing."""
+    """Carry out the proposal (its moves and placements; all, or `requests`), all or nothing."""
     return optimization.apply_proposal(session, actor=actor, proposal_id=proposal_id, requests=data.requests)
 
 
