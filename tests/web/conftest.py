@@ -19,11 +19,11 @@ from medspa.demo.seed import DEMO_PASSWORD, seed_demo
 from medspa.kit import clock
 from medspa.kit.db import make_engine, unit_of_work
 from medspa.kit.migrate import upgrade
-from medspa.kit.tz import to_local
+from medspa.kit.tz import local_day_bounds, to_local
 from medspa.resources import service as resources
 from medspa.scheduling import optimization
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.schemas import SlotRead
+from medspa.scheduling.schemas import AppointmentRead, SlotRead
 from medspa.security.actors import Actor, system_actor
 
 ORIGIN = "http://testserver"
@@ -131,3 +131,17 @@ def first_day_with_a_waitlist(engine: Engine, demo: Demo) -> date:
             ):
                 return day
     raise AssertionError("the demo has no waitlist in the next two weeks")
+
+
+def appointments_on(engine: Engine, demo: Demo, day: date) -> list[AppointmentRead]:
+    """The demo location's appointments starting on a local day."""
+    start, end = local_day_bounds(day, "America/New_York")
+    with unit_of_work(engine, write=False) as session:
+        return scheduling.list_appointments(
+            session,
+            actor=demo.actor,
+            location_id=demo.location_id,
+            starts_from=start,
+            starts_before=end,
+            limit=500,
+        ).items

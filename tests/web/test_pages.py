@@ -17,14 +17,21 @@ from medspa.clients import service as clients
 from medspa.clients.schemas import ClientCreate
 from medspa.kit import clock
 from medspa.kit.db import unit_of_work
-from medspa.kit.tz import local_day_bounds, to_local
+from medspa.kit.tz import to_local
 from medspa.resources import service as resources
 from medspa.scheduling import scores
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import AppointmentRead, BookingRequest, Status
 from medspa.web import pages
 from medspa.web.board import PIXELS_PER_MINUTE
-from tests.web.conftest import FRONT_DESK, Demo, booking_service_id, first_day_with_slots, local_today
+from tests.web.conftest import (
+    FRONT_DESK,
+    Demo,
+    appointments_on,
+    booking_service_id,
+    first_day_with_slots,
+    local_today,
+)
 
 HTMX = {"HX-Request": "true"}
 SLOT_VALUE = re.compile(r'name="slot" value="([^"]+)"')
@@ -33,19 +40,6 @@ SLOT_VALUE = re.compile(r'name="slot" value="([^"]+)"')
 def _day_url(demo: Demo, day: date | None = None) -> str:
     url = f"/locations/{demo.location_id}/day"
     return f"{url}?date={day.isoformat()}" if day else url
-
-
-def _appointments_on(engine: Engine, demo: Demo, day: date) -> list[AppointmentRead]:
-    start, end = local_day_bounds(day, "America/New_York")
-    with unit_of_work(engine, write=False) as session:
-        return scheduling.list_appointments(
-            session,
-            actor=demo.actor,
-            location_id=demo.location_id,
-            starts_from=start,
-            starts_before=end,
-            limit=500,
-        ).items
 
 
 def _busiest_day(engine: Engine, demo: Demo) -> date:
@@ -165,7 +159,7 @@ def test_day_view_shows_a_column_per_provider_and_every_appointment_of_the_day(
     signed_in: TestClient, engine: Engine, demo_template: Demo
 ) -> None:
     day = _busiest_day(engine, demo_template)
-    appointments = _appointments_on(engine, demo_template, day)
+    appointments = appointments_on(engine, demo_template, day)
     with unit_of_work(engine, write=False) as session:
         providers = resources.list_providers(
             session, actor=demo_template.actor, location_id=demo_template.location_id
@@ -293,7 +287,7 @@ def test_booking_a_slot_from_the_form_books_it_and_updates_the_day(
     day, slots = first_day_with_slots(engine, demo_template, service_id)
     client_id = _a_client_id(engine, demo_template)
     slot = _offered_slot(signed_in, demo_template, service_id, day)
-    before = {a.id for a in _appointments_on(engine, demo_template, day)}
+    before = {a.id for a in appointments_on(engine, demo_template, day)}
 
     response = signed_in.post(
         f"/locations/{demo_template.location_id}/appointments",
@@ -310,7 +304,7 @@ def test_booking_a_slot_from_the_form_books_it_and_updates_the_day(
     assert "Booked " in response.text
     assert '<section id="day" class="day" hx-swap-oob="outerHTML"' in response.text
     assert response.headers["HX-Push-Url"] == _day_url(demo_template, day)
-    new = [a for a in _appointments_on(engine, demo_template, day) if a.id not in before]
+    new = [a for a in appointments_on(engine, demo_template, day) if a.id not in before]
     assert len(new) == 1
     booked = new[0]
     assert booked.status is Status.BOOKED
@@ -334,7 +328,7 @@ def test_booking_a_slot_someone_just_took_answers_409_with_fresh_slots(
     form = {"client_id": str(client_id), "service_id": str(service_id), "date": day.isoformat(), "slot": slot}
     url = f"/locations/{demo_template.location_id}/appointments"
     assert signed_in.post(url, data=form, headers=HTMX).status_code == 200
-    count = len(_appointments_on(engine, demo_template, day))
+    count = len(appointments_on(engine, demo_template, day))
 
     again = signed_in.post(url, data=form, headers=HTMX)
 
@@ -345,7 +339,7 @@ def test_booking_a_slot_someone_just_took_answers_409_with_fresh_slots(
     assert again.text.lstrip().startswith('<div id="slots"')
     assert '<section id="day" class="day" hx-swap-oob="outerHTML"' in again.text
     assert slot not in [html.unescape(v) for v in SLOT_VALUE.findall(again.text)]
-    assert len(_appointments_on(engine, demo_template, day)) == count
+    assert len(appointments_on(engine, demo_template, day)) == count
 
 
 def test_booking_without_a_client_asks_for_one_and_books_nothing(
@@ -354,7 +348,7 @@ def test_booking_without_a_client_asks_for_one_and_books_nothing(
     service_id = booking_service_id(engine, demo_template)
     day, _ = first_day_with_slots(engine, demo_template, service_id)
     slot = _offered_slot(signed_in, demo_template, service_id, day)
-    count = len(_appointments_on(engine, demo_template, day))
+    count = len(appointments_on(engine, demo_template, day))
     response = signed_in.post(
         f"/locations/{demo_template.location_id}/appointments",
         data={"service_id": str(service_id), "date": day.isoformat(), "slot": slot},
@@ -362,7 +356,7 @@ def test_booking_without_a_client_asks_for_one_and_books_nothing(
     )
     assert response.status_code == 422
     assert "Choose or add a client first" in response.text
-    assert len(_appointments_on(engine, demo_template, day)) == count
+    assert len(appointments_on(engine, demo_template, day)) == count
 
 
 # --- clients ------------------------------------------------------------------------------------------
@@ -513,9 +507,7 @@ def test_day_view_flags_a_booking_the_model_finds_likely_to_be_missed(
     day, upcoming = next(
         (day, found)
         for day in (today + timedelta(days=n) for n in range(1, 5))
-        if len(
-            found := [a for a in _appointments_on(engine, demo_template, day) if a.status is Status.BOOKED]
-        )
+        if len(found := [a for a in appointments_on(engine, demo_template, day) if a.status is Status.BOOKED])
         > 1
     )
     risky, safe = upcoming[0], upcoming[1]

@@ -16,36 +16,21 @@ from medspa.clients import service as clients
 from medspa.clients.schemas import ClientCreate
 from medspa.kit.db import unit_of_work
 from medspa.kit.money import format_cents
-from medspa.kit.tz import local_day_bounds
 from medspa.scheduling import optimization
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.models import ScheduleProposal
 from medspa.scheduling.schemas import (
-    AppointmentRead,
     BookingRequest,
     ProposalItem,
     ProposalRead,
     WaitlistCreate,
     WaitlistRead,
 )
-from tests.web.conftest import Demo, first_day_with_a_waitlist
+from tests.web.conftest import Demo, appointments_on, first_day_with_a_waitlist
 
 HTMX = {"HX-Request": "true"}
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 CHECKBOX = re.compile(r'type="checkbox" name="requests" value="([^"]+)"')
-
-
-def _appointments_on(engine: Engine, demo: Demo, day: date) -> list[AppointmentRead]:
-    start, end = local_day_bounds(day, "America/New_York")
-    with unit_of_work(engine, write=False) as session:
-        return scheduling.list_appointments(
-            session,
-            actor=demo.actor,
-            location_id=demo.location_id,
-            starts_from=start,
-            starts_before=end,
-            limit=500,
-        ).items
 
 
 def _waitlist(engine: Engine, demo: Demo, day: date, status: str = "waiting") -> list[WaitlistRead]:
@@ -124,7 +109,7 @@ def test_optimize_this_day_stores_a_proposal_books_nothing_and_opens_it(
     signed_in: TestClient, engine: Engine, demo_template: Demo
 ) -> None:
     day = first_day_with_a_waitlist(engine, demo_template)
-    booked_before = {a.id for a in _appointments_on(engine, demo_template, day)}
+    booked_before = {a.id for a in appointments_on(engine, demo_template, day)}
     waiting_before = {w.id for w in _waitlist(engine, demo_template, day)}
 
     response = signed_in.post(
@@ -140,7 +125,7 @@ def test_optimize_this_day_stores_a_proposal_books_nothing_and_opens_it(
     assert proposal.service_date == day
     assert proposal.status == "proposed"
     # Shadow mode: the schedule and the waitlist are as they were.
-    assert {a.id for a in _appointments_on(engine, demo_template, day)} == booked_before
+    assert {a.id for a in appointments_on(engine, demo_template, day)} == booked_before
     assert {w.id for w in _waitlist(engine, demo_template, day)} == waiting_before
 
 
@@ -286,7 +271,7 @@ def test_applying_selected_placements_books_them_and_shows_the_applied_proposal(
     proposal = _optimize(engine, demo_template, day)
     placements = _placements(proposal)
     chosen = placements[0]
-    booked_before = {a.id for a in _appointments_on(engine, demo_template, day)}
+    booked_before = {a.id for a in appointments_on(engine, demo_template, day)}
 
     page = signed_in.post(f"/proposals/{proposal.id}/apply", data={"requests": [chosen.request]})
 
@@ -300,7 +285,7 @@ def test_applying_selected_placements_books_them_and_shows_the_applied_proposal(
     # The chosen entry is booked, at the proposed time with the proposed provider; the others still wait.
     (entry,) = _waitlist(engine, demo_template, day, status="booked")
     assert entry.id == chosen.record_id
-    new = [a for a in _appointments_on(engine, demo_template, day) if a.id not in booked_before]
+    new = [a for a in appointments_on(engine, demo_template, day) if a.id not in booked_before]
     assert [(a.id, a.client_id, a.starts_at, a.provider_id, a.room_id) for a in new] == [
         (entry.appointment_id, entry.client_id, chosen.starts_at, chosen.provider_id, chosen.room_id)
     ]
@@ -367,7 +352,7 @@ def test_applying_after_the_day_changed_answers_409_and_books_nothing(
                 device_id=taken.device_id,
             ),
         )
-    booked_before = {a.id for a in _appointments_on(engine, demo_template, day)}
+    booked_before = {a.id for a in appointments_on(engine, demo_template, day)}
 
     page = signed_in.post(
         f"/proposals/{proposal.id}/apply", data={"requests": [p.request for p in placements]}
@@ -377,7 +362,7 @@ def test_applying_after_the_day_changed_answers_409_and_books_nothing(
     assert "<!doctype html>" in page.text
     assert "Could not apply:" in page.text
     assert "Nothing was booked. The day has changed since this proposal was made" in page.text
-    assert {a.id for a in _appointments_on(engine, demo_template, day)} == booked_before
+    assert {a.id for a in appointments_on(engine, demo_template, day)} == booked_before
     assert _waitlist(engine, demo_template, day, status="booked") == []
     assert _proposal(engine, demo_template, proposal.id).status == "proposed"
 
@@ -387,7 +372,7 @@ def test_applying_nothing_chosen_or_an_unknown_request_books_nothing(
 ) -> None:
     day = first_day_with_a_waitlist(engine, demo_template)
     proposal = _optimize(engine, demo_template, day)
-    booked_before = {a.id for a in _appointments_on(engine, demo_template, day)}
+    booked_before = {a.id for a in appointments_on(engine, demo_template, day)}
 
     empty = signed_in.post(f"/proposals/{proposal.id}/apply", data={})
     unknown = signed_in.post(f"/proposals/{proposal.id}/apply", data={"requests": ["w-000000000000"]})
@@ -396,7 +381,7 @@ def test_applying_nothing_chosen_or_an_unknown_request_books_nothing(
     assert "Choose at least one placement to apply." in empty.text
     assert unknown.status_code == 422
     assert "w-000000000000" in unknown.text
-    assert {a.id for a in _appointments_on(engine, demo_template, day)} == booked_before
+    assert {a.id for a in appointments_on(engine, demo_template, day)} == booked_before
     assert _proposal(engine, demo_template, proposal.id).status == "proposed"
 
 
@@ -420,7 +405,7 @@ def test_a_cross_site_post_optimizes_nothing_and_applies_nothing(
 ) -> None:
     day = first_day_with_a_waitlist(engine, demo_template)
     proposal = _optimize(engine, demo_template, day)
-    booked_before = {a.id for a in _appointments_on(engine, demo_template, day)}
+    booked_before = {a.id for a in appointments_on(engine, demo_template, day)}
     evil = {"Origin": "https://evil.example"}
 
     optimize = signed_in.post(
@@ -439,5 +424,5 @@ def test_a_cross_site_post_optimizes_nothing_and_applies_nothing(
     assert _proposal_count(engine) == 1
     assert apply.status_code == 403
     assert "cross-site request refused" in apply.text
-    assert {a.id for a in _appointments_on(engine, demo_template, day)} == booked_before
+    assert {a.id for a in appointments_on(engine, demo_template, day)} == booked_before
     assert _proposal(engine, demo_template, proposal.id).status == "proposed"

@@ -47,14 +47,7 @@ def import_noshow_brazil(
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="drop unparseable rows and count them"),
 ) -> None:
     """Convert the Brazil no-show data set to an appointment-history CSV."""
-    from medspa.retention.formats import FormatError
-    from medspa.retention.importers import import_noshow_brazil as run_import
-
-    try:
-        report = run_import(path, output, skip_bad_rows=skip_bad_rows)
-    except FormatError as error:
-        raise _fail(error) from None
-    _print_import(report.rows_read, report.rows_written, report.skipped_rows, report.repairs, output)
+    _run_import("import_noshow_brazil", path, output, skip_bad_rows)
 
 
 @import_app.command("cdnow")
@@ -64,11 +57,16 @@ def import_cdnow(
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="drop unparseable rows and count them"),
 ) -> None:
     """Convert the CDNOW purchase file to a visit-transactions CSV."""
+    _run_import("import_cdnow", path, output, skip_bad_rows)
+
+
+def _run_import(importer: str, path: Path, output: Path, skip_bad_rows: bool) -> None:
+    """Run one of `retention.importers` (by name: imported only when the command runs) and report it."""
+    from medspa.retention import importers
     from medspa.retention.formats import FormatError
-    from medspa.retention.importers import import_cdnow as run_import
 
     try:
-        report = run_import(path, output, skip_bad_rows=skip_bad_rows)
+        report = getattr(importers, importer)(path, output, skip_bad_rows=skip_bad_rows)
     except FormatError as error:
         raise _fail(error) from None
     _print_import(report.rows_read, report.rows_written, report.skipped_rows, report.repairs, output)
