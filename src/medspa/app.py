@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from medspa import __version__
-from medspa.api import install_error_handlers
+from medspa.api import inline_booking_allowed, install_error_handlers
 from medspa.catalog.routes import router as catalog_router
 from medspa.clients.routes import router as clients_router
 from medspa.kit.db import default_engine
@@ -61,6 +61,7 @@ def create_app(engine: Engine | None = None, *, with_worker: bool = False) -> Fa
         openapi_tags=[{"name": tag} for tag in OPENAPI_TAG_ORDER],
     )
     app.state.engine = bound
+    app.state.inline_booking = inline_booking_allowed(bound.dialect.name)
     install_error_handlers(app)
 
     @app.get("/api/v1/health", tags=["health"])
