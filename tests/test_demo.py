@@ -30,7 +30,7 @@ def test_the_demo_clinic_has_staff_catalogue_clients_history_future_and_scores(
         engine,
         today=TODAY,
         client_count=50,  # few clients, so each has history enough for the models to learn from
-        past_days=14,
+        past_days=28,
         future_days=7,
         slug=f"demo-{uuid.uuid4().hex[:8]}",
         model_dir=tmp_path,
@@ -38,7 +38,7 @@ def test_the_demo_clinic_has_staff_catalogue_clients_history_future_and_scores(
     actor = system_actor(summary.organization_id)
     with unit_of_work(engine, write=False) as session:
         rows = session.execute(
-            select(Appointment.status, Appointment.starts_at).where(
+            select(Appointment.status, Appointment.starts_at, Appointment.client_id).where(
                 Appointment.organization_id == actor.organization_id
             )
         ).all()
@@ -47,18 +47,20 @@ def test_the_demo_clinic_has_staff_catalogue_clients_history_future_and_scores(
             .select_from(AppointmentTransition)
             .where(AppointmentTransition.organization_id == actor.organization_id)
         )
-    statuses = Counter(status for status, _ in rows)
+    statuses = Counter(status for status, _, _ in rows)
+    with_appointments = len({client for _, _, client in rows})
     assert summary.clients == 50
     assert summary.past_appointments + summary.future_appointments == len(rows)
     assert summary.past_appointments > 150
     assert summary.future_appointments > 60
     assert {"completed", "cancelled", "no_show", "booked"} <= set(statuses)
     assert 0.03 < statuses["no_show"] / summary.past_appointments < 0.15
-    assert all(s in {"booked", "confirmed"} for s, starts in rows if starts.date() > TODAY)
+    assert all(s in {"booked", "confirmed"} for s, starts, _ in rows if starts.date() > TODAY)
     assert transitions is not None
     assert transitions >= len(rows)
     assert double_bookings(engine, actor) == 0
-    # the models are trained on the seeded history, active, and every upcoming booking and client is scored
+    # the models are trained on the seeded history, active, and every upcoming booking and every client
+    # with an appointment is scored
     registry = registry_for(tmp_path, summary.organization_id)
     assert {kind: registry.active_version(kind) for kind in ("noshow", "returns")} == summary.models
     with unit_of_work(engine, write=False) as session:
@@ -77,7 +79,7 @@ def test_the_demo_clinic_has_staff_catalogue_clients_history_future_and_scores(
         )
     assert len(upcoming) == summary.future_appointments == summary.scored_appointments
     assert all(0 < p < 1 and v == summary.models["noshow"] for p, v in upcoming)
-    assert len(scores) == summary.scored_clients == 50
+    assert len(scores) == summary.scored_clients == with_appointments > 40
     assert {s.model_version for s in scores} == {summary.models["returns"]}
     visited = [s for s in scores if s.visits > 0]
     assert visited
@@ -92,7 +94,16 @@ def test_the_demo_clinic_has_staff_catalogue_clients_history_future_and_scores(
                 )
             ).all()
         )
-    some = sorted(before)[:3]
+    with unit_of_work(engine, write=False) as session:
+        # the three upcoming bookings that start last: what their features read is the recent past
+        some = list(
+            session.scalars(
+                select(Appointment.id)
+                .where(Appointment.id.in_(before))
+                .order_by(Appointment.starts_at.desc(), Appointment.id)
+                .limit(3)
+            )
+        )
     with unit_of_work(engine, write=False) as session:
         (client,) = session.scalars(select(Appointment.client_id).where(Appointment.id == some[0])).all()
         nearby = scores_module.scoring_neighbourhood(

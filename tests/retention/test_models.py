@@ -227,3 +227,22 @@ def test_logistic_curve_recovers_a_known_curve() -> None:
     slope, intercept = metrics.fit_logistic_curve(x, labels)
     assert slope == pytest.approx(1.3, abs=0.05)
     assert intercept == pytest.approx(-0.7, abs=0.05)
+
+
+def test_logistic_curve_of_a_constant_score_is_the_observed_rate() -> None:
+    # A booster that cannot split a small history scores everyone alike: calibration must not fail.
+    slope, intercept = metrics.fit_logistic_curve(np.full(40, -1.2), np.r_[np.ones(10), np.zeros(30)])
+    assert slope == 0.0
+    assert metrics.sigmoid(intercept) == pytest.approx(0.25)
+
+
+def test_default_settings_learn_from_a_small_clinic() -> None:
+    # given a clinic with about 400 finished appointments before the cut (Brazil's 200 rows per leaf
+    # would leave the subsampled booster unable to split them at all)
+    history, _ = simulate_history(clients=180, days=40, seed=5)
+    model = train_noshow(history, train_end=date(2024, 4, 3))
+    test = (history["starts_at"] >= "2024-04-03").to_numpy()
+    probabilities = model.predict(history, test)
+    # then the leaf size follows the history and the later appointments are ranked above chance
+    assert model.config.min_child_samples == 50
+    assert metrics.roc_auc(probabilities, no_show_labels(history)[test]) > 0.58

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medspa.retention.noshow import noshow_config_for
 from medspa.retention.returns import BgNbd
-from medspa.retention.serving import ReturnModel, clinic_noshow_config, train_clinic_noshow
+from medspa.retention.serving import ReturnModel, train_clinic_noshow
 from tests.retention.factories import simulate_history
 from tests.serving_models import noshow_payload, returns_payload
 
@@ -33,9 +34,9 @@ def test_a_clinic_no_show_model_carries_holdout_metrics_and_a_scaled_leaf_size()
     )
     assert (
         payload["config"]["min_child_samples"]
-        == clinic_noshow_config(payload["metrics"]["training"]["rows"]).min_child_samples
+        == noshow_config_for(payload["metrics"]["training"]["rows"]).min_child_samples
     )
-    assert [clinic_noshow_config(n).min_child_samples for n in (100, 1000, 5000)] == [50, 100, 200]
+    assert [noshow_config_for(n).min_child_samples for n in (100, 1000, 5000)] == [50, 100, 200]
 
 
 def test_return_scores_mean_what_the_glossary_says() -> None:

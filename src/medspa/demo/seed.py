@@ -65,6 +65,9 @@ STAFF = [
     ("frontdesk@lumen.example", "Riley Chen (front desk)", Role.FRONT_DESK),
     ("provider@lumen.example", "Dr. Elena Marsh (provider)", Role.PROVIDER),
 ]
+# How many days ahead bookings are made, and how often.
+LEAD_DAYS = [0, 1, 2, 3, 5, 7, 10, 14, 21, 30, 45]
+LEAD_WEIGHTS = [10, 12, 12, 10, 10, 12, 10, 9, 7, 5, 3]
 HOLIDAYS = [date(2026, 11, 26), date(2026, 12, 25), date(2027, 1, 1), date(2027, 5, 31), date(2027, 7, 5)]
 
 
@@ -111,19 +114,22 @@ def seed_demo(
         day = today - timedelta(days=offset)
         with unit_of_work(engine) as session:
             booker = _Booker(session, actor, location.id, rng, services, client_ids)
-            for appointment_id, starts_at, ends_at in booker.fill(day, attempts=70):
-                status = booker.play_out(appointment_id, starts_at, ends_at)
+            for appointment_id, starts_at, ends_at, booked_at in booker.fill(day, attempts=70):
+                status = booker.play_out(appointment_id, starts_at, ends_at, booked_at)
                 statuses[status] = statuses.get(status, 0) + 1
                 past += 1
     future = 0
+    now = datetime.combine(today, clock.now().astimezone(UTC).timetz())
     for offset in range(future_days + 1):
         day = today + timedelta(days=offset)
         attempts = max(15, 60 - 3 * offset)
         with unit_of_work(engine) as session:
             booker = _Booker(session, actor, location.id, rng, services, client_ids)
-            for appointment_id, _starts_at, _ends_at in booker.fill(day, attempts=attempts):
+            for appointment_id, _starts_at, _ends_at, booked_at in booker.fill(
+                day, attempts=attempts, not_after=now
+            ):
                 if offset <= 3 and rng.random() < 0.5:
-                    with clock.frozen_at(booker.booking_time(day)):
+                    with clock.frozen_at(min(now, booked_at + timedelta(hours=1))):
                         scheduling.confirm_appointment(session, actor=actor, appointment_id=appointment_id)
                     statuses["confirmed"] = statuses.get("confirmed", 0) + 1
                 else:
@@ -357,69 +363,91 @@ class _Booker:
         self.unreliable = set(client_ids[2::5])
         self.client_of: dict[uuid.UUID, uuid.UUID] = {}
 
-    def booking_time(self, day: date) -> datetime:
-        return datetime.combine(day - timedelta(days=3), time(14, 0), tzinfo=UTC)
+    def booking_time(self, day: date, *, not_after: datetime | None = None) -> datetime:
+        """When a booking for `day` was made: the same morning for one in ten, most within two weeks,
+        some over a month ahead (as clinics see); never after `not_after` (the seed's now)."""
+        lead = self.rng.choices(LEAD_DAYS, weights=LEAD_WEIGHTS)[0]
+        hour = 11 if lead == 0 else self.rng.randint(12, 23)  # UTC: 06:00-19:00 in New York
+        made = datetime.combine(day - timedelta(days=lead), time(hour, self.rng.randrange(60)), tzinfo=UTC)
+        if not_after is not None and made > not_after:
+            made = not_after - timedelta(hours=self.rng.randint(1, 24 * 14))
+        return made
 
-    def fill(self, day: date, *, attempts: int) -> list[tuple[uuid.UUID, datetime, datetime]]:
+    def fill(
+        self, day: date, *, attempts: int, not_after: datetime | None = None
+    ) -> list[tuple[uuid.UUID, datetime, datetime, datetime]]:
+        """Book up to `attempts` random requests on `day`, each at its own booking time; returns
+        (appointment, start, end, booked at) of those that fitted."""
         open_hours = OPENING_HOURS.get(day.weekday())
         if open_hours is None or day in HOLIDAYS:
             return []
         opens, closes = hhmm(open_hours[0]), hhmm(open_hours[1])
         slots = (closes.hour * 60 + closes.minute - opens.hour * 60 - opens.minute) // 15
         booked = []
-        with clock.frozen_at(self.booking_time(day)):
-            for _ in range(attempts):
-                service = self.rng.choices(self.services, weights=self.weights)[0]
-                minute = opens.hour * 60 + opens.minute + 15 * self.rng.randrange(slots)
-                starts_at = local_to_utc(day, time(minute // 60, minute % 60), ZONE)
-                if starts_at is None:
-                    continue
-                pool = self.regulars if self.rng.random() < 0.6 else self.others
-                request = BookingRequest(
-                    client_id=self.rng.choice(pool),
-                    service_id=service.id,
-                    location_id=self.location_id,
-                    starts_at=starts_at,
-                )
-                try:
-                    with self.session.begin_nested():
-                        appointment = scheduling.book_appointment(
-                            self.session, actor=self.actor, data=request
-                        )
-                except (ConflictError, ValidationFailedError):
-                    continue
-                self.client_of[appointment.id] = appointment.client_id
-                booked.append((appointment.id, appointment.starts_at, appointment.ends_at))
+        for _ in range(attempts):
+            service = self.rng.choices(self.services, weights=self.weights)[0]
+            minute = opens.hour * 60 + opens.minute + 15 * self.rng.randrange(slots)
+            starts_at = local_to_utc(day, time(minute // 60, minute % 60), ZONE)
+            if starts_at is None:
+                continue
+            pool = self.regulars if self.rng.random() < 0.6 else self.others
+            request = BookingRequest(
+                client_id=self.rng.choice(pool),
+                service_id=service.id,
+                location_id=self.location_id,
+                starts_at=starts_at,
+            )
+            booked_at = self.booking_time(day, not_after=not_after)
+            try:
+                with clock.frozen_at(booked_at), self.session.begin_nested():
+                    appointment = scheduling.book_appointment(self.session, actor=self.actor, data=request)
+            except (ConflictError, ValidationFailedError):
+                continue
+            self.client_of[appointment.id] = appointment.client_id
+            booked.append((appointment.id, appointment.starts_at, appointment.ends_at, booked_at))
         return booked
 
-    def play_out(self, appointment_id: uuid.UUID, starts_at: datetime, ends_at: datetime) -> str:
+    def miss_chance(self, appointment_id: uuid.UUID, starts_at: datetime, booked_at: datetime) -> float:
+        """How likely the client is to miss it, before any confirmation: much more for the clients who
+        often miss, more the further ahead it was booked, and more in the early morning, as clinics
+        report."""
+        chance = 0.02
+        if self.client_of.get(appointment_id) in self.unreliable:
+            chance += 0.30
+        chance += 0.008 * min(30.0, (starts_at - booked_at) / timedelta(days=1))
+        if to_local(starts_at, ZONE).hour < 11:
+            chance += 0.06
+        return chance
+
+    def play_out(
+        self, appointment_id: uuid.UUID, starts_at: datetime, ends_at: datetime, booked_at: datetime
+    ) -> str:
         """Walk a past appointment to its outcome at the times it would have happened."""
-        roll = self.rng.random()
-        session, actor = self.session, self.actor
-        if roll < 0.09:
-            with clock.frozen_at(starts_at - timedelta(hours=self.rng.choice([2, 20, 30, 60]))):
+        session, actor, rng = self.session, self.actor, self.rng
+        if rng.random() < 0.09:
+            hours_before = min(rng.choice([2, 20, 30, 60]), (starts_at - booked_at) / timedelta(hours=1) / 2)
+            with clock.frozen_at(starts_at - timedelta(hours=hours_before)):
                 scheduling.cancel_appointment(
                     session,
                     actor=actor,
                     appointment_id=appointment_id,
-                    reason=self.rng.choice(CANCELLATION_REASONS),
+                    reason=rng.choice(CANCELLATION_REASONS),
                 )
             return "cancelled"
-        if roll < 0.5:
-            with clock.frozen_at(starts_at - timedelta(days=1)):
+        miss = self.miss_chance(appointment_id, starts_at, booked_at)
+        if rng.random() < 0.5:
+            # Confirmed the day before (or soon after booking, if that was later): fewer misses.
+            with clock.frozen_at(max(starts_at - timedelta(days=1), booked_at + timedelta(minutes=30))):
                 scheduling.confirm_appointment(session, actor=actor, appointment_id=appointment_id)
-        # Misses: often by the unreliable clients, and more in the early morning, as clinics report.
-        miss = 0.40 if self.client_of.get(appointment_id) in self.unreliable else 0.04
-        if to_local(starts_at, ZONE).hour < 11:
-            miss += 0.08
-        if roll < 0.09 + miss:
+            miss *= 0.5
+        if rng.random() < miss:
             with clock.frozen_at(starts_at + timedelta(minutes=20)):
                 scheduling.mark_no_show(session, actor=actor, appointment_id=appointment_id)
             return "no_show"
-        with clock.frozen_at(starts_at - timedelta(minutes=self.rng.randint(0, 12))):
+        with clock.frozen_at(starts_at - timedelta(minutes=rng.randint(0, 12))):
             scheduling.check_in(session, actor=actor, appointment_id=appointment_id)
-        with clock.frozen_at(starts_at + timedelta(minutes=self.rng.randint(0, 8))):
+        with clock.frozen_at(starts_at + timedelta(minutes=rng.randint(0, 8))):
             scheduling.start_service(session, actor=actor, appointment_id=appointment_id)
-        with clock.frozen_at(ends_at + timedelta(minutes=self.rng.randint(0, 6))):
+        with clock.frozen_at(ends_at + timedelta(minutes=rng.randint(0, 6))):
             scheduling.complete_appointment(session, actor=actor, appointment_id=appointment_id)
         return "completed"

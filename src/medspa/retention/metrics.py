@@ -30,9 +30,15 @@ def sigmoid(z: npt.ArrayLike) -> FloatArray:
 
 def fit_logistic_curve(x: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[float, float]:
     """(slope, intercept) of P(label = 1) = sigmoid(slope * x + intercept) by unregularized maximum
-    likelihood (Newton steps). Raises `ValueError` if it does not converge (e.g. separable data)."""
+    likelihood (Newton steps). Raises `ValueError` if it does not converge (e.g. separable data).
+
+    When every x is the same (a model that scores everyone alike, as a booster can on a small history)
+    the slope cannot be told from the intercept: the answer is then slope 0 and the observed rate."""
     x_values = np.asarray(x, dtype=float)
     y = np.asarray(labels, dtype=float)
+    if len(x_values) and float(np.ptp(x_values)) < 1e-12:
+        rate = float(np.clip(y.mean(), _EPSILON, 1 - _EPSILON))
+        return 0.0, math.log(rate / (1 - rate))
     slope, intercept = 1.0, 0.0
     for _ in range(50):
         p = sigmoid(slope * x_values + intercept)
@@ -41,7 +47,10 @@ def fit_logistic_curve(x: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[float, 
         hessian = np.array(
             [[np.sum(w * x_values * x_values), np.sum(w * x_values)], [np.sum(w * x_values), np.sum(w)]]
         )
-        step = np.linalg.solve(hessian, gradient)
+        try:
+            step = np.linalg.solve(hessian, gradient)
+        except np.linalg.LinAlgError:
+            raise ValueError("the logistic curve did not converge (singular)") from None
         slope, intercept = slope - float(step[0]), intercept - float(step[1])
         if float(np.max(np.abs(step))) < 1e-10:
             break

@@ -44,6 +44,7 @@ from medspa.retention.noshow import (
     NoShowModel,
     frame_sha256,
     labelled_mask,
+    noshow_config_for,
     train_noshow,
 )
 from medspa.retention.registry import FileRegistry, ModelNotFoundError
@@ -71,14 +72,6 @@ def registry_for(root: Path, organization_id: uuid.UUID) -> FileRegistry:
 # --- no-show -------------------------------------------------------------------------------------------
 
 
-def clinic_noshow_config(labelled_rows: int) -> NoShowConfig:
-    """The no-show settings for a clinic's own history: those chosen on the Brazil data set, with the
-    minimum leaf size scaled to the history (200 rows per leaf leaves a clinic's first thousand
-    appointments one or two leaves): a tenth of the labelled rows, between 50 and 200. Below 50 the
-    booster over-fits a thousand rows and its calibration diverges (measured on a simulated clinic)."""
-    return NoShowConfig(min_child_samples=max(50, min(200, labelled_rows // 10)))
-
-
 def train_clinic_noshow(history: pd.DataFrame, *, train_end: date) -> NoShowModel:
     """The no-show model on a clinic's finished appointments before `train_end`, with holdout metrics.
 
@@ -93,7 +86,7 @@ def train_clinic_noshow(history: pd.DataFrame, *, train_end: date) -> NoShowMode
         raise ValueError(
             f"{no_shows} no-shows before {train_end}; the no-show model needs {MIN_TRAINING_NO_SHOWS}"
         )
-    config = clinic_noshow_config(int(training.sum()))
+    config = noshow_config_for(int(training.sum()))
     features = build_features(history, config.scoring)
     with np.errstate(over="ignore"):  # extreme logits saturate to 0 or 1, which is the right value
         model = _train_with_holdout(history, features, config, labelled, starts, train_end)
