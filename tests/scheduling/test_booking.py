@@ -15,7 +15,9 @@ from medspa.kit.errors import (
     ResourceBusyError,
     ValidationFailedError,
 )
+from medspa.kit.ids import new_id
 from medspa.kit.outbox import OutboxEvent
+from medspa.scheduling import repository
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.models import Appointment, Reservation
 from medspa.scheduling.schemas import BookingRequest, HoldRequest, RescheduleRequest, Status
@@ -382,3 +384,62 @@ def test_a_deactivated_location_offers_and_books_nothing(engine: Engine, owner: 
             last_date=TEN.date(),
         )
     assert count(engine, Appointment, owner) == 0
+
+
+def test_a_reservation_reaching_into_a_window_from_two_days_before_still_blocks_it(
+    engine: Engine, owner: Actor
+) -> None:
+    # given a booked appointment, and on another resource of its location one reservation as long as any
+    # can be (setup, service and cooldown at their limits) that ends inside a window, and one that ends
+    # just before it
+    clinic = build(engine, owner)
+    with unit_of_work(engine) as session:
+        booked = scheduling.book_appointment(session, actor=owner, data=request(clinic))
+    window = TEN + timedelta(days=3)
+    resource = new_id()
+    longest = repository.LONGEST_RESERVATION
+    rows = [
+        {
+            "id": new_id(),
+            "organization_id": owner.organization_id,
+            "appointment_id": booked.id,
+            "location_id": clinic.location_id,
+            "resource_kind": "device",
+            "resource_id": resource,
+            "starts_at": window + timedelta(minutes=30) - longest,
+            "ends_at": window + timedelta(minutes=30),
+            "is_active": True,
+        },
+        {
+            "id": new_id(),
+            "organization_id": owner.organization_id,
+            "appointment_id": booked.id,
+            "location_id": clinic.location_id,
+            "resource_kind": "device",
+            "resource_id": new_id(),
+            "starts_at": window - longest,
+            "ends_at": window,
+            "is_active": True,
+        },
+    ]
+    with unit_of_work(engine) as session:
+        repository.insert_reservations(session, rows[:1])
+        repository.insert_reservations(session, rows[1:])
+        # then reading the window finds the first (its start is long before the window) and not the second
+        busy, _ = repository.busy_reservations(
+            session,
+            clinic.location_id,
+            window,
+            window + timedelta(days=1),
+            NOW,
+            [rows[0]["resource_id"], rows[1]["resource_id"]],
+        )
+        assert busy == [(resource, rows[0]["starts_at"], rows[0]["ends_at"])]
+        # and a reservation longer than any booking can make is refused before it is written
+        too_long = {
+            **rows[0],
+            "id": new_id(),
+            "starts_at": rows[0]["ends_at"] - longest - timedelta(minutes=1),
+        }
+        with pytest.raises(ValueError, match="longer than"):
+            repository.insert_reservations(session, [too_long])

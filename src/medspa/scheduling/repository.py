@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -32,6 +32,13 @@ from medspa.scheduling.models import Appointment, AppointmentTransition, Reserva
 
 Busy = list[tuple[uuid.UUID, datetime, datetime]]
 
+# A bound on a reservation's length: a room's is setup, service and cleanup (at most 3 x 12 hours by
+# the schemas' limits), a device's the service and its cooldown (12 + 24 hours). Reading the
+# reservations that reach a window then needs no row that starts more than this before it, which bounds
+# the index scan: without it the scan runs from the location's first reservation ever, and grows with
+# every year of history.
+LONGEST_RESERVATION = timedelta(days=2)
+
 
 def busy_reservations(
     session: Session,
@@ -53,7 +60,13 @@ def busy_reservations(
     query = _busy_query(
         session.get_bind().dialect.name, report_expired=report_expired, some=resource_ids is not None
     )
-    params: dict[str, Any] = {"location_id": location_id, "start": start, "end": end, "now": now}
+    params: dict[str, Any] = {
+        "location_id": location_id,
+        "start": start,
+        "end": end,
+        "earliest": start - LONGEST_RESERVATION,
+        "now": now,
+    }
     if resource_ids is not None:
         params["resource_ids"] = list(resource_ids)
     ids: dict[object, uuid.UUID] = {}
@@ -90,6 +103,7 @@ def _busy_query(dialect: str, *, report_expired: bool, some: bool) -> Select[Any
             Reservation.location_id == bindparam("location_id"),
             Reservation.is_active.is_(True),
             Reservation.starts_at < bindparam("end"),
+            Reservation.starts_at > bindparam("earliest"),
             Reservation.ends_at > bindparam("start"),
         )
     )
@@ -147,6 +161,9 @@ def insert_reservations(session: Session, rows: list[dict[str, Any]]) -> dict[uu
     error: the exclusion constraint is the arbiter (`ON CONFLICT DO NOTHING`), waiting for a concurrent
     inserter to commit or roll back first. No savepoint is needed, so the transaction stays usable.
     On SQLite every row is inserted (writers are serialized and have checked beforehand)."""
+    for row in rows:
+        if row["ends_at"] - row["starts_at"] > LONGEST_RESERVATION:
+            raise ValueError(f"a reservation longer than {LONGEST_RESERVATION}: {row}")
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         statement = (
