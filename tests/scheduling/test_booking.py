@@ -56,7 +56,12 @@ def count(engine: Engine, model: type, actor: Actor) -> int:
 
 def reservations(engine: Engine, appointment_id: object) -> dict[str, tuple[datetime, datetime, bool]]:
     with unit_of_work(engine, write=False) as session:
-        rows = session.scalars(select(Reservation).where(Reservation.appointment_id == appointment_id))
+        # An active reservation of a kind wins over the inactive ones a reschedule left behind.
+        rows = session.scalars(
+            select(Reservation)
+            .where(Reservation.appointment_id == appointment_id)
+            .order_by(Reservation.is_active, Reservation.starts_at)
+        )
         return {r.resource_kind: (r.starts_at, r.ends_at, r.is_active) for r in rows}
 
 
