@@ -72,7 +72,9 @@ def busy_reservations(
     ids: dict[object, uuid.UUID] = {}
     rows = []
     saw_expired = False
-    for row in session.execute(query, params):
+    # Through the connection, not the ORM session: the rows are plain columns, and the ORM's result
+    # handling costs about a microsecond per row of a busy fortnight.
+    for row in session.connection().execute(query, params):
         if report_expired and row[3]:
             saw_expired = True
             continue
