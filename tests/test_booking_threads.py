@@ -4,19 +4,30 @@ worker thread on SQLite, while a `SessionDep` writer of the process is open, or 
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
+from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from medspa import api as api_module
 from medspa.app import create_app
 from medspa.clients import service as clients
+from medspa.kit import clock
+from medspa.kit.db import unit_of_work
+from medspa.kit.ids import new_id
+from medspa.scheduling import repository
+from medspa.scheduling import service as scheduling
+from medspa.scheduling.schemas import BookingRequest
 from medspa.security.actors import Actor
 from tests.conftest import token_for
+from tests.scheduling.test_availability import NOW, build
+from tests.serving import running_server
 
 
 def on_event_loop() -> bool:
@@ -90,3 +101,127 @@ def test_a_dependency_style_writer_counts_as_spanning_until_it_has_committed(
     assert api_module.spanning_writers.count == 0
     assert api.get("/api/v1/clients").status_code == 200
     assert api_module.spanning_writers.count == 0
+
+
+@pytest.mark.slow
+def test_a_booking_waiting_on_a_dependency_style_writers_lock_does_not_stall_the_server(
+    engine: Engine, owner: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The case ADR 8 guards against. A request written in the dependency style holds a provider's
+    time, uncommitted, while a booking for that time arrives at the same server. The booking must wait
+    for the lock without holding the event loop, which the writer needs to reach its commit; on the
+    loop, both would wait for ever."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the booking path runs on the event loop only on PostgreSQL")
+    at = NOW + timedelta(days=2, hours=15)  # 10:00 in New York
+    with clock.frozen_at(NOW):
+        clinic = build(engine, owner, shift=("09:00", "17:00"))
+        with unit_of_work(engine) as session:
+            earlier = scheduling.book_appointment(
+                session,
+                actor=owner,
+                data=BookingRequest(
+                    client_id=clinic.client_id,
+                    service_id=clinic.service_id,
+                    location_id=clinic.location_id,
+                    starts_at=at - timedelta(hours=1),
+                ),
+            )
+        token = token_for(engine, owner)
+        holding, release = threading.Event(), threading.Event()
+        original = clients.create_client
+
+        def holding_the_provider(session: Session, **kwargs: Any) -> Any:
+            repository.insert_reservations(
+                session,
+                [
+                    {
+                        "id": new_id(),
+                        "organization_id": owner.organization_id,
+                        "appointment_id": earlier.id,
+                        "location_id": clinic.location_id,
+                        "resource_kind": "provider",
+                        "resource_id": clinic.provider_id,
+                        "starts_at": at,
+                        "ends_at": at + timedelta(hours=1),
+                        "is_active": True,
+                    }
+                ],
+            )
+            holding.set()
+            release.wait(10)
+            return original(session, **kwargs)
+
+        monkeypatch.setattr(clients, "create_client", holding_the_provider)
+        answers: dict[str, int] = {}
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def post(name: str, base: str, path: str, body: dict[str, str]) -> None:
+            try:
+                answers[name] = httpx.post(base + path, json=body, headers=headers, timeout=15).status_code
+            except httpx.HTTPError as error:
+                answers[name] = -1
+                raise AssertionError(f"{name}: {error!r}") from error
+
+        with running_server(engine) as base:
+            writer = threading.Thread(
+                target=post, args=("writer", base, "/api/v1/clients", {"first_name": "Ada", "last_name": "L"})
+            )
+            booking = threading.Thread(
+                target=post,
+                args=(
+                    "booking",
+                    base,
+                    "/api/v1/appointments",
+                    {
+                        "client_id": str(clinic.client_id),
+                        "service_id": str(clinic.service_id),
+                        "location_id": str(clinic.location_id),
+                        "starts_at": at.isoformat(),
+                        "provider_id": str(clinic.provider_id),
+                    },
+                ),
+            )
+            try:
+                writer.start()
+                assert holding.wait(10)
+                booking.start()
+                waiting_for_lock(engine)  # the booking now waits for the writer's lock
+                release.set()
+                writer.join(20)
+                booking.join(20)
+            finally:
+                release.set()
+                stalled = writer.is_alive() or booking.is_alive()
+                if stalled:  # free the server, so that the test fails instead of hanging
+                    terminate_lock_waiters(engine)
+                    writer.join(20)
+                    booking.join(20)
+        assert not stalled, "the server stalled: a unit of work on the event loop waited for a lock"
+        assert answers == {"writer": 201, "booking": 409}
+
+
+def waiting_for_lock(engine: Engine) -> None:
+    deadline = 100
+    for _ in range(deadline):
+        with engine.connect() as connection:
+            waiting = connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        if waiting:
+            return
+        threading.Event().wait(0.1)
+    raise AssertionError("the booking never waited for the writer's lock")
+
+
+def terminate_lock_waiters(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
