@@ -13,8 +13,15 @@ import pandas as pd
 import pytest
 
 from medspa.retention import metrics
-from medspa.retention.features import build_features
-from medspa.retention.noshow import NoShowConfig, NoShowModel, _fit_platt, no_show_labels, train_noshow
+from medspa.retention.features import RECENT_RATE_COLUMN, build_features
+from medspa.retention.noshow import (
+    NoShowConfig,
+    NoShowModel,
+    _fit_platt,
+    labelled_mask,
+    no_show_labels,
+    train_noshow,
+)
 from medspa.retention.registry import ArtifactIntegrityError, FileRegistry, ModelNotFoundError
 from medspa.retention.returns import (
     BgNbd,
@@ -246,3 +253,38 @@ def test_default_settings_learn_from_a_small_clinic() -> None:
     # then the leaf size follows the history and the later appointments are ranked above chance
     assert model.config.min_child_samples == 50
     assert metrics.roc_auc(probabilities, no_show_labels(history)[test]) > 0.58
+
+
+def test_a_small_clinic_calibrates_on_enough_misses_and_is_not_shifted_by_a_noisy_recent_rate() -> None:
+    # given a clinic of about 560 appointments over 40 days (a dozen misses in five days, 100 a week)
+    history, _ = simulate_history(clients=180, days=40, seed=5)
+    model = train_noshow(history, train_end=date(2024, 4, 3))
+    labels = no_show_labels(history)
+    starts = history["starts_at"].dt.normalize()
+    window = model.training_window
+    calibration = (starts >= window["calibration_start"]) & (starts < window["train_end_exclusive"])
+    # then the calibration slice reaches back until it holds 40 misses (or half the training days)
+    assert int(labels[calibration.to_numpy() & labelled_mask(history)].sum()) >= 40
+    assert int(window["calibration_rows"]) > int(window["fit_rows"]) // 3
+    # and its forecasts are not shifted by the last week's rate: they rank as the booster's scores do
+    assert model.reference_rate is None
+    test = (history["starts_at"] >= "2024-04-03").to_numpy()
+    features = build_features(history)[test]
+    assert metrics.roc_auc(model.predict_features(features), labels[test]) == pytest.approx(
+        metrics.roc_auc(model.raw_scores(features), labels[test])
+    )
+
+
+def test_a_busy_clinics_forecasts_follow_the_recent_no_show_rate() -> None:
+    # given a clinic with well over 1,000 attended or missed appointments a week
+    history, _ = simulate_history(clients=4000, days=30, seed=6)
+    config = NoShowConfig(n_estimators=60, learning_rate=0.1)
+    model = train_noshow(history, train_end=date(2024, 3, 27), config=config)
+    assert model.reference_rate is not None
+    # then a week with twice the reference rate raises every forecast, and one at the reference leaves it
+    test = (history["starts_at"] >= "2024-03-27").to_numpy()
+    features = build_features(history)[test].copy()
+    features[RECENT_RATE_COLUMN] = model.reference_rate
+    steady = model.predict_features(features)
+    features[RECENT_RATE_COLUMN] = 2 * model.reference_rate
+    assert (model.predict_features(features) > steady).all()

@@ -2,8 +2,9 @@
 
 Training (`train_noshow`) on the attended/missed appointments that start before `train_end`:
 
-1. The last `calibration_days` distinct appointment days form the *calibration slice*; the days before it
-   the *fit slice*. Gradient boosting is fitted on the fit slice.
+1. The last `calibration_days` distinct appointment days form the *calibration slice* (more days while
+   they hold fewer than `min_calibration_no_shows` misses, up to half the training days); the days
+   before it the *fit slice*. Gradient boosting is fitted on the fit slice.
 2. A Platt map (`logit p = a * logit s + b`) is fitted on that booster's scores for the calibration slice,
    so calibration is learnt on appointments the booster never saw and that lie later in time.
    With `refit_on_whole_period` (default) the booster is then refitted, same settings, on fit + calibration
@@ -11,7 +12,8 @@ Training (`train_noshow`) on the attended/missed appointments that start before 
 3. Base-rate anchoring (optional, on by default): the no-show base rate drifts over weeks, so at scoring
    time the calibrated log-odds are shifted by `logit(r) - logit(r_cal)`, where `r` is the clinic-wide
    no-show rate of the 7 days before the scoring day (known then) and `r_cal` the same quantity averaged
-   over the calibration slice (a prior-shift correction; `r` missing -> no shift).
+   over the calibration slice (a prior-shift correction; `r` missing -> no shift). A history with fewer
+   than `min_weekly_rows_to_anchor` labelled appointments a week is not shifted: its 7-day rate is noise.
 
 `predict` needs the client's history beside the appointments to score (the features look at it); it
 never reads the status of an appointment that had not happened by its scoring instant.
@@ -54,6 +56,10 @@ class NoShowConfig:
     """Hyper-parameters (chosen on an inner validation split of the training period, see docs/models.md)."""
 
     calibration_days: int = 5
+    # A small clinic's last five days hold a handful of misses, too few to fit the calibration map (its
+    # slope then comes out at random, even negative): the slice grows, a day at a time, until it holds
+    # this many, but never past half the training days. Brazil's five days hold thousands.
+    min_calibration_no_shows: int = 40
     n_estimators: int = 300
     learning_rate: float = 0.03
     num_leaves: int = 15
@@ -65,6 +71,10 @@ class NoShowConfig:
     # (OpenMP threads spin while the other core is busy); see docs/models.md.
     n_jobs: int = 1
     anchor_base_rate: bool = True
+    # The shift needs a recent rate worth trusting: below this many attended or missed appointments a
+    # week, the 7-day rate's noise (about 0.3 in log-odds at 150 a week) swamps the drift it would
+    # correct, and shifting each day by it scrambles the ranking across days. Brazil has ~28,000 a week.
+    min_weekly_rows_to_anchor: int = 1000
     refit_on_whole_period: bool = True
     scoring: ScoringTime = ScoringTime.APPOINTMENT_DAY
 
@@ -230,10 +240,20 @@ def train_noshow(
             f"need more than {config.calibration_days} distinct training days before {train_end}, "
             f"got {len(days)}"
         )
-    calibration_start = pd.Timestamp(days[-config.calibration_days])
+    labels = no_show_labels(history)
+    misses_per_day = (
+        pd.Series(labels[in_training]).groupby(start_day[in_training].to_numpy()).sum().reindex(days)
+    )
+    calibration_days = config.calibration_days
+    longest = max(config.calibration_days, len(days) // 2)
+    while (
+        calibration_days < longest
+        and misses_per_day.iloc[-calibration_days:].sum() < config.min_calibration_no_shows
+    ):
+        calibration_days += 1
+    calibration_start = pd.Timestamp(days[-calibration_days])
     fit_rows = in_training & (start_day < calibration_start).to_numpy()
     calibration_rows = in_training & ~fit_rows
-    labels = no_show_labels(history)
     if len(set(labels[fit_rows].tolist())) < 2 or len(set(labels[calibration_rows].tolist())) < 2:
         raise ValueError("the fit and calibration slices each need both attended and missed appointments")
     model_features = features.drop(columns=list(_CONTEXT_COLUMNS))
@@ -250,7 +270,9 @@ def train_noshow(
         classifier.fit(matrix[in_training], labels[in_training])
     booster_text = classifier.booster_.model_to_string()
     recent = features.loc[calibration_rows, RECENT_RATE_COLUMN].to_numpy(dtype=float)
-    reference = float(np.nanmean(recent)) if np.isfinite(recent).any() else None
+    weekly_rows = 7 * int(in_training.sum()) / len(days)
+    trusted = weekly_rows >= config.min_weekly_rows_to_anchor and np.isfinite(recent).any()
+    reference = float(np.nanmean(recent)) if trusted else None
     window = {
         "train_start": str(start_day[in_training].min().date()),
         "calibration_start": str(calibration_start.date()),
