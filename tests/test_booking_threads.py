@@ -21,13 +21,12 @@ from medspa.app import create_app
 from medspa.clients import service as clients
 from medspa.kit import clock
 from medspa.kit.db import unit_of_work
-from medspa.kit.ids import new_id
 from medspa.scheduling import repository
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.schemas import BookingRequest
 from medspa.security.actors import Actor
 from tests.conftest import token_for
 from tests.scheduling.test_availability import NOW, build
+from tests.scheduling.test_booking import request, reservation_row
 from tests.serving import running_server
 
 
@@ -119,14 +118,7 @@ def test_a_booking_waiting_on_a_dependency_style_writers_lock_does_not_stall_the
         clinic = build(engine, owner, shift=("09:00", "17:00"))
         with unit_of_work(engine) as session:
             earlier = scheduling.book_appointment(
-                session,
-                actor=owner,
-                data=BookingRequest(
-                    client_id=clinic.client_id,
-                    service_id=clinic.service_id,
-                    location_id=clinic.location_id,
-                    starts_at=at - timedelta(hours=1),
-                ),
+                session, actor=owner, data=request(clinic, at - timedelta(hours=1))
             )
         token = token_for(engine, owner)
         holding, release = threading.Event(), threading.Event()
@@ -134,20 +126,7 @@ def test_a_booking_waiting_on_a_dependency_style_writers_lock_does_not_stall_the
 
         def holding_the_provider(session: Session, **kwargs: Any) -> Any:
             repository.insert_reservations(
-                session,
-                [
-                    {
-                        "id": new_id(),
-                        "organization_id": owner.organization_id,
-                        "appointment_id": earlier.id,
-                        "location_id": clinic.location_id,
-                        "resource_kind": "provider",
-                        "resource_id": clinic.provider_id,
-                        "starts_at": at,
-                        "ends_at": at + timedelta(hours=1),
-                        "is_active": True,
-                    }
-                ],
+                session, [reservation_row(owner, clinic, earlier.id, "provider", clinic.provider_id, at)]
             )
             holding.set()
             release.wait(10)

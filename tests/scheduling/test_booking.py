@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -63,6 +65,23 @@ def reservations(engine: Engine, appointment_id: object) -> dict[str, tuple[date
             .order_by(Reservation.is_active, Reservation.starts_at)
         )
         return {r.resource_kind: (r.starts_at, r.ends_at, r.is_active) for r in rows}
+
+
+def reservation_row(
+    owner: Actor, clinic: Clinic, appointment_id: UUID, kind: str, resource_id: UUID, starts_at: datetime
+) -> dict[str, Any]:
+    """An active reservation row for `repository.insert_reservations`, one hour long unless changed."""
+    return {
+        "id": new_id(),
+        "organization_id": owner.organization_id,
+        "appointment_id": appointment_id,
+        "location_id": clinic.location_id,
+        "resource_kind": kind,
+        "resource_id": resource_id,
+        "starts_at": starts_at,
+        "ends_at": starts_at + timedelta(hours=1),
+        "is_active": True,
+    }
 
 
 def topics(engine: Engine, actor: Actor) -> list[str]:
@@ -404,29 +423,13 @@ def test_a_reservation_reaching_into_a_window_from_two_days_before_still_blocks_
     resource = new_id()
     longest = repository.LONGEST_RESERVATION
     rows = [
-        {
-            "id": new_id(),
-            "organization_id": owner.organization_id,
-            "appointment_id": booked.id,
-            "location_id": clinic.location_id,
-            "resource_kind": "device",
-            "resource_id": resource,
-            "starts_at": window + timedelta(minutes=30) - longest,
-            "ends_at": window + timedelta(minutes=30),
-            "is_active": True,
-        },
-        {
-            "id": new_id(),
-            "organization_id": owner.organization_id,
-            "appointment_id": booked.id,
-            "location_id": clinic.location_id,
-            "resource_kind": "device",
-            "resource_id": new_id(),
-            "starts_at": window - longest,
-            "ends_at": window,
-            "is_active": True,
-        },
+        reservation_row(
+            owner, clinic, booked.id, "device", resource, window + timedelta(minutes=30) - longest
+        ),
+        reservation_row(owner, clinic, booked.id, "device", new_id(), window - longest),
     ]
+    rows[0]["ends_at"] = window + timedelta(minutes=30)
+    rows[1]["ends_at"] = window
     with unit_of_work(engine) as session:
         repository.insert_reservations(session, rows[:1])
         repository.insert_reservations(session, rows[1:])
