@@ -265,13 +265,13 @@ def optimize_day(
     from medspa.kit.db import unit_of_work
     from medspa.kit.errors import MedspaError
     from medspa.kit.money import format_cents
-    from medspa.scheduling import optimization
+    from medspa.scheduling import service as scheduling
 
     try:
         with unit_of_work() as session:
             actor = _actor_for(session, organization)
             with console.status(f"optimizing {day.date()} ({time_limit:g} s)..."):
-                proposal = optimization.optimize_day(
+                proposal = scheduling.optimize_day(
                     session,
                     actor=actor,
                     location_id=location,

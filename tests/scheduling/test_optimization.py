@@ -11,8 +11,9 @@ from sqlalchemy import Engine
 from medspa.kit import clock
 from medspa.kit.db import unit_of_work
 from medspa.kit.errors import ConflictError, ResourceBusyError, ValidationFailedError
-from medspa.scheduling import optimization, scores
+from medspa.scheduling import scores
 from medspa.scheduling import service as scheduling
+from medspa.scheduling.models import ScheduleProposal
 from medspa.scheduling.schemas import BookingRequest, ProposalRead, WaitlistCreate
 from medspa.scheduling.solver import validate
 from medspa.scheduling.solver.instance import parse_instance
@@ -45,7 +46,7 @@ def waitlist(
 ) -> None:
     with unit_of_work(engine) as session:
         client = make_client(session, actor=actor)
-        optimization.add_to_waitlist(
+        scheduling.add_to_waitlist(
             session,
             actor=actor,
             data=WaitlistCreate(
@@ -62,7 +63,7 @@ def waitlist(
 
 def propose(engine: Engine, actor: Actor, clinic: Clinic, max_moves: int | None = None) -> ProposalRead:
     with unit_of_work(engine) as session:
-        return optimization.optimize_day(
+        return scheduling.optimize_day(
             session,
             actor=actor,
             location_id=clinic.location_id,
@@ -98,7 +99,7 @@ def test_a_proposal_places_the_waitlist_around_kept_bookings_and_explains_itself
 ) -> None:
     clinic = busy_day(engine, owner)
     with unit_of_work(engine) as session:
-        proposal = optimization.optimize_day(
+        proposal = scheduling.optimize_day(
             session, actor=owner, location_id=clinic.location_id, service_date=DAY, time_limit_seconds=3
         )
     statuses = sorted(item.status for item in proposal.items)
@@ -114,7 +115,7 @@ def test_a_proposal_places_the_waitlist_around_kept_bookings_and_explains_itself
     assert proposal.objective_terms["priority_bonus"] == 60.0
     assert proposal.status == "proposed"
     with unit_of_work(engine, write=False) as session:  # the stored documents pass the validator
-        row = session.get(optimization.ScheduleProposal, proposal.id)
+        row = session.get(ScheduleProposal, proposal.id)
         assert row is not None
         report = validate.check(parse_instance(row.instance), parse_solution(row.solution))
     assert report.feasible, report.violations
@@ -126,28 +127,28 @@ def test_a_proposal_places_the_waitlist_around_kept_bookings_and_explains_itself
 def test_applying_books_the_placements_and_marks_the_waitlist(engine: Engine, owner: Actor) -> None:
     clinic = busy_day(engine, owner)
     with unit_of_work(engine) as session:
-        proposal = optimization.optimize_day(
+        proposal = scheduling.optimize_day(
             session, actor=owner, location_id=clinic.location_id, service_date=DAY, time_limit_seconds=3
         )
     with unit_of_work(engine) as session:
-        applied = optimization.apply_proposal(session, actor=owner, proposal_id=proposal.id)
+        applied = scheduling.apply_proposal(session, actor=owner, proposal_id=proposal.id)
     assert applied.status == "applied"
     with unit_of_work(engine, write=False) as session:
         booked = scheduling.list_appointments(session, actor=owner, location_id=clinic.location_id).items
-        waiting = optimization.list_waitlist(
+        waiting = scheduling.list_waitlist(
             session, actor=owner, location_id=clinic.location_id, service_date=DAY
         )
     assert sorted(a.starts_at for a in booked) == [TEN - timedelta(hours=1), TEN, TEN + timedelta(hours=1)]
     assert len(waiting) == 1
     assert double_bookings(engine, owner) == 0
     with pytest.raises(ConflictError, match="is applied"), unit_of_work(engine) as session:
-        optimization.apply_proposal(session, actor=owner, proposal_id=proposal.id)
+        scheduling.apply_proposal(session, actor=owner, proposal_id=proposal.id)
 
 
 def test_applying_a_stale_proposal_books_nothing(engine: Engine, owner: Actor) -> None:
     clinic = busy_day(engine, owner)
     with unit_of_work(engine) as session:
-        proposal = optimization.optimize_day(
+        proposal = scheduling.optimize_day(
             session, actor=owner, location_id=clinic.location_id, service_date=DAY, time_limit_seconds=3
         )
         other = make_client(session, actor=owner)
@@ -163,13 +164,13 @@ def test_applying_a_stale_proposal_books_nothing(engine: Engine, owner: Actor) -
             ),
         )
     with pytest.raises(ResourceBusyError), unit_of_work(engine) as session:
-        optimization.apply_proposal(session, actor=owner, proposal_id=proposal.id)
+        scheduling.apply_proposal(session, actor=owner, proposal_id=proposal.id)
     with unit_of_work(engine, write=False) as session:
         assert scheduling.list_appointments(session, actor=owner, location_id=clinic.location_id).total == 2
-        waiting = optimization.list_waitlist(
+        waiting = scheduling.list_waitlist(
             session, actor=owner, location_id=clinic.location_id, service_date=DAY
         )
-        assert optimization.get_proposal(session, actor=owner, proposal_id=proposal.id).status == "proposed"
+        assert scheduling.get_proposal(session, actor=owner, proposal_id=proposal.id).status == "proposed"
     assert len(waiting) == 3
 
 
@@ -183,7 +184,7 @@ def test_a_closed_day_cannot_be_optimized(engine: Engine, owner: Actor) -> None:
             session, actor=owner, location_id=clinic.location_id, data=ClosureCreate(closed_on=DAY)
         )
     with pytest.raises(ConflictError, match="closed"), unit_of_work(engine) as session:
-        optimization.optimize_day(
+        scheduling.optimize_day(
             session, actor=owner, location_id=clinic.location_id, service_date=DAY, time_limit_seconds=1
         )
 
@@ -194,11 +195,11 @@ def test_a_daylight_saving_day_is_planned_in_real_minutes(engine: Engine, owner:
     clinic = build(engine, owner, shift=("09:00", "12:00"))
     waitlist(engine, owner, clinic, "09:00", "10:00", day=spring)
     with unit_of_work(engine) as session:
-        proposal = optimization.optimize_day(
+        proposal = scheduling.optimize_day(
             session, actor=owner, location_id=clinic.location_id, service_date=spring, time_limit_seconds=2
         )
     with unit_of_work(engine) as session:
-        optimization.apply_proposal(session, actor=owner, proposal_id=proposal.id)
+        scheduling.apply_proposal(session, actor=owner, proposal_id=proposal.id)
     with unit_of_work(engine, write=False) as session:
         (booked,) = scheduling.list_appointments(session, actor=owner, location_id=clinic.location_id).items
     assert booked.starts_at == datetime(2026, 3, 8, 13, 0, tzinfo=UTC)  # 09:00 EDT (UTC-4), not 14:00
@@ -207,7 +208,7 @@ def test_a_daylight_saving_day_is_planned_in_real_minutes(engine: Engine, owner:
 def test_a_day_whose_opening_hours_span_the_clock_change_is_refused(engine: Engine, owner: Actor) -> None:
     clinic = build(engine, owner, hours=("01:00", "05:00"), shift=("01:00", "05:00"))
     with pytest.raises(ConflictError, match="daylight-saving"), unit_of_work(engine) as session:
-        optimization.optimize_day(
+        scheduling.optimize_day(
             session,
             actor=owner,
             location_id=clinic.location_id,
@@ -238,7 +239,7 @@ def test_the_day_instance_uses_a_stored_no_show_probability_else_the_clients_rat
         )
     # when the day is read into an instance
     with unit_of_work(engine, write=False) as session:
-        day = optimization.build_day_instance(
+        day = scheduling.build_day_instance(
             session, actor=owner, location_id=clinic.location_id, service_date=DAY
         )
     # then the scored booking carries its stored probability, the other the smoothed prior
@@ -246,7 +247,7 @@ def test_the_day_instance_uses_a_stored_no_show_probability_else_the_clients_rat
     requests = {r.id: r.no_show_probability for r in day.instance.requests}
     assert requests[by_record[("appointment", scored.id)]] == 0.42
     assert requests[by_record[("appointment", unscored.id)]] == pytest.approx(
-        optimization.PRIOR_NO_SHOWS / optimization.PRIOR_VISITS
+        scheduling.PRIOR_NO_SHOWS / scheduling.PRIOR_VISITS
     )
 
 
@@ -288,7 +289,7 @@ def test_a_provider_call_out_is_replanned_onto_another_provider_and_applied(
     assert {g.key: len(g.rows) for g in page.groups if g.rows} == {"moved": 2}
     assert page.moved_count == 2
     with unit_of_work(engine) as session:
-        applied = optimization.apply_proposal(session, actor=owner, proposal_id=proposal.id)
+        applied = scheduling.apply_proposal(session, actor=owner, proposal_id=proposal.id)
     assert applied.status == "applied"
     with unit_of_work(engine, write=False) as session:
         moved = [scheduling.get_appointment(session, actor=owner, appointment_id=i) for i in kept]
@@ -331,7 +332,7 @@ def test_applying_a_replan_lets_two_bookings_trade_providers(engine: Engine, own
     proposal = propose(engine, owner, clinic, max_moves=2)
     assert sorted(item.status for item in proposal.items) == ["kept", "kept"]
     with unit_of_work(engine) as session:
-        row = session.get(optimization.ScheduleProposal, proposal.id)
+        row = session.get(ScheduleProposal, proposal.id)
         assert row is not None
         solution = dict(row.solution)
         a, b = solution["assignments"]
@@ -342,7 +343,7 @@ def test_applying_a_replan_lets_two_bookings_trade_providers(engine: Engine, own
         row.solution = {**solution, "assignments": swapped}
     # when it is applied
     with unit_of_work(engine) as session:
-        applied = optimization.apply_proposal(session, actor=owner, proposal_id=proposal.id)
+        applied = scheduling.apply_proposal(session, actor=owner, proposal_id=proposal.id)
     # then both moved, each to the other's provider and room, with nothing double-booked
     assert sorted(item.status for item in applied.items) == ["moved", "moved"]
     with unit_of_work(engine, write=False) as session:

@@ -21,7 +21,6 @@ from medspa.kit.db import make_engine, unit_of_work
 from medspa.kit.migrate import upgrade
 from medspa.kit.tz import local_day_bounds, to_local
 from medspa.resources import service as resources
-from medspa.scheduling import optimization
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import AppointmentRead, SlotRead
 from medspa.security.actors import Actor, system_actor
@@ -126,7 +125,7 @@ def first_day_with_a_waitlist(engine: Engine, demo: Demo) -> date:
     with unit_of_work(engine, write=False) as session:
         for offset in range(15):
             day = today + timedelta(days=offset)
-            if optimization.list_waitlist(
+            if scheduling.list_waitlist(
                 session, actor=demo.actor, location_id=demo.location_id, service_date=day
             ):
                 return day

@@ -16,7 +16,6 @@ from medspa.clients import service as clients
 from medspa.clients.schemas import ClientCreate
 from medspa.kit.db import unit_of_work
 from medspa.kit.money import format_cents
-from medspa.scheduling import optimization
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.models import ScheduleProposal
 from medspa.scheduling.schemas import (
@@ -35,19 +34,19 @@ CHECKBOX = re.compile(r'type="checkbox" name="requests" value="([^"]+)"')
 
 def _waitlist(engine: Engine, demo: Demo, day: date, status: str = "waiting") -> list[WaitlistRead]:
     with unit_of_work(engine, write=False) as session:
-        return optimization.list_waitlist(
+        return scheduling.list_waitlist(
             session, actor=demo.actor, location_id=demo.location_id, service_date=day, status=status
         )
 
 
 def _proposal(engine: Engine, demo: Demo, proposal_id: uuid.UUID) -> ProposalRead:
     with unit_of_work(engine, write=False) as session:
-        return optimization.get_proposal(session, actor=demo.actor, proposal_id=proposal_id)
+        return scheduling.get_proposal(session, actor=demo.actor, proposal_id=proposal_id)
 
 
 def _optimize(engine: Engine, demo: Demo, day: date) -> ProposalRead:
     with unit_of_work(engine) as session:
-        proposal = optimization.optimize_day(
+        proposal = scheduling.optimize_day(
             session, actor=demo.actor, location_id=demo.location_id, service_date=day, time_limit_seconds=1
         )
     assert _placements(proposal), "the demo's waitlist day should leave room to place someone"
@@ -231,7 +230,7 @@ def test_a_waiting_client_name_with_markup_is_escaped_on_the_day_and_the_proposa
             actor=demo_template.actor,
             data=ClientCreate(first_name=evil, last_name="Doe", email="evil@example.com"),
         )
-        optimization.add_to_waitlist(
+        scheduling.add_to_waitlist(
             session,
             actor=demo_template.actor,
             data=WaitlistCreate(

@@ -5,9 +5,11 @@ from __future__ import annotations
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from medspa.kit.crud import owned_kind
 from medspa.kit.db import Base, TenantMixin
 
 
+@owned_kind("service")
 class Service(TenantMixin, Base):
     """A bookable service. The provider is busy for `duration_minutes`; the room also for setup before
     and cleanup after; the device for the duration plus its own cooldown."""

@@ -15,6 +15,7 @@ from sqlalchemy import Date, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from medspa.kit.crud import owned_kind
 from medspa.kit.db import Base, TenantMixin
 
 
@@ -46,6 +47,7 @@ class ClientPHI:
     notes: Mapped[str] = mapped_column(PHIText(), default="")
 
 
+@owned_kind("client")
 class Client(TenantMixin, ClientPHI, Base):
     __tablename__ = "clients"
 

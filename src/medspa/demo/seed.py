@@ -49,7 +49,6 @@ from medspa.resources.schemas import (
     RoomCreate,
     WeeklySpan,
 )
-from medspa.scheduling import optimization
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import BookingRequest, WaitlistCreate
 from medspa.security import service as security
@@ -188,7 +187,7 @@ def _seed_waitlist(
         for _ in range(rng.randint(4, 8)):
             service = rng.choices([s for s, _ in services], weights=[w for _, w in services])[0]
             start = rng.choice([9, 10, 11, 12, 13, 14, 15])
-            optimization.add_to_waitlist(
+            scheduling.add_to_waitlist(
                 session,
                 actor=actor,
                 data=WaitlistCreate(

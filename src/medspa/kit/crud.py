@@ -6,6 +6,7 @@ Every query here filters by organization: a record of another organization is si
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
@@ -33,11 +34,29 @@ def get_owned(
     return record
 
 
-def prefetch(session: Session, organization_id: uuid.UUID, *wanted: tuple[type[Any], uuid.UUID]) -> list[Any]:
-    """Load several of the organization's records by id in one round trip, so the `get_owned` calls that
-    follow find them in the session. The caller keeps the returned list while it works: the session
-    holds records only weakly. Empty when any is missing or foreign (then `get_owned` says which)."""
-    query = _prefetch_query(tuple(model for model, _ in wanted))
+# The kinds of record `prefetch` can load, by the name `get_owned` reports them under ("client",
+# "service", ...). Each domain registers its own models (`owned_kind`), so that a domain can warm the
+# session with another's records without importing that domain's models.
+_KINDS: dict[str, type[Any]] = {}
+M = TypeVar("M")
+
+
+def owned_kind(kind: str) -> Callable[[type[M]], type[M]]:
+    """Class decorator: `prefetch` may load records of this model as `kind`."""
+
+    def register(model: type[M]) -> type[M]:
+        _KINDS[kind] = model
+        return model
+
+    return register
+
+
+def prefetch(session: Session, organization_id: uuid.UUID, *wanted: tuple[str, uuid.UUID]) -> list[Any]:
+    """Load several of the organization's records, given as (kind, id), in one round trip, so that the
+    lookups that follow (each domain's own `get_x`) find them in the session. The caller keeps the
+    returned list while it works: the session holds records only weakly. Empty when any is missing or
+    foreign (then the lookup says which)."""
+    query = _prefetch_query(tuple(_KINDS[kind] for kind, _ in wanted))
     params: dict[str, Any] = {"organization_id": organization_id}
     params.update({f"id_{i}": record_id for i, (_, record_id) in enumerate(wanted)})
     row = session.execute(query, params).first()

@@ -8,9 +8,11 @@ from datetime import date, datetime, time
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from medspa.kit.crud import owned_kind
 from medspa.kit.db import Base, TenantMixin
 
 
+@owned_kind("location")
 class Location(TenantMixin, Base):
     __tablename__ = "locations"
 

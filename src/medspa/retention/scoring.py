@@ -37,8 +37,7 @@ from medspa.retention.serving import (
     train_clinic_noshow,
     train_returns,
 )
-from medspa.scheduling import scores
-from medspa.scheduling.scores import NOT_HAPPENED
+from medspa.scheduling import service as scheduling
 from medspa.security.actors import Actor, system_actor
 
 logger = logging.getLogger(__name__)
@@ -105,7 +104,7 @@ def refresh_scores(
         today = clinic_today(session, actor=actor)
         if noshow is not None and not everything:
             # The appointments the targets' features read; the whole history when there are many targets.
-            nearby = scores.scoring_neighbourhood(
+            nearby = scheduling.scoring_neighbourhood(
                 session,
                 actor=actor,
                 appointment_ids=[uuid.UUID(i) for i in wanted_appointments],
@@ -121,7 +120,7 @@ def refresh_scores(
         targets: set[str] | None = None
         if not everything:
             of_clients = history["client_id"].isin(wanted_clients) & history["status"].isin(
-                list(NOT_HAPPENED)
+                list(scheduling.NOT_HAPPENED)
             )
             targets = wanted_appointments | set(history.loc[of_clients, "appointment_id"])
         probabilities = score_no_shows(noshow.model, history, targets)
@@ -132,7 +131,7 @@ def refresh_scores(
         score_rows = _score_rows(returns, transactions, wanted_clients, organization_id, today, scored_at)
     with unit_of_work(engine) as session:
         if noshow is not None and probabilities:
-            report.appointments_scored = scores.store_no_show_scores(
+            report.appointments_scored = scheduling.store_no_show_scores(
                 session,
                 actor=actor,
                 probabilities=probabilities,

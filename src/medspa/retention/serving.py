@@ -49,7 +49,7 @@ from medspa.retention.noshow import (
 )
 from medspa.retention.registry import FileRegistry, ModelNotFoundError
 from medspa.retention.returns import BgNbd, fit_bgnbd, forecast_bgnbd, holdout_visits, summarize
-from medspa.scheduling.scores import NOT_HAPPENED
+from medspa.scheduling import service as scheduling
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def score_no_shows(
     """P(no-show) of the appointments in `history` not yet happened (those in `appointment_ids`, if
     given), keyed by appointment id. `history` is the organization's whole live frame: the features of
     one appointment read the client's other appointments and the clinic's recent days."""
-    targets = history["status"].isin(list(NOT_HAPPENED))
+    targets = history["status"].isin(list(scheduling.NOT_HAPPENED))
     if appointment_ids is not None:
         targets &= history["appointment_id"].isin(appointment_ids)
     if not targets.any():

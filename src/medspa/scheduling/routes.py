@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from medspa.api import ActorDep, Limit, Offset, SessionDep, in_unit_of_work
 from medspa.config import load_settings
 from medspa.kit.schemas import Page
-from medspa.scheduling import optimization, service
+from medspa.scheduling import service
 from medspa.scheduling.schemas import (
     ApplyRequest,
     AppointmentRead,
@@ -136,16 +136,14 @@ ACTIONS: dict[Action, Callable[..., AppointmentRead]] = {
 
 @router.post("/waitlist", status_code=201)
 def add_to_waitlist(data: WaitlistCreate, session: SessionDep, actor: ActorDep) -> WaitlistRead:
-    return optimization.add_to_waitlist(session, actor=actor, data=data)
+    return service.add_to_waitlist(session, actor=actor, data=data)
 
 
 @router.get("/waitlist")
 def list_waitlist(
     session: SessionDep, actor: ActorDep, location_id: uuid.UUID, service_date: date = Query(alias="date")
 ) -> list[WaitlistRead]:
-    return optimization.list_waitlist(
-        session, actor=actor, location_id=location_id, service_date=service_date
-    )
+    return service.list_waitlist(session, actor=actor, location_id=location_id, service_date=service_date)
 
 
 @router.post("/locations/{location_id}/optimize", status_code=201)
@@ -163,7 +161,7 @@ def optimize_day(
 ) -> ProposalRead:
     """Solve the day and store a proposal beside the live schedule; nothing is booked or moved until it
     is applied. Without `max_moves` the bookings stay as they are and the waitlist is placed."""
-    return optimization.optimize_day(
+    return service.optimize_day(
         session,
         actor=actor,
         location_id=location_id,
@@ -175,7 +173,7 @@ def optimize_day(
 
 @router.get("/proposals/{proposal_id}")
 def get_proposal(proposal_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ProposalRead:
-    return optimization.get_proposal(session, actor=actor, proposal_id=proposal_id)
+    return service.get_proposal(session, actor=actor, proposal_id=proposal_id)
 
 
 @router.post("/proposals/{proposal_id}/apply")
@@ -183,7 +181,7 @@ def apply_proposal(
     proposal_id: uuid.UUID, data: ApplyRequest, session: SessionDep, actor: ActorDep
 ) -> ProposalRead:
     """Carry out the proposal (its moves and placements; all, or `requests`), all or nothing."""
-    return optimization.apply_proposal(session, actor=actor, proposal_id=proposal_id, requests=data.requests)
+    return service.apply_proposal(session, actor=actor, proposal_id=proposal_id, requests=data.requests)
 
 
 @router.post("/appointments/{appointment_id}/cancel")

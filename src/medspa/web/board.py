@@ -19,7 +19,6 @@ from medspa.kit import clock
 from medspa.kit.tz import local_day_bounds, to_local
 from medspa.resources import service as resources
 from medspa.resources.schemas import LocationRead, ProviderRead
-from medspa.scheduling import optimization
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import AppointmentRead, Status, WaitlistRead
 from medspa.security.actors import Actor
@@ -206,7 +205,7 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
     closures = resources.list_closures(session, actor=actor, location_id=location.id, first=day, last=day)
     first_minute, last_minute = _axis(spans, appointments, zone)
 
-    waitlist = optimization.list_waitlist(session, actor=actor, location_id=location.id, service_date=day)
+    waitlist = scheduling.list_waitlist(session, actor=actor, location_id=location.id, service_date=day)
     client_ids = {a.client_id for a in appointments} | {w.client_id for w in waitlist}
     names = clients.client_names(session, actor=actor, client_ids=client_ids)
     services = {

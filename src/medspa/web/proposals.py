@@ -1,6 +1,6 @@
 """A day-optimizer proposal laid out for its page: the proposal beside the schedule it would change.
 
-Only reads: the proposal comes from `scheduling.optimization`, the names staff know things by (clients,
+Only reads: the proposal comes from `scheduling.service`, the names staff know things by (clients,
 services, providers, rooms, devices) from the domains' service functions, so the page shows no ids.
 """
 
@@ -18,7 +18,6 @@ from medspa.kit.money import format_cents
 from medspa.kit.tz import local_day_bounds, to_local
 from medspa.resources import service as resources
 from medspa.resources.schemas import LocationRead
-from medspa.scheduling import optimization
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import ProposalItem, ProposalRead, WaitlistRead
 from medspa.security.actors import Actor
@@ -158,7 +157,7 @@ GROUP_TITLES = {
 
 def build_proposal_page(session: Session, *, actor: Actor, proposal_id: uuid.UUID) -> ProposalPage:
     """The proposal with every request named. NotFoundError for an unknown proposal."""
-    proposal = optimization.get_proposal(session, actor=actor, proposal_id=proposal_id)
+    proposal = scheduling.get_proposal(session, actor=actor, proposal_id=proposal_id)
     location = resources.get_location(session, actor=actor, location_id=proposal.location_id)
     zone = location.time_zone
     start, end = local_day_bounds(proposal.service_date, zone)
@@ -176,7 +175,7 @@ def build_proposal_page(session: Session, *, actor: Actor, proposal_id: uuid.UUI
     entries = {
         e.id: e
         for status in ENTRY_STATUSES
-        for e in optimization.list_waitlist(
+        for e in scheduling.list_waitlist(
             session, actor=actor, location_id=location.id, service_date=proposal.service_date, status=status
         )
     }

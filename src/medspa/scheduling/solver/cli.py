@@ -77,7 +77,7 @@ def optimize_command(
     deadline = time.monotonic() - process_age_seconds() + time_limit
 
     import_cp_model_without_pandas()
-    from medspa.kit.errors import MedspaError
+    from medspa.scheduling.solver.errors import SolverInputError
     from medspa.scheduling.solver.instance import load_instance
     from medspa.scheduling.solver.model import Progress, solve
     from medspa.scheduling.solver.solution import moves, parse_solution, write_solution
@@ -96,7 +96,7 @@ def optimize_command(
     except json.JSONDecodeError as error:
         err.print(f"[red]error:[/red] {current}: not valid JSON: {error}")
         raise typer.Exit(2) from None
-    except MedspaError as error:
+    except SolverInputError as error:
         err.print(f"[red]error:[/red] {instance_path}: {error.detail}", highlight=False)
         raise typer.Exit(2) from None
 

@@ -16,26 +16,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from medspa.kit.errors import ConflictError, ValidationFailedError
+from medspa.scheduling.solver.errors import InstanceFormatError, LockedBookingConflictError
 
 FORMAT = "clinic-day-instance/1"
 _TIME = re.compile(r"^(\d{2}):(\d{2})$")
-
-
-class InstanceFormatError(ValidationFailedError):
-    """A field of the instance document is missing or malformed; `field` is its path."""
-
-    code = "instance_malformed"
-
-
-class LockedBookingConflictError(ConflictError):
-    """Locked bookings that cannot all be kept: each entry of `conflicts` names the bookings and why."""
-
-    code = "locked_bookings_conflict"
-
-    def __init__(self, conflicts: Sequence[str]) -> None:
-        super().__init__("locked bookings cannot all be kept: " + "; ".join(conflicts))
-        self.conflicts = list(conflicts)
 
 
 @dataclass(frozen=True)
@@ -467,3 +451,77 @@ def locked_conflicts(instance: Instance) -> list[str]:
         )
     problems.extend(overlap_violations(instance, locked))
     return problems
+
+
+def instance_document(instance: Instance) -> dict[str, Any]:
+    """The instance as a `clinic-day-instance/1` document (what `medspa optimize` reads)."""
+    fmt = format_time
+
+    def spans(ranges: Sequence[TimeRange]) -> list[dict[str, str]]:
+        return [{"start": fmt(r.start), "end": fmt(r.end)} for r in ranges]
+
+    return {
+        "format": "clinic-day-instance/1",
+        "name": instance.name,
+        "location": {
+            "timezone": instance.timezone,
+            "date": instance.service_date.isoformat(),
+            "open": fmt(instance.open),
+            "close": fmt(instance.close),
+        },
+        "time_unit_minutes": instance.time_unit_minutes,
+        "providers": [
+            {
+                "id": p.id,
+                "name": p.name,
+                "skills": sorted(p.skills),
+                "shifts": spans(p.shifts),
+                "breaks": spans(p.breaks),
+            }
+            for p in instance.providers
+        ],
+        "rooms": [{"id": r.id, "type": r.type} for r in instance.rooms],
+        "devices": [
+            {"id": d.id, "type": d.type, "cooldown_minutes": d.cooldown_minutes} for d in instance.devices
+        ],
+        "services": [
+            {
+                "id": s.id,
+                "category": s.category,
+                "duration_minutes": s.duration_minutes,
+                "setup_minutes": s.setup_minutes,
+                "cleanup_minutes": s.cleanup_minutes,
+                "skill": s.skill,
+                "room_types": sorted(s.room_types),
+                "device_type": s.device_type,
+                "price": s.price,
+                "cost": s.cost,
+            }
+            for s in instance.services
+        ],
+        "requests": [
+            {
+                "id": r.id,
+                "client_id": r.client_id,
+                "service": r.service,
+                "windows": spans(r.windows),
+                "preferred_provider": r.preferred_provider,
+                "priority": r.priority,
+                "no_show_probability": r.no_show_probability,
+                "locked": None
+                if r.locked is None
+                else {
+                    "provider": r.locked.provider,
+                    "room": r.locked.room,
+                    "device": r.locked.device,
+                    "start": fmt(r.locked.start),
+                },
+            }
+            for r in instance.requests
+        ],
+        "weights": {
+            "continuity_bonus": instance.weights.continuity_bonus,
+            "priority_bonus": dict(instance.weights.priority_bonus),
+            "wait_cost_per_hour": instance.weights.wait_cost_per_hour,
+        },
+    }

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medspa.scheduling.solver.instance import InstanceFormatError, format_time, parse_time
+from medspa.scheduling.solver.errors import InstanceFormatError
+from medspa.scheduling.solver.instance import format_time, parse_time
 
 FORMAT = "clinic-day-solution/1"
 

@@ -1,0 +1,216 @@
+"""Holds and bookings: the writes that take resources, and the release of expired holds.
+
+No provider, room or device is ever double-booked. A booking re-checks every resource inside its own
+transaction; on SQLite that transaction is serialized (BEGIN IMMEDIATE), and on PostgreSQL an exclusion
+constraint over (resource, time range) refuses the loser of a race, which is reported as ResourceBusyError
+naming the resource. Functions flush, never commit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from medspa.catalog.schemas import ServiceRead
+from medspa.clients import service as clients
+from medspa.kit import clock
+from medspa.kit.crud import prefetch
+from medspa.kit.errors import (
+    ConflictError,
+    ResourceBusyError,
+)
+from medspa.kit.ids import new_id
+from medspa.kit.outbox import record_event
+from medspa.scheduling import repository
+from medspa.scheduling.choice import Choice, choose
+from medspa.scheduling.models import Appointment
+from medspa.scheduling.schemas import (
+    AppointmentRead,
+    BookingRequest,
+    HoldRequest,
+    RescheduleRequest,
+    Status,
+)
+from medspa.scheduling.slots import active_service
+from medspa.security.actors import Actor, Permission, require
+
+EVENT_VERB = {
+    Status.HELD: "held",
+    Status.BOOKED: "booked",
+    Status.CONFIRMED: "confirmed",
+    Status.CHECKED_IN: "checked_in",
+    Status.IN_SERVICE: "started",
+    Status.COMPLETED: "completed",
+    Status.CANCELLED: "cancelled",
+    Status.NO_SHOW: "no_show",
+}
+
+# --- writing bookings ----------------------------------------------------------------------------------
+
+
+def hold_slot(session: Session, *, actor: Actor, data: HoldRequest, hold_minutes: int) -> AppointmentRead:
+    """Reserve a slot for `hold_minutes` (or the request's own) while the client decides. An expired hold
+    stops blocking at once; it is recorded as cancelled ("hold expired") by the next booking that needs
+    its time, or by the background sweep (`release_expired_holds`), whichever comes first."""
+    require(actor, Permission.BOOK)
+    minutes = data.hold_minutes or hold_minutes
+    return _create(session, actor, data, Status.HELD, clock.now() + timedelta(minutes=minutes))
+
+
+def book_appointment(session: Session, *, actor: Actor, data: BookingRequest) -> AppointmentRead:
+    """Book directly. Emits `appointment.booked`. See the module docstring for the conflict rules."""
+    require(actor, Permission.BOOK)
+    return _create(session, actor, data, Status.BOOKED, None)
+
+
+def _create(
+    session: Session, actor: Actor, data: BookingRequest, status: Status, hold_expires_at: datetime | None
+) -> AppointmentRead:
+    now = clock.now()
+    # One round trip for the three records every booking reads (the lookups below then find them).
+    loaded = prefetch(
+        session,
+        actor.organization_id,
+        ("client", data.client_id),
+        ("service", data.service_id),
+        ("location", data.location_id),
+    )
+    client = clients.get_client(session, actor=actor, client_id=data.client_id)
+    if not client.is_active:
+        raise ConflictError(f"client {client.id} is deactivated")
+    service = active_service(session, actor, data.service_id)
+    choice = choose(session, actor, data, data.location_id, service, now, exclude=None)
+    appointment = Appointment(
+        organization_id=actor.organization_id,
+        location_id=data.location_id,
+        client_id=client.id,
+        service_id=service.id,
+        status=status.value,
+        starts_at=data.starts_at,
+        ends_at=data.starts_at + timedelta(minutes=service.duration_minutes),
+        hold_expires_at=hold_expires_at,
+        price_cents=service.price_cents,
+        created_by=actor.label,
+        created_at=now,
+        updated_at=now,
+    )
+    del loaded
+    assign(appointment, choice)
+    session.add(appointment)
+    session.flush()
+    reserve_or_rechoose(session, actor, appointment, service, choice, data, now)
+    return record_step(session, actor, appointment, None, status, None, now)
+
+
+def assign(appointment: Appointment, choice: Choice) -> None:
+    appointment.provider_id = choice.provider.id
+    appointment.room_id = choice.room.id
+    appointment.device_id = choice.device.id if choice.device else None
+
+
+RESERVE_ATTEMPTS = 3
+
+
+def reserve_or_rechoose(
+    session: Session,
+    actor: Actor,
+    appointment: Appointment,
+    service: ServiceRead,
+    choice: Choice,
+    request: BookingRequest | RescheduleRequest,
+    now: datetime,
+) -> None:
+    """Reserve the chosen resources; if a concurrent booking took one of them first (PostgreSQL's
+    exclusion constraint says so), choose again with that booking now visible and retry, so a loser
+    that could use another room or provider still books. Resources the request named stay fixed, so
+    for them the next choice raises ResourceBusyError at once. (On SQLite writers are serialized and
+    the re-check in `choose` already saw every committed booking, so the first attempt holds.)"""
+    for attempt in range(RESERVE_ATTEMPTS):
+        try:
+            _reserve(session, actor, appointment, service, choice)
+            return
+        except ResourceBusyError:
+            if attempt == RESERVE_ATTEMPTS - 1:
+                raise
+        choice = choose(
+            session, actor, request, appointment.location_id, service, now, exclude=appointment.id
+        )
+        assign(appointment, choice)
+        session.flush()
+
+
+def _reserve(
+    session: Session, actor: Actor, appointment: Appointment, service: ServiceRead, choice: Choice
+) -> None:
+    """Insert the appointment's reservations in resource-id order (so concurrent bookings lock in one
+    order and cannot deadlock). On PostgreSQL the exclusion constraint decides: a reservation it refuses
+    is skipped, the others are taken back, and ResourceBusyError names the resource that was taken."""
+    start = appointment.starts_at
+    wanted = [
+        ("provider", choice.provider.id, start, appointment.ends_at),
+        (
+            "room",
+            choice.room.id,
+            start - timedelta(minutes=service.setup_minutes),
+            appointment.ends_at + timedelta(minutes=service.cleanup_minutes),
+        ),
+    ]
+    if choice.device is not None:
+        wanted.append(
+            (
+                "device",
+                choice.device.id,
+                start,
+                appointment.ends_at + timedelta(minutes=choice.device.cooldown_minutes),
+            )
+        )
+    ordered = sorted(wanted, key=lambda w: str(w[1]))
+    rows = [
+        {
+            "id": new_id(),
+            "organization_id": actor.organization_id,
+            "appointment_id": appointment.id,
+            "location_id": appointment.location_id,
+            "resource_kind": kind,
+            "resource_id": resource_id,
+            "starts_at": starts_at,
+            "ends_at": ends_at,
+            "is_active": True,
+        }
+        for kind, resource_id, starts_at, ends_at in ordered
+    ]
+    taken = repository.insert_reservations(session, rows)
+    if len(taken) == len(rows):
+        return
+    repository.delete_reservations(session, list(taken.values()))
+    kind, resource_id = next((kind, rid) for kind, rid, _, _ in ordered if rid not in taken)
+    raise ResourceBusyError(kind, resource_id)
+
+
+def record_step(
+    session: Session,
+    actor: Actor,
+    appointment: Appointment,
+    from_status: Status | None,
+    to_status: Status,
+    reason: str | None,
+    now: datetime,
+    topic: str | None = None,
+) -> AppointmentRead:
+    """Record the step and its outbox event; the appointment as it now reads. (The appointment has been
+    flushed: the history row refers to it.)"""
+    repository.add_transition(
+        session,
+        organization_id=actor.organization_id,
+        appointment_id=appointment.id,
+        from_status=from_status.value if from_status else None,
+        to_status=to_status.value,
+        actor=actor.label,
+        reason=reason,
+        occurred_at=now,
+    )
+    read = AppointmentRead.model_validate(appointment)
+    payload = read.model_dump(mode="json")
+    record_event(session, actor, topic or f"appointment.{EVENT_VERB[to_status]}", appointment.id, payload)
+    return read

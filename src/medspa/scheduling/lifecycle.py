@@ -1,0 +1,210 @@
+"""The appointment lifecycle: reading appointments, their steps, and rescheduling.
+
+held -> booked -> confirmed -> checked_in -> in_service -> completed, or cancelled / no_show. Every step
+is recorded (from, to, when, by whom) with an outbox event in the same transaction; an illegal one raises
+IllegalTransitionError (409).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from medspa.catalog import service as catalog
+from medspa.kit import clock
+from medspa.kit.crud import get_owned, list_owned
+from medspa.kit.errors import (
+    IllegalTransitionError,
+)
+from medspa.kit.schemas import Page
+from medspa.scheduling import repository
+from medspa.scheduling.booking import assign, record_step, reserve_or_rechoose
+from medspa.scheduling.choice import choose
+from medspa.scheduling.holds import release_expired_holds_at
+from medspa.scheduling.models import Appointment
+from medspa.scheduling.schemas import (
+    AppointmentRead,
+    RescheduleRequest,
+    Status,
+    TransitionRead,
+)
+from medspa.security.actors import Actor, Permission, require
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.HELD: frozenset({Status.BOOKED, Status.CANCELLED}),
+    Status.BOOKED: frozenset({Status.CONFIRMED, Status.CHECKED_IN, Status.CANCELLED, Status.NO_SHOW}),
+    Status.CONFIRMED: frozenset({Status.CHECKED_IN, Status.CANCELLED, Status.NO_SHOW}),
+    Status.CHECKED_IN: frozenset({Status.IN_SERVICE, Status.CANCELLED}),
+    Status.IN_SERVICE: frozenset({Status.COMPLETED}),
+    Status.COMPLETED: frozenset(),
+    Status.CANCELLED: frozenset(),
+    Status.NO_SHOW: frozenset(),
+}
+RELEASING = frozenset({Status.CANCELLED, Status.NO_SHOW})
+RESCHEDULABLE = frozenset({Status.HELD, Status.BOOKED, Status.CONFIRMED})
+
+# --- lifecycle ------------------------------------------------------------------------------------------
+
+
+def _appointment(session: Session, actor: Actor, appointment_id: uuid.UUID) -> Appointment:
+    return get_owned(session, Appointment, actor.organization_id, appointment_id, "appointment")
+
+
+def get_appointment(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
+    require(actor, Permission.READ)
+    return AppointmentRead.model_validate(_appointment(session, actor, appointment_id))
+
+
+def appointment_history(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> list[TransitionRead]:
+    require(actor, Permission.READ)
+    appointment = _appointment(session, actor, appointment_id)
+    return [TransitionRead.model_validate(t) for t in repository.transitions(session, appointment.id)]
+
+
+def list_appointments(
+    session: Session,
+    *,
+    actor: Actor,
+    location_id: uuid.UUID | None = None,
+    client_id: uuid.UUID | None = None,
+    status: Status | None = None,
+    starts_from: datetime | None = None,
+    starts_before: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Page[AppointmentRead]:
+    require(actor, Permission.READ)
+    filters = []
+    if location_id is not None:
+        filters.append(Appointment.location_id == location_id)
+    if client_id is not None:
+        filters.append(Appointment.client_id == client_id)
+    if status is not None:
+        filters.append(Appointment.status == status.value)
+    if starts_from is not None:
+        filters.append(Appointment.starts_at >= starts_from)
+    if starts_before is not None:
+        filters.append(Appointment.starts_at < starts_before)
+    rows, total = list_owned(
+        session,
+        Appointment,
+        actor.organization_id,
+        *filters,
+        order_by=(Appointment.starts_at, Appointment.id),
+        limit=limit,
+        offset=offset,
+    )
+    return Page(
+        items=[AppointmentRead.model_validate(a) for a in rows], total=total, limit=limit, offset=offset
+    )
+
+
+def _transition(
+    session: Session,
+    actor: Actor,
+    appointment_id: uuid.UUID,
+    to_status: Status,
+    reason: str | None = None,
+) -> AppointmentRead:
+    appointment = _appointment(session, actor, appointment_id)
+    current = Status(appointment.status)
+    now = clock.now()
+    if (
+        current is Status.HELD
+        and appointment.hold_expires_at is not None
+        and appointment.hold_expires_at <= now
+    ):
+        raise IllegalTransitionError(f"the hold on appointment {appointment.id} has expired")
+    if to_status not in TRANSITIONS[current]:
+        raise IllegalTransitionError(
+            f"appointment {appointment.id} is {current.value}; it cannot become {to_status.value}"
+        )
+    if to_status is Status.NO_SHOW and now < appointment.starts_at:
+        raise IllegalTransitionError("a no-show can be recorded only once the appointment has started")
+    appointment.status = to_status.value
+    appointment.updated_at = now
+    if to_status is Status.BOOKED:
+        appointment.hold_expires_at = None
+    if to_status is Status.CANCELLED:
+        appointment.cancellation_reason = reason
+        appointment.cancelled_by = actor.label
+    if to_status in RELEASING:
+        repository.deactivate_reservations(session, [appointment.id])
+    session.flush()
+    return record_step(session, actor, appointment, current, to_status, reason, now)
+
+
+def confirm_hold(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
+    """held -> booked, while the hold is unexpired. Emits `appointment.booked`."""
+    require(actor, Permission.BOOK)
+    return _transition(session, actor, appointment_id, Status.BOOKED)
+
+
+def confirm_appointment(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
+    """booked -> confirmed (the client said they will come)."""
+    require(actor, Permission.BOOK)
+    return _transition(session, actor, appointment_id, Status.CONFIRMED)
+
+
+def check_in(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
+    require(actor, Permission.BOOK)
+    return _transition(session, actor, appointment_id, Status.CHECKED_IN)
+
+
+def start_service(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
+    require(actor, Permission.BOOK)
+    return _transition(session, actor, appointment_id, Status.IN_SERVICE)
+
+
+def complete_appointment(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
+    require(actor, Permission.BOOK)
+    return _transition(session, actor, appointment_id, Status.COMPLETED)
+
+
+def cancel_appointment(
+    session: Session, *, actor: Actor, appointment_id: uuid.UUID, reason: str
+) -> AppointmentRead:
+    """Cancel with a reason; the provider, room and device are free again at once."""
+    require(actor, Permission.BOOK)
+    return _transition(session, actor, appointment_id, Status.CANCELLED, reason)
+
+
+def mark_no_show(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
+    """The client did not come (only once the start has passed); the rest of the time is freed."""
+    require(actor, Permission.BOOK)
+    return _transition(session, actor, appointment_id, Status.NO_SHOW)
+
+
+def reschedule_appointment(
+    session: Session, *, actor: Actor, appointment_id: uuid.UUID, data: RescheduleRequest
+) -> AppointmentRead:
+    """Move a held, booked or confirmed appointment to a new start (and resources), atomically: the old
+    reservations are released and the new ones taken in one transaction, or nothing changes."""
+    require(actor, Permission.BOOK)
+    appointment = _appointment(session, actor, appointment_id)
+    current = Status(appointment.status)
+    if current not in RESCHEDULABLE:
+        raise IllegalTransitionError(
+            f"appointment {appointment.id} is {current.value}; it cannot be rescheduled"
+        )
+    now = clock.now()
+    service = catalog.get_service(session, actor=actor, service_id=appointment.service_id)
+    release_expired_holds_at(session, actor, appointment.location_id, now)
+    session.refresh(appointment)
+    if Status(appointment.status) is not current:
+        raise IllegalTransitionError(f"the hold on appointment {appointment.id} has expired")
+    choice = choose(session, actor, data, appointment.location_id, service, now, exclude=appointment.id)
+    repository.deactivate_reservations(session, [appointment.id])
+    previous = {"starts_at": appointment.starts_at.isoformat(), "provider_id": str(appointment.provider_id)}
+    appointment.starts_at = data.starts_at
+    appointment.ends_at = data.starts_at + timedelta(minutes=service.duration_minutes)
+    assign(appointment, choice)
+    appointment.updated_at = now
+    session.flush()
+    reserve_or_rechoose(session, actor, appointment, service, choice, data, now)
+    reason = f"rescheduled from {previous['starts_at']}"
+    return record_step(
+        session, actor, appointment, current, current, reason, now, topic="appointment.rescheduled"
+    )

@@ -1,0 +1,248 @@
+"""Booking from the day view: the client picker (search, new client), the free slots, and the booking."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from medspa.api import SessionDep
+from medspa.clients import service as clients
+from medspa.clients.schemas import ClientCreate, ClientRead
+from medspa.kit.errors import MedspaError
+from medspa.kit.tz import to_local
+from medspa.resources import service as resources
+from medspa.scheduling import service as scheduling
+from medspa.scheduling.schemas import BookingRequest, SlotRead
+from medspa.security.actors import Actor
+from medspa.web.board import Board, build_board
+from medspa.web.day import board_of, summary
+from medspa.web.forms import form_date, form_uuid
+from medspa.web.guards import PageActor, PageRoute, SameOrigin, readable, templates
+from medspa.web.slots import by_provider, parse_slot
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+CLIENT_MATCHES = 10
+
+# --- clients for the booking form ---------------------------------------------------------------------
+
+
+@router.get("/locations/{location_id}/clients")
+def search_clients(
+    request: Request, session: SessionDep, actor: PageActor, location_id: uuid.UUID, q: str = ""
+) -> Response:
+    """Clients whose email or phone is exactly `q` (an `@` means email; otherwise its digits, a phone)."""
+    query = q.strip()
+    matches: list[ClientRead] = []
+    if "@" in query:
+        matches = clients.list_clients(session, actor=actor, email=query, limit=CLIENT_MATCHES).items
+    elif clients.phone_key(query):
+        matches = clients.list_clients(session, actor=actor, phone=query, limit=CLIENT_MATCHES).items
+    message = None
+    if query and not matches:
+        message = "No client with that email or phone. Add a new client below."
+    return _client_choice(request, location_id, matches, message=message)
+
+
+@router.post("/locations/{location_id}/clients", dependencies=SameOrigin)
+def add_client(
+    request: Request,
+    session: SessionDep,
+    actor: PageActor,
+    location_id: uuid.UUID,
+    first_name: Annotated[str, Form()] = "",
+    last_name: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+    phone: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        data = ClientCreate(
+            first_name=first_name.strip(),
+            last_name=last_name.strip(),
+            email=email.strip() or None,
+            phone=phone.strip() or None,
+        )
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        )
+        return _client_choice(
+            request, location_id, [], message=f"Check the new client: {problems}", kind="error"
+        )
+    if data.email is None and data.phone is None:
+        message = "Give the new client an email or a phone."
+        return _client_choice(request, location_id, [], message=message, kind="error")
+    client = clients.create_client(session, actor=actor, data=data)
+    # The answer also resets the new-client form (closed and empty), out of band.
+    return _client_choice(
+        request, location_id, [client], selected=client.id, message=f"Added {client.first_name}.", kind="ok"
+    )
+
+
+def _client_choice(
+    request: Request,
+    location_id: uuid.UUID,
+    matches: list[ClientRead],
+    *,
+    selected: uuid.UUID | None = None,
+    message: str | None = None,
+    kind: str = "note",
+) -> Response:
+    """The client picker's fragment; a message of kind "error" answers 422."""
+    context = {
+        "location_id": location_id,
+        "matches": matches,
+        "selected": selected,
+        "message": message,
+        "kind": kind,
+    }
+    status_code = 422 if kind == "error" else 200
+    return templates.TemplateResponse(request, "_clients.html", context, status_code=status_code)
+
+
+# --- slots and booking --------------------------------------------------------------------------------
+
+
+@router.get("/locations/{location_id}/slots")
+def slots(
+    request: Request,
+    session: SessionDep,
+    actor: PageActor,
+    location_id: uuid.UUID,
+    service_id: str = "",
+    provider_id: str = "",
+    on: Annotated[str, Query(alias="date")] = "",
+) -> Response:
+    """The fragment listing the bookable slots `find_slots` returns for the form's service and date."""
+    return _slots_fragment(
+        request, session, actor, location_id, form_uuid(service_id), form_uuid(provider_id), form_date(on)
+    )
+
+
+def _slots_fragment(
+    request: Request,
+    session: Session,
+    actor: Actor,
+    location_id: uuid.UUID,
+    service_id: uuid.UUID | None,
+    provider_id: uuid.UUID | None,
+    day: date | None,
+    *,
+    message: str | None = None,
+    kind: str = "error",
+    status_code: int = 200,
+    board: Board | None = None,
+) -> Response:
+    """The slots fragment; with `board`, also that day's view swapped in out of band."""
+    location = resources.get_location(session, actor=actor, location_id=location_id)
+    found: list[SlotRead] = []
+    if service_id is None or day is None:
+        message = message or "Choose a service and a date."
+    else:
+        try:
+            found = scheduling.find_slots(
+                session,
+                actor=actor,
+                location_id=location.id,
+                service_id=service_id,
+                first_date=day,
+                last_date=day,
+                provider_id=provider_id,
+            )
+        except MedspaError as error:
+            message, kind = readable(error), "error"
+    context = {
+        "location": location,
+        "day": day,
+        "groups": by_provider(found),
+        "count": len(found),
+        "searched": service_id is not None and day is not None,
+        "message": message,
+        "kind": kind,
+        "board": board,
+    }
+    headers = {"HX-Push-Url": f"/locations/{location.id}/day?date={board.day.isoformat()}"} if board else None
+    return templates.TemplateResponse(
+        request, "_slots.html", context, status_code=status_code, headers=headers
+    )
+
+
+@router.post("/locations/{location_id}/appointments", dependencies=SameOrigin)
+def book(
+    request: Request,
+    session: SessionDep,
+    actor: PageActor,
+    location_id: uuid.UUID,
+    client_id: Annotated[str, Form()] = "",
+    service_id: Annotated[str, Form()] = "",
+    provider_id: Annotated[str, Form()] = "",
+    on: Annotated[str, Form(alias="date")] = "",
+    slot: Annotated[str, Form()] = "",
+) -> Response:
+    """Book the slot chosen in the form. On success: a confirmation in place of the slots, and the day
+    view of the booking's date swapped in out of band. A conflict (409) or bad input (422) shows the
+    reason above freshly fetched slots."""
+    service, provider, day = form_uuid(service_id), form_uuid(provider_id), form_date(on)
+
+    def again(message: str, status_code: int, board: Board | None = None) -> Response:
+        return _slots_fragment(
+            request,
+            session,
+            actor,
+            location_id,
+            service,
+            provider,
+            day,
+            message=message,
+            status_code=status_code,
+            board=board,
+        )
+
+    chosen = parse_slot(slot)
+    client = form_uuid(client_id)
+    if chosen is None:
+        return again("Pick one of the slots below.", 200 if not slot else 422)
+    if client is None:
+        return again("Choose or add a client first, then pick the slot again.", 422)
+    if service is None:
+        return again("Choose a service.", 422)
+    request_data = BookingRequest(
+        client_id=client,
+        service_id=service,
+        location_id=location_id,
+        starts_at=chosen.starts_at,
+        provider_id=chosen.provider_id,
+        room_id=chosen.room_id,
+        device_id=chosen.device_id,
+    )
+    try:
+        with session.begin_nested():
+            appointment = scheduling.book_appointment(session, actor=actor, data=request_data)
+    except MedspaError as error:
+        if error.status_code != 409:
+            return again(f"Could not book: {readable(error)}.", error.status_code)
+        # Someone took it: show what is free now, and the day as it now stands.
+        location = resources.get_location(session, actor=actor, location_id=location_id)
+        taken_day = to_local(chosen.starts_at, location.time_zone).date()
+        board = build_board(session, actor=actor, location_id=location_id, day=taken_day)
+        message = f"Could not book: {readable(error)}. Here are the slots free now."
+        return again(message, 409, board)
+    board = board_of(session, actor, appointment)
+    said = summary(session, actor, appointment)
+    context = {
+        "board": board,
+        "message": f"Booked {said}.",
+        "kind": "ok",
+        "oob": True,
+        "new_id": appointment.id,
+    }
+    headers = {"HX-Push-Url": f"/locations/{location_id}/day?date={board.day.isoformat()}"}
+    return templates.TemplateResponse(request, "_booked.html", context, headers=headers)

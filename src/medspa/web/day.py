@@ -1,0 +1,151 @@
+"""The front desk's day view of a location, and the lifecycle buttons on its blocks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from medspa.api import SessionDep
+from medspa.catalog import service as catalog
+from medspa.clients import service as clients
+from medspa.kit.errors import MedspaError, NotFoundError
+from medspa.kit.tz import to_local
+from medspa.resources import service as resources
+from medspa.scheduling import service as scheduling
+from medspa.scheduling.schemas import AppointmentRead
+from medspa.security.actors import Actor
+from medspa.web.board import Board, build_board, clock_label, local_today
+from medspa.web.forms import LIST_LIMIT
+from medspa.web.guards import PageActor, PageRoute, SameOrigin, is_htmx, readable, templates
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+# --- the day view -------------------------------------------------------------------------------------
+
+
+@router.get("/locations/{location_id}/day")
+def day_view(
+    request: Request,
+    session: SessionDep,
+    actor: PageActor,
+    location_id: uuid.UUID,
+    on: Annotated[date | None, Query(alias="date")] = None,
+) -> Response:
+    location = resources.get_location(session, actor=actor, location_id=location_id)
+    day = on or local_today(location)
+    board = build_board(session, actor=actor, location_id=location.id, day=day)
+    headers = {"Vary": "HX-Request, HX-Target"}
+    if is_htmx(request) and request.headers.get("hx-target") == "day":
+        return day_fragment(request, board, headers=headers)
+    return day_page(request, session, actor, board, headers=headers)
+
+
+def day_page(
+    request: Request,
+    session: Session,
+    actor: Actor,
+    board: Board,
+    *,
+    message: str | None = None,
+    kind: str = "ok",
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    context = {
+        "actor": actor,
+        "board": board,
+        "locations": resources.list_locations(session, actor=actor, limit=LIST_LIMIT).items,
+        "services": catalog.list_services(session, actor=actor, limit=LIST_LIMIT).items,
+        "providers": [c.provider for c in board.columns if c.provider.is_active],
+        "booking_date": max(board.day, board.today),
+        "message": message,
+        "kind": kind,
+    }
+    return templates.TemplateResponse(request, "day.html", context, status_code=status_code, headers=headers)
+
+
+def day_fragment(
+    request: Request,
+    board: Board,
+    *,
+    message: str | None = None,
+    kind: str = "ok",
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    context = {"board": board, "message": message, "kind": kind, "oob": False}
+    return templates.TemplateResponse(request, "_day.html", context, status_code=status_code, headers=headers)
+
+
+def board_of(session: Session, actor: Actor, appointment: AppointmentRead) -> Board:
+    location = resources.get_location(session, actor=actor, location_id=appointment.location_id)
+    day = to_local(appointment.starts_at, location.time_zone).date()
+    return build_board(session, actor=actor, location_id=location.id, day=day)
+
+
+def summary(session: Session, actor: Actor, appointment: AppointmentRead) -> str:
+    location = resources.get_location(session, actor=actor, location_id=appointment.location_id)
+    local = to_local(appointment.starts_at, location.time_zone)
+    client = clients.get_client(session, actor=actor, client_id=appointment.client_id)
+    service = catalog.get_service(session, actor=actor, service_id=appointment.service_id)
+    when = f"{local.strftime('%a %b')} {local.day}, {clock_label(local.hour, local.minute)}"
+    return f"{client.first_name} {client.last_name} for {service.name} on {when}"
+
+
+# --- the appointment lifecycle ------------------------------------------------------------------------
+
+LIFECYCLE: dict[str, Callable[..., AppointmentRead]] = {
+    "confirm": scheduling.confirm_appointment,
+    "check_in": scheduling.check_in,
+    "start": scheduling.start_service,
+    "complete": scheduling.complete_appointment,
+    "no_show": scheduling.mark_no_show,
+}
+DONE = {
+    "confirm": "Confirmed",
+    "check_in": "Checked in",
+    "start": "Started",
+    "complete": "Completed",
+    "no_show": "Marked as no-show:",
+    "cancel": "Cancelled",
+}
+
+
+@router.post("/appointments/{appointment_id}/{action}", dependencies=SameOrigin)
+def change_status(
+    request: Request,
+    session: SessionDep,
+    actor: PageActor,
+    appointment_id: uuid.UUID,
+    action: str,
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """Move an appointment along its lifecycle from a block's buttons; answers the re-rendered day with
+    a message (the error's status when the service refuses, e.g. 409 for an illegal transition)."""
+    if action not in DONE:
+        raise NotFoundError("action", action)
+    appointment = scheduling.get_appointment(session, actor=actor, appointment_id=appointment_id)
+    message, kind, status_code = "", "ok", 200
+    if action == "cancel" and not reason.strip():
+        message, kind, status_code = "Give a reason to cancel.", "error", 422
+    else:
+        try:
+            with session.begin_nested():
+                if action == "cancel":
+                    scheduling.cancel_appointment(
+                        session, actor=actor, appointment_id=appointment.id, reason=reason.strip()[:500]
+                    )
+                else:
+                    LIFECYCLE[action](session, actor=actor, appointment_id=appointment.id)
+            message = f"{DONE[action]} {summary(session, actor, appointment)}."
+        except MedspaError as error:
+            message, kind, status_code = readable(error), "error", error.status_code
+    board = board_of(session, actor, appointment)
+    return day_fragment(request, board, message=message, kind=kind, status_code=status_code)
