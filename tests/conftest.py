@@ -10,20 +10,47 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import time_machine
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from medspa.app import create_app
+from medspa.kit import clock
+from medspa.kit.clock import ManualClock
 from medspa.kit.db import make_engine, unit_of_work
 from medspa.kit.migrate import upgrade
 from medspa.security import service as security
 from medspa.security.actors import Actor, Role, system_actor
 from medspa.security.schemas import TokenCreate
 
-POSTGRES_URL = os.environ.get("MEDSPA_TEST_DATABASE_URL")
+POSTGRES_URL = os.environ.get("MEDSPA_TEST_DATABASE_URL") or None
+# The suite must pass whatever the date and time of day it runs at: `MEDSPA_TEST_NOW=2026-12-03T23:59:30Z`
+# runs it with the machine's clock moved there (and ticking on from it). `make test` runs it this way at
+# a few instants chosen to catch mistakes (around midnight UTC, late evening UTC, a daylight-saving change).
+TEST_NOW = os.environ.get("MEDSPA_TEST_NOW")
+_travel: time_machine.travel | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _travel
+    if TEST_NOW:
+        _travel = time_machine.travel(datetime.fromisoformat(TEST_NOW), tick=True)
+        _travel.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _travel is not None:
+        _travel.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"medspa: the clock starts at {datetime.now(UTC).isoformat(timespec='seconds')}"
+
+
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 
 
@@ -63,9 +90,18 @@ def token_for(engine: Engine, actor: Actor, role: Role = Role.OWNER) -> str:
         return security.issue_token(session, actor=actor, data=TokenCreate(name="test", role=role)).token
 
 
+@pytest.fixture(autouse=True)
+def test_clock() -> Iterator[ManualClock]:
+    """The test's clock: the system's until the test sets it. The test's own thread tells time by it, and
+    so does every application the fixtures build (`api`, servers), so setting it moves all of them."""
+    manual = ManualClock()
+    with clock.using(manual):
+        yield manual
+
+
 @pytest.fixture
-def api(engine: Engine, owner: Actor) -> Iterator[TestClient]:
+def api(engine: Engine, owner: Actor, test_clock: ManualClock) -> Iterator[TestClient]:
     """An HTTP client of the app, authenticated as the owner of a fresh organization."""
-    with TestClient(create_app(engine)) as client:
+    with TestClient(create_app(engine, clock=test_clock)) as client:
         client.headers["Authorization"] = f"Bearer {token_for(engine, owner)}"
         yield client

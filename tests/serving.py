@@ -12,6 +12,8 @@ import uvicorn
 from sqlalchemy import Engine
 
 from medspa.app import create_app
+from medspa.kit import clock as clocks
+from medspa.kit.clock import Clock
 
 
 def free_port() -> int:
@@ -22,12 +24,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(engine: Engine) -> Iterator[str]:
-    """The base URL of a uvicorn server serving the app on `engine`; stopped when the block ends."""
+def running_server(engine: Engine, clock: Clock | None = None) -> Iterator[str]:
+    """The base URL of a uvicorn server serving the app on `engine` (telling time by `clock`, else by the
+    clock of the caller's context); stopped when the block ends."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(engine), host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
-    )
+    app = create_app(engine, clock=clock or clocks.current())
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,8 @@ from medspa.security.actors import system_actor
 from tests.test_concurrency import double_bookings
 
 TODAY = date(2026, 11, 30)
+# Any time of day: the seed must not depend on it (it once failed from about 20:25 UTC on).
+SEEDED_AT = datetime(2026, 11, 30, 20, 40, tzinfo=UTC)
 
 
 def test_the_demo_clinic_has_staff_catalogue_clients_history_future_and_scores(
@@ -28,7 +30,7 @@ def test_the_demo_clinic_has_staff_catalogue_clients_history_future_and_scores(
 ) -> None:
     summary = seed_demo(
         engine,
-        today=TODAY,
+        now=SEEDED_AT,
         client_count=50,  # few clients, so each has history enough for the models to learn from
         past_days=28,
         future_days=7,

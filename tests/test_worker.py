@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func, select
 from medspa.app import create_app
 from medspa.config import load_settings
 from medspa.kit import clock
+from medspa.kit.clock import ManualClock
 from medspa.kit.db import unit_of_work
 from medspa.kit.outbox import cursor_position, head_event_id
 from medspa.retention import export
@@ -37,9 +38,8 @@ TEN = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)  # 10:00 in New York
 
 
 @pytest.fixture(autouse=True)
-def frozen_clock() -> object:
-    with clock.frozen_at(NOW):
-        yield
+def frozen_clock(test_clock: ManualClock) -> None:
+    test_clock.set(NOW)
 
 
 def book(engine: Engine, actor: Actor, clinic: Clinic, starts_at: datetime = TEN) -> uuid.UUID:
@@ -297,7 +297,7 @@ def test_the_embedded_worker_scores_a_booking_within_seconds(
         from medspa.kit.outbox import move_cursor
 
         move_cursor(session, MODEL_CONSUMER, head)
-    with TestClient(create_app(engine, with_worker=True)) as api:
+    with TestClient(create_app(engine, with_worker=True, clock=clock.current())) as api:
         api.headers["Authorization"] = f"Bearer {token_for(engine, owner)}"
         # when a booking is made through the API
         started = time.monotonic()

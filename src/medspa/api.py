@@ -15,7 +15,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from medspa.kit import clock
 from medspa.kit.db import unit_of_work
 from medspa.kit.errors import AuthenticationError, MedspaError, ValidationFailedError
 from medspa.security import service as security
@@ -51,6 +53,18 @@ class _SpanningWriters:
 
 
 spanning_writers = _SpanningWriters()
+
+
+class ClockMiddleware:
+    """Runs every request with the application's clock in its context (see `kit.clock`); the threads a
+    request hands its work to inherit it."""
+
+    def __init__(self, app: ASGIApp, clock: clock.Clock) -> None:
+        self.app, self.clock = app, clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with clock.using(self.clock):
+            await self.app(scope, receive, send)
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -134,7 +148,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(MedspaError)
     def _domain_error(_request: Request, error: MedspaError) -> JSONResponse:
-        body: dict[str, Any] = {"error": error.code, "detail": error.detail}
+        body: dict[str, Any] = {"error": error.code, "detail": error.detail, **error.extra}
         if isinstance(error, ValidationFailedError):
             body["fields"] = [error.field]
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, AuthenticationError) else None

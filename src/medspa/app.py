@@ -11,9 +11,10 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from medspa import __version__
-from medspa.api import inline_booking_allowed, install_error_handlers
+from medspa.api import ClockMiddleware, inline_booking_allowed, install_error_handlers
 from medspa.catalog.routes import router as catalog_router
 from medspa.clients.routes import router as clients_router
+from medspa.kit import clock as clocks
 from medspa.kit.db import default_engine
 from medspa.resources.routes import router as resources_router
 from medspa.retention.routes import router as retention_router
@@ -25,10 +26,14 @@ EMBEDDED_WORKER_VARIABLE = "MEDSPA_EMBEDDED_WORKER"
 OPENAPI_TAG_ORDER = ("health", "security", "resources", "catalog", "clients", "scheduling", "retention")
 
 
-def create_app(engine: Engine | None = None, *, with_worker: bool = False) -> FastAPI:
-    """The application, bound to `engine` (the configured database by default). With `with_worker` the
-    background worker (`medspa.worker`) runs in threads of this process while the app is up."""
+def create_app(
+    engine: Engine | None = None, *, with_worker: bool = False, clock: clocks.Clock | None = None
+) -> FastAPI:
+    """The application, bound to `engine` (the configured database by default), whose requests tell the
+    time by `clock` (the system clock by default). With `with_worker` the background worker
+    (`medspa.worker`) runs in threads of this process while the app is up, with the same clock."""
     bound = engine or default_engine()
+    told = clock or clocks.SYSTEM
     if with_worker:
         # Load what the worker runs now, not on its first event: `serving_app` then freezes these
         # modules out of the garbage collector's view with the rest, and no request pays for the import.
@@ -45,7 +50,9 @@ def create_app(engine: Engine | None = None, *, with_worker: bool = False) -> Fa
         from medspa.worker import BackgroundWorker, build_huey
 
         settings = load_settings()
-        worker = BackgroundWorker(bound, cache=ModelCache(settings.model_dir), huey=build_huey(settings))
+        worker = BackgroundWorker(
+            bound, cache=ModelCache(settings.model_dir), huey=build_huey(settings), clock=told
+        )
         worker.start()
         try:
             yield
@@ -61,6 +68,8 @@ def create_app(engine: Engine | None = None, *, with_worker: bool = False) -> Fa
         openapi_tags=[{"name": tag} for tag in OPENAPI_TAG_ORDER],
     )
     app.state.engine = bound
+    app.state.clock = told
+    app.add_middleware(ClockMiddleware, clock=told)
     app.state.inline_booking = inline_booking_allowed(bound.dialect.name)
     install_error_handlers(app)
 

@@ -17,20 +17,23 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 
 from medspa.config import Settings
+from medspa.kit import clock as clocks
+from medspa.kit.clock import Clock
 from medspa.kit.outbox import Delivered, OutboxConsumer, head_event_id
 
 if TYPE_CHECKING:
@@ -40,6 +43,8 @@ if TYPE_CHECKING:
     from medspa.retention.serving import ModelCache
 
 logger = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 MODEL_CONSUMER: Final = "models"
 # Events every consumer has read are kept this long (for replays and investigations), then deleted.
@@ -130,9 +135,17 @@ class Tasks:
     prune_outbox: Any
 
 
-def register_tasks(huey: Huey, engine: Engine, cache: ModelCache) -> Tasks:
-    """The scheduled and on-demand jobs, bound to `engine` and `cache`."""
+def register_tasks(huey: Huey, engine: Engine, cache: ModelCache, clock: Clock = clocks.SYSTEM) -> Tasks:
+    """The scheduled and on-demand jobs, bound to `engine` and `cache`, telling the time by `clock`."""
     from huey import crontab
+
+    def on_clock(job: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(job)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            with clocks.using(clock):
+                return job(*args, **kwargs)
+
+        return run
 
     def weekly_refresh() -> int:
         return len(refresh_every_organization(engine, cache))
@@ -153,21 +166,22 @@ def register_tasks(huey: Huey, engine: Engine, cache: ModelCache) -> Tasks:
             return release_expired_holds(session)
 
     def prune_outbox() -> int:
-        from medspa.kit import clock
         from medspa.kit.db import unit_of_work
         from medspa.kit.outbox import prune_events
 
         with unit_of_work(engine) as session:
-            return prune_events(session, created_before=clock.now() - timedelta(days=OUTBOX_KEEP_DAYS))
+            return prune_events(session, created_before=clocks.now() - timedelta(days=OUTBOX_KEEP_DAYS))
 
     weekly = crontab(minute="0", hour="2", day_of_week="0")
     return Tasks(
-        weekly_refresh=huey.periodic_task(weekly, name="refresh_all_scores")(weekly_refresh),
-        refresh_organization=huey.task(name="refresh_organization_scores")(refresh_organization),
+        weekly_refresh=huey.periodic_task(weekly, name="refresh_all_scores")(on_clock(weekly_refresh)),
+        refresh_organization=huey.task(name="refresh_organization_scores")(on_clock(refresh_organization)),
         release_expired_holds=huey.periodic_task(crontab(), name="release_expired_holds")(
-            release_expired_holds
+            on_clock(release_expired_holds)
         ),
-        prune_outbox=huey.periodic_task(crontab(minute="30", hour="3"), name="prune_outbox")(prune_outbox),
+        prune_outbox=huey.periodic_task(crontab(minute="30", hour="3"), name="prune_outbox")(
+            on_clock(prune_outbox)
+        ),
     )
 
 
@@ -184,15 +198,18 @@ class BackgroundWorker:
         huey: Huey | None = None,
         poll_seconds: float = 0.5,
         periodic: bool = True,
+        clock: Clock | None = None,
     ) -> None:
         self.engine, self.cache, self.poll_seconds = engine, cache, poll_seconds
+        # The clock of whoever made the worker, unless one is given: the threads below tell time by it.
+        self.clock = clock or clocks.current()
         self.consumer = model_consumer(engine, cache)
         self.huey = huey
         self._stopping = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, name="medspa-outbox", daemon=True)
+        self._watcher = threading.Thread(target=self._watch_on_clock, name="medspa-outbox", daemon=True)
         self._huey_consumer: Any = None
         if huey is not None:
-            register_tasks(huey, engine, cache)
+            register_tasks(huey, engine, cache, self.clock)
             from huey.consumer import Consumer
 
             class QuietConsumer(Consumer):  # type: ignore[misc]
@@ -227,6 +244,10 @@ class BackgroundWorker:
         while not self._stopping.wait(1.0):
             pass
         self.stop()
+
+    def _watch_on_clock(self) -> None:
+        with clocks.using(self.clock):
+            self._watch()
 
     def _watch(self) -> None:
         """Drain when a new event was committed, and retry events left unhandled with a growing delay

@@ -131,6 +131,7 @@ def test_booking_reserves_provider_room_with_buffers_and_device_with_cooldown(
     )
     assert booked.ends_at == TEN + timedelta(hours=1)
     assert reservations(engine, booked.id) == {
+        "client": (TEN, TEN + timedelta(minutes=60), True),
         "provider": (TEN, TEN + timedelta(minutes=60), True),
         "room": (TEN - timedelta(minutes=10), TEN + timedelta(minutes=75), True),
         "device": (TEN, TEN + timedelta(minutes=80), True),
@@ -254,7 +255,7 @@ def test_the_whole_lifecycle_is_recorded_and_illegal_steps_are_refused(engine: E
         with unit_of_work(engine) as session:
             step(session, actor=owner, appointment_id=appointment.id)
     with (
-        pytest.raises(IllegalTransitionError, match="completed; it cannot become cancelled"),
+        pytest.raises(IllegalTransitionError, match="is completed; it cannot be cancelled"),
         unit_of_work(engine) as session,
     ):
         scheduling.cancel_appointment(session, actor=owner, appointment_id=appointment.id, reason="too late")

@@ -62,12 +62,13 @@ def test_a_booking_that_loses_a_room_to_a_concurrent_one_takes_another_room(
     import threading
     import time
 
-    from tests.factories import make_provider, make_room
+    from tests.factories import make_client, make_provider, make_room
 
     clinic = build(engine, owner)
     with unit_of_work(engine) as session:
         second_provider = make_provider(session, actor=owner, location_id=clinic.location_id)
         second_room = make_room(session, actor=owner, location_id=clinic.location_id)
+        second_client = make_client(session, actor=owner)
     request_a = BookingRequest(
         client_id=clinic.client_id,
         service_id=clinic.service_id,
@@ -75,7 +76,9 @@ def test_a_booking_that_loses_a_room_to_a_concurrent_one_takes_another_room(
         starts_at=TEN,
         provider_id=clinic.provider_id,
     )
-    request_b = request_a.model_copy(update={"provider_id": second_provider.id})
+    request_b = request_a.model_copy(
+        update={"provider_id": second_provider.id, "client_id": second_client.id}
+    )
     outcome: dict[str, object] = {}
 
     def book_b() -> None:

@@ -352,3 +352,33 @@ def test_applying_a_replan_lets_two_bookings_trade_providers(engine: Engine, own
     assert (now_first.provider_id, now_first.room_id) == (second.provider_id, second.room_id)
     assert (now_second.provider_id, now_second.room_id) == (first.provider_id, first.room_id)
     assert double_bookings(engine, owner) == 0
+
+
+def test_a_waiting_client_is_never_placed_over_their_own_booking(engine: Engine, owner: Actor) -> None:
+    # given a client booked 10:00-11:00 with one provider, waiting for another visit 09:30-12:00 (and
+    # once more 10:00-11:00, which their booking fills), and a second provider free all day
+    clinic = build(engine, owner, shift=("09:00", "17:00"))
+    with unit_of_work(engine) as session:
+        make_provider(session, actor=owner, location_id=clinic.location_id, shift=("09:00", "17:00"))
+        make_room(session, actor=owner, location_id=clinic.location_id)
+        scheduling.book_appointment(session, actor=owner, data=booking_request(clinic))
+        for start, end in (("09:30", "12:00"), ("10:00", "11:00")):
+            scheduling.add_to_waitlist(
+                session,
+                actor=owner,
+                data=WaitlistCreate(
+                    client_id=clinic.client_id,
+                    service_id=clinic.service_id,
+                    location_id=clinic.location_id,
+                    service_date=DAY,
+                    window_starts_at=time.fromisoformat(start),
+                    window_ends_at=time.fromisoformat(end),
+                ),
+            )
+    # when the day is optimized, then the wait is placed after the booking, not beside it
+    proposal = propose(engine, owner, clinic)
+    placed = [item for item in proposal.items if item.kind == "waitlist"]
+    assert [(item.status, item.starts_at) for item in placed] == [("booked", TEN + timedelta(hours=1))]
+    with unit_of_work(engine) as session:
+        applied = scheduling.apply_proposal(session, actor=owner, proposal_id=proposal.id)
+    assert applied.status == "applied"

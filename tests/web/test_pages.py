@@ -24,6 +24,7 @@ from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import AppointmentRead, BookingRequest, Status
 from medspa.web import pages
 from medspa.web.board import PIXELS_PER_MINUTE
+from tests.factories import make_client
 from tests.web.conftest import (
     FRONT_DESK,
     Demo,
@@ -52,8 +53,9 @@ def _busiest_day(engine: Engine, demo: Demo) -> date:
 
 
 def _a_client_id(engine: Engine, demo: Demo) -> uuid.UUID:
-    with unit_of_work(engine, write=False) as session:
-        return clients.list_clients(session, actor=demo.actor, limit=1).items[0].id
+    """A new client: free at any time (a demo client may have an appointment then, and is in one place)."""
+    with unit_of_work(engine) as session:
+        return make_client(session, actor=demo.actor).id
 
 
 # --- signing in ---------------------------------------------------------------------------------------
@@ -475,7 +477,7 @@ def test_lifecycle_buttons_move_the_appointment_and_redraw_the_day(
     assert f'id="appt-{appointment.id}" class="appt status-checked_in"' in checked_in.text
     assert "Checked in Nora Vale" in checked_in.text
     assert refused.status_code == 409
-    assert "cannot become completed" in refused.text
+    assert "is checked in; it cannot be completed" in refused.text
     with unit_of_work(engine, write=False) as session:
         now = scheduling.get_appointment(session, actor=demo_template.actor, appointment_id=appointment.id)
     assert now.status is Status.CHECKED_IN

@@ -86,7 +86,7 @@ class SeedSummary:
 def seed_demo(
     engine: Engine,
     *,
-    today: date | None = None,
+    now: datetime | None = None,
     client_count: int = 1500,
     past_days: int = 56,
     future_days: int = 14,
@@ -97,11 +97,14 @@ def seed_demo(
     """Create the `demo` organization with one location, its staff, catalogue, clients and bookings,
     and, given a `model_dir`, its trained and active models with every upcoming booking and client scored.
 
-    ConflictError when it exists already. Deterministic for a given `seed` and `today`. Runs as several
+    The clinic is seeded as of `now` (the clock's by default): its history ends on the UTC date of `now`,
+    its future starts after `now`. ConflictError when it exists already. Deterministic for a given `seed`
+    and `now`, whatever the time of day. Runs as several
     units of work (set-up, clients, then a day of bookings each), so progress survives and each
     transaction stays small."""
     rng = random.Random(seed)
-    today = today or clock.now().astimezone(UTC).date()
+    now = (now or clock.now()).astimezone(UTC)
+    today = now.date()
     with unit_of_work(engine) as session:
         organization, location, services = _seed_setup(session, rng, today, slug)
     actor = system_actor(organization.id, "demo-seed")
@@ -118,7 +121,6 @@ def seed_demo(
                 statuses[status] = statuses.get(status, 0) + 1
                 past += 1
     future = 0
-    now = datetime.combine(today, clock.now().astimezone(UTC).timetz())
     for offset in range(future_days + 1):
         day = today + timedelta(days=offset)
         attempts = max(15, 60 - 3 * offset)
@@ -139,18 +141,20 @@ def seed_demo(
     statuses["waitlisted"] = waiting
     summary = SeedSummary(organization.id, location.id, len(client_ids), past, future, statuses)
     if model_dir is not None:
-        _seed_models(engine, summary, model_dir, today)
+        _seed_models(engine, summary, model_dir, now)
     return summary
 
 
-def _seed_models(engine: Engine, summary: SeedSummary, model_dir: Path, today: date) -> None:
-    """Train both models on the seeded history (the days before `today`), activate them, and score."""
+def _seed_models(engine: Engine, summary: SeedSummary, model_dir: Path, now: datetime) -> None:
+    """Train both models on the seeded history (the days before the date of `now`), activate them, and
+    score as of `now`."""
     from medspa.retention.scoring import refresh_scores, train_models
     from medspa.retention.serving import ModelCache
 
     cache = ModelCache(model_dir)
-    # The seed's today may be another day than the clock's (tests); score as of that day.
-    with clock.frozen_at(datetime.combine(today, clock.now().astimezone(UTC).timetz())):
+    today = now.date()
+    # The seed's now may be another instant than the clock's (tests); score as of it.
+    with clock.frozen_at(now):
         for kind in ("noshow", "returns"):
             try:
                 summary.models |= train_models(

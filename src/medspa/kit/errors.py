@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import uuid
+from typing import Any, ClassVar
 
 
 class MedspaError(Exception):
-    """Base of every error the domain raises on purpose."""
+    """Base of every error the domain raises on purpose. `detail` is for people: it names things as
+    staff know them, never by internal id. `extra` holds fields a program can act on (rendered beside
+    `error` and `detail`)."""
 
     code: ClassVar[str] = "error"
     status_code: ClassVar[int] = 400
@@ -14,6 +17,7 @@ class MedspaError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.extra: dict[str, Any] = {}
 
 
 class NotFoundError(MedspaError):
@@ -23,7 +27,10 @@ class NotFoundError(MedspaError):
     status_code = 404
 
     def __init__(self, kind: str, record_id: object) -> None:
-        super().__init__(f"{kind} {record_id} not found")
+        # An id says nothing to a person (and the caller knows which one it sent); a name or slug does.
+        super().__init__(
+            f"{kind} not found" if isinstance(record_id, uuid.UUID) else f"{kind} {record_id} not found"
+        )
         self.kind = kind
 
 
@@ -40,13 +47,21 @@ class ResourceBusyError(ConflictError):
     code = "resource_busy"
 
     def __init__(self, resource_kind: str, resource_id: object, detail: str | None = None) -> None:
-        super().__init__(detail or f"{resource_kind} {resource_id} is already booked at that time")
+        super().__init__(detail or f"the {resource_kind} is already booked at that time")
         self.resource_kind = resource_kind
         self.resource_id = resource_id
 
 
 class IllegalTransitionError(ConflictError):
+    """The appointment's current status does not allow the step (it may have just changed under a
+    concurrent request): `current_status` says what it is now."""
+
     code = "illegal_transition"
+
+    def __init__(self, detail: str, *, current_status: str | None = None) -> None:
+        super().__init__(detail)
+        if current_status is not None:
+            self.extra["current_status"] = current_status
 
 
 class ValidationFailedError(MedspaError):

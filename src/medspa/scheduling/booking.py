@@ -24,6 +24,7 @@ from medspa.kit.ids import new_id
 from medspa.kit.outbox import record_event
 from medspa.scheduling import repository
 from medspa.scheduling.choice import Choice, choose
+from medspa.scheduling.errors import ClientBusyError
 from medspa.scheduling.models import Appointment
 from medspa.scheduling.schemas import (
     AppointmentRead,
@@ -33,6 +34,7 @@ from medspa.scheduling.schemas import (
     Status,
 )
 from medspa.scheduling.slots import active_service
+from medspa.scheduling.wording import appointment_label
 from medspa.security.actors import Actor, Permission, require
 
 EVENT_VERB = {
@@ -78,7 +80,7 @@ def _create(
     )
     client = clients.get_client(session, actor=actor, client_id=data.client_id)
     if not client.is_active:
-        raise ConflictError(f"client {client.id} is deactivated")
+        raise ConflictError(f"client {client.first_name} {client.last_name} is deactivated")
     service = active_service(session, actor, data.service_id)
     choice = choose(session, actor, data, data.location_id, service, now, exclude=None)
     appointment = Appointment(
@@ -144,10 +146,13 @@ def _reserve(
     session: Session, actor: Actor, appointment: Appointment, service: ServiceRead, choice: Choice
 ) -> None:
     """Insert the appointment's reservations in resource-id order (so concurrent bookings lock in one
-    order and cannot deadlock). On PostgreSQL the exclusion constraint decides: a reservation it refuses
-    is skipped, the others are taken back, and ResourceBusyError names the resource that was taken."""
+    order and cannot deadlock): its provider, room (with setup and cleanup), device (with cooldown) and
+    its client, who cannot be in two places at once. A reservation that would overlap an active one of
+    its resource is refused (on PostgreSQL by the exclusion constraint); then the others are taken back
+    and ClientBusyError names the client's other appointment, or ResourceBusyError the resource."""
     start = appointment.starts_at
     wanted = [
+        ("client", appointment.client_id, start, appointment.ends_at),
         ("provider", choice.provider.id, start, appointment.ends_at),
         (
             "room",
@@ -184,8 +189,26 @@ def _reserve(
     if len(taken) == len(rows):
         return
     repository.delete_reservations(session, list(taken.values()))
-    kind, resource_id = next((kind, rid) for kind, rid, _, _ in ordered if rid not in taken)
-    raise ResourceBusyError(kind, resource_id)
+    refused = [(kind, resource_id) for kind, resource_id, _, _ in ordered if resource_id not in taken]
+    if any(kind == "client" for kind, _ in refused):
+        raise _client_busy(session, actor, appointment)
+    kind, resource_id = refused[0]
+    names = {"provider": choice.provider.name, "room": choice.room.name}
+    if choice.device is not None:
+        names["device"] = choice.device.name
+    raise ResourceBusyError(kind, resource_id, f"{kind} {names[kind]} is already booked at that time")
+
+
+def _client_busy(session: Session, actor: Actor, appointment: Appointment) -> ClientBusyError:
+    client = clients.get_client(session, actor=actor, client_id=appointment.client_id)
+    name = f"{client.first_name} {client.last_name}"
+    other = repository.overlapping_appointment(
+        session, appointment.client_id, appointment.starts_at, appointment.ends_at, other_than=appointment.id
+    )
+    if other is None:  # cancelled since it refused this one
+        return ClientBusyError(f"{name} already has an appointment at that time")
+    label = appointment_label(session, actor, other, whose=False)
+    return ClientBusyError(f"{name} already has an appointment at that time: {label}")
 
 
 def record_step(

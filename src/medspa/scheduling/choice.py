@@ -144,9 +144,7 @@ def _pick_provider(
             needs = service.required_skill + (
                 f" and a valid {service.required_license} license" if service.required_license else ""
             )
-            raise ConflictError(
-                f"provider {p.name} ({p.id}) lacks what {service.name} needs: {needs} on {day}"
-            )
+            raise ConflictError(f"provider {p.name} lacks what {service.name} needs: {needs} on {day}")
         raise ConflictError(f"no provider at this location is qualified for {service.name} on {day}")
     for provider in qualified:
         if availability.contains(options.provider_starts[provider.id], starts_at):
@@ -154,16 +152,10 @@ def _pick_provider(
     unbooked = idle()
     working = [p for p in qualified if availability.contains(unbooked.provider_starts[p.id], starts_at)]
     if not working:
-        who = (
-            f"provider {qualified[0].name} ({qualified[0].id}) is not"
-            if len(qualified) == 1
-            else "no qualified provider is"
-        )
+        who = f"provider {qualified[0].name} is not" if len(qualified) == 1 else "no qualified provider is"
         raise ConflictError(f"{who} on duty for the whole service at that time")
     busy = working[0]
-    raise ResourceBusyError(
-        "provider", busy.id, f"provider {busy.name} ({busy.id}) is already booked at that time"
-    )
+    raise ResourceBusyError("provider", busy.id, f"provider {busy.name} is already booked at that time")
 
 
 def _pick(
@@ -177,7 +169,9 @@ def _pick(
     suitable = [r for r in pool if r.id in starts and (wanted is None or r.id == wanted)]
     if not suitable:
         if wanted is not None:
-            raise ConflictError(f"{kind} {wanted} is not at this location or not suitable for the service")
+            raise ConflictError(
+                f"the {kind} asked for is not at this location or not suitable for the service"
+            )
         raise ConflictError(f"this location has no {kind} suitable for the service")
     for resource in suitable:
         if availability.contains(starts[resource.id], starts_at):
@@ -188,6 +182,4 @@ def _pick(
     if not usable:
         raise ConflictError(f"no suitable {kind} is in service at that time")
     taken = usable[0]
-    raise ResourceBusyError(
-        kind, taken.id, f"{kind} {taken.name} ({taken.id}) is already booked at that time"
-    )
+    raise ResourceBusyError(kind, taken.id, f"{kind} {taken.name} is already booked at that time")

@@ -172,7 +172,17 @@ def build_day_instance(
                 locked=lock,
             )
         )
+    # A client is in one place at a time: a waiting client's window leaves out their own bookings.
+    booked: dict[uuid.UUID, list[model.TimeRange]] = {}
+    for appointment in appointments:
+        start = _minutes(appointment.starts_at, zone, service_date)
+        duration = services[appointment.service_id].duration_minutes
+        booked.setdefault(appointment.client_id, []).append(model.TimeRange(start, start + duration))
     for entry in waitlist:
+        window = model.TimeRange(_wall(entry.window_starts_at), _wall(entry.window_ends_at))
+        windows = _less(window, booked.get(entry.client_id, []))
+        if not windows:
+            continue  # the client's own bookings fill the whole window: nothing to place
         request_id = f"w-{entry.id.hex[:12]}"
         records[request_id] = ("waitlist", entry.id)
         requests.append(
@@ -180,7 +190,7 @@ def build_day_instance(
                 id=request_id,
                 client_id=str(entry.client_id),
                 service=str(entry.service_id),
-                windows=(model.TimeRange(_wall(entry.window_starts_at), _wall(entry.window_ends_at)),),
+                windows=windows,
                 preferred_provider=str(entry.preferred_provider_id) if entry.preferred_provider_id else None,
                 priority=entry.priority,
                 no_show_probability=risk.get(entry.client_id, PRIOR_NO_SHOWS / PRIOR_VISITS),
@@ -218,6 +228,22 @@ def build_day_instance(
     names = {str(p.id): p.name for p in config.providers} | {str(r.id): r.name for r in config.rooms}
     names |= {str(d.id): d.name for d in config.devices} | {str(s.id): s.name for s in services.values()}
     return DayInstance(instance, records, names, zone, service_date, movable)
+
+
+def _less(window: model.TimeRange, taken: Sequence[model.TimeRange]) -> tuple[model.TimeRange, ...]:
+    """The parts of `window` outside every range of `taken`."""
+    parts = [window]
+    for busy in sorted(taken, key=lambda r: r.start):
+        parts = [
+            piece
+            for part in parts
+            for piece in (
+                model.TimeRange(part.start, min(part.end, busy.start)),
+                model.TimeRange(max(part.start, busy.end), part.end),
+            )
+            if piece.start < piece.end
+        ]
+    return tuple(parts)
 
 
 def _check_lockable(

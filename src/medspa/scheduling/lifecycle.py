@@ -15,14 +15,11 @@ from sqlalchemy.orm import Session
 from medspa.catalog import service as catalog
 from medspa.kit import clock
 from medspa.kit.crud import get_owned, list_owned
-from medspa.kit.errors import (
-    IllegalTransitionError,
-)
+from medspa.kit.errors import IllegalTransitionError, NotFoundError
 from medspa.kit.schemas import Page
 from medspa.scheduling import repository
 from medspa.scheduling.booking import assign, record_step, reserve_or_rechoose
 from medspa.scheduling.choice import choose
-from medspa.scheduling.holds import release_expired_holds_at
 from medspa.scheduling.models import Appointment
 from medspa.scheduling.schemas import (
     AppointmentRead,
@@ -30,6 +27,7 @@ from medspa.scheduling.schemas import (
     Status,
     TransitionRead,
 )
+from medspa.scheduling.wording import STATUS_WORDS, STEP_WORDS, appointment_label
 from medspa.security.actors import Actor, Permission, require
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
@@ -44,8 +42,6 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 }
 RELEASING = frozenset({Status.CANCELLED, Status.NO_SHOW})
 RESCHEDULABLE = frozenset({Status.HELD, Status.BOOKED, Status.CONFIRMED})
-
-# --- lifecycle ------------------------------------------------------------------------------------------
 
 
 def _appointment(session: Session, actor: Actor, appointment_id: uuid.UUID) -> Appointment:
@@ -101,6 +97,27 @@ def list_appointments(
     )
 
 
+def _locked(session: Session, actor: Actor, appointment_id: uuid.UUID) -> Appointment:
+    """The appointment, locked until this transaction ends: every change of an appointment starts here,
+    so two changes of one appointment never interleave; the second sees what the first left."""
+    appointment = repository.lock_appointment(session, actor.organization_id, appointment_id)
+    if appointment is None:
+        raise NotFoundError("appointment", appointment_id)
+    return appointment
+
+
+def _refuse_expired_hold(session: Session, actor: Actor, appointment: Appointment, now: datetime) -> None:
+    if (
+        appointment.status == Status.HELD.value
+        and appointment.hold_expires_at is not None
+        and appointment.hold_expires_at <= now
+    ):
+        label = appointment_label(session, actor, appointment)
+        raise IllegalTransitionError(
+            f"the hold on {label} has expired; book it again", current_status=Status.HELD.value
+        )
+
+
 def _transition(
     session: Session,
     actor: Actor,
@@ -108,21 +125,23 @@ def _transition(
     to_status: Status,
     reason: str | None = None,
 ) -> AppointmentRead:
-    appointment = _appointment(session, actor, appointment_id)
+    """One step of the lifecycle, on the locked appointment: refused (409, with the status it has now)
+    when that status does not allow it, which is also how the loser of two concurrent steps learns of
+    the winner's."""
+    appointment = _locked(session, actor, appointment_id)
     current = Status(appointment.status)
     now = clock.now()
-    if (
-        current is Status.HELD
-        and appointment.hold_expires_at is not None
-        and appointment.hold_expires_at <= now
-    ):
-        raise IllegalTransitionError(f"the hold on appointment {appointment.id} has expired")
+    _refuse_expired_hold(session, actor, appointment, now)
     if to_status not in TRANSITIONS[current]:
+        label = appointment_label(session, actor, appointment)
         raise IllegalTransitionError(
-            f"appointment {appointment.id} is {current.value}; it cannot become {to_status.value}"
+            f"{label} is {STATUS_WORDS[current]}; it cannot be {STEP_WORDS[to_status]}",
+            current_status=current.value,
         )
     if to_status is Status.NO_SHOW and now < appointment.starts_at:
-        raise IllegalTransitionError("a no-show can be recorded only once the appointment has started")
+        raise IllegalTransitionError(
+            "a no-show can be recorded only once the appointment has started", current_status=current.value
+        )
     appointment.status = to_status.value
     appointment.updated_at = now
     if to_status is Status.BOOKED:
@@ -180,31 +199,37 @@ def mark_no_show(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -
 def reschedule_appointment(
     session: Session, *, actor: Actor, appointment_id: uuid.UUID, data: RescheduleRequest
 ) -> AppointmentRead:
-    """Move a held, booked or confirmed appointment to a new start (and resources), atomically: the old
-    reservations are released and the new ones taken in one transaction, or nothing changes."""
+    """Move a held, booked or confirmed appointment to a new start (and resources), atomically: on the
+    locked appointment, its reservations are released and the new ones taken in one transaction, or
+    nothing changes. Concurrent reschedules of one appointment therefore happen one after the other,
+    each releasing what the one before took."""
     require(actor, Permission.BOOK)
-    appointment = _appointment(session, actor, appointment_id)
+    appointment = _locked(session, actor, appointment_id)
     current = Status(appointment.status)
-    if current not in RESCHEDULABLE:
-        raise IllegalTransitionError(
-            f"appointment {appointment.id} is {current.value}; it cannot be rescheduled"
-        )
     now = clock.now()
+    _refuse_expired_hold(session, actor, appointment, now)
+    if current not in RESCHEDULABLE:
+        label = appointment_label(session, actor, appointment)
+        raise IllegalTransitionError(
+            f"{label} is {STATUS_WORDS[current]}; it cannot be rescheduled", current_status=current.value
+        )
     service = catalog.get_service(session, actor=actor, service_id=appointment.service_id)
-    release_expired_holds_at(session, actor, appointment.location_id, now)
-    session.refresh(appointment)
-    if Status(appointment.status) is not current:
-        raise IllegalTransitionError(f"the hold on appointment {appointment.id} has expired")
     choice = choose(session, actor, data, appointment.location_id, service, now, exclude=appointment.id)
     repository.deactivate_reservations(session, [appointment.id])
-    previous = {"starts_at": appointment.starts_at.isoformat(), "provider_id": str(appointment.provider_id)}
+    previous = appointment.starts_at.isoformat()
     appointment.starts_at = data.starts_at
     appointment.ends_at = data.starts_at + timedelta(minutes=service.duration_minutes)
     assign(appointment, choice)
     appointment.updated_at = now
     session.flush()
     reserve_or_rechoose(session, actor, appointment, service, choice, data, now)
-    reason = f"rescheduled from {previous['starts_at']}"
     return record_step(
-        session, actor, appointment, current, current, reason, now, topic="appointment.rescheduled"
+        session,
+        actor,
+        appointment,
+        current,
+        current,
+        f"rescheduled from {previous}",
+        now,
+        topic="appointment.rescheduled",
     )

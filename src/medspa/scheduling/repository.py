@@ -20,6 +20,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     type_coerce,
     update,
@@ -160,12 +161,13 @@ def expire_holds(session: Session, location_id: uuid.UUID, now: datetime) -> lis
 
 
 def insert_reservations(session: Session, rows: list[dict[str, Any]]) -> dict[uuid.UUID, uuid.UUID]:
-    """Insert reservations in the order given; {resource id: reservation id} of those inserted.
+    """Insert reservations in the order given, skipping each that would overlap an active reservation of
+    its resource; {resource id: reservation id} of those inserted.
 
-    On PostgreSQL a row that would overlap an active reservation of its resource is skipped, not an
-    error: the exclusion constraint is the arbiter (`ON CONFLICT DO NOTHING`), waiting for a concurrent
-    inserter to commit or roll back first. No savepoint is needed, so the transaction stays usable.
-    On SQLite every row is inserted (writers are serialized and have checked beforehand)."""
+    On PostgreSQL the exclusion constraint is the arbiter (`ON CONFLICT DO NOTHING`), waiting for a
+    concurrent inserter to commit or roll back first; no savepoint is needed, so the transaction stays
+    usable. On SQLite the same rule is applied by reading the overlapping active reservations first,
+    which is exact there because writers are serialized (`BEGIN IMMEDIATE`)."""
     for row in rows:
         if row["ends_at"] - row["starts_at"] > LONGEST_RESERVATION:
             raise ValueError(f"a reservation longer than {LONGEST_RESERVATION}: {row}")
@@ -177,8 +179,63 @@ def insert_reservations(session: Session, rows: list[dict[str, Any]]) -> dict[uu
             .returning(Reservation.resource_id, Reservation.id)
         )
         return {row.resource_id: row.id for row in connection.execute(statement, rows)}
-    connection.execute(insert(Reservation), rows)
-    return {row["resource_id"]: row["id"] for row in rows}
+    taken = _overlapping_resources(session, rows)
+    free = [row for row in rows if row["resource_id"] not in taken]
+    if free:
+        connection.execute(insert(Reservation), free)
+    return {row["resource_id"]: row["id"] for row in free}
+
+
+def _overlapping_resources(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """The resources of `rows` that an active reservation already holds for part of the row's time."""
+    if not rows:
+        return set()
+    overlaps = [
+        and_(
+            Reservation.resource_id == row["resource_id"],
+            Reservation.starts_at < row["ends_at"],
+            Reservation.ends_at > row["starts_at"],
+            Reservation.starts_at > row["starts_at"] - LONGEST_RESERVATION,
+        )
+        for row in rows
+    ]
+    query = select(Reservation.resource_id).where(Reservation.is_active.is_(True), or_(*overlaps))
+    return set(session.scalars(query))
+
+
+def lock_appointment(
+    session: Session, organization_id: uuid.UUID, appointment_id: uuid.UUID
+) -> Appointment | None:
+    """The organization's appointment, read afresh and locked until the transaction ends, so that no
+    other change to it can interleave with this one: a concurrent one waits, then reads what this one
+    left (`SELECT ... FOR UPDATE` on PostgreSQL; on SQLite the writing transaction is alone already)."""
+    query = (
+        select(Appointment)
+        .where(Appointment.id == appointment_id, Appointment.organization_id == organization_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return session.scalars(query).first()
+
+
+def overlapping_appointment(
+    session: Session, client_id: uuid.UUID, starts_at: datetime, ends_at: datetime, other_than: uuid.UUID
+) -> Appointment | None:
+    """The client's live appointment (one holding its active reservations) overlapping the time, if any."""
+    query = (
+        select(Appointment)
+        .join(Reservation, Reservation.appointment_id == Appointment.id)
+        .where(
+            Reservation.resource_kind == "client",
+            Reservation.resource_id == client_id,
+            Reservation.is_active.is_(True),
+            Reservation.starts_at < ends_at,
+            Reservation.ends_at > starts_at,
+            Appointment.id != other_than,
+        )
+        .order_by(Appointment.starts_at)
+    )
+    return session.scalars(query).first()
 
 
 def delete_reservations(session: Session, reservation_ids: Sequence[uuid.UUID]) -> None:

@@ -138,7 +138,7 @@ def providers_for(
     if match:
         return match
     provider = resources.get_provider(session, actor=actor, provider_id=provider_id)  # 404 if unknown
-    raise ConflictError(f"provider {provider.name} ({provider.id}) is not active at this location")
+    raise ConflictError(f"provider {provider.name} is not active at this location")
 
 
 def require_open_for_business(location: LocationRead) -> None:
