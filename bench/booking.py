@@ -4,9 +4,6 @@ the figure is bookings that succeed, not refusals); at the end every reservation
 bookings. Writes the medians to docs/benchmarks.md.
 
     .venv/bin/python bench/booking.py [--postgres-admin-url postgresql://postgres@127.0.0.1:5432/postgres]
-
-`--compare-inline N` instead alternates N runs on PostgreSQL with the booking path on the event loop and
-N in worker threads (`MEDSPA_INLINE_BOOKING=0`, ADR 8) and prints both medians; it writes nothing.
 """
 
 from __future__ import annotations
@@ -163,24 +160,6 @@ def drop_postgres(admin_url: str, name: str) -> None:
         connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def compare_inline(admin_url: str, workers: int, runs: int) -> None:
-    rates: dict[str, list[float]] = {"event loop": [], "threads": []}
-    for run in range(runs):
-        for mode, flag in (("event loop", "1"), ("threads", "0")):
-            name, url = fresh_postgres(admin_url)
-            try:
-                upgrade(url)
-                rate, _, _, other, doubles = run_once(url, workers, {"MEDSPA_INLINE_BOOKING": flag})
-            finally:
-                drop_postgres(admin_url, name)
-            if doubles or other:
-                sys.exit(f"{mode}: {doubles} double bookings, {other} unexpected answers")
-            rates[mode].append(rate)
-            print(f"run {run + 1}, {mode}: {rate:.0f} bookings/s", flush=True)
-    loop, threads = median(rates["event loop"]), median(rates["threads"])
-    print(f"medians: event loop {loop:.0f}/s, threads {threads:.0f}/s, ratio {loop / threads:.2f}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--postgres-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -188,11 +167,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="server processes on PostgreSQL")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--compare-inline", type=int, default=0, metavar="N")
     args = parser.parse_args()
-    if args.compare_inline:
-        compare_inline(args.postgres_admin_url, args.workers, args.compare_inline)
-        return
     rows = []
     backends = ["sqlite"] + ([] if args.skip_postgres else ["postgresql"])
     for backend in backends:

@@ -1,5 +1,5 @@
-"""Where a booking route's unit of work runs (ADR 8): on the event loop itself on PostgreSQL, in a
-worker thread on SQLite, while a `SessionDep` writer of the process is open, or when turned off."""
+"""Where a booking route's unit of work runs (ADR 13): in one hop to a worker thread, never on the event
+loop, so a booking that waits for a lock never stalls the requests that hold it."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from medspa import api as api_module
-from medspa.app import create_app
 from medspa.clients import service as clients
 from medspa.kit import clock
 from medspa.kit.db import unit_of_work
@@ -58,61 +57,23 @@ def cancel_unknown(client: TestClient) -> None:
     assert response.status_code == 404, response.text
 
 
-def test_the_booking_path_runs_on_the_event_loop_only_on_postgresql(
-    engine: Engine, api: TestClient, places: list[bool]
-) -> None:
-    cancel_unknown(api)
-    assert places == [engine.dialect.name == "postgresql"]
-
-
-def test_it_uses_a_thread_while_a_spanning_writer_of_the_process_is_open(
+def test_the_booking_path_never_runs_its_unit_of_work_on_the_event_loop(
     api: TestClient, places: list[bool]
 ) -> None:
-    with api_module.spanning_writers.open():
-        cancel_unknown(api)
     cancel_unknown(api)
-    assert places[0] is False
-
-
-def test_it_can_be_turned_off(
-    engine: Engine, owner: Actor, places: list[bool], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(api_module.INLINE_VARIABLE, "0")
-    with TestClient(create_app(engine)) as client:
-        client.headers["Authorization"] = f"Bearer {token_for(engine, owner)}"
-        cancel_unknown(client)
     assert places == [False]
-
-
-def test_a_dependency_style_writer_counts_as_spanning_until_it_has_committed(
-    api: TestClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    during: list[int] = []
-    original = clients.create_client
-
-    def recording(session: Session, **kwargs: Any) -> Any:
-        during.append(api_module.spanning_writers.count)
-        return original(session, **kwargs)
-
-    monkeypatch.setattr(clients, "create_client", recording)
-    response = api.post("/api/v1/clients", json={"first_name": "Ada", "last_name": "Lovelace"})
-    assert response.status_code == 201, response.text
-    assert during == [1]
-    assert api_module.spanning_writers.count == 0
-    assert api.get("/api/v1/clients").status_code == 200
-    assert api_module.spanning_writers.count == 0
 
 
 @pytest.mark.slow
 def test_a_booking_waiting_on_a_dependency_style_writers_lock_does_not_stall_the_server(
     engine: Engine, owner: Actor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The case ADR 8 guards against. A request written in the dependency style holds a provider's
-    time, uncommitted, while a booking for that time arrives at the same server. The booking must wait
-    for the lock without holding the event loop, which the writer needs to reach its commit; on the
-    loop, both would wait for ever."""
+    """A request written in the dependency style holds a provider's time, uncommitted, while a booking
+    for that time arrives at the same server. The booking must wait for the lock without holding the
+    event loop, which the writer needs to reach its commit; on the loop, both would wait for ever
+    (as they did when the booking path ran there on PostgreSQL; ADR 8, superseded by ADR 13)."""
     if engine.dialect.name != "postgresql":
-        pytest.skip("the booking path runs on the event loop only on PostgreSQL")
+        pytest.skip("seen through PostgreSQL's lock waits")
     at = NOW + timedelta(days=2, hours=15)  # 10:00 in New York
     with clock.frozen_at(NOW):
         clinic = build(engine, owner, shift=("09:00", "17:00"))

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -28,33 +25,6 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SESSION_COOKIE = "medspa_session"
 
 
-INLINE_VARIABLE = "MEDSPA_INLINE_BOOKING"
-
-
-class _SpanningWriters:
-    """How many of this process's request units of work that may write are open while their steps run
-    as separate hops from the event loop (the `SessionDep` style: the session is made in one hop, the
-    route runs in another and the commit in a third). Such a transaction can hold row locks while the
-    loop is free; a unit of work run on the loop itself must never wait for one of them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.count = 0
-
-    @contextmanager
-    def open(self) -> Iterator[None]:
-        with self._lock:
-            self.count += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self.count -= 1
-
-
-spanning_writers = _SpanningWriters()
-
-
 class ClockMiddleware:
     """Runs every request with the application's clock in its context (see `kit.clock`); the threads a
     request hands its work to inherit it."""
@@ -70,13 +40,7 @@ class ClockMiddleware:
 def get_session(request: Request) -> Iterator[Session]:
     """One unit of work per request: committed before the response is sent, rolled back on error."""
     engine = request.app.state.engine
-    write = request.method in WRITE_METHODS
-    if not write:
-        with unit_of_work(engine, write=False) as session:
-            yield session
-        return
-    # Counted until after the commit: the transaction's locks are held until then.
-    with spanning_writers.open(), unit_of_work(engine, write=True) as session:
+    with unit_of_work(engine, write=request.method in WRITE_METHODS) as session:
         yield session
 
 
@@ -102,36 +66,29 @@ ActorDep = Annotated[Actor, Depends(get_actor)]
 T = TypeVar("T")
 
 
-async def in_unit_of_work(request: Request, work: Callable[[Session, Actor], T]) -> T:
-    """Authenticate, do `work` and commit in one unit of work: on PostgreSQL on the event loop itself,
-    elsewhere in a single hop to a worker thread.
+async def in_unit_of_work(
+    request: Request,
+    work: Callable[[Session, Actor], T],
+    *,
+    authenticate_with: Callable[[Request, Session], Actor] | None = None,
+) -> T:
+    """Authenticate, do `work` and commit in one unit of work, in a single hop to a worker thread.
 
-    Routes on the booking path use this instead of `SessionDep` and `ActorDep`: each sync dependency
-    costs its own thread hop, and at a few hundred bookings a second those hops are a large share of
-    the CPU. The rules are the same: one transaction, committed before the response, 401 by default.
-
-    On PostgreSQL the unit of work runs on the loop's thread (ADR 8): a process then does one booking at
-    a time, as a synchronous worker would, with no thread hop and no contention for the interpreter
-    lock. It blocks the loop for the few milliseconds a booking takes. It is done only while no
-    `SessionDep` writer of this process is open (`spanning_writers`): such a transaction needs the loop
-    to reach its commit, so waiting on one of its locks from the loop could never end. Those requests,
-    SQLite (whose writer lock is held across hops) and `MEDSPA_INLINE_BOOKING=0` (for a database far
-    away on the network, where each round trip would hold the loop longer) use the worker thread."""
+    The booking path (holds, bookings, lifecycle steps, reschedules; from the API and from the pages,
+    which pass their own `authenticate_with`) uses this instead of `SessionDep` and `ActorDep`: each sync
+    dependency costs a thread hop of its own, and at a few hundred bookings a second those hops are a
+    large share of the CPU. The rules are the same: one transaction, committed before the response,
+    401 (or the page's sign-in) by default. (ADR 13: the unit of work never runs on the event loop.)"""
     engine = request.app.state.engine
     write = request.method in WRITE_METHODS
 
+    who = authenticate_with or authenticate
+
     def job() -> T:
         with unit_of_work(engine, write=write) as session:
-            return work(session, authenticate(request, session))
+            return work(session, who(request, session))
 
-    if request.app.state.inline_booking and spanning_writers.count == 0:
-        return job()
     return await run_in_threadpool(job)
-
-
-def inline_booking_allowed(dialect: str) -> bool:
-    """Whether `in_unit_of_work` may run on the event loop: PostgreSQL, unless turned off."""
-    return dialect == "postgresql" and os.environ.get(INLINE_VARIABLE, "1") != "0"
 
 
 Limit = Annotated[int, Query(ge=1, le=500, description="page size")]

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from medspa import __version__
-from medspa.api import ClockMiddleware, inline_booking_allowed, install_error_handlers
+from medspa.api import ClockMiddleware, install_error_handlers
 from medspa.catalog.routes import router as catalog_router
 from medspa.clients.routes import router as clients_router
 from medspa.kit import clock as clocks
@@ -70,7 +70,6 @@ def create_app(
     app.state.engine = bound
     app.state.clock = told
     app.add_middleware(ClockMiddleware, clock=told)
-    app.state.inline_booking = inline_booking_allowed(bound.dialect.name)
     install_error_handlers(app)
 
     @app.get("/api/v1/health", tags=["health"])

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from medspa.api import SessionDep
+from medspa.api import SessionDep, in_unit_of_work
 from medspa.clients import service as clients
 from medspa.clients.schemas import ClientCreate, ClientRead
 from medspa.kit.errors import MedspaError
@@ -23,7 +23,7 @@ from medspa.security.actors import Actor
 from medspa.web.board import Board, build_board
 from medspa.web.day import board_of, summary
 from medspa.web.forms import form_date, form_uuid
-from medspa.web.guards import PageActor, PageRoute, SameOrigin, readable, templates
+from medspa.web.guards import PageActor, PageRoute, SameOrigin, page_actor, readable, templates
 from medspa.web.slots import by_provider, parse_slot
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -176,10 +176,8 @@ def _slots_fragment(
 
 
 @router.post("/locations/{location_id}/appointments", dependencies=SameOrigin)
-def book(
+async def book(
     request: Request,
-    session: SessionDep,
-    actor: PageActor,
     location_id: uuid.UUID,
     client_id: Annotated[str, Form()] = "",
     service_id: Annotated[str, Form()] = "",
@@ -189,8 +187,30 @@ def book(
 ) -> Response:
     """Book the slot chosen in the form. On success: a confirmation in place of the slots, and the day
     view of the booking's date swapped in out of band. A conflict (409) or bad input (422) shows the
-    reason above freshly fetched slots."""
+    reason above freshly fetched slots.
+
+    Books through the same function as the API (`api.in_unit_of_work`, then `book_appointment`)."""
     service, provider, day = form_uuid(service_id), form_uuid(provider_id), form_date(on)
+    return await in_unit_of_work(
+        request,
+        lambda session, actor: _book(
+            request, session, actor, location_id, service, provider, day, client_id, slot
+        ),
+        authenticate_with=page_actor,
+    )
+
+
+def _book(
+    request: Request,
+    session: Session,
+    actor: Actor,
+    location_id: uuid.UUID,
+    service: uuid.UUID | None,
+    provider: uuid.UUID | None,
+    day: date | None,
+    client_id: str,
+    slot: str,
+) -> Response:
 
     def again(message: str, status_code: int, board: Board | None = None) -> Response:
         return _slots_fragment(

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from medspa.api import SessionDep
+from medspa.api import SessionDep, in_unit_of_work
 from medspa.catalog import service as catalog
 from medspa.clients import service as clients
 from medspa.kit.errors import MedspaError, NotFoundError
@@ -22,7 +22,7 @@ from medspa.scheduling.schemas import AppointmentRead
 from medspa.security.actors import Actor
 from medspa.web.board import Board, build_board, clock_label, local_today
 from medspa.web.forms import LIST_LIMIT
-from medspa.web.guards import PageActor, PageRoute, SameOrigin, is_htmx, readable, templates
+from medspa.web.guards import PageActor, PageRoute, SameOrigin, is_htmx, page_actor, readable, templates
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -119,18 +119,27 @@ DONE = {
 
 
 @router.post("/appointments/{appointment_id}/{action}", dependencies=SameOrigin)
-def change_status(
+async def change_status(
     request: Request,
-    session: SessionDep,
-    actor: PageActor,
     appointment_id: uuid.UUID,
     action: str,
     reason: Annotated[str, Form()] = "",
 ) -> Response:
     """Move an appointment along its lifecycle from a block's buttons; answers the re-rendered day with
-    a message (the error's status when the service refuses, e.g. 409 for an illegal transition)."""
+    a message (the error's status when the service refuses, e.g. 409 for an illegal transition). The
+    step goes through the same function as the API's (`api.in_unit_of_work`)."""
     if action not in DONE:
         raise NotFoundError("action", action)
+    return await in_unit_of_work(
+        request,
+        lambda session, actor: _change_status(request, session, actor, appointment_id, action, reason),
+        authenticate_with=page_actor,
+    )
+
+
+def _change_status(
+    request: Request, session: Session, actor: Actor, appointment_id: uuid.UUID, action: str, reason: str
+) -> Response:
     appointment = scheduling.get_appointment(session, actor=actor, appointment_id=appointment_id)
     message, kind, status_code = "", "ok", 200
     if action == "cancel" and not reason.strip():

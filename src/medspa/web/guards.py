@@ -24,6 +24,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
+from sqlalchemy.orm import Session
 
 from medspa.api import SESSION_COOKIE, SessionDep
 from medspa.kit.errors import AuthenticationError, MedspaError, PermissionDeniedError
@@ -98,7 +99,8 @@ def error_response(request: Request, message: str, status_code: int) -> Response
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
-def _page_actor(request: Request, session: SessionDep) -> Actor:
+def page_actor(request: Request, session: Session) -> Actor:
+    """The signed-in staff member of a page request; SignInRequiredError (to /login) otherwise."""
     secret = request.cookies.get(SESSION_COOKIE)
     if not secret:
         raise SignInRequiredError
@@ -114,5 +116,9 @@ def _same_origin(request: Request) -> None:
         raise PermissionDeniedError("cross-site request refused: send it from this site's own pages")
 
 
-PageActor = Annotated[Actor, Depends(_page_actor)]
+def _page_actor_dependency(request: Request, session: SessionDep) -> Actor:
+    return page_actor(request, session)
+
+
+PageActor = Annotated[Actor, Depends(_page_actor_dependency)]
 SameOrigin = [Depends(_same_origin)]
