@@ -12,11 +12,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from medspa.kit import clock
 from medspa.kit.db import unit_of_work
 from medspa.kit.errors import AuthenticationError, MedspaError, ValidationFailedError
+from medspa.kit.schemas import MAX_OFFSET
 from medspa.security import service as security
 from medspa.security.actors import Actor
 
@@ -92,12 +94,22 @@ async def in_unit_of_work(
 
 
 Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
-Offset = Annotated[int, Query(ge=0, description="records to skip")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="records to skip")]
 
 
-def _field_path(location: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in location if p not in ("body", "query", "path")]
-    return ".".join(parts) or "body"
+def _field_path(problem: Any) -> str:
+    if problem.get("type") == "json_invalid":  # its location is a character offset, not a field
+        return "body"
+    parts = [str(p) for p in problem.get("loc", ()) if p not in ("body", "query", "path")]
+    return _printable(".".join(parts) or "body")
+
+
+def _printable(text: str) -> str:
+    """`text` with any unpaired surrogate (from a bad payload's key) escaped, so it can be encoded."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -105,7 +117,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(MedspaError)
     def _domain_error(_request: Request, error: MedspaError) -> JSONResponse:
-        body: dict[str, Any] = {"error": error.code, "detail": error.detail, **error.extra}
+        body: dict[str, Any] = {"error": error.code, "detail": _printable(error.detail), **error.extra}
         if isinstance(error, ValidationFailedError):
             body["fields"] = [error.field]
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, AuthenticationError) else None
@@ -114,13 +126,24 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
         problems = error.errors()
-        fields = [_field_path(tuple(p.get("loc", ()))) for p in problems]
+        fields = [_field_path(p) for p in problems]
         detail = "; ".join(
-            f"{field}: {p.get('msg', 'invalid')}".replace("Value error, ", "")
+            f"{field}: {_printable(p.get('msg', 'invalid'))}".replace("Value error, ", "")
             for field, p in zip(fields, problems, strict=True)
         )
         return JSONResponse(
             {"error": "validation_failed", "detail": detail, "fields": fields}, status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own refusals: an unknown path or method, or a body that could not be read.
+        if error.status_code == 400:
+            body = {"error": "validation_failed", "detail": f"body: {error.detail}", "fields": ["body"]}
+            return JSONResponse(body, status_code=422)
+        code = HTTP_ERROR_CODES.get(error.status_code, "error")
+        return JSONResponse(
+            {"error": code, "detail": str(error.detail)}, status_code=error.status_code, headers=error.headers
         )
 
     @app.exception_handler(DBAPIError)

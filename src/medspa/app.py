@@ -7,15 +7,17 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
 from medspa import __version__
 from medspa.api import ClockMiddleware, install_error_handlers
 from medspa.catalog.routes import router as catalog_router
 from medspa.clients.routes import router as clients_router
+from medspa.config import load_settings
 from medspa.kit import clock as clocks
 from medspa.kit.db import default_engine
+from medspa.kit.limits import refuse_unstorable_parameters
 from medspa.resources.routes import router as resources_router
 from medspa.retention.routes import router as retention_router
 from medspa.scheduling.routes import router as scheduling_router
@@ -45,7 +47,6 @@ def create_app(
         if not with_worker:
             yield
             return
-        from medspa.config import load_settings
         from medspa.retention.serving import ModelCache
         from medspa.worker import BackgroundWorker, build_huey
 
@@ -66,6 +67,7 @@ def create_app(
         openapi_url="/openapi.json",
         lifespan=lifespan,
         openapi_tags=[{"name": tag} for tag in OPENAPI_TAG_ORDER],
+        dependencies=[Depends(refuse_unstorable_parameters)],
     )
     app.state.engine = bound
     app.state.clock = told

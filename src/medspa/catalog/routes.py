@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from medspa.api import ActorDep, Limit, Offset, SessionDep
 from medspa.catalog import service
 from medspa.catalog.schemas import ServiceCreate, ServiceRead, ServiceUpdate
-from medspa.kit.schemas import Page
+from medspa.kit.schemas import Code, Page
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
@@ -21,7 +21,7 @@ def create_service(data: ServiceCreate, session: SessionDep, actor: ActorDep) ->
 
 @router.get("/services")
 def list_services(
-    session: SessionDep, actor: ActorDep, category: str | None = None, limit: Limit = 50, offset: Offset = 0
+    session: SessionDep, actor: ActorDep, category: Code | None = None, limit: Limit = 50, offset: Offset = 0
 ) -> Page[ServiceRead]:
     return service.list_services(session, actor=actor, category=category, limit=limit, offset=offset)
 

@@ -7,10 +7,11 @@ from typing import Annotated
 
 from pydantic import Field
 
-from medspa.kit.schemas import Cents, Code, Name, ReadSchema, Schema
+from medspa.kit.schemas import Cents, Code, Name, ReadSchema, Schema, UpdateSchema
 
 Minutes = Annotated[int, Field(ge=0, le=12 * 60, description="whole minutes")]
 Duration = Annotated[int, Field(gt=0, le=12 * 60, description="whole minutes, more than zero")]
+RoomTypes = Annotated[list[Code], Field(min_length=1, max_length=20)]
 
 
 class ServiceCreate(Schema):
@@ -21,13 +22,15 @@ class ServiceCreate(Schema):
     cleanup_minutes: Minutes = 0
     required_skill: Code
     required_license: Code | None = None
-    room_types: Annotated[list[Code], Field(min_length=1)]
+    room_types: RoomTypes
     device_type: Code | None = None
     price_cents: Cents
     cost_cents: Cents = 0
 
 
-class ServiceUpdate(Schema):
+class ServiceUpdate(UpdateSchema):
+    clearable = frozenset({"required_license", "device_type"})
+
     name: Name | None = None
     category: Code | None = None
     duration_minutes: Duration | None = None
@@ -35,7 +38,7 @@ class ServiceUpdate(Schema):
     cleanup_minutes: Minutes | None = None
     required_skill: Code | None = None
     required_license: Code | None = None
-    room_types: Annotated[list[Code], Field(min_length=1)] | None = None
+    room_types: RoomTypes | None = None
     device_type: Code | None = None
     price_cents: Cents | None = None
     cost_cents: Cents | None = None

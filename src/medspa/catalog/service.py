@@ -56,13 +56,10 @@ def list_services(
 def update_service(
     session: Session, *, actor: Actor, service_id: uuid.UUID, data: ServiceUpdate
 ) -> ServiceRead:
-    """Change the fields given. `required_license` and `device_type` may be set to null explicitly."""
+    """Change the fields given; null clears `required_license` and `device_type` (`ServiceUpdate`)."""
     require(actor, Permission.MANAGE_CLINIC)
     service = _service(session, actor, service_id)
-    nullable = {"required_license", "device_type"}
     for key, value in data.model_dump(exclude_unset=True).items():
-        if value is None and key not in nullable:
-            continue
         setattr(service, key, sorted(set(value)) if key == "room_types" else value)
     session.flush()
     read = ServiceRead.model_validate(service)

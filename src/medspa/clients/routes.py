@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from medspa.api import ActorDep, Limit, Offset, SessionDep
 from medspa.clients import service
-from medspa.clients.schemas import ClientCreate, ClientRead, ClientUpdate
+from medspa.clients.schemas import ClientCreate, ClientRead, ClientUpdate, EmailQuery, PhoneQuery
 from medspa.kit.schemas import Page
 
 router = APIRouter(prefix="/api/v1", tags=["clients"])
@@ -23,8 +23,8 @@ def create_client(data: ClientCreate, session: SessionDep, actor: ActorDep) -> C
 def list_clients(
     session: SessionDep,
     actor: ActorDep,
-    email: str | None = None,
-    phone: str | None = None,
+    email: EmailQuery | None = None,
+    phone: PhoneQuery | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[ClientRead]:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 from medspa.kit import clock
-from medspa.kit.schemas import Name, ReadSchema, Schema
+from medspa.kit.schemas import BoundedDate, JSONObject, Name, Notes, ReadSchema, Schema, UpdateSchema
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -29,7 +29,7 @@ def _phone(value: str) -> str:
     return value.strip()
 
 
-def _past(value: date) -> date:
+def _not_future(value: date) -> date:
     if value > clock.now().date():
         raise ValueError("cannot be in the future")
     return value
@@ -37,7 +37,10 @@ def _past(value: date) -> date:
 
 Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
 Phone = Annotated[str, Field(max_length=32), AfterValidator(_phone)]
-BirthDate = Annotated[date, AfterValidator(_past)]
+# What the client list filters by: exact matches, so only as long as what can be stored.
+EmailQuery = Annotated[str, Field(max_length=320)]
+PhoneQuery = Annotated[str, Field(max_length=32)]
+BirthDate = Annotated[BoundedDate, AfterValidator(_not_future)]
 
 
 class ClientCreate(Schema):
@@ -46,18 +49,20 @@ class ClientCreate(Schema):
     email: Email | None = None
     phone: Phone | None = None
     date_of_birth: BirthDate | None = None
-    preferences: dict[str, Any] = {}
-    notes: str = ""
+    preferences: JSONObject = {}
+    notes: Notes = ""
 
 
-class ClientUpdate(Schema):
+class ClientUpdate(UpdateSchema):
+    clearable = frozenset({"email", "phone", "date_of_birth"})
+
     first_name: Name | None = None
     last_name: Name | None = None
     email: Email | None = None
     phone: Phone | None = None
     date_of_birth: BirthDate | None = None
-    preferences: dict[str, Any] | None = None
-    notes: str | None = None
+    preferences: JSONObject | None = None
+    notes: Notes | None = None
 
 
 class ClientRead(ReadSchema):

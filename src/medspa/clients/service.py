@@ -103,15 +103,12 @@ def client_names(
 
 
 def update_client(session: Session, *, actor: Actor, client_id: uuid.UUID, data: ClientUpdate) -> ClientRead:
-    """Change the fields given; `email`, `phone` and `date_of_birth` may be cleared with null.
+    """Change the fields given; null clears `email`, `phone` and `date_of_birth` (`ClientUpdate`).
     Emits `client.updated` with the names of the changed fields."""
     require(actor, Permission.MANAGE_CLIENTS)
     client = _client(session, actor, client_id)
-    clearable = {"email", "phone", "date_of_birth"}
     changed = []
     for key, value in data.model_dump(exclude_unset=True).items():
-        if value is None and key not in clearable:
-            continue
         if getattr(client, key) != value:
             setattr(client, key, value)
             changed.append(key)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from medspa.api import ActorDep, Limit, Offset, SessionDep
-from medspa.kit.schemas import Page
+from medspa.kit.schemas import BoundedDate, Page
 from medspa.resources import service
 from medspa.resources.schemas import (
     ClosureCreate,
@@ -73,8 +73,8 @@ def list_closures(
     location_id: uuid.UUID,
     session: SessionDep,
     actor: ActorDep,
-    first: date = Query(alias="from"),
-    last: date = Query(alias="to"),
+    first: Annotated[BoundedDate, Query(alias="from")],
+    last: Annotated[BoundedDate, Query(alias="to")],
 ) -> list[ClosureRead]:
     return service.list_closures(session, actor=actor, location_id=location_id, first=first, last=last)
 

@@ -9,7 +9,19 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from medspa.kit import tz
-from medspa.kit.schemas import AwareDatetime, Code, Name, ReadSchema, Schema, TimeSpan, Weekday
+from medspa.kit.schemas import (
+    AwareDatetime,
+    BoundedDate,
+    Code,
+    Label,
+    Name,
+    NonNegativeMinutes,
+    ReadSchema,
+    Schema,
+    TimeSpan,
+    UpdateSchema,
+    Weekday,
+)
 
 
 def _known_zone(name: str) -> str:
@@ -24,28 +36,34 @@ def _grid(minutes: int) -> int:
     return minutes
 
 
-ZoneName = Annotated[str, AfterValidator(_known_zone)]
+ZoneName = Annotated[str, Field(max_length=64), AfterValidator(_known_zone)]
 GridMinutes = Annotated[int, Field(ge=5, le=60), AfterValidator(_grid)]
+NoticeMinutes = Annotated[int, Field(ge=0, le=60 * 24 * 14)]
+# A week of spans: a few per day at most.
+MAX_WEEKLY_SPANS = 70
 
 
 class WeeklySpan(TimeSpan):
     weekday: Weekday
 
 
+WeeklySpans = Annotated[list[WeeklySpan], Field(max_length=MAX_WEEKLY_SPANS)]
+
+
 class LocationCreate(Schema):
     name: Name
     time_zone: ZoneName
     slot_interval_minutes: GridMinutes = 15
-    minimum_notice_minutes: Annotated[int, Field(ge=0, le=60 * 24 * 14)] = 60
-    opening_hours: list[WeeklySpan] = []
+    minimum_notice_minutes: NoticeMinutes = 60
+    opening_hours: WeeklySpans = []
 
 
-class LocationUpdate(Schema):
+class LocationUpdate(UpdateSchema):
     name: Name | None = None
     time_zone: ZoneName | None = None
     slot_interval_minutes: GridMinutes | None = None
-    minimum_notice_minutes: Annotated[int, Field(ge=0, le=60 * 24 * 14)] | None = None
-    opening_hours: list[WeeklySpan] | None = None
+    minimum_notice_minutes: NoticeMinutes | None = None
+    opening_hours: WeeklySpans | None = None
 
 
 class LocationRead(ReadSchema):
@@ -59,8 +77,8 @@ class LocationRead(ReadSchema):
 
 
 class ClosureCreate(Schema):
-    closed_on: date
-    reason: str = ""
+    closed_on: BoundedDate
+    reason: Label = ""
 
 
 class ClosureRead(ReadSchema):
@@ -72,27 +90,31 @@ class ClosureRead(ReadSchema):
 
 class LicenseIn(Schema):
     kind: Code
-    number: str = ""
-    expires_on: date
+    number: Annotated[str, Field(max_length=64)] = ""
+    expires_on: BoundedDate
+
+
+Skills = Annotated[list[Code], Field(max_length=50)]
+Licenses = Annotated[list[LicenseIn], Field(max_length=20)]
 
 
 class ProviderCreate(Schema):
     location_id: uuid.UUID
     name: Name
-    title: str = ""
-    skills: list[Code] = []
-    licenses: list[LicenseIn] = []
-    shifts: list[WeeklySpan] = []
-    breaks: list[WeeklySpan] = []
+    title: Label = ""
+    skills: Skills = []
+    licenses: Licenses = []
+    shifts: WeeklySpans = []
+    breaks: WeeklySpans = []
 
 
-class ProviderUpdate(Schema):
+class ProviderUpdate(UpdateSchema):
     name: Name | None = None
-    title: str | None = None
-    skills: list[Code] | None = None
-    licenses: list[LicenseIn] | None = None
-    shifts: list[WeeklySpan] | None = None
-    breaks: list[WeeklySpan] | None = None
+    title: Label | None = None
+    skills: Skills | None = None
+    licenses: Licenses | None = None
+    shifts: WeeklySpans | None = None
+    breaks: WeeklySpans | None = None
 
 
 class ProviderRead(ReadSchema):
@@ -112,7 +134,7 @@ class PeriodCreate(Schema):
 
     starts_at: AwareDatetime
     ends_at: AwareDatetime
-    reason: str = ""
+    reason: Label = ""
 
     @field_validator("ends_at")
     @classmethod
@@ -136,7 +158,7 @@ class RoomCreate(Schema):
     room_type: Code
 
 
-class RoomUpdate(Schema):
+class RoomUpdate(UpdateSchema):
     name: Name | None = None
     room_type: Code | None = None
 
@@ -153,13 +175,13 @@ class DeviceCreate(Schema):
     location_id: uuid.UUID
     name: Name
     device_type: Code
-    cooldown_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = 0
+    cooldown_minutes: NonNegativeMinutes = 0
 
 
-class DeviceUpdate(Schema):
+class DeviceUpdate(UpdateSchema):
     name: Name | None = None
     device_type: Code | None = None
-    cooldown_minutes: Annotated[int, Field(ge=0, le=24 * 60)] | None = None
+    cooldown_minutes: NonNegativeMinutes | None = None
 
 
 class DeviceRead(ReadSchema):

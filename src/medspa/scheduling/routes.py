@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime
 from enum import StrEnum
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from medspa.api import ActorDep, Limit, Offset, SessionDep, in_unit_of_work
 from medspa.config import load_settings
-from medspa.kit.schemas import Page
+from medspa.kit.schemas import AwareDatetime, BoundedDate, Page
 from medspa.scheduling import service
 from medspa.scheduling.schemas import (
     ApplyRequest,
@@ -37,8 +37,8 @@ def availability(
     actor: ActorDep,
     location_id: uuid.UUID,
     service_id: uuid.UUID,
-    first: date = Query(alias="from", description="first local date, e.g. 2026-12-01"),
-    last: date = Query(alias="to", description="last local date, inclusive"),
+    first: Annotated[BoundedDate, Query(alias="from", description="first local date, e.g. 2026-12-01")],
+    last: Annotated[BoundedDate, Query(alias="to", description="last local date, inclusive")],
     provider_id: uuid.UUID | None = None,
 ) -> list[SlotRead]:
     return service.find_slots(
@@ -87,8 +87,8 @@ def list_appointments(
     location_id: uuid.UUID | None = None,
     client_id: uuid.UUID | None = None,
     status: Status | None = None,
-    starts_from: datetime | None = Query(default=None, alias="from"),
-    starts_before: datetime | None = Query(default=None, alias="to"),
+    starts_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    starts_before: Annotated[AwareDatetime | None, Query(alias="to")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[AppointmentRead]:
@@ -141,7 +141,10 @@ def add_to_waitlist(data: WaitlistCreate, session: SessionDep, actor: ActorDep) 
 
 @router.get("/waitlist")
 def list_waitlist(
-    session: SessionDep, actor: ActorDep, location_id: uuid.UUID, service_date: date = Query(alias="date")
+    session: SessionDep,
+    actor: ActorDep,
+    location_id: uuid.UUID,
+    service_date: Annotated[BoundedDate, Query(alias="date")],
 ) -> list[WaitlistRead]:
     return service.list_waitlist(session, actor=actor, location_id=location_id, service_date=service_date)
 
@@ -151,11 +154,12 @@ def optimize_day(
     location_id: uuid.UUID,
     session: SessionDep,
     actor: ActorDep,
-    service_date: date = Query(alias="date"),
+    service_date: Annotated[BoundedDate, Query(alias="date")],
     time_limit_seconds: float = Query(default=10.0, gt=0, le=120),
     max_moves: int | None = Query(
         default=None,
         ge=0,
+        le=1000,
         description="replan: at most this many bookings may get another provider or be dropped",
     ),
 ) -> ProposalRead:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, time
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from medspa.kit.schemas import AwareDatetime, ReadSchema, Schema
+from medspa.kit.schemas import AwareDatetime, BoundedDate, ReadSchema, Schema, WallClockTime
 
 
 class Status(StrEnum):
@@ -102,9 +102,9 @@ class WaitlistCreate(Schema):
     client_id: uuid.UUID
     service_id: uuid.UUID
     location_id: uuid.UUID
-    service_date: date
-    window_starts_at: time
-    window_ends_at: time
+    service_date: BoundedDate
+    window_starts_at: WallClockTime
+    window_ends_at: WallClockTime
     preferred_provider_id: uuid.UUID | None = None
     priority: Literal["standard", "member"] = "standard"
 
@@ -163,4 +163,4 @@ class ProposalRead(ReadSchema):
 class ApplyRequest(Schema):
     """Which proposed bookings to make: request ids of the proposal, or all of them when omitted."""
 
-    requests: list[str] | None = None
+    requests: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=1000)] | None = None
