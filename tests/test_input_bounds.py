@@ -1,7 +1,7 @@
 """Bad input answers a 4xx naming what is wrong, and nothing is stored (ADR 9): text that cannot be
 stored, text longer than its column, integers beyond theirs, dates outside the accepted range, instants
-without an offset, wall-clock times with seconds or an offset, lists and JSON objects too large, and
-explicit nulls in PATCH payloads."""
+without an offset, wall-clock times with seconds or an offset, lists and JSON objects too large, a
+waitlist date in the past, a booking beyond the location's horizon, and explicit nulls in PATCH payloads."""
 
 from __future__ import annotations
 
@@ -527,6 +527,78 @@ def test_wall_clock_times_read_back_as_they_can_be_sent(api: TestClient, ids: di
     assert again.json()["opening_hours"] == location["opening_hours"]
 
 
+# --- the location's own bounds: past dates and the booking horizon -----------------------------------------
+
+
+def waitlist_entry(ids: dict[str, str]) -> dict[str, str]:
+    return {
+        "client_id": ids["client"],
+        "service_id": ids["service"],
+        "location_id": ids["location"],
+        "window_starts_at": "10:00",
+        "window_ends_at": "11:00",
+    }
+
+
+def test_a_waitlist_entry_for_a_date_that_has_passed_is_422(
+    api: TestClient, ids: dict[str, str], nothing_stored: None
+) -> None:
+    entry = waitlist_entry(ids)
+    # NOW is 07:00 on 2026-03-01 in New York: the 28th of February has passed there, the 1st has not.
+    refused(
+        api.post("/api/v1/waitlist", json={**entry, "service_date": "2020-01-01"}),
+        "service_date",
+        "has passed",
+    )
+    refused(
+        api.post("/api/v1/waitlist", json={**entry, "service_date": "2026-02-28"}),
+        "service_date",
+        "has passed",
+    )
+    refused(
+        api.post("/api/v1/waitlist", json={**entry, "service_date": "2027-03-02"}), "service_date", "horizon"
+    )
+
+
+def test_a_waitlist_entry_from_today_to_the_horizon_is_taken(api: TestClient, ids: dict[str, str]) -> None:
+    entry = waitlist_entry(ids)
+    for day in ("2026-03-01", "2027-03-01"):
+        assert (
+            created(api.post("/api/v1/waitlist", json={**entry, "service_date": day}))["service_date"] == day
+        )
+
+
+@pytest.mark.parametrize("starts_at", ["2999-01-05T15:00:00Z", "2027-03-02T15:00:00Z"])
+def test_bookings_holds_and_moves_beyond_the_horizon_are_422(
+    api: TestClient, ids: dict[str, str], starts_at: str, nothing_stored: None
+) -> None:
+    refused(api.post("/api/v1/appointments", json=booking(ids, starts_at)), "starts_at")
+    refused(api.post("/api/v1/holds", json=booking(ids, starts_at)), "starts_at")
+    moved = api.post(f"/api/v1/appointments/{ids['appointment']}/reschedule", json={"starts_at": starts_at})
+    refused(moved, "starts_at")
+    assert api.get(f"/api/v1/appointments/{ids['appointment']}").json()["starts_at"] == "2026-03-03T15:00:00Z"
+
+
+def test_the_horizon_is_the_locations_own(api: TestClient, ids: dict[str, str]) -> None:
+    last_day = "2027-03-01T15:00:00Z"  # 365 days after 2026-03-01, the location's today
+    assert api.post("/api/v1/holds", json=booking(ids, last_day)).status_code == 201
+    refused(
+        api.post("/api/v1/appointments", json=booking(ids, "2027-03-02T15:00:00Z")), "starts_at", "2027-03-01"
+    )
+    widened = api.patch(f"/api/v1/locations/{ids['location']}", json={"booking_horizon_days": 730})
+    assert widened.json()["booking_horizon_days"] == 730
+    assert api.post("/api/v1/appointments", json=booking(ids, "2027-03-02T15:00:00Z")).status_code == 201
+    for bad in (0, 3651, None):
+        refused(
+            api.patch(f"/api/v1/locations/{ids['location']}", json={"booking_horizon_days": bad}),
+            "booking_horizon_days",
+        )
+    refused(
+        api.post("/api/v1/locations", json={"name": "L", "time_zone": "UTC", "booking_horizon_days": 0}),
+        "booking_horizon_days",
+    )
+
+
 # --- null in PATCH payloads --------------------------------------------------------------------------------
 
 # Every field of every update, by route: those that null clears, and those it may not.
@@ -538,6 +610,7 @@ KEPT_ON_NULL = (
             "time_zone",
             "slot_interval_minutes",
             "minimum_notice_minutes",
+            "booking_horizon_days",
             "opening_hours",
         )
     ]

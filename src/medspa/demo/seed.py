@@ -136,7 +136,8 @@ def seed_demo(
                 else:
                     statuses["booked"] = statuses.get("booked", 0) + 1
                 future += 1
-    with unit_of_work(engine) as session:
+    # Waitlist entries are for dates ahead of the seed's now (which may be another than the clock's).
+    with clock.frozen_at(now), unit_of_work(engine) as session:
         waiting = _seed_waitlist(session, actor, rng, location.id, services, client_ids, today, future_days)
     statuses["waitlisted"] = waiting
     summary = SeedSummary(organization.id, location.id, len(client_ids), past, future, statuses)

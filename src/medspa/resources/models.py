@@ -20,6 +20,8 @@ class Location(TenantMixin, Base):
     time_zone: Mapped[str] = mapped_column(String(64))
     slot_interval_minutes: Mapped[int] = mapped_column(default=15)
     minimum_notice_minutes: Mapped[int] = mapped_column(default=60)
+    # How many days ahead (local dates) a booking may start.
+    booking_horizon_days: Mapped[int] = mapped_column(default=365, server_default="365")
     config_version: Mapped[int] = mapped_column(default=0)
     is_active: Mapped[bool] = mapped_column(default=True)
 

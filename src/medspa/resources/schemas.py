@@ -39,6 +39,9 @@ def _grid(minutes: int) -> int:
 ZoneName = Annotated[str, Field(max_length=64), AfterValidator(_known_zone)]
 GridMinutes = Annotated[int, Field(ge=5, le=60), AfterValidator(_grid)]
 NoticeMinutes = Annotated[int, Field(ge=0, le=60 * 24 * 14)]
+HorizonDays = Annotated[
+    int, Field(ge=1, le=3650, description="how many days ahead a booking may start (1 .. 3650)")
+]
 # A week of spans: a few per day at most.
 MAX_WEEKLY_SPANS = 70
 
@@ -55,6 +58,7 @@ class LocationCreate(Schema):
     time_zone: ZoneName
     slot_interval_minutes: GridMinutes = 15
     minimum_notice_minutes: NoticeMinutes = 60
+    booking_horizon_days: HorizonDays = 365
     opening_hours: WeeklySpans = []
 
 
@@ -63,6 +67,7 @@ class LocationUpdate(UpdateSchema):
     time_zone: ZoneName | None = None
     slot_interval_minutes: GridMinutes | None = None
     minimum_notice_minutes: NoticeMinutes | None = None
+    booking_horizon_days: HorizonDays | None = None
     opening_hours: WeeklySpans | None = None
 
 
@@ -72,6 +77,7 @@ class LocationRead(ReadSchema):
     time_zone: str
     slot_interval_minutes: int
     minimum_notice_minutes: int
+    booking_horizon_days: int
     is_active: bool
     opening_hours: list[WeeklySpan]
 

@@ -20,7 +20,7 @@ from medspa.kit.errors import (
 from medspa.kit.tz import local_day_bounds, to_local
 from medspa.resources import service as resources
 from medspa.resources.schemas import DeviceRead, ProviderRead, RoomRead
-from medspa.scheduling import availability
+from medspa.scheduling import availability, bounds
 from medspa.scheduling.schemas import (
     BookingRequest,
     RescheduleRequest,
@@ -65,6 +65,7 @@ def choose(
         raise ValidationFailedError(
             "starts_at", f"must be at least {location.minimum_notice_minutes} minutes from now"
         )
+    bounds.require_within_horizon(location, starts_at, now)
     day = local.date()
     start, end = local_day_bounds(day, zone)
     # Only reservations that could overlap this booking's own reservations matter to the decision.

@@ -13,6 +13,7 @@ from medspa.clients import service as clients
 from medspa.kit import clock
 from medspa.kit.outbox import record_event
 from medspa.resources import service as resources
+from medspa.scheduling import bounds
 from medspa.scheduling.models import WaitlistEntry
 from medspa.scheduling.schemas import (
     WaitlistCreate,
@@ -25,11 +26,13 @@ from medspa.security.actors import Actor, Permission, require
 
 def add_to_waitlist(session: Session, *, actor: Actor, data: WaitlistCreate) -> WaitlistRead:
     """Put a client on the waitlist for a service on a local date within a window. Emits
-    `waitlist.added`. NotFoundError for unknown client, service, location or provider."""
+    `waitlist.added`. NotFoundError for unknown client, service, location or provider;
+    ValidationFailedError for a date that has passed at the location or lies beyond its horizon."""
     require(actor, Permission.BOOK)
     clients.get_client(session, actor=actor, client_id=data.client_id)
     catalog.get_service(session, actor=actor, service_id=data.service_id)
-    resources.get_location(session, actor=actor, location_id=data.location_id)
+    location = resources.get_location(session, actor=actor, location_id=data.location_id)
+    bounds.require_bookable_date(location, data.service_date, clock.now())
     if data.preferred_provider_id is not None:
         resources.get_provider(session, actor=actor, provider_id=data.preferred_provider_id)
     entry = WaitlistEntry(
