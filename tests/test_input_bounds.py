@@ -14,10 +14,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
+from medspa.app import create_app
 from medspa.kit.clock import ManualClock
 from medspa.kit.db import unit_of_work
 from medspa.kit.outbox import OutboxEvent
 from medspa.security.actors import Actor
+from tests.conftest import token_for
 from tests.test_api import booking, clinic, created
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -683,6 +685,44 @@ def test_the_openapi_document_says_which_fields_null_clears(api: TestClient) -> 
     assert name["type"] == "string"
     email = schemas["ClientUpdate"]["properties"]["email"]
     assert {"type": "null"} in email["anyOf"]
+
+
+# --- the size of a request ---------------------------------------------------------------------------------
+
+
+def test_a_body_over_the_limit_is_413_before_it_is_read(api: TestClient, nothing_stored: None) -> None:
+    notes = "n" * 10_000_000
+    response = api.post("/api/v1/clients", json={"first_name": "A", "last_name": "B", "notes": notes})
+    assert response.status_code == 413
+    assert response.json() == {
+        "error": "payload_too_large",
+        "detail": "the request body is larger than 1,000,000 bytes",
+    }
+
+
+def test_a_chunked_body_over_the_limit_is_413(api: TestClient, nothing_stored: None) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"first_name": "A", "last_name": "B", "notes": "'
+        for _ in range(20):
+            yield b"n" * 100_000
+        yield b'"}'
+
+    response = api.post("/api/v1/clients", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"] == "payload_too_large"
+
+
+def test_the_body_limit_is_a_setting(engine: Engine, owner: Actor, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDSPA_MAX_BODY_BYTES", "100")
+    with TestClient(create_app(engine)) as small:
+        small.headers["Authorization"] = f"Bearer {token_for(engine, owner)}"
+        assert small.post("/api/v1/clients", json={"first_name": "A", "last_name": "B"}).status_code == 201
+        assert (
+            small.post(
+                "/api/v1/clients", json={"first_name": "A", "last_name": "B", "notes": "n" * 100}
+            ).status_code
+            == 413
+        )
 
 
 # --- errors in the house format, documented ----------------------------------------------------------------

@@ -18,6 +18,7 @@ class Settings:
     model_dir: Path
     redis_url: str | None
     huey_path: Path
+    max_body_bytes: int
 
     @property
     def is_sqlite(self) -> bool:
@@ -39,6 +40,7 @@ def load_settings() -> Settings:
         model_dir=Path(os.environ.get("MEDSPA_MODEL_DIR") or data_dir / "models"),
         redis_url=os.environ.get("MEDSPA_REDIS_URL") or None,
         huey_path=Path(os.environ.get("MEDSPA_HUEY_PATH") or data_dir / "huey.db"),
+        max_body_bytes=int(os.environ.get("MEDSPA_MAX_BODY_BYTES", "1000000")),
     )
 
 
