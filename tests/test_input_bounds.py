@@ -741,3 +741,20 @@ def test_unknown_paths_and_methods_and_unreadable_bodies_answer_in_the_house_for
         "/api/v1/clients", content=b'{"first_name": ', headers={"Content-Type": "application/json"}
     )
     refused(broken, "body", "JSON")
+
+
+def test_every_operation_documents_its_error_answers(api: TestClient) -> None:
+    document = api.get("/openapi.json").json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            statuses = set(operation["responses"])
+            if path == "/api/v1/health":
+                assert statuses == {"200"}
+                continue
+            expected = {"401", "403", "404", "409", "422", "503"} | (
+                {"413"} if "requestBody" in operation else set()
+            )
+            assert expected <= statuses, (method, path)
+            schema = operation["responses"]["422"]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ValidationErrorRead"}
+    assert "HTTPValidationError" not in document["components"]["schemas"]

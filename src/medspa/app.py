@@ -18,6 +18,7 @@ from medspa.config import load_settings
 from medspa.kit import clock as clocks
 from medspa.kit.db import default_engine
 from medspa.kit.limits import BodyLimit, refuse_unstorable_parameters
+from medspa.kit.openapi import document_errors
 from medspa.resources.routes import router as resources_router
 from medspa.retention.routes import router as retention_router
 from medspa.scheduling.routes import router as scheduling_router
@@ -74,6 +75,7 @@ def create_app(
     app.add_middleware(ClockMiddleware, clock=told)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=load_settings().max_body_bytes)
+    document_errors(app)
 
     @app.get("/api/v1/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -1,0 +1,275 @@
+"""Schemathesis over the whole OpenAPI document, through the ASGI app, as the owner of a seeded clinic.
+
+`run_operation` calls one operation with generated requests (valid and invalid ones) and returns what
+went wrong: server errors, responses that break the documented schema, undocumented status codes. The
+clinic seeded for each operation (a location, provider, room, device, service, client, an appointment
+and a proposal) gives the generator real ids to use, so requests reach past "not found".
+
+`tests/test_schemathesis.py` runs it in the suite (seeded, bounded); run this module for a larger
+exploratory fuzz that counts every response instead of stopping at the first failure:
+
+    python -m tests.fuzzing --examples 300 [--database URL] [--operation 'POST /api/v1/clients']
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import time as timer
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import hypothesis
+import schemathesis
+from hypothesis import strategies as st
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.python.asgi import ASGIClient
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from sqlalchemy import Engine
+
+from medspa.app import create_app
+from medspa.kit import clock
+from medspa.kit.db import make_engine, unit_of_work
+from medspa.kit.migrate import upgrade
+from medspa.scheduling import service as scheduling
+from medspa.scheduling.schemas import BookingRequest, WaitlistCreate
+from medspa.security import service as security
+from medspa.security.actors import Actor, Role, system_actor
+from medspa.security.schemas import TokenCreate
+from tests import factories
+
+# A fixed "now" (a Tuesday) keeps runs repeatable; the seeded appointment is the next day.
+NOW = datetime(2027, 3, 2, 14, 0, tzinfo=UTC)
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# The optimizer may search up to 120 s; generated requests get a short search.
+MAX_SOLVE_SECONDS = 0.2
+
+
+@dataclass
+class Seeded:
+    """The ids of a seeded clinic, by the parameter names that carry them, and the owner's token."""
+
+    token: str
+    ids: dict[str, str]
+
+
+def seed_clinic(engine: Engine) -> Seeded:
+    """A fresh organization with one of everything, an appointment, a waitlist entry and a proposal."""
+    with unit_of_work(engine) as session:
+        org = security.create_organization(session, slug=f"f-{uuid.uuid4().hex[:12]}", name="Fuzz Clinic")
+        owner = system_actor(org.id, "fuzz")
+        token = security.issue_token(session, actor=owner, data=TokenCreate(name="fuzz", role=Role.OWNER))
+        spare = security.issue_token(session, actor=owner, data=TokenCreate(name="spare", role=Role.OWNER))
+    with clock.frozen_at(NOW), unit_of_work(engine) as session:
+        ids = _seed_records(session, owner)
+    ids["token_id"] = str(spare.id)
+    return Seeded(token=token.token, ids=ids)
+
+
+def _seed_records(session: Any, owner: Actor) -> dict[str, str]:
+    location = factories.make_location(session, actor=owner)
+    provider = factories.make_provider(session, actor=owner, location_id=location.id)
+    room = factories.make_room(session, actor=owner, location_id=location.id)
+    device = factories.make_device(session, actor=owner, location_id=location.id)
+    service = factories.make_service(session, actor=owner)
+    client = factories.make_client(session, actor=owner)
+    tomorrow = NOW + timedelta(days=1)
+    appointment = scheduling.book_appointment(
+        session,
+        actor=owner,
+        data=BookingRequest(
+            client_id=client.id,
+            service_id=service.id,
+            location_id=location.id,
+            starts_at=tomorrow.replace(hour=15),
+        ),
+    )
+    scheduling.add_to_waitlist(
+        session,
+        actor=owner,
+        data=WaitlistCreate(
+            client_id=client.id,
+            service_id=service.id,
+            location_id=location.id,
+            service_date=tomorrow.date(),
+            window_starts_at=time(12, 0),
+            window_ends_at=time(16, 0),
+        ),
+    )
+    proposal = scheduling.optimize_day(
+        session, actor=owner, location_id=location.id, service_date=tomorrow.date(), time_limit_seconds=1
+    )
+    return {
+        "location_id": str(location.id),
+        "provider_id": str(provider.id),
+        "preferred_provider_id": str(provider.id),
+        "room_id": str(room.id),
+        "device_id": str(device.id),
+        "service_id": str(service.id),
+        "client_id": str(client.id),
+        "appointment_id": str(appointment.id),
+        "proposal_id": str(proposal.id),
+    }
+
+
+def _with_real_ids(case: schemathesis.Case, seeded: Seeded, data: st.DataObject) -> None:
+    """Put seeded ids in place of generated uuids (path, query, body), each with even odds."""
+    for container in (case.path_parameters, case.query, case.body):
+        if not isinstance(container, dict):
+            continue
+        for name, value in list(container.items()):
+            if name in seeded.ids and _is_uuid(value) and data.draw(st.booleans(), label=name):
+                container[name] = seeded.ids[name]
+    query = case.query
+    if isinstance(query, dict) and isinstance(query.get("time_limit_seconds"), int | float):
+        query["time_limit_seconds"] = min(query["time_limit_seconds"], MAX_SOLVE_SECONDS)
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class Outcome:
+    """What one operation's run saw: responses by status, and the failures (kind -> an example)."""
+
+    requests: int = 0
+    statuses: collections.Counter[int] = field(default_factory=collections.Counter)
+    failures: dict[str, str] = field(default_factory=dict)
+    server_errors: int = 0
+
+
+def load_schema(engine: Engine) -> schemathesis.BaseSchema:
+    app = create_app(engine, clock=clock.FixedClock(NOW))
+    return schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+def operations(schema: schemathesis.BaseSchema) -> list[Any]:
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+def run_operation(
+    engine: Engine, operation: Any, *, examples: int, keep_going: bool, seed: int = 12
+) -> Outcome:
+    """Call `operation` with up to `examples` generated requests in each mode (valid, invalid) and
+    check every response. With `keep_going`, count every failure; else stop at the first."""
+    seeded = seed_clinic(engine)
+    outcome = Outcome()
+    client = ASGIClient(operation.app)
+    client.headers["Authorization"] = f"Bearer {seeded.token}"
+    for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+
+        @hypothesis.settings(
+            max_examples=examples,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+            suppress_health_check=list(hypothesis.HealthCheck),
+            verbosity=hypothesis.Verbosity.quiet,
+        )
+        @hypothesis.seed(seed)
+        @hypothesis.given(case=operation.as_strategy(mode), data=st.data())
+        def check(case: schemathesis.Case, data: st.DataObject) -> None:
+            _with_real_ids(case, seeded, data)
+            outcome.requests += 1
+            try:
+                response = case.call(session=client)
+            except Exception as error:  # an exception out of the app is a server error too
+                outcome.statuses[500] += 1
+                outcome.server_errors += 1
+                _fail(outcome, f"exception {type(error).__name__}: {str(error)[:200]}", case, keep_going)
+                return
+            outcome.statuses[response.status_code] += 1
+            if response.status_code >= 500:
+                outcome.server_errors += 1
+            try:
+                case.validate_response(response, checks=CHECKS)
+            except FailureGroup as group:
+                for failure in group.exceptions:
+                    _fail(outcome, _describe(failure, response.status_code), case, keep_going)
+
+        try:
+            check()
+        except _StopError:
+            break
+        except hypothesis.errors.Unsatisfiable:  # nothing to make invalid (no parameters, no body)
+            continue
+    return outcome
+
+
+class _StopError(Exception):
+    pass
+
+
+def _fail(outcome: Outcome, description: str, case: schemathesis.Case, keep_going: bool) -> None:
+    """Keep the first example of each kind of failure (its description up to the status)."""
+    kind = description.split("):")[0] + ")"
+    outcome.failures.setdefault(kind, f"{description}\n        {case.as_curl_command()}")
+    if not keep_going:
+        raise _StopError
+
+
+def _describe(failure: Failure, status_code: int) -> str:
+    return f"{failure.title} ({status_code}): {' '.join(failure.message.split())[:300]}"
+
+
+@contextmanager
+def _database(url: str | None) -> Iterator[Engine]:
+    if url is None:
+        path = Path("var") / f"fuzz-{uuid.uuid4().hex[:8]}.db"
+        path.parent.mkdir(exist_ok=True)
+        url = f"sqlite:///{path}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--examples", type=int, default=300, help="per operation and mode")
+    parser.add_argument("--database", default=None, help="a database URL (default: a new SQLite file)")
+    parser.add_argument("--operation", action="append", default=[], help="only these (e.g. 'GET /api/v1/x')")
+    parser.add_argument("--seed", type=int, default=12)
+    arguments = parser.parse_args()
+    started = timer.monotonic()
+    total, errors, kinds = 0, 0, collections.Counter[str]()
+    with _database(arguments.database) as engine:
+        for operation in operations(load_schema(engine)):
+            if arguments.operation and operation.label not in arguments.operation:
+                continue
+            outcome = run_operation(
+                engine, operation, examples=arguments.examples, keep_going=True, seed=arguments.seed
+            )
+            total += outcome.requests
+            errors += outcome.server_errors
+            statuses = " ".join(f"{s}x{n}" for s, n in sorted(outcome.statuses.items()))
+            print(f"{operation.label}: {outcome.requests} requests ({statuses})", flush=True)
+            for kind, curl in outcome.failures.items():
+                kinds[kind] += 1
+                print(f"    {kind}\n        {curl[:400]}", flush=True)
+    print(
+        f"{total} requests, {errors} server errors, {len(kinds)} kinds of failure, "
+        f"{timer.monotonic() - started:.0f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
