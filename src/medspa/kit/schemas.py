@@ -152,10 +152,14 @@ _EXAMPLES: dict[type, str] = {
 _RANGE = f"must be between {EARLIEST_DATE.isoformat()} and {LATEST_DATE.isoformat()}"
 
 
-def _in_range(value: date) -> date:
-    # A datetime is a date too: its date as written (in its own offset) is what is bounded.
+def in_accepted_range(value: date) -> bool:
+    """Whether a date, or an instant's date as written (in its own offset), lies in the accepted range."""
     day = value.date() if isinstance(value, datetime) else value
-    if not EARLIEST_DATE <= day <= LATEST_DATE:
+    return EARLIEST_DATE <= day <= LATEST_DATE
+
+
+def _in_range(value: date) -> date:
+    if not in_accepted_range(value):
         raise ValueError(_RANGE)
     return value
 

@@ -22,7 +22,7 @@ from medspa.scheduling.schemas import BookingRequest, SlotRead
 from medspa.security.actors import Actor
 from medspa.web.board import Board, build_board
 from medspa.web.day import board_of, summary
-from medspa.web.forms import form_date, form_uuid
+from medspa.web.forms import DATE_PROBLEM, form_date, form_uuid
 from medspa.web.guards import PageActor, PageRoute, SameOrigin, page_actor, readable, templates
 from medspa.web.slots import by_provider, parse_slot
 
@@ -121,9 +121,20 @@ def slots(
     provider_id: str = "",
     on: Annotated[str, Query(alias="date")] = "",
 ) -> Response:
-    """The fragment listing the bookable slots `find_slots` returns for the form's service and date."""
+    """The fragment listing the bookable slots `find_slots` returns for the form's service and date; a
+    date that is not one (or out of range) answers 422 with the reason and no slots."""
+    day = form_date(on)
+    problem = DATE_PROBLEM if on and day is None else None
     return _slots_fragment(
-        request, session, actor, location_id, form_uuid(service_id), form_uuid(provider_id), form_date(on)
+        request,
+        session,
+        actor,
+        location_id,
+        form_uuid(service_id),
+        form_uuid(provider_id),
+        day,
+        message=problem,
+        status_code=422 if problem else 200,
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -21,7 +20,7 @@ from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import AppointmentRead
 from medspa.security.actors import Actor
 from medspa.web.board import Board, build_board, clock_label, local_today
-from medspa.web.forms import LIST_LIMIT
+from medspa.web.forms import DATE_PROBLEM, LIST_LIMIT, form_date
 from medspa.web.guards import PageActor, PageRoute, SameOrigin, is_htmx, page_actor, readable, templates
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -36,15 +35,22 @@ def day_view(
     session: SessionDep,
     actor: PageActor,
     location_id: uuid.UUID,
-    on: Annotated[date | None, Query(alias="date")] = None,
+    on: Annotated[str, Query(alias="date")] = "",
 ) -> Response:
+    """The day of the location (today there when no date is given). A date that is not one, or lies
+    outside the accepted range, shows today with the reason (422)."""
     location = resources.get_location(session, actor=actor, location_id=location_id)
-    day = on or local_today(location)
-    board = build_board(session, actor=actor, location_id=location.id, day=day)
+    day = form_date(on)
+    message, kind, status_code = (DATE_PROBLEM, "error", 422) if on and day is None else (None, "ok", 200)
+    board = build_board(session, actor=actor, location_id=location.id, day=day or local_today(location))
     headers = {"Vary": "HX-Request, HX-Target"}
     if is_htmx(request) and request.headers.get("hx-target") == "day":
-        return day_fragment(request, board, headers=headers)
-    return day_page(request, session, actor, board, headers=headers)
+        return day_fragment(
+            request, board, message=message, kind=kind, status_code=status_code, headers=headers
+        )
+    return day_page(
+        request, session, actor, board, message=message, kind=kind, status_code=status_code, headers=headers
+    )
 
 
 def day_page(

@@ -5,7 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
+from medspa.kit.schemas import EARLIEST_DATE, LATEST_DATE, in_accepted_range
+
 LIST_LIMIT = 500
+DATE_PROBLEM = f"Give a date from {EARLIEST_DATE.isoformat()} to {LATEST_DATE.isoformat()}."
 
 
 def form_uuid(value: str | None) -> uuid.UUID | None:
@@ -16,7 +19,10 @@ def form_uuid(value: str | None) -> uuid.UUID | None:
 
 
 def form_date(value: str) -> date | None:
+    """The date given, or None when there is none, it is not a date, or it lies outside the accepted
+    range (`DATE_PROBLEM` says which)."""
     try:
-        return date.fromisoformat(value) if value else None
+        day = date.fromisoformat(value) if value else None
     except ValueError:
         return None
+    return day if day is None or in_accepted_range(day) else None

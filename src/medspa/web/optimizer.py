@@ -17,7 +17,7 @@ from medspa.scheduling import service as scheduling
 from medspa.security.actors import Actor
 from medspa.web.board import build_board, local_today
 from medspa.web.day import day_fragment, day_page
-from medspa.web.forms import LIST_LIMIT, form_date
+from medspa.web.forms import DATE_PROBLEM, LIST_LIMIT, form_date
 from medspa.web.guards import PageActor, PageRoute, SameOrigin, is_htmx, readable, templates
 from medspa.web.proposals import build_proposal_page
 
@@ -54,7 +54,7 @@ def optimize(
     seconds = _seconds(time_limit_seconds)
     moves = _moves(max_moves)
     if day is None:
-        message = "Choose the day to optimize."
+        message = DATE_PROBLEM if on else "Choose the day to optimize."
     elif seconds is None or not 0 < seconds <= MAX_TIME_LIMIT_SECONDS:
         message = f"Give the time limit in seconds, more than 0 and at most {MAX_TIME_LIMIT_SECONDS:.0f}."
     elif moves is False:

@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from medspa.kit.schemas import in_accepted_range
 from medspa.scheduling.schemas import SlotRead
 from medspa.web.board import clock_label
 
@@ -63,6 +64,6 @@ def parse_slot(value: str) -> ChosenSlot | None:
         device_id = uuid.UUID(parts[3]) if parts[3] else None
     except ValueError:
         return None
-    if starts_at.tzinfo is None:
+    if starts_at.tzinfo is None or not in_accepted_range(starts_at):
         return None
     return ChosenSlot(starts_at, provider_id, room_id, device_id)
