@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from medspa.cli_records import problems
 from medspa.cli_records import register as register_records
 from medspa.config import load_settings
 
@@ -26,14 +29,22 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(tokens_app, name="tokens")
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 OrganizationOption = typer.Option("demo", "--organization", "-o", help="organization slug")
 
 
-def _fail(message: str, code: int = 1) -> None:
-    errors.print(f"[red]error:[/red] {message}")
+def _fail(message: str, code: int = 1) -> NoReturn:
+    errors.print("[red]error:[/red] ", escape(message), sep="")
     raise typer.Exit(code)
+
+
+def _require_date_in_range(option: str, value: datetime | None) -> None:
+    """Exit with a one-line error when a date option lies outside the range every input must keep."""
+    from medspa.kit.schemas import EARLIEST_DATE, LATEST_DATE, in_accepted_range
+
+    if value is not None and not in_accepted_range(value):
+        _fail(f"{option}: must be between {EARLIEST_DATE} and {LATEST_DATE}", 2)
 
 
 @app.command()
@@ -191,6 +202,8 @@ def slots(
     from medspa.kit.errors import MedspaError
     from medspa.scheduling import service as scheduling
 
+    _require_date_in_range("--from", first)
+    _require_date_in_range("--to", last)
     try:
         with unit_of_work(write=False) as session:
             actor = _actor_for(session, organization)
@@ -229,22 +242,20 @@ def book(
     from medspa.scheduling import service as scheduling
     from medspa.scheduling.schemas import BookingRequest
 
-    if starts_at.tzinfo is None:
-        _fail("--at: give a UTC offset (e.g. 2026-12-01T10:00-05:00)", 2)
+    try:
+        request = BookingRequest(
+            client_id=client,
+            service_id=service,
+            location_id=location,
+            starts_at=starts_at,
+            provider_id=provider,
+        )
+    except ValidationError as error:
+        _fail(problems(error, {"starts_at": "--at"}), 2)
     try:
         with unit_of_work() as session:
             actor = _actor_for(session, organization)
-            booked = scheduling.book_appointment(
-                session,
-                actor=actor,
-                data=BookingRequest(
-                    client_id=client,
-                    service_id=service,
-                    location_id=location,
-                    starts_at=starts_at,
-                    provider_id=provider,
-                ),
-            )
+            booked = scheduling.book_appointment(session, actor=actor, data=request)
     except MedspaError as error:
         _fail(error.detail, 2 if error.status_code in (404, 422) else 1)
     console.print(f"booked {booked.id} at {booked.starts_at.isoformat()} (provider {booked.provider_id})")
@@ -256,7 +267,11 @@ def optimize_day(
     day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="local date"),
     time_limit: float = typer.Option(10.0, "--time-limit", min=0.1, max=120, help="seconds"),
     max_moves: int | None = typer.Option(
-        None, "--max-moves", min=0, help="replan: bookings that may get another provider or be dropped"
+        None,
+        "--max-moves",
+        min=0,
+        max=1000,
+        help="replan: bookings that may get another provider or be dropped",
     ),
     organization: str = OrganizationOption,
 ) -> None:
@@ -267,6 +282,7 @@ def optimize_day(
     from medspa.kit.money import format_cents
     from medspa.scheduling import service as scheduling
 
+    _require_date_in_range("--date", day)
     try:
         with unit_of_work() as session:
             actor = _actor_for(session, organization)

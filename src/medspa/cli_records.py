@@ -17,9 +17,13 @@ from typing import Any
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.markup import escape
+
+from medspa.kit.schemas import MAX_OFFSET
 
 console = Console()
-errors = Console(stderr=True)
+# Errors are one line each, however narrow the terminal.
+errors = Console(stderr=True, soft_wrap=True)
 
 
 @dataclass(frozen=True)
@@ -60,16 +64,29 @@ OrganizationOption = typer.Option("demo", "--organization", "-o", help="organiza
 DataOption = typer.Option(..., "--data", "-d", help="JSON payload, or @path/to/file.json")
 
 
+def problems(error: ValidationError, options: dict[str, str] | None = None) -> str:
+    """The problems of a payload on one line, `field: what is wrong; ...`; `options` names the command
+    line option that gave a field."""
+    named = options or {}
+    return "; ".join(
+        f"{named.get(field, field)}: {e['msg'].removeprefix('Value error, ')}"
+        for e in error.errors()
+        for field in [".".join(str(p) for p in e["loc"]) or "--data"]
+    )
+
+
 def _payload(text: str, schema: type[BaseModel]) -> BaseModel:
-    raw = Path(text[1:]).read_text() if text.startswith("@") else text
     try:
+        raw = Path(text[1:]).read_text(encoding="utf-8") if text.startswith("@") else text
         return schema.model_validate(json.loads(raw))
+    except (OSError, UnicodeDecodeError) as error:
+        errors.print("[red]error:[/red] ", escape(f"--data: cannot read {text[1:]} ({error})"), sep="")
+        raise typer.Exit(2) from error
     except json.JSONDecodeError as error:
         errors.print(f"[red]error:[/red] --data: not JSON ({error.msg} at line {error.lineno})")
         raise typer.Exit(2) from error
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        errors.print(f"[red]error:[/red] {problems}")
+        errors.print("[red]error:[/red] ", escape(problems(error)), sep="")
         raise typer.Exit(2) from error
 
 
@@ -101,7 +118,7 @@ def _commands(records: Records) -> typer.Typer:
     def list_records(
         organization: str = OrganizationOption,
         limit: int = typer.Option(50, min=1, max=500),
-        offset: int = typer.Option(0, min=0),
+        offset: int = typer.Option(0, min=0, max=MAX_OFFSET),
     ) -> None:
         """One page of records as JSON."""
         _run(
