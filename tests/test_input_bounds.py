@@ -758,3 +758,53 @@ def test_every_operation_documents_its_error_answers(api: TestClient) -> None:
             schema = operation["responses"]["422"]["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/ValidationErrorRead"}
     assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+# --- every input is bounded, by its documented schema ------------------------------------------------------
+
+UNBOUNDED_FORMATS = {"uuid", "date", "date-time"}  # fixed-length text, parsed
+
+
+def _unbounded(schema: dict[str, Any], components: dict[str, Any], where: str) -> list[str]:
+    """The places in a request schema where a string, integer, array or object has no upper bound."""
+    if "$ref" in schema:
+        return _unbounded(components[schema["$ref"].rsplit("/", 1)[-1]], components, where)
+    found: list[str] = []
+    for choice in schema.get("anyOf", []) + schema.get("allOf", []):
+        found += _unbounded(choice, components, where)
+    kind = schema.get("type")
+    if kind == "string" and not (
+        "maxLength" in schema
+        or "enum" in schema
+        or "const" in schema
+        or schema.get("format") in UNBOUNDED_FORMATS
+        or schema.get("pattern", "").endswith("(:00)?$")  # a wall-clock time: at most 8 characters
+    ):
+        found.append(where)
+    if kind in ("integer", "number") and "maximum" not in schema and "exclusiveMaximum" not in schema:
+        found.append(where)
+    if kind == "array":
+        if "maxItems" not in schema:
+            found.append(where)
+        found += _unbounded(schema.get("items", {}), components, f"{where}[]")
+    if kind == "object":
+        if schema.get("additionalProperties") and "maxProperties" not in schema:
+            found.append(where)
+        for name, prop in schema.get("properties", {}).items():
+            found += _unbounded(prop, components, f"{where}.{name}")
+    return found
+
+
+def test_every_request_field_and_parameter_has_an_upper_bound(api: TestClient) -> None:
+    document = api.get("/openapi.json").json()
+    components = document["components"]["schemas"]
+    unbounded: list[str] = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            label = f"{method.upper()} {path}"
+            for parameter in operation.get("parameters", []):
+                unbounded += _unbounded(parameter["schema"], components, f"{label} {parameter['name']}")
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body:
+                unbounded += _unbounded(body["schema"], components, f"{label} body")
+    assert unbounded == []

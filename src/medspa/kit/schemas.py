@@ -243,7 +243,6 @@ def _walk_json(value: object, depth: int) -> int:
 
 JSONObject = Annotated[
     dict[str, Any],
-    AfterValidator(_bounded_json),
     Field(
         max_length=MAX_JSON_KEYS,
         description=(
@@ -251,6 +250,7 @@ JSONObject = Annotated[
             f"keys up to {MAX_JSON_KEY_LENGTH} and texts up to {MAX_JSON_STRING_LENGTH} characters"
         ),
     ),
+    AfterValidator(_bounded_json),
 ]
 
 
