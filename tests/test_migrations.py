@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -27,6 +28,7 @@ from tests.scheduling.test_availability import NOW, build
 from tests.scheduling.test_booking import TEN, request
 
 CLIENT_RESERVATIONS_REVISION = "6f1c2a9d0b37"
+WALL_CLOCK_REVISION = "8e3b6f2d4c10"
 
 
 def test_the_migrated_schema_matches_the_models(engine: Engine) -> None:
@@ -95,3 +97,56 @@ def client_reservations(engine: Engine) -> list[tuple[uuid.UUID, uuid.UUID, date
             ).where(Reservation.resource_kind == "client", Reservation.is_active.is_(True))
         )
         return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def test_weekly_spans_stored_with_seconds_become_whole_minutes(fresh_url: str) -> None:
+    # given opening hours stored with seconds, as input allowed before (one span only seconds long)
+    upgrade(fresh_url, WALL_CLOCK_REVISION + "-1")
+    engine = make_engine(fresh_url)
+    organization, location = uuid.uuid4(), uuid.uuid4()
+    locations = sa.table(
+        "locations",
+        *(sa.column(c, sa.Uuid()) for c in ("id", "organization_id")),
+        *(sa.column(c, sa.String()) for c in ("name", "time_zone")),
+        *(
+            sa.column(c, sa.Integer())
+            for c in ("slot_interval_minutes", "minimum_notice_minutes", "config_version")
+        ),
+        sa.column("is_active", sa.Boolean()),
+    )
+    hours = sa.table(
+        "opening_hours",
+        *(sa.column(c, sa.Uuid()) for c in ("id", "organization_id", "location_id")),
+        sa.column("weekday", sa.Integer()),
+        sa.column("opens_at", sa.Time()),
+        sa.column("closes_at", sa.Time()),
+    )
+    kept, emptied = uuid.uuid4(), uuid.uuid4()
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(locations).values(
+                id=location,
+                organization_id=organization,
+                name="L",
+                time_zone="UTC",
+                slot_interval_minutes=15,
+                minimum_notice_minutes=0,
+                config_version=0,
+                is_active=True,
+            )
+        )
+        connection.execute(
+            sa.insert(hours),
+            [
+                {"id": kept, "organization_id": organization, "location_id": location, "weekday": 0,
+                 "opens_at": time(9, 0, 30), "closes_at": time(17, 0, 45, 5)},
+                {"id": emptied, "organization_id": organization, "location_id": location, "weekday": 1,
+                 "opens_at": time(9, 0, 10), "closes_at": time(9, 0, 50)},
+            ],
+        )  # fmt: skip
+    # when it is upgraded, then they are whole minutes, and the span left empty is gone
+    upgrade(fresh_url)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(hours.c.id, hours.c.opens_at, hours.c.closes_at)).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [(kept, time(9, 0), time(17, 0))]
