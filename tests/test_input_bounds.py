@@ -6,18 +6,20 @@ waitlist date in the past, a booking beyond the location's horizon, and explicit
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from medspa.app import create_app
 from medspa.kit.clock import ManualClock
 from medspa.kit.db import unit_of_work
 from medspa.kit.outbox import OutboxEvent
+from medspa.resources.models import ProviderLicense
 from medspa.security.actors import Actor
 from tests.conftest import token_for
 from tests.test_api import booking, clinic, created
@@ -808,3 +810,20 @@ def test_every_request_field_and_parameter_has_an_upper_bound(api: TestClient) -
             if body:
                 unbounded += _unbounded(body["schema"], components, f"{label} body")
     assert unbounded == []
+
+
+def test_a_license_stored_before_the_bounds_still_reads(
+    engine: Engine, api: TestClient, ids: dict[str, str]
+) -> None:
+    # Before the bounds a license could be stored as never expiring (9999-12-31), and on SQLite (which
+    # does not enforce a column's length) with a number of any length.
+    number = "9" * (80 if engine.dialect.name == "sqlite" else 64)
+    with unit_of_work(engine) as session:
+        session.execute(
+            update(ProviderLicense)
+            .where(ProviderLicense.provider_id == uuid.UUID(ids["provider"]))
+            .values(expires_on=date(9999, 12, 31), number=number)
+        )
+    provider = api.get(f"/api/v1/providers/{ids['provider']}")
+    assert provider.status_code == 200
+    assert provider.json()["licenses"] == [{"kind": "np", "number": number, "expires_on": "9999-12-31"}]

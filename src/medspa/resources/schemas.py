@@ -100,6 +100,15 @@ class LicenseIn(Schema):
     expires_on: BoundedDate
 
 
+class LicenseRead(ReadSchema):
+    """A license as stored (read back as it is, whatever the rules for new input were when it was
+    written)."""
+
+    kind: str
+    number: str
+    expires_on: date
+
+
 Skills = Annotated[list[Code], Field(max_length=50)]
 Licenses = Annotated[list[LicenseIn], Field(max_length=20)]
 
@@ -130,7 +139,7 @@ class ProviderRead(ReadSchema):
     title: str
     skills: list[str]
     is_active: bool
-    licenses: list[LicenseIn]
+    licenses: list[LicenseRead]
     shifts: list[WeeklySpan]
     breaks: list[WeeklySpan]
 

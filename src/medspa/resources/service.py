@@ -39,7 +39,7 @@ from medspa.resources.schemas import (
     DeviceCreate,
     DeviceRead,
     DeviceUpdate,
-    LicenseIn,
+    LicenseRead,
     LocationCreate,
     LocationRead,
     LocationUpdate,
@@ -211,12 +211,12 @@ def _provider_rows(
 
 def _provider_reads(session: Session, providers: list[Provider]) -> list[ProviderRead]:
     ids = [p.id for p in providers]
-    licenses: dict[uuid.UUID, list[LicenseIn]] = {i: [] for i in ids}
+    licenses: dict[uuid.UUID, list[LicenseRead]] = {i: [] for i in ids}
     shifts: dict[uuid.UUID, list[WeeklySpan]] = {i: [] for i in ids}
     breaks: dict[uuid.UUID, list[WeeklySpan]] = {i: [] for i in ids}
     for lic in repository.licenses(session, ids):
         licenses[lic.provider_id].append(
-            LicenseIn(kind=lic.kind, number=lic.number, expires_on=lic.expires_on)
+            LicenseRead(kind=lic.kind, number=lic.number, expires_on=lic.expires_on)
         )
     for s in repository.shifts(session, ids):
         shifts[s.provider_id].append(WeeklySpan(weekday=s.weekday, starts_at=s.starts_at, ends_at=s.ends_at))
