@@ -119,15 +119,15 @@ def test_demo_seed_then_slots_then_book_then_models(database: str, tmp_path: Pat
     # registry is listed, activated (which scores the clinic), and a client's score can be read.
     from_database = runner.invoke(app, ["models", "train", "returns", "--organization", "demo"])
     assert from_database.exit_code == 2
-    assert "the return model needs 10" in flat(from_database.output)
+    assert "days of visits before 2026-12-02; a return model needs 21" in flat(from_database.output)
     visits = tmp_path / "visits.csv"
     visits.write_text(
         "client_id,date,amount\n"
         + "".join(
-            f"c{n},2026-0{month}-1{n % 9},100\n"
-            for n in range(30)
-            for month in (1, 3, 5)
-            if n % 3 or month < 5
+            f"c{n},2026-0{month}-{1 + (n * 7 + month * 3) % 27:02d},100\n"
+            for n in range(60)
+            for month in range(1, 6)
+            if month <= 1 + n % 5 and (n * month) % 3 != 1
         )
     )
     trained = runner.invoke(

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from medspa.retention.formats import HISTORY_COLUMNS
+from medspa.retention.returns import BgNbd, ParetoNbd
 
 Row = dict[str, object]
 
@@ -70,3 +71,62 @@ def simulate_history(
             )
             truth.append(probability)
     return make_history_frame(rows), np.array(truth)
+
+
+def simulate_bgnbd_visits(model: BgNbd, clients: int, days: int, seed: int) -> pd.DataFrame:
+    """Transactions from the BG/NBD story: Poisson visits, dropout after each visit with prob p."""
+    rng = np.random.default_rng(seed)
+    rows: list[tuple[str, pd.Timestamp, float]] = []
+    start = pd.Timestamp("2020-01-01")
+    for client in range(clients):
+        rate = rng.gamma(model.r, 1 / model.alpha)
+        dropout = rng.beta(model.a, model.b)
+        t = 0.0
+        rows.append((str(client), start, 10.0))
+        while True:
+            t += rng.exponential(1 / rate) if rate > 0 else days + 1
+            if t > days:
+                break
+            rows.append((str(client), start + pd.Timedelta(days=int(t)), 10.0))
+            if rng.uniform() < dropout:
+                break
+    return pd.DataFrame(rows, columns=["client_id", "date", "amount"])
+
+
+def simulate_pareto_nbd_visits(model: ParetoNbd, clients: int, days: int, seed: int) -> pd.DataFrame:
+    """Transactions from the Pareto/NBD story: a first visit on day 0, then Poisson visits until an
+    exponential lifetime ends (visits on the same day merge into one visit day)."""
+    rng = np.random.default_rng(seed)
+    rate = rng.gamma(model.r, 1 / model.alpha, clients)
+    lifetime = rng.exponential(1 / rng.gamma(model.s, 1 / model.beta, clients))
+    active = np.minimum(lifetime, days)
+    counts = rng.poisson(rate * active)
+    client = np.repeat(np.arange(clients), counts)
+    offsets = rng.uniform(0, 1, counts.sum()) * np.repeat(active, counts)
+    start = pd.Timestamp("2020-01-01")
+    frame = pd.DataFrame(
+        {
+            "client_id": np.r_[np.arange(clients), client].astype(str),
+            "date": start + pd.to_timedelta(np.r_[np.zeros(clients), np.floor(offsets)], unit="D"),
+            "amount": 10.0,
+        }
+    )
+    return frame
+
+
+def simulate_clinic_visits(
+    *, days: int, clients: int = 300, seed: int = 1, after_days: int = 90
+) -> pd.DataFrame:
+    """A clinic that gains clients every day: each client's first visit falls in the first `days` days
+    (from 2026-01-05), then visits follow at a personal Gamma-distributed rate, through `after_days`
+    more days (a holdout). A `visit-transactions` frame."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2026-01-05")
+    rows: list[tuple[str, pd.Timestamp, float]] = []
+    for client in range(clients):
+        day = int(rng.integers(0, days))
+        rate = rng.gamma(0.8, 1 / 25)
+        while day < days + after_days:
+            rows.append((f"c{client}", start + pd.Timedelta(days=day), 120.0))
+            day += int(rng.exponential(1 / rate)) + 1
+    return pd.DataFrame(rows, columns=["client_id", "date", "amount"])

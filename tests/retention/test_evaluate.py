@@ -11,10 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from medspa.cli import app
-from medspa.retention.evaluation import choose_return_model
+from medspa.retention.return_models import CANDIDATES, choose_return_model, return_model_preference
 from medspa.retention.returns import BgNbd
-from tests.retention.factories import simulate_history
-from tests.retention.test_models import _simulate_bgnbd
+from tests.retention.factories import simulate_bgnbd_visits, simulate_history
 
 
 def test_evaluate_noshow_writes_every_test_row_a_report_and_a_plot(tmp_path: Path) -> None:
@@ -52,7 +51,9 @@ def test_evaluate_noshow_writes_every_test_row_a_report_and_a_plot(tmp_path: Pat
 
 def test_evaluate_returns_predicts_every_client(tmp_path: Path) -> None:
     # given 400 days of simulated visits for 1,500 clients
-    transactions = _simulate_bgnbd(BgNbd(r=0.5, alpha=20.0, a=1.5, b=4.0), clients=1500, days=400, seed=9)
+    transactions = simulate_bgnbd_visits(
+        BgNbd(r=0.5, alpha=20.0, a=1.5, b=4.0), clients=1500, days=400, seed=9
+    )
     transactions.assign(date=transactions["date"].dt.strftime("%Y-%m-%d")).to_csv(
         tmp_path / "t.csv", index=False
     )
@@ -63,7 +64,7 @@ def test_evaluate_returns_predicts_every_client(tmp_path: Path) -> None:
          "2020-07-19", "--holdout-end", "2021-02-04", "--predictions", str(tmp_path / "p.csv"), "--report",
          str(tmp_path / "r.json")],
     )  # fmt: skip
-    # then each client has one forecast, and both candidates are measured
+    # then each client has one forecast, and every candidate is scored in three backtest windows
     assert result.exit_code == 0, result.output
     with (tmp_path / "p.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -71,15 +72,25 @@ def test_evaluate_returns_predicts_every_client(tmp_path: Path) -> None:
     probabilities = np.array([float(r["probability_return"]) for r in rows])
     assert np.all((probabilities >= 0) & (probabilities <= 1))
     report = json.loads((tmp_path / "r.json").read_text())
-    assert report["chosen_model"] in {"bgnbd", "pareto_nbd", "blend"}
-    assert set(report["holdout"]) == {"bgnbd", "pareto_nbd", "blend"}
-    assert set(report["selection"]["backtest"]) == {"bgnbd", "pareto_nbd", "blend"}
-    assert set(report["parameters"]["pareto_nbd"]) == {"r", "alpha", "s", "beta"}
+    backtest = report["selection"]["backtest"]
+    assert len(backtest["windows"]) == 3
+    assert all(len(backtest["candidates"][name]["windows"]) == 3 for name in CANDIDATES)
+    deviances = {name: backtest["candidates"][name]["mean_poisson_deviance"] for name in CANDIDATES}
+    assert report["chosen_model"] == min(deviances, key=deviances.__getitem__)
+    assert report["selection"]["chosen_by"] == "rolling backtest"
+    # and the holdout figures of the chosen model stand alone; every candidate's sit in the appendix
+    assert {"aggregate_error", "poisson_deviance", "roc_auc", "monthly"} <= set(report["holdout"])
+    assert set(report["appendix"]["holdout_by_candidate"]) == set(CANDIDATES)
+    monthly = report["holdout"]["monthly"]
+    assert sum(m["actual"] for m in monthly["months"]) == report["holdout"]["actual_visits"]
+    assert sum(m["forecast"] for m in monthly["months"]) == pytest.approx(
+        report["holdout"]["predicted_visits"], rel=1e-6
+    )
 
 
 def test_evaluate_returns_names_bad_rows_or_skips_and_counts_them(tmp_path: Path) -> None:
-    # given visits of two clients over 200 days and one row with an unparseable date
-    rows = [f"{c},2020-{m:02d}-{d:02d},5" for c in range(1, 3) for m in range(1, 8) for d in (3, 17)]
+    # given visits of twelve clients over 200 days and one row with an unparseable date
+    rows = [f"{c},2020-{m:02d}-{d:02d},5" for c in range(1, 13) for m in range(1, 8) for d in (3, 17)]
     (tmp_path / "t.csv").write_text("client_id,date,amount\n" + "\n".join([*rows, "3,2020-13-01,5"]) + "\n")
     arguments = ["models", "evaluate", "returns", "--transactions", str(tmp_path / "t.csv"),
                  "--calibration-end", "2020-05-31", "--holdout-end", "2020-07-31",
@@ -88,14 +99,14 @@ def test_evaluate_returns_names_bad_rows_or_skips_and_counts_them(tmp_path: Path
     # when evaluated strictly, then the row is named and nothing is written
     strict = CliRunner().invoke(app, arguments)
     assert strict.exit_code == 2
-    assert "line 30: date='2020-13-01'" in strict.output
+    assert "line 170: date='2020-13-01'" in strict.output
     assert not (tmp_path / "p.csv").exists()
-    # when evaluated with --skip-bad-rows, then the skip is reported and both clients are forecast
+    # when evaluated with --skip-bad-rows, then the skip is reported and every client is forecast
     skipped = CliRunner().invoke(app, [*arguments, "--skip-bad-rows"])
     assert skipped.exit_code == 0, skipped.output
     assert "skipped 1 bad row(s)" in skipped.output
     assert json.loads((tmp_path / "r.json").read_text())["skipped_rows"] == 1
-    assert (tmp_path / "p.csv").read_text().count("\n") == 3
+    assert (tmp_path / "p.csv").read_text().count("\n") == 13
 
 
 def test_evaluate_returns_refuses_a_holdout_before_the_calibration_end(tmp_path: Path) -> None:
@@ -111,19 +122,24 @@ def test_evaluate_returns_refuses_a_holdout_before_the_calibration_end(tmp_path:
     assert not (tmp_path / "p.csv").exists()
 
 
-def test_the_backtest_winner_is_the_candidate_with_the_lowest_mae() -> None:
+def test_the_backtest_winner_is_the_candidate_with_the_lowest_mean_poisson_deviance() -> None:
     backtest = {
-        "bgnbd": {"mae": 0.396},
-        "pareto_nbd": {"mae": 0.387},
-        "blend": {"mae": float("nan")},
+        "candidates": {
+            "bgnbd": {"mean_poisson_deviance": 1.14},
+            "pareto_nbd": {"mean_poisson_deviance": 1.13},
+            "boosted": {"refused": "the boosted correction needs 200 clients"},
+        }
     }
     assert choose_return_model(backtest) == "pareto_nbd"
-    assert choose_return_model({"pareto_nbd": {"mae": float("nan")}}) == "bgnbd"
+    assert return_model_preference(backtest) == ["pareto_nbd", "bgnbd"]
+    assert choose_return_model({"candidates": {"boosted": {"refused": "too short"}}}) == "bgnbd"
 
 
 def test_evaluate_returns_with_pareto_nbd_named(tmp_path: Path) -> None:
     # given simulated visits
-    transactions = _simulate_bgnbd(BgNbd(r=0.5, alpha=20.0, a=1.5, b=4.0), clients=800, days=400, seed=10)
+    transactions = simulate_bgnbd_visits(
+        BgNbd(r=0.5, alpha=20.0, a=1.5, b=4.0), clients=800, days=400, seed=10
+    )
     transactions.assign(date=transactions["date"].dt.strftime("%Y-%m-%d")).to_csv(
         tmp_path / "t.csv", index=False
     )
@@ -141,4 +157,5 @@ def test_evaluate_returns_with_pareto_nbd_named(tmp_path: Path) -> None:
     assert report["chosen_model"] == "pareto_nbd"
     with (tmp_path / "p.csv").open() as handle:
         written = [float(r["expected_visits"]) for r in csv.DictReader(handle)]
-    assert sum(written) == pytest.approx(report["holdout"]["pareto_nbd"]["predicted_visits"], rel=1e-5)
+    assert sum(written) == pytest.approx(report["holdout"]["predicted_visits"], rel=1e-5)
+    assert report["selection"]["chosen_by"] == "named with --model"

@@ -29,11 +29,10 @@ from medspa.retention.returns import (
     ParetoNbd,
     fit_bgnbd,
     fit_pareto_nbd,
-    forecast_pareto_nbd,
     holdout_visits,
     summarize,
 )
-from tests.retention.factories import simulate_history
+from tests.retention.factories import simulate_bgnbd_visits, simulate_history, simulate_pareto_nbd_visits
 
 
 def test_metrics_on_a_hand_worked_example() -> None:
@@ -118,26 +117,6 @@ def test_registry_without_an_active_model_says_so(tmp_path: Path) -> None:
     assert FileRegistry(tmp_path).list("noshow") == []
 
 
-def _simulate_bgnbd(model: BgNbd, clients: int, days: int, seed: int) -> pd.DataFrame:
-    """Transactions from the BG/NBD story: Poisson visits, dropout after each visit with prob p."""
-    rng = np.random.default_rng(seed)
-    rows: list[tuple[str, pd.Timestamp, float]] = []
-    start = pd.Timestamp("2020-01-01")
-    for client in range(clients):
-        rate = rng.gamma(model.r, 1 / model.alpha)
-        dropout = rng.beta(model.a, model.b)
-        t = 0.0
-        rows.append((str(client), start, 10.0))
-        while True:
-            t += rng.exponential(1 / rate) if rate > 0 else days + 1
-            if t > days:
-                break
-            rows.append((str(client), start + pd.Timedelta(days=int(t)), 10.0))
-            if rng.uniform() < dropout:
-                break
-    return pd.DataFrame(rows, columns=["client_id", "date", "amount"])
-
-
 def test_summary_counts_distinct_visit_days() -> None:
     transactions = pd.DataFrame(
         {
@@ -151,32 +130,11 @@ def test_summary_counts_distinct_visit_days() -> None:
     assert frame.loc["b", ["frequency", "recency", "age"]].tolist() == [0.0, 0.0, 26.0]
 
 
-def _simulate_pareto_nbd(model: ParetoNbd, clients: int, days: int, seed: int) -> pd.DataFrame:
-    """Transactions from the Pareto/NBD story: a first visit on day 0, then Poisson visits until an
-    exponential lifetime ends (visits on the same day merge into one visit day)."""
-    rng = np.random.default_rng(seed)
-    rate = rng.gamma(model.r, 1 / model.alpha, clients)
-    lifetime = rng.exponential(1 / rng.gamma(model.s, 1 / model.beta, clients))
-    active = np.minimum(lifetime, days)
-    counts = rng.poisson(rate * active)
-    client = np.repeat(np.arange(clients), counts)
-    offsets = rng.uniform(0, 1, counts.sum()) * np.repeat(active, counts)
-    start = pd.Timestamp("2020-01-01")
-    frame = pd.DataFrame(
-        {
-            "client_id": np.r_[np.arange(clients), client].astype(str),
-            "date": start + pd.to_timedelta(np.r_[np.zeros(clients), np.floor(offsets)], unit="D"),
-            "amount": 10.0,
-        }
-    )
-    return frame
-
-
 @pytest.mark.parametrize(
     ("truth", "simulate", "fit"),
     [
-        (BgNbd(r=0.5, alpha=20.0, a=1.5, b=4.0), _simulate_bgnbd, fit_bgnbd),
-        (ParetoNbd(r=0.6, alpha=20.0, s=0.8, beta=60.0), _simulate_pareto_nbd, fit_pareto_nbd),
+        (BgNbd(r=0.5, alpha=20.0, a=1.5, b=4.0), simulate_bgnbd_visits, fit_bgnbd),
+        (ParetoNbd(r=0.6, alpha=20.0, s=0.8, beta=60.0), simulate_pareto_nbd_visits, fit_pareto_nbd),
     ],
     ids=["bgnbd", "pareto_nbd"],
 )
@@ -203,28 +161,6 @@ def test_model_recovers_its_parameters_and_forecasts_the_total(
     assert np.all((probability >= 0) & (probability <= alive + 1e-12))
     returned = actual.reindex(summary.frame.index, fill_value=0.0).to_numpy() > 0
     assert metrics.roc_auc(probability, returned) > 0.7
-
-
-def test_pareto_nbd_forecast_maps_expected_visits_to_a_return_probability() -> None:
-    # given the same simulated clinic
-    transactions = _simulate_pareto_nbd(ParetoNbd(r=0.6, alpha=20.0, s=0.8, beta=60.0), 3000, 400, seed=12)
-    # when forecast with the curve learnt on the last 92 days of the calibration period
-    forecast = forecast_pareto_nbd(transactions, calibration_end=date(2020, 7, 19), horizon_days=200)
-    # then the probability is increasing in the expected visits (it ranks clients the same way)
-    order = np.argsort(forecast.expected_visits, kind="mergesort")
-    assert np.all(np.diff(forecast.probability_return[order]) >= 0)
-    assert np.all((forecast.probability_return > 0) & (forecast.probability_return < 1))
-    # and without an inner period to learn the curve from, the model's own probability is used
-    short = forecast_pareto_nbd(
-        transactions, calibration_end=date(2020, 7, 19), horizon_days=200, curve_horizon_days=400
-    )
-    np.testing.assert_allclose(short.expected_visits, forecast.expected_visits)
-    summary = summarize(transactions, calibration_end=date(2020, 7, 19))
-    model = fit_pareto_nbd(summary)
-    np.testing.assert_allclose(
-        short.probability_return,
-        model.probability_return(200, summary.frequency, summary.recency, summary.age),
-    )
 
 
 def test_logistic_curve_recovers_a_known_curve() -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from medspa.retention.noshow import noshow_config_for
+from medspa.retention.return_models import FittedReturnModel
 from medspa.retention.returns import BgNbd
 from medspa.retention.serving import ReturnModel, train_clinic_noshow
 from tests.retention.factories import simulate_history
@@ -41,9 +42,10 @@ def test_a_clinic_no_show_model_carries_holdout_metrics_and_a_scaled_leaf_size()
 
 def test_return_scores_mean_what_the_glossary_says() -> None:
     stored = ReturnModel.from_payload(returns_payload())
-    assert ReturnModel.from_payload(stored.to_payload()) == stored
-    # BG/NBD with the parameters fitted on CDNOW (docs/models.md), per day
-    model = replace(stored, params=BgNbd(r=0.2516, alpha=33.52, a=0.7234, b=2.161))
+    assert ReturnModel.from_payload(stored.to_payload()).to_payload() == stored.to_payload()
+    # BG/NBD with the parameters fitted on CDNOW (docs/models.md), per day, and its own P(return)
+    cdnow = {"r": 0.2516, "alpha": 33.52, "a": 0.7234, "b": 2.161}
+    model = replace(stored, model=FittedReturnModel("bgnbd", "bgnbd", cdnow, date(1997, 9, 30)))
     today = date(2026, 3, 1)
     visits = pd.DataFrame(
         {
@@ -61,7 +63,7 @@ def test_return_scores_mean_what_the_glossary_says() -> None:
     assert scores.loc["a", "probability_return"] > scores.loc["b", "probability_return"]
     # The expected next visit is the median wait of an active client: P(no visit by then | active) = 1/2;
     # for the client seen once, nine months ago, that is over two years away: no date.
-    params = model.params
+    params = BgNbd(**cdnow)
     next_visit = scores.loc["a", "expected_next_visit_on"]
     wait, frequency, age = (next_visit - today).days, 2, 90
     no_visit = ((params.alpha + age) / (params.alpha + age + wait)) ** (params.r + frequency)

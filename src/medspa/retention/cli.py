@@ -125,16 +125,18 @@ def evaluate_returns(
     predictions: Path = typer.Option(..., help="CSV to write: client_id,expected_visits,probability_return"),
     report: Path = typer.Option(..., help="JSON report to write"),
     model: str = typer.Option(
-        "auto", help="auto (chosen by an internal backtest), bgnbd, pareto_nbd or blend"
+        "auto",
+        help="auto (chosen by a rolling backtest), bgnbd, pareto_nbd, pareto_nbd_scaled or boosted",
     ),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="drop unparseable rows and count them"),
 ) -> None:
     """Fit the return-time model up to CALIBRATION_END and predict each client's visits to HOLDOUT_END."""
     from medspa.retention.evaluation import evaluate_returns as run
     from medspa.retention.formats import FormatError
+    from medspa.retention.return_models import CANDIDATES
 
-    if model not in {"auto", "bgnbd", "pareto_nbd", "blend"}:
-        raise typer.BadParameter("expected auto, bgnbd, pareto_nbd or blend", param_hint="--model")
+    if model not in {"auto", *CANDIDATES}:
+        raise typer.BadParameter(f"expected auto, {', '.join(CANDIDATES)}", param_hint="--model")
     calibration_day = _parse_day(calibration_end, "--calibration-end")
     holdout_day = _parse_day(holdout_end, "--holdout-end")
     if holdout_day <= calibration_day:
@@ -151,13 +153,17 @@ def evaluate_returns(
         )
     except (FormatError, ValueError) as error:
         raise _fail(error) from None
-    chosen = result["holdout"][result["chosen_model"]]
+    chosen = result["holdout"]
     if result["skipped_rows"]:
         console.print(f"skipped {result['skipped_rows']} bad row(s)", highlight=False)
+    for fallback in result["fallbacks"]:
+        console.print(f"not {fallback['model']}: {fallback['reason']}", highlight=False)
+    if result["selection"]["chosen_by"].startswith("fallback"):
+        console.print(result["selection"]["chosen_by"], highlight=False)
     console.print(
         f"returns ({result['chosen_model']}): {result['clients']} clients, aggregate error "
-        f"{chosen['aggregate_error']:+.3f}, MAE {chosen['mae']:.3f}, ROC AUC {chosen['roc_auc']:.4f}; "
-        f"report {report}",
+        f"{chosen['aggregate_error']:+.3f}, Poisson deviance {chosen['poisson_deviance']:.3f}, "
+        f"MAE {chosen['mae']:.3f}, ROC AUC {chosen['roc_auc']:.4f}; report {report}",
         highlight=False,
     )
 

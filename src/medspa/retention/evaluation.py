@@ -7,6 +7,7 @@ training window, data hash). Metrics are computed here from the same labels the 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -29,17 +30,16 @@ from medspa.retention.noshow import (
     train_logistic_baseline,
     train_noshow,
 )
-from medspa.retention.returns import (
-    TRAINING_HORIZON_DAYS,
-    ReturnsForecast,
-    fit_bgnbd,
-    fit_pareto_nbd,
-    forecast_bgnbd,
-    forecast_blend,
-    forecast_pareto_nbd,
-    holdout_visits,
-    summarize,
+from medspa.retention.return_models import (
+    CANDIDATES,
+    BaseFits,
+    FittedReturnModel,
+    fit_return_model,
+    return_metrics,
+    return_model_preference,
+    rolling_backtest,
 )
+from medspa.retention.returns import ReturnsForecast, holdout_visits, summarize, visits
 
 AGE_BANDS: Final = (
     (0, 18, "0-17"),
@@ -169,48 +169,6 @@ def evaluate_noshow(
     return report
 
 
-RETURN_MODELS: Final = ("bgnbd", "pareto_nbd", "blend")
-
-
-def _forecast(
-    name: str, transactions: pd.DataFrame, *, calibration_end: date, horizon_days: float
-) -> ReturnsForecast:
-    if name == "bgnbd":
-        return forecast_bgnbd(transactions, calibration_end=calibration_end, horizon_days=horizon_days)
-    if name == "pareto_nbd":
-        return forecast_pareto_nbd(transactions, calibration_end=calibration_end, horizon_days=horizon_days)
-    if name == "blend":
-        return forecast_blend(transactions, calibration_end=calibration_end, horizon_days=horizon_days)
-    raise ValueError(f"unknown return model {name!r}; choose from {', '.join(RETURN_MODELS)}")
-
-
-def backtest_returns(
-    transactions: pd.DataFrame, *, calibration_end: date, horizon_days: int = TRAINING_HORIZON_DAYS
-) -> dict[str, dict[str, float]]:
-    """Every candidate fitted on visits up to `horizon_days` before `calibration_end` and scored on the
-    visits of the last `horizon_days` of the calibration period (nothing after `calibration_end` is read)."""
-    known = transactions[transactions["date"] <= pd.Timestamp(calibration_end)]
-    cut = (pd.Timestamp(calibration_end) - pd.Timedelta(days=horizon_days)).date()
-    actual = holdout_visits(known, calibration_end=cut, holdout_end=calibration_end)
-    results: dict[str, dict[str, float]] = {}
-    for name in RETURN_MODELS:
-        try:
-            forecast = _forecast(name, known, calibration_end=cut, horizon_days=float(horizon_days))
-        except ValueError:  # the period is too short for this candidate: it cannot be chosen
-            results[name] = {"mae": float("nan")}
-            continue
-        observed = actual.reindex(forecast.client_ids, fill_value=0.0).to_numpy()
-        results[name] = return_metrics(forecast.expected_visits, forecast.probability_return, observed)
-    return results
-
-
-def choose_return_model(backtest: dict[str, dict[str, float]]) -> str:
-    """The candidate with the lowest per-client MAE in the internal backtest (BG/NBD on ties or failures)."""
-    scored = [(result.get("mae", float("nan")), name) for name, result in backtest.items()]
-    valid = [(mae, name) for mae, name in scored if math.isfinite(mae)]
-    return min(valid)[1] if valid else "bgnbd"
-
-
 def evaluate_returns(
     transactions_path: Path,
     *,
@@ -224,23 +182,45 @@ def evaluate_returns(
     """Fit on visits up to `calibration_end`, predict visits in (calibration_end, holdout_end] for every
     client seen by then, write `client_id,expected_visits,probability_return` and the report.
 
-    `model="auto"` chooses among BG/NBD, Pareto/NBD and the covariate blend by an internal backtest inside
-    the calibration period; the holdout metrics of every candidate are reported beside the chosen one.
+    `model="auto"` takes the candidate with the lowest mean Poisson deviance in a rolling backtest inside
+    the calibration period (`return_models.rolling_backtest`); when it cannot be fitted on the whole
+    period, the next one, down to BG/NBD, and the report says why (`fallbacks`). The holdout figures of
+    the chosen model are the report's `holdout`; those of every candidate sit apart, in `appendix`, and
+    play no part in the choice.
     """
     started = time.monotonic()
     read = read_visit_transactions(transactions_path, skip_bad_rows=skip_bad_rows)
     transactions = read.frame
-    summary = summarize(transactions, calibration_end=calibration_end)
-    if summary.frame.empty:
+    known = transactions[transactions["date"].dt.normalize() <= pd.Timestamp(calibration_end)]
+    if known.empty:
         raise ValueError(f"no visits on or before {calibration_end}")
     horizon = float((pd.Timestamp(holdout_end) - pd.Timestamp(calibration_end)).days)
-    backtest = backtest_returns(transactions, calibration_end=calibration_end)
-    chosen = choose_return_model(backtest) if model == "auto" else model
-    forecasts = {
-        name: _forecast(name, transactions, calibration_end=calibration_end, horizon_days=horizon)
-        for name in RETURN_MODELS
-    }
-    forecast = forecasts[chosen]
+    fits = BaseFits(known)
+    backtest = rolling_backtest(known, calibration_end=calibration_end, horizon_days=horizon)
+    preference = return_model_preference(backtest) if model == "auto" else [model]
+    fallbacks: list[dict[str, str]] = []
+    chosen: FittedReturnModel | None = None
+    forecast: ReturnsForecast | None = None
+    for name in dict.fromkeys(preference):
+        try:
+            chosen = fit_return_model(name, fits, calibration_end=calibration_end, horizon_days=horizon)
+            forecast = chosen.forecast(known, as_of=calibration_end, horizon_days=horizon)
+            break
+        except ValueError as error:
+            fallbacks.append({"model": name, "reason": str(error)})
+            chosen = forecast = None
+    if chosen is None or forecast is None:
+        reasons = "; ".join(f"{f['model']}: {f['reason']}" for f in fallbacks)
+        raise ValueError(f"no return model can be fitted on this history ({reasons})")
+    if model != "auto":
+        chosen_by = "named with --model"
+    elif "mean_poisson_deviance" in backtest["candidates"].get(chosen.name, {}):
+        chosen_by = "rolling backtest"
+    else:
+        chosen_by = (
+            f"fallback: the history is too short for any backtest window to score {chosen.name}; it is "
+            f"the simplest model that fits the whole period"
+        )
     write_rows(
         predictions_path,
         ("client_id", "expected_visits", "probability_return"),
@@ -252,12 +232,7 @@ def evaluate_returns(
         ),
     )
     actual = holdout_visits(transactions, calibration_end=calibration_end, holdout_end=holdout_end)
-    holdout = {
-        name: return_metrics(
-            f.expected_visits, f.probability_return, actual.reindex(f.client_ids, fill_value=0.0).to_numpy()
-        )
-        for name, f in forecasts.items()
-    }
+    observed = actual.reindex(forecast.client_ids, fill_value=0.0).to_numpy()
     report: dict[str, Any] = {
         "kind": "returns",
         "transactions": str(transactions_path),
@@ -268,32 +243,68 @@ def evaluate_returns(
         "horizon_days": horizon,
         "clients": len(forecast.client_ids),
         "model_option": model,
-        "chosen_model": chosen,
-        "selection": {"rule": "lowest MAE in the internal backtest", "backtest": backtest},
-        "parameters": {
-            "bgnbd": fit_bgnbd(summary).__dict__,
-            "pareto_nbd": fit_pareto_nbd(summary).__dict__,
+        "chosen_model": chosen.name,
+        "model": chosen.to_payload() | {"booster": chosen.booster is not None},
+        "fallbacks": fallbacks,
+        "selection": {
+            "rule": "lowest mean Poisson deviance over the rolling backtest's windows (calibration only)",
+            "chosen_by": chosen_by,
+            "backtest": backtest,
         },
-        "holdout": holdout,
-        "seconds": round(time.monotonic() - started, 1),
+        "holdout": return_metrics(forecast.expected_visits, forecast.probability_return, observed)
+        | {"monthly": monthly_curve(chosen, transactions, calibration_end, holdout_end)},
+        "appendix": {
+            "note": "every candidate's holdout figures, computed after the choice and not used for it",
+            "holdout_by_candidate": _appendix(fits, transactions, calibration_end, holdout_end, horizon),
+        },
+        "seconds": 0.0,
     }
+    report["seconds"] = round(time.monotonic() - started, 1)
     report_path.write_text(json.dumps(json_safe(report), indent=2) + "\n")
     return report
 
 
-def return_metrics(
-    expected: npt.NDArray[np.float64], probability: npt.NDArray[np.float64], actual: npt.NDArray[np.float64]
-) -> dict[str, float]:
-    """Aggregate relative error of the visit total, per-client MAE, ROC AUC of "any visit" (by the
-    probability and by the expected visits), and the mean probability beside the share that returned."""
-    total = float(actual.sum())
-    return {
-        "mean_probability_return": float(probability.mean()),
-        "share_returned": float((actual > 0).mean()),
-        "predicted_visits": float(expected.sum()),
-        "actual_visits": total,
-        "aggregate_error": (float(expected.sum()) - total) / total if total else float("nan"),
-        "mae": float(np.mean(np.abs(expected - actual))),
-        "roc_auc": metrics.roc_auc(probability, (actual > 0).astype(float)),
-        "roc_auc_expected_visits": metrics.roc_auc(expected, (actual > 0).astype(float)),
-    }
+def _appendix(
+    fits: BaseFits, transactions: pd.DataFrame, calibration_end: date, holdout_end: date, horizon: float
+) -> dict[str, dict[str, Any]]:
+    actual = holdout_visits(transactions, calibration_end=calibration_end, holdout_end=holdout_end)
+    result: dict[str, dict[str, Any]] = {}
+    for name in CANDIDATES:
+        try:
+            fitted = fit_return_model(name, fits, calibration_end=calibration_end, horizon_days=horizon)
+            forecast = fitted.forecast(fits.transactions, as_of=calibration_end, horizon_days=horizon)
+        except ValueError as error:
+            result[name] = {"refused": str(error)}
+            continue
+        observed = actual.reindex(forecast.client_ids, fill_value=0.0).to_numpy()
+        result[name] = return_metrics(forecast.expected_visits, forecast.probability_return, observed) | {
+            "monthly": monthly_curve(fitted, transactions, calibration_end, holdout_end)
+        }
+    return result
+
+
+def monthly_curve(
+    fitted: FittedReturnModel, transactions: pd.DataFrame, calibration_end: date, holdout_end: date
+) -> dict[str, Any]:
+    """Forecast and actual visits per calendar month of the holdout (the forecast of a month is the
+    difference of the cumulative forecasts at its ends), and the curve's error: the sum of the monthly
+    absolute differences over the actual total."""
+    known = transactions[transactions["date"].dt.normalize() <= pd.Timestamp(calibration_end)]
+    ends = pd.date_range(pd.Timestamp(calibration_end), pd.Timestamp(holdout_end), freq="ME")
+    edges = sorted({pd.Timestamp(calibration_end), *ends, pd.Timestamp(holdout_end)})
+    cumulative = [0.0]
+    for edge in edges[1:]:
+        days = float((edge - edges[0]).days)
+        forecast = fitted.forecast(known, as_of=calibration_end, horizon_days=days)
+        cumulative.append(float(forecast.expected_visits.sum()))
+    clients = set(summarize(known, calibration_end=calibration_end).frame.index.astype(str))
+    visit_days = visits(transactions[transactions["client_id"].astype(str).isin(clients)])
+    months: list[dict[str, Any]] = []
+    for (low, high), (before, after) in zip(
+        itertools.pairwise(edges), itertools.pairwise(cumulative), strict=True
+    ):
+        observed = int(((visit_days["day"] > low) & (visit_days["day"] <= high)).sum())
+        months.append({"to": str(high.date()), "forecast": after - before, "actual": observed})
+    total = sum(m["actual"] for m in months)
+    error = sum(abs(m["forecast"] - m["actual"]) for m in months) / total if total else float("nan")
+    return {"months": months, "error": error}

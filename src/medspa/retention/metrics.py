@@ -25,7 +25,10 @@ def logit(p: npt.ArrayLike) -> FloatArray:
 
 
 def sigmoid(z: npt.ArrayLike) -> FloatArray:
-    return np.asarray(1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float))), dtype=np.float64)
+    """1 / (1 + exp(-z)), without overflow for large |z|."""
+    from scipy.special import expit
+
+    return np.asarray(expit(np.asarray(z, dtype=float)), dtype=np.float64)
 
 
 def fit_logistic_curve(x: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[float, float]:

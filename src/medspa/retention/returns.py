@@ -13,22 +13,19 @@ P(at least one visit in (T, T + h]) = P(alive at T) * (1 - ((alpha + T) / (alpha
 
 `fit_pareto_nbd` fits the Pareto/NBD model (Schmittlein, Morrison & Colombo 1987; likelihood as in Fader &
 Hardie's 2005 note): visits at a Poisson rate lambda ~ Gamma(r, alpha) while alive, a lifetime
-~ Exponential(mu) with mu ~ Gamma(s, beta), all per day. `forecast_pareto_nbd` serves it, with the
-probability of a return mapped from the expected visits by a logistic curve learnt inside the
-calibration period (see its docstring).
+~ Exponential(mu) with mu ~ Gamma(s, beta), all per day. The candidates built on them, and the backtest
+that chooses among them, are in `return_models`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-
-from medspa.retention.metrics import fit_logistic_curve, sigmoid
 
 FloatArray = npt.NDArray[np.float64]
 _QUADRATURE_NODES: Final = 32  # per posterior rate, in `ParetoNbd.probability_return`
@@ -319,48 +316,6 @@ def fit_pareto_nbd(summary: ClientSummary) -> ParetoNbd:
     return ParetoNbd(r=r, alpha=alpha, s=s, beta=beta)
 
 
-TRAINING_HORIZON_DAYS: Final = 92
-
-
-def client_features(
-    transactions: pd.DataFrame, *, cut: date, model: BgNbd, horizon_days: float
-) -> pd.DataFrame:
-    """Covariates per client known at the end of `cut` (index: client_id, sorted like `summarize`).
-
-    Recency/frequency/age (days), visits in the last 30/60/90/180 days, days since the last visit and
-    relative to the client's mean gap, amounts (first, last, max, total, mean per visit day), transactions
-    per visit day, and the BG/NBD conditional expectation over `horizon_days` and P(alive) from `model`.
-    """
-    end = pd.Timestamp(cut)
-    summary = summarize(transactions, calibration_end=cut)
-    frame = summary.frame.drop(columns=["first_visit"]).copy()
-    visit_rows = visits(transactions)
-    known = visit_rows[visit_rows["day"] <= end].sort_values(["client_id", "day"])
-    for window in (30, 60, 90, 180):
-        recent = known[known["day"] > end - pd.Timedelta(days=window)]
-        counts = recent.groupby("client_id").size()
-        frame[f"visits_last_{window}_days"] = counts.reindex(frame.index, fill_value=0)
-    frame["days_since_last_visit"] = frame["age"] - frame["recency"]
-    grouped = known.groupby("client_id")
-    frame["first_amount"] = grouped["amount"].first()
-    frame["last_amount"] = grouped["amount"].last()
-    frame["max_amount"] = grouped["amount"].max()
-    frame["total_amount"] = grouped["amount"].sum()
-    gaps = _days(grouped["day"].diff()).dropna()
-    gap_groups = gaps.groupby(known.loc[gaps.index, "client_id"])
-    frame["mean_gap_days"] = gap_groups.mean()
-    frame["last_gap_days"] = gap_groups.last()
-    frame["since_last_over_mean_gap"] = frame["days_since_last_visit"] / frame["mean_gap_days"]
-    in_period = transactions[transactions["date"].dt.normalize() <= end]
-    frame["transactions_per_visit"] = in_period.groupby("client_id").size().reindex(frame.index) / (
-        frame["frequency"] + 1
-    )
-    x, t_x, age = summary.frequency, summary.recency, summary.age
-    frame["bgnbd_expected"] = model.expected_visits(horizon_days, x, t_x, age)
-    frame["bgnbd_alive"] = model.probability_alive(x, t_x, age)
-    return frame.astype(float)
-
-
 @dataclass
 class ReturnsForecast:
     """Per-client forecast over a horizon: expected visits and P(at least one visit)."""
@@ -368,138 +323,3 @@ class ReturnsForecast:
     client_ids: list[str]
     expected_visits: FloatArray
     probability_return: FloatArray
-
-
-def forecast_bgnbd(
-    transactions: pd.DataFrame, *, calibration_end: date, horizon_days: float
-) -> ReturnsForecast:
-    """BG/NBD fitted on visits up to `calibration_end`, forecasting `horizon_days` after it."""
-    summary = summarize(transactions, calibration_end=calibration_end)
-    model = fit_bgnbd(summary)
-    x, t_x, age = summary.frequency, summary.recency, summary.age
-    return ReturnsForecast(
-        client_ids=[str(c) for c in summary.frame.index],
-        expected_visits=model.expected_visits(horizon_days, x, t_x, age),
-        probability_return=model.probability_return(horizon_days, x, t_x, age),
-    )
-
-
-def forecast_pareto_nbd(
-    transactions: pd.DataFrame,
-    *,
-    calibration_end: date,
-    horizon_days: float,
-    curve_horizon_days: int = TRAINING_HORIZON_DAYS,
-) -> ReturnsForecast:
-    """Pareto/NBD fitted on visits up to `calibration_end`, forecasting `horizon_days` after it.
-
-    `expected_visits` is the model's conditional expectation. `probability_return` is
-    sigmoid(a + b * log E[visits]), a logistic curve learnt inside the calibration period: a Pareto/NBD
-    fitted up to `curve_horizon_days` before `calibration_end` forecasts those last days, and the curve
-    maps its expected visits to whether each client visited then. On CDNOW the expected visits rank "any
-    visit" better than the model's own P(return) in every internal backtest (docs/models.md), so the
-    probability is ranked by them. Without a usable inner period (too short, one class, no convergence)
-    the model's own `ParetoNbd.probability_return` is used.
-    """
-    summary = summarize(transactions, calibration_end=calibration_end)
-    model = fit_pareto_nbd(summary)
-    x, t_x, age = summary.frequency, summary.recency, summary.age
-    expected = model.expected_visits(horizon_days, x, t_x, age)
-    curve = _return_curve(transactions, calibration_end=calibration_end, horizon_days=curve_horizon_days)
-    if curve is None:
-        probability = model.probability_return(horizon_days, x, t_x, age)
-    else:
-        slope, intercept = curve
-        probability = sigmoid(slope * np.log(np.maximum(expected, 1e-12)) + intercept)
-    return ReturnsForecast(
-        client_ids=[str(c) for c in summary.frame.index],
-        expected_visits=expected,
-        probability_return=np.asarray(probability, dtype=np.float64),
-    )
-
-
-def _return_curve(
-    transactions: pd.DataFrame, *, calibration_end: date, horizon_days: int
-) -> tuple[float, float] | None:
-    """(slope, intercept) of P(any visit in the last `horizon_days` of the calibration period) against
-    log E[visits] of a Pareto/NBD fitted before them; None when that inner period cannot be used."""
-    cut = (pd.Timestamp(calibration_end) - pd.Timedelta(days=horizon_days)).date()
-    summary = summarize(transactions, calibration_end=cut)
-    if len(summary.frame) < 2:
-        return None
-    try:
-        model = fit_pareto_nbd(summary)
-        expected = model.expected_visits(horizon_days, summary.frequency, summary.recency, summary.age)
-        returned = holdout_visits(transactions, calibration_end=cut, holdout_end=calibration_end)
-        labels = (returned.reindex(summary.frame.index, fill_value=0.0).to_numpy() > 0).astype(float)
-        if labels.min() == labels.max():
-            return None
-        return fit_logistic_curve(np.log(np.maximum(expected, 1e-12)), labels)
-    except (ValueError, np.linalg.LinAlgError):
-        return None
-
-
-def forecast_blend(
-    transactions: pd.DataFrame,
-    *,
-    calibration_end: date,
-    horizon_days: float,
-    training_horizon_days: int = TRAINING_HORIZON_DAYS,
-    n_jobs: int = 1,
-    seed: int = 7,
-) -> ReturnsForecast:
-    """Gradient boosting on covariates, learnt inside the calibration period, stretched by BG/NBD.
-
-    1. Cut the calibration period `training_horizon_days` before its end; compute covariates at the cut
-       (with a BG/NBD fitted on visits up to the cut) and the visits after it as the target.
-    2. Fit a Poisson booster (visits) and a binary booster (any visit) on that.
-    3. At the calibration end, predict the next `training_horizon_days` and stretch to `horizon_days`
-       per client by the ratio BG/NBD gives for the same client (visits: E[H] / E[h]; return:
-       P(H) / P(h), capped below 1). The covariates rank; BG/NBD supplies the time shape.
-    Raises `ValueError` if the calibration period is too short to cut.
-    """
-    import lightgbm as lgb
-
-    cut = (pd.Timestamp(calibration_end) - pd.Timedelta(days=training_horizon_days)).date()
-    earliest = transactions["date"].min()
-    if pd.isna(earliest) or pd.Timestamp(cut) <= earliest:
-        raise ValueError(f"calibration period too short for a {training_horizon_days}-day training horizon")
-    cut_summary = summarize(transactions, calibration_end=cut)
-    cut_model = fit_bgnbd(cut_summary)
-    train = client_features(transactions, cut=cut, model=cut_model, horizon_days=training_horizon_days)
-    target = holdout_visits(transactions, calibration_end=cut, holdout_end=calibration_end).reindex(
-        train.index, fill_value=0.0
-    )
-    params: dict[str, Any] = {
-        "n_estimators": 400,
-        "learning_rate": 0.02,
-        "num_leaves": 15,
-        "min_child_samples": 100,
-        "subsample": 0.8,
-        "subsample_freq": 1,
-        "colsample_bytree": 0.7,
-        "n_jobs": n_jobs,
-        "random_state": seed,
-        "verbose": -1,
-    }
-    visits_model = lgb.LGBMRegressor(objective="poisson", **params).fit(train, target.to_numpy())
-    return_model = lgb.LGBMClassifier(**params).fit(train, (target.to_numpy() > 0).astype(int))
-    summary = summarize(transactions, calibration_end=calibration_end)
-    model = fit_bgnbd(summary)
-    current = client_features(
-        transactions, cut=calibration_end, model=model, horizon_days=training_horizon_days
-    )
-    short_visits = np.asarray(visits_model.predict(current), dtype=float)
-    short_return = np.asarray(return_model.booster_.predict(current), dtype=float)
-    x, t_x, age = summary.frequency, summary.recency, summary.age
-    visits_ratio = model.expected_visits(horizon_days, x, t_x, age) / np.maximum(
-        model.expected_visits(training_horizon_days, x, t_x, age), 1e-12
-    )
-    return_ratio = model.probability_return(horizon_days, x, t_x, age) / np.maximum(
-        model.probability_return(training_horizon_days, x, t_x, age), 1e-12
-    )
-    return ReturnsForecast(
-        client_ids=[str(c) for c in summary.frame.index],
-        expected_visits=np.asarray(short_visits * visits_ratio, dtype=np.float64),
-        probability_return=np.asarray(np.minimum(short_return * return_ratio, 0.999), dtype=np.float64),
-    )

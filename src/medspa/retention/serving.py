@@ -11,8 +11,9 @@ No-show (`noshow`): P(no-show) of every appointment not yet happened (held, book
 the features `build_features` computes over the organization's whole history, as of the appointment's
 scoring instant (the start of its day, or its booking time for a same-day booking; ADR 3).
 
-Return time (`returns`): BG/NBD (`returns.fit_bgnbd`) fitted on the clinic's visits; per client over the
-next `horizon_days` (90): P(any visit), E[visits], and lapse risk = 1 - P(any visit), a fixed horizon
+Return time (`returns`): the candidate the clinic's own rolling backtest chose (`return_models`), fitted
+on its visits; per client over the next `horizon_days` (90): P(any visit), E[visits], and lapse risk =
+1 - P(any visit), a fixed horizon
 because most aesthetic treatments recur within three months and the clinic has no per-client cadence
 yet. The expected next visit date is the median wait of a client who is still active,
 `(alpha + T) * (2 ** (1 / (r + x)) - 1)` days after today (from the Gamma posterior of their visit
@@ -34,7 +35,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from medspa.retention import metrics
-from medspa.retention.evaluation import json_safe, return_metrics
+from medspa.retention.evaluation import json_safe
 from medspa.retention.features import MISSED, build_features
 from medspa.retention.noshow import (
     MODEL_KIND as NOSHOW_KIND,
@@ -48,7 +49,13 @@ from medspa.retention.noshow import (
     train_noshow,
 )
 from medspa.retention.registry import FileRegistry, ModelNotFoundError
-from medspa.retention.returns import BgNbd, fit_bgnbd, forecast_bgnbd, holdout_visits, summarize
+from medspa.retention.return_models import (
+    FittedReturnModel,
+    fit_return_model,
+    return_model_preference,
+    rolling_backtest,
+)
+from medspa.retention.returns import summarize
 from medspa.scheduling import service as scheduling
 
 logger = logging.getLogger(__name__)
@@ -59,9 +66,6 @@ NEXT_VISIT_LIMIT_DAYS: Final = 730
 NOSHOW_HOLDOUT_DAYS: Final = 7
 MAX_PLATT_SLOPE: Final = 10.0
 MIN_TRAINING_NO_SHOWS: Final = 20
-RETURNS_BACKTEST_DAYS: Final = 28
-MIN_BACKTEST_DAYS: Final = 7
-MIN_REPEAT_CLIENTS: Final = 10
 
 
 def registry_for(root: Path, organization_id: uuid.UUID) -> FileRegistry:
@@ -152,9 +156,10 @@ def score_no_shows(
 
 @dataclass
 class ReturnModel:
-    """A fitted BG/NBD with its horizon and provenance (training window, data hash, backtest metrics)."""
+    """The clinic's return model: the candidate its own rolling backtest chose (`return_models`), fitted
+    on all its visits, with the horizon and provenance (training window, data hash, backtest metrics)."""
 
-    params: BgNbd
+    model: FittedReturnModel
     horizon_days: int
     training_window: dict[str, str]
     data_sha256: str
@@ -163,13 +168,7 @@ class ReturnModel:
     def to_payload(self) -> dict[str, Any]:
         return {
             "kind": RETURNS_KIND,
-            "model": "bgnbd",
-            "params": {
-                "r": self.params.r,
-                "alpha": self.params.alpha,
-                "a": self.params.a,
-                "b": self.params.b,
-            },
+            "model": self.model.to_payload(),
             "horizon_days": self.horizon_days,
             "training_window": self.training_window,
             "data_sha256": self.data_sha256,
@@ -178,27 +177,34 @@ class ReturnModel:
 
     @staticmethod
     def from_payload(payload: dict[str, Any]) -> ReturnModel:
-        if payload.get("kind") != RETURNS_KIND or payload.get("model") != "bgnbd":
-            raise ValueError(f"not a BG/NBD return model: kind={payload.get('kind')!r}")
-        params = payload["params"]
+        if payload.get("kind") != RETURNS_KIND:
+            raise ValueError(f"not a return model: kind={payload.get('kind')!r}")
+        stored = payload["model"]
+        window = dict(payload["training_window"])
+        if stored == "bgnbd":  # an artifact from before the candidates: BG/NBD with its own P(return)
+            end = date.fromisoformat(window["calibration_end"])
+            params = {k: float(v) for k, v in payload["params"].items()}
+            model = FittedReturnModel("bgnbd", "bgnbd", params, end)
+        else:
+            model = FittedReturnModel.from_payload(stored)
         return ReturnModel(
-            params=BgNbd(
-                r=float(params["r"]), alpha=float(params["alpha"]), a=float(params["a"]), b=float(params["b"])
-            ),
+            model=model,
             horizon_days=int(payload["horizon_days"]),
-            training_window=dict(payload["training_window"]),
+            training_window=window,
             data_sha256=str(payload["data_sha256"]),
             metrics=dict(payload.get("metrics", {})),
         )
 
     def score(self, transactions: pd.DataFrame, *, today: date) -> pd.DataFrame:
         """Per client with a visit by `today` (index `client_id`): `visits`, `last_visit_on`,
-        `probability_return`, `expected_visits`, `lapse_risk` over the horizon, `expected_next_visit_on`."""
+        `probability_return`, `expected_visits`, `lapse_risk` over the horizon, `expected_next_visit_on`
+        (from the base model's posterior visit rate of a client still active)."""
         summary = summarize(transactions, calibration_end=today)
-        x, t_x, age = summary.frequency, summary.recency, summary.age
-        probability = self.params.probability_return(self.horizon_days, x, t_x, age)
+        forecast = self.model.forecast(transactions, as_of=today, horizon_days=self.horizon_days)
+        x, age = summary.frequency, summary.age
+        base = self.model.base_model()
         with np.errstate(over="ignore"):
-            wait = (self.params.alpha + age) * (np.power(2.0, 1.0 / (self.params.r + x)) - 1.0)
+            wait = (base.alpha + age) * (np.power(2.0, 1.0 / (base.r + x)) - 1.0)
         frame = summary.frame
         out = pd.DataFrame(index=frame.index.astype(str))
         out["visits"] = (frame["frequency"].to_numpy() + 1).astype(int)
@@ -206,9 +212,9 @@ class ReturnModel:
             (first + pd.Timedelta(days=float(r))).date()
             for first, r in zip(frame["first_visit"], frame["recency"], strict=True)
         ]
-        out["probability_return"] = probability
-        out["expected_visits"] = self.params.expected_visits(self.horizon_days, x, t_x, age)
-        out["lapse_risk"] = 1.0 - probability
+        out["probability_return"] = forecast.probability_return
+        out["expected_visits"] = forecast.expected_visits
+        out["lapse_risk"] = 1.0 - forecast.probability_return
         out["expected_next_visit_on"] = [
             today + timedelta(days=math.ceil(w)) if math.isfinite(w) and w <= NEXT_VISIT_LIMIT_DAYS else None
             for w in wait
@@ -219,33 +225,34 @@ class ReturnModel:
 def train_returns(
     transactions: pd.DataFrame, *, calibration_end: date, horizon_days: int = RETURN_HORIZON_DAYS
 ) -> ReturnModel:
-    """BG/NBD fitted on the visits up to `calibration_end` (inclusive), with a backtest: the same fit up
-    to `RETURNS_BACKTEST_DAYS` earlier (at most half the history), scored on the visits of those days
-    (skipped with less than two weeks of history). Raises `ValueError` with fewer than
-    `MIN_REPEAT_CLIENTS` clients who came back, or when the fit fails."""
+    """The return model a clinic is served: the candidate with the lowest mean Poisson deviance in a
+    rolling backtest on its own visits up to `calibration_end` (inclusive), fitted on all of them; with
+    too short a history for any backtest window, the simplest candidate that fits (said so in
+    `metrics["chosen_by"]`). Raises `ValueError` (naming every reason) when no candidate can be fitted."""
     known = transactions[transactions["date"] <= pd.Timestamp(calibration_end)]
-    summary = summarize(known, calibration_end=calibration_end)
-    repeating = int((summary.frequency > 0).sum())
-    if repeating < MIN_REPEAT_CLIENTS:
-        # Without repeat visits the dropout parameters are not identified (the fit stays where it started).
-        raise ValueError(
-            f"{repeating} clients came back before {calibration_end}; "
-            f"the return model needs {MIN_REPEAT_CLIENTS}"
-        )
-    params = fit_bgnbd(summary)
+    if known.empty:
+        raise ValueError(f"no visits on or before {calibration_end}")
+    backtest = rolling_backtest(known, calibration_end=calibration_end, horizon_days=horizon_days)
+    refusals: list[str] = []
+    fitted: FittedReturnModel | None = None
+    for name in return_model_preference(backtest):
+        try:
+            fitted = fit_return_model(name, known, calibration_end=calibration_end, horizon_days=horizon_days)
+            break
+        except ValueError as error:
+            refusals.append(f"{name}: {error}")
+    if fitted is None:
+        raise ValueError("no return model can be fitted on this history (" + "; ".join(refusals) + ")")
+    by_backtest = "mean_poisson_deviance" in backtest["candidates"].get(fitted.name, {})
+    summary = {
+        name: result.get("mean_poisson_deviance", result.get("refused"))
+        for name, result in backtest["candidates"].items()
+    }
+    chosen_windows = backtest["candidates"].get(fitted.name, {}).get("windows", [])
     first = known["date"].min().date()
-    backtest: dict[str, Any] = {}
-    days = min(RETURNS_BACKTEST_DAYS, (calibration_end - first).days // 2)
-    cut = calibration_end - timedelta(days=days)
-    if days >= MIN_BACKTEST_DAYS:
-        forecast = forecast_bgnbd(known, calibration_end=cut, horizon_days=float(days))
-        actual = holdout_visits(known, calibration_end=cut, holdout_end=calibration_end)
-        observed = actual.reindex(forecast.client_ids, fill_value=0.0).to_numpy()
-        backtest = {"from_exclusive": str(cut), "to": str(calibration_end)}
-        backtest |= return_metrics(forecast.expected_visits, forecast.probability_return, observed)
     visit_days = known.assign(day=known["date"].dt.normalize()).drop_duplicates(["client_id", "day"])
     return ReturnModel(
-        params=params,
+        model=fitted,
         horizon_days=horizon_days,
         training_window={
             "first_visit": str(first),
@@ -254,7 +261,14 @@ def train_returns(
             "visits": str(len(visit_days)),
         },
         data_sha256=frame_sha256(known),
-        metrics=json_safe({"backtest": backtest}),
+        metrics=json_safe(
+            {
+                "chosen": fitted.name,
+                "chosen_by": "rolling backtest" if by_backtest else "fallback: history too short to backtest",
+                "refused": refusals,
+                "backtest": {"mean_poisson_deviance": summary, "chosen_windows": chosen_windows},
+            }
+        ),
     )
 
 
