@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from medspa.cli import app
+from medspa.retention.evaluation import evaluate_noshow
 from medspa.retention.return_models import CANDIDATES, choose_return_model, return_model_preference
 from medspa.retention.returns import BgNbd
 from tests.retention.factories import simulate_bgnbd_visits, simulate_history
@@ -19,12 +22,7 @@ from tests.retention.factories import simulate_bgnbd_visits, simulate_history
 def test_evaluate_noshow_writes_every_test_row_a_report_and_a_plot(tmp_path: Path) -> None:
     # given a simulated clinic with x_age and x_sex, written in the portable format
     history, _ = simulate_history(clients=800, days=40)
-    history.assign(
-        booked_at=history["booked_at"].dt.strftime("%Y-%m-%dT%H:%M:%S"),
-        starts_at=history["starts_at"].dt.strftime("%Y-%m-%dT%H:%M:%S"),
-        reminder_sent=history["reminder_sent"].astype(int),
-        price="",
-    ).to_csv(tmp_path / "history.csv", index=False)
+    _write_history(history, tmp_path / "history.csv")
     test_rows = int((history["starts_at"] >= "2024-04-03").sum())
     # when evaluated from 2024-04-03
     result = CliRunner().invoke(
@@ -47,6 +45,52 @@ def test_evaluate_noshow_writes_every_test_row_a_report_and_a_plot(tmp_path: Pat
     assert [g["group"] for g in report["subgroups"]["age_band"]] == ["18-34", "35-49", "50-64", "65+"]
     assert report["leak_guard"]["leaking_features"] == []
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # and the test figures of five seeds, the served one first, with their mean
+    seeds = report["test"]["seeds"]
+    assert [s["seed"] for s in seeds] == [7, 1, 2, 3, 4]
+    assert seeds[0]["roc_auc"] == report["test"]["model"]["roc_auc"]
+    assert report["test"]["ece_mean_over_seeds"] == pytest.approx(np.mean([s["ece"] for s in seeds]))
+
+
+def _write_history(history: pd.DataFrame, path: Path) -> None:
+    history.assign(
+        booked_at=history["booked_at"].dt.strftime("%Y-%m-%dT%H:%M:%S"),
+        starts_at=history["starts_at"].dt.strftime("%Y-%m-%dT%H:%M:%S"),
+        reminder_sent=history["reminder_sent"].astype(int),
+        price="",
+    ).to_csv(path, index=False)
+
+
+def test_evaluate_noshow_never_reverses_the_boosters_ranking(tmp_path: Path) -> None:
+    # given a clinic where longer lead times miss more, and a quiet week before the test period (100
+    # appointments in five days) in which the bookings made closest to the day missed instead: the Platt
+    # map fitted on those days has a negative slope, which would turn the booster's ranking upside down
+    history, _ = simulate_history(clients=800, days=40)
+    days = history["starts_at"].dt.normalize()
+    quiet = (days >= "2024-03-29") & (days < "2024-04-03")
+    history = history.drop(history.index[quiet.to_numpy()][100:]).reset_index(drop=True)
+    days = history["starts_at"].dt.normalize()
+    quiet = ((days >= "2024-03-29") & (days < "2024-04-03")).to_numpy()
+    lead = (history["starts_at"] - history["booked_at"])[quiet]
+    history.loc[quiet, "status"] = np.where(lead.rank(method="first") <= 45, "no_show", "completed")
+    _write_history(history, tmp_path / "history.csv")
+    # when evaluated from 2024-04-03
+    report = evaluate_noshow(
+        tmp_path / "history.csv",
+        test_from=date(2024, 4, 3),
+        predictions_path=tmp_path / "p.csv",
+        report_path=tmp_path / "r.json",
+        plot_path=tmp_path / "r.png",
+    )
+    # then the slope guard refuses the Platt map and keeps the ranking: the calibrated forecasts rank the
+    # test days exactly as the booster's own scores do (a negative slope would give 1 - that AUC)
+    assert report["calibration"]["method"].startswith("level only: Platt slope -")
+    assert report["calibration"]["platt_slope"] == 1.0
+    test = report["test"]
+    raw_auc = test["model_uncalibrated"]["roc_auc"]
+    assert abs(raw_auc - 0.5) > 0.05
+    assert test["model"]["roc_auc"] == pytest.approx(raw_auc, abs=1e-12)
+    assert all(s["calibration_method"].startswith("level only") for s in test["seeds"])
 
 
 def test_evaluate_returns_predicts_every_client(tmp_path: Path) -> None:

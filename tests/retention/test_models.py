@@ -18,6 +18,7 @@ from medspa.retention.noshow import (
     NoShowConfig,
     NoShowModel,
     _fit_platt,
+    fit_calibration,
     labelled_mask,
     no_show_labels,
     train_noshow,
@@ -224,3 +225,22 @@ def test_a_busy_clinics_forecasts_follow_the_recent_no_show_rate() -> None:
     steady = model.predict_features(features)
     features[RECENT_RATE_COLUMN] = 2 * model.reference_rate
     assert (model.predict_features(features) > steady).all()
+
+
+def test_calibration_keeps_the_ranking_when_the_platt_slope_is_refused() -> None:
+    rng = np.random.default_rng(3)
+    true_logit = rng.normal(-1.5, 1.0, 20_000)
+    labels = (rng.uniform(size=true_logit.size) < 1 / (1 + np.exp(-true_logit))).astype(np.int64)
+    # scores that rank the outcomes: the Platt map is used
+    slope, _, method = fit_calibration(1 / (1 + np.exp(-true_logit)), labels)
+    assert method == "platt"
+    assert slope == pytest.approx(1.0, abs=0.05)
+    # scores that rank them backwards: the slope is refused, the level-only map keeps the scores' order
+    # and gives the observed rate on average
+    reversed_scores = 1 / (1 + np.exp(true_logit))
+    slope, intercept, method = fit_calibration(reversed_scores, labels)
+    assert method.startswith("level only: Platt slope -")
+    assert slope == 1.0
+    calibrated = metrics.sigmoid(metrics.logit(reversed_scores) + intercept)
+    assert float(calibrated.mean()) == pytest.approx(float(labels.mean()), abs=1e-6)
+    assert np.array_equal(np.argsort(calibrated, kind="stable"), np.argsort(reversed_scores, kind="stable"))

@@ -109,10 +109,14 @@ def evaluate_noshow(
     metrics = result["test"]["model"]
     if result["skipped_rows"]:
         console.print(f"skipped {result['skipped_rows']} bad row(s)", highlight=False)
+    if result["calibration"]["method"] != "platt":
+        console.print(f"calibration: {result['calibration']['method']}", highlight=False)
+    test = result["test"]
     console.print(
         f"no-show: {int(metrics['rows'])} labelled test rows, ROC AUC {metrics['roc_auc']:.4f}, "
-        f"PR AUC {metrics['pr_auc']:.4f}, Brier {metrics['brier']:.4f}, ECE {metrics['ece']:.4f}; "
-        f"report {report}, plot {plot_path}",
+        f"PR AUC {metrics['pr_auc']:.4f}, Brier {metrics['brier']:.4f}, ECE {metrics['ece']:.4f} "
+        f"(over {len(test['seeds'])} seeds: ROC AUC {test['roc_auc_mean_over_seeds']:.4f}, "
+        f"ECE {test['ece_mean_over_seeds']:.4f}); report {report}, plot {plot_path}",
         highlight=False,
     )
 

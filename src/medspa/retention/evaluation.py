@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Final
@@ -23,6 +24,7 @@ from medspa.retention import metrics
 from medspa.retention.features import build_features, find_outcome_leaks
 from medspa.retention.formats import read_appointment_history, read_visit_transactions, write_rows
 from medspa.retention.noshow import (
+    NoShowModel,
     frame_sha256,
     history_sha256,
     labelled_mask,
@@ -89,6 +91,40 @@ def subgroup_metrics(
     return rows
 
 
+SEEDS: Final = (7, 1, 2, 3, 4)
+
+
+def _other_seeds(
+    history: pd.DataFrame,
+    features: pd.DataFrame,
+    test_from: date,
+    test_rows: npt.NDArray[np.bool_],
+    served: NoShowModel,
+) -> list[dict[str, Any]]:
+    """Test ROC AUC and ECE of the same training with each of `SEEDS` (the served model's seed first), so
+    that a figure is not one seed's luck. Only the served seed's predictions are written."""
+    scored = labelled_mask(history) & test_rows
+    labels = no_show_labels(history)[scored]
+    results: list[dict[str, Any]] = []
+    for seed in SEEDS:
+        if seed == served.config.seed:
+            model = served
+        else:
+            model = train_noshow(
+                history, train_end=test_from, config=replace(served.config, seed=seed), features=features
+            )
+        probabilities = model.predict_features(features[scored])
+        results.append(
+            {
+                "seed": seed,
+                "roc_auc": metrics.roc_auc(probabilities, labels),
+                "ece": metrics.expected_calibration_error(probabilities, labels),
+                "calibration_method": model.calibration_method,
+            }
+        )
+    return results
+
+
 def evaluate_noshow(
     history_path: Path,
     *,
@@ -109,6 +145,7 @@ def evaluate_noshow(
         raise ValueError(f"no appointments on or after {test_from}")
     features = build_features(history)
     model = train_noshow(history, train_end=test_from, features=features)
+    seeds = _other_seeds(history, features, test_from, test_rows, model)
     baseline = train_logistic_baseline(history, features, train_end=test_from)
     probabilities = model.predict_features(features[test_rows])
     write_rows(
@@ -137,8 +174,12 @@ def evaluate_noshow(
             "model": metrics.summary(model_p, labels),
             "model_uncalibrated": metrics.summary(raw_p, labels),
             "logistic_baseline": metrics.summary(baseline_p, labels),
+            "seeds": seeds,
+            "roc_auc_mean_over_seeds": float(np.mean([s["roc_auc"] for s in seeds])),
+            "ece_mean_over_seeds": float(np.mean([s["ece"] for s in seeds])),
         },
         "calibration": {
+            "method": model.calibration_method,
             "platt_slope": model.platt_slope,
             "platt_intercept": model.platt_intercept,
             "reference_rate": model.reference_rate,

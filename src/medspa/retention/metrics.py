@@ -1,7 +1,9 @@
 """Metrics for probability forecasts: ROC AUC, PR AUC, Brier score, expected calibration error, reliability.
 
 All functions take `probabilities` in [0, 1] and binary `labels` (1 = the event, e.g. a no-show) of the
-same length, and are deterministic. `roc_auc` averages ties (Mann-Whitney), as the acceptance check does.
+same length, and are deterministic. ROC AUC, average precision, the Brier score and the logistic (Platt)
+fit are scikit-learn's; the reliability bins and the ECE are computed here, over equal-width bins, as the
+acceptance check does.
 """
 
 from __future__ import annotations
@@ -33,32 +35,34 @@ def sigmoid(z: npt.ArrayLike) -> FloatArray:
 
 def fit_logistic_curve(x: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[float, float]:
     """(slope, intercept) of P(label = 1) = sigmoid(slope * x + intercept) by unregularized maximum
-    likelihood (Newton steps). Raises `ValueError` if it does not converge (e.g. separable data).
+    likelihood (scikit-learn's logistic regression). Raises `ValueError` if it does not converge (e.g.
+    separable data).
 
     When every x is the same (a model that scores everyone alike, as a booster can on a small history)
     the slope cannot be told from the intercept: the answer is then slope 0 and the observed rate."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
     x_values = np.asarray(x, dtype=float)
     y = np.asarray(labels, dtype=float)
     if len(x_values) and float(np.ptp(x_values)) < 1e-12:
         rate = float(np.clip(y.mean(), _EPSILON, 1 - _EPSILON))
         return 0.0, math.log(rate / (1 - rate))
-    slope, intercept = 1.0, 0.0
-    for _ in range(50):
-        p = sigmoid(slope * x_values + intercept)
-        w = p * (1 - p) + 1e-12
-        gradient = np.array([np.sum((p - y) * x_values), np.sum(p - y)])
-        hessian = np.array(
-            [[np.sum(w * x_values * x_values), np.sum(w * x_values)], [np.sum(w * x_values), np.sum(w)]]
-        )
+    if len(set(y.tolist())) < 2:
+        raise ValueError("the logistic curve needs both outcomes")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
         try:
-            step = np.linalg.solve(hessian, gradient)
-        except np.linalg.LinAlgError:
-            raise ValueError("the logistic curve did not converge (singular)") from None
-        slope, intercept = slope - float(step[0]), intercept - float(step[1])
-        if float(np.max(np.abs(step))) < 1e-10:
-            break
-    if not (math.isfinite(slope) and math.isfinite(intercept)):
-        raise ValueError("the logistic curve did not converge")
+            model = LogisticRegression(C=np.inf, solver="newton-cholesky", max_iter=200, tol=1e-10).fit(
+                x_values[:, None], y
+            )
+        except ConvergenceWarning:
+            raise ValueError("the logistic curve did not converge (separable outcomes?)") from None
+    slope, intercept = float(model.coef_[0, 0]), float(model.intercept_[0])
+    if not (math.isfinite(slope) and math.isfinite(intercept)) or abs(slope) > 1e3:
+        raise ValueError("the logistic curve did not converge (separable outcomes?)")
     return slope, intercept
 
 
@@ -71,39 +75,33 @@ def _arrays(probabilities: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[FloatA
 
 
 def roc_auc(probabilities: npt.ArrayLike, labels: npt.ArrayLike) -> float:
-    """Area under the ROC curve by the rank-sum statistic (ties get average ranks); NaN if one class."""
-    from scipy.stats import rankdata
+    """Area under the ROC curve (scikit-learn; ties count one half, as the rank-sum statistic does);
+    NaN if one class."""
+    from sklearn.metrics import roc_auc_score
 
     p, y = _arrays(probabilities, labels)
-    positives = float(y.sum())
-    negatives = float(len(y) - positives)
-    if positives == 0 or negatives == 0:
+    if len(set(y.tolist())) < 2:
         return float("nan")
-    ranks = rankdata(p)
-    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
+    return float(roc_auc_score(y, p))
 
 
 def pr_auc(probabilities: npt.ArrayLike, labels: npt.ArrayLike) -> float:
-    """Average precision (area under the precision-recall curve, step-wise); NaN without positives."""
+    """Average precision (scikit-learn: precision at each distinct threshold, weighted by the recall it
+    adds); NaN without positives."""
+    from sklearn.metrics import average_precision_score
+
     p, y = _arrays(probabilities, labels)
     if y.sum() == 0:
         return float("nan")
-    order = np.argsort(-p, kind="mergesort")
-    p_sorted, y_sorted = p[order], y[order]
-    # Group ties: precision and recall are evaluated only at distinct thresholds.
-    distinct = np.r_[np.diff(p_sorted) != 0, True]
-    true_positives = np.cumsum(y_sorted)[distinct]
-    predicted = (np.arange(1, len(y) + 1))[distinct]
-    precision = true_positives / predicted
-    recall = true_positives / y.sum()
-    recall_steps = np.diff(np.r_[0.0, recall])
-    return float(np.sum(recall_steps * precision))
+    return float(average_precision_score(y, p))
 
 
 def brier(probabilities: npt.ArrayLike, labels: npt.ArrayLike) -> float:
-    """Mean squared difference between probability and outcome (0 is perfect)."""
+    """Mean squared difference between probability and outcome (0 is perfect; scikit-learn)."""
+    from sklearn.metrics import brier_score_loss
+
     p, y = _arrays(probabilities, labels)
-    return float(np.mean((p - y) ** 2))
+    return float(brier_score_loss(y, p)) if len(set(y.tolist())) > 1 else float(np.mean((p - y) ** 2))
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
@@ -48,6 +49,7 @@ from medspa.retention.metrics import logit as _logit
 from medspa.retention.metrics import sigmoid as _sigmoid
 
 MODEL_KIND: Final = "noshow"
+MAX_PLATT_SLOPE: Final = 10.0
 _CONTEXT_COLUMNS: Final = (RECENT_RATE_COLUMN,)
 
 
@@ -118,6 +120,8 @@ class NoShowModel:
     training_window: dict[str, str]
     data_sha256: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    # "platt", or why the Platt map was refused and the level-only map used (`fit_calibration`).
+    calibration_method: str = "platt"
     _booster: Any = None
 
     @property
@@ -161,7 +165,11 @@ class NoShowModel:
             "feature_version": FEATURE_VERSION,
             "schema": self.schema.to_json(),
             "booster": self.booster_text,
-            "platt": {"slope": self.platt_slope, "intercept": self.platt_intercept},
+            "platt": {
+                "slope": self.platt_slope,
+                "intercept": self.platt_intercept,
+                "method": self.calibration_method,
+            },
             "reference_rate": self.reference_rate,
             "config": {
                 k: (v.value if isinstance(v, ScoringTime) else v) for k, v in self.config.__dict__.items()
@@ -187,6 +195,7 @@ class NoShowModel:
             booster_text=str(payload["booster"]),
             platt_slope=float(payload["platt"]["slope"]),
             platt_intercept=float(payload["platt"]["intercept"]),
+            calibration_method=str(payload["platt"].get("method", "platt")),
             reference_rate=None if payload["reference_rate"] is None else float(payload["reference_rate"]),
             config=NoShowConfig(**config),
             training_window=dict(payload["training_window"]),
@@ -262,7 +271,7 @@ def train_noshow(
     classifier = lgb.LGBMClassifier(**config.lightgbm_params())
     classifier.fit(matrix[fit_rows], labels[fit_rows])
     scores = np.asarray(classifier.booster_.predict(matrix[calibration_rows]), dtype=float)
-    slope, intercept = _fit_platt(scores, labels[calibration_rows])
+    slope, intercept, method = fit_calibration(scores, labels[calibration_rows])
     if config.refit_on_whole_period:
         # Same trees and settings on the whole training period: the calibration map was fitted on scores
         # the early booster gave to unseen, later appointments, and is reused for the refitted booster.
@@ -287,6 +296,7 @@ def train_noshow(
         booster_text=booster_text,
         platt_slope=slope,
         platt_intercept=intercept,
+        calibration_method=method,
         reference_rate=reference,
         config=config,
         training_window=window,
@@ -297,6 +307,34 @@ def train_noshow(
 def _fit_platt(scores: npt.NDArray[np.float64], labels: npt.NDArray[np.int64]) -> tuple[float, float]:
     """Logistic regression of the label on logit(score), unregularized."""
     return fit_logistic_curve(_logit(scores), labels)
+
+
+def fit_calibration(
+    scores: npt.NDArray[np.float64], labels: npt.NDArray[np.int64]
+) -> tuple[float, float, str]:
+    """(slope, intercept, method) of the map from the booster's scores on the calibration days to
+    P(no-show): z = slope * logit(score) + intercept.
+
+    The Platt map when its slope is in (0, `MAX_PLATT_SLOPE`]. A slope outside it means the scores do
+    not rank the calibration days' outcomes (a negative slope would reverse the booster's ranking; a huge
+    one saturates every probability), so the level-only map is used instead: slope 1 and the intercept
+    that makes the mean forecast equal the observed rate, which keeps the booster's ranking. The method
+    says which, and why. Training and `models evaluate noshow` share this guard; a clinic's model is also
+    refused when it trips (`serving.train_clinic_noshow`)."""
+    from scipy.optimize import brentq
+
+    try:
+        slope, intercept = _fit_platt(scores, labels)
+    except ValueError as error:
+        reason = str(error)
+    else:
+        if math.isfinite(slope) and 0.0 < slope <= MAX_PLATT_SLOPE:
+            return slope, intercept, "platt"
+        reason = f"Platt slope {slope:.3g} outside (0, {MAX_PLATT_SLOPE:g}]"
+    z = _logit(scores)
+    rate = float(np.mean(labels))
+    shift = brentq(lambda c: float(np.mean(_sigmoid(z + c))) - rate, -40.0, 40.0)
+    return 1.0, float(shift), f"level only: {reason}"
 
 
 @dataclass

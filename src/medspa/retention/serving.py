@@ -64,7 +64,6 @@ RETURNS_KIND: Final = "returns"
 RETURN_HORIZON_DAYS: Final = 90
 NEXT_VISIT_LIMIT_DAYS: Final = 730
 NOSHOW_HOLDOUT_DAYS: Final = 7
-MAX_PLATT_SLOPE: Final = 10.0
 MIN_TRAINING_NO_SHOWS: Final = 20
 
 
@@ -124,12 +123,13 @@ def _train_with_holdout(
             held_out = {"from": str(holdout_start), "to_exclusive": str(train_end)}
             held_out |= metrics.summary(predicted, outcome)
     model = train_noshow(history, train_end=train_end, config=config, features=features)
-    # A booster without signal gives near-constant scores; the Platt map fitted on them then saturates
-    # every probability (slope ~1e10) or reverses the ranking (slope <= 0): refuse such a model.
-    if not (math.isfinite(model.platt_slope) and 0.0 < model.platt_slope <= MAX_PLATT_SLOPE):
+    # A booster without signal gives near-constant scores; the Platt map fitted on them saturates every
+    # probability or reverses the ranking. Training then falls back to a level-only map (the same guard
+    # `models evaluate noshow` applies), but a clinic is not served such a model.
+    if model.calibration_method != "platt":
         raise ValueError(
-            f"the no-show scores do not rank the last training days' outcomes (calibration slope "
-            f"{model.platt_slope:.3g}); more history is needed"
+            f"the no-show scores do not rank the last training days' outcomes ({model.calibration_method}); "
+            f"more history is needed"
         )
     model.metrics = json_safe({"holdout": held_out})
     return model
