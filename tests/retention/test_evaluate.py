@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from medspa.cli import app
 from medspa.retention.evaluation import evaluate_noshow
+from medspa.retention.noshow import noshow_config_for
 from medspa.retention.return_models import CANDIDATES, choose_return_model, return_model_preference
 from medspa.retention.returns import BgNbd
 from tests.retention.factories import simulate_bgnbd_visits, simulate_history
@@ -203,3 +204,27 @@ def test_evaluate_returns_with_pareto_nbd_named(tmp_path: Path) -> None:
         written = [float(r["expected_visits"]) for r in csv.DictReader(handle)]
     assert sum(written) == pytest.approx(report["holdout"]["predicted_visits"], rel=1e-5)
     assert report["selection"]["chosen_by"] == "named with --model"
+
+
+def test_evaluate_noshow_on_a_few_hundred_appointments(tmp_path: Path) -> None:
+    # given a small clinic: 303 appointments over 40 days, 55 of them missed
+    history, _ = simulate_history(clients=100, days=40)
+    assert (len(history), int((history["status"] == "no_show").sum())) == (303, 55)
+    _write_history(history, tmp_path / "history.csv")
+    # when evaluated from 2024-04-03
+    report = evaluate_noshow(
+        tmp_path / "history.csv",
+        test_from=date(2024, 4, 3),
+        predictions_path=tmp_path / "p.csv",
+        report_path=tmp_path / "r.json",
+        plot_path=tmp_path / "r.png",
+    )
+    # then every test appointment gets a probability, and they differ between appointments: the booster
+    # could split (a leaf of a tenth of the training rows, not the 50 of larger clinics)
+    predictions = pd.read_csv(tmp_path / "p.csv")
+    assert len(predictions) == int((history["starts_at"] >= "2024-04-03").sum())
+    assert predictions["probability"].nunique() > 10
+    assert report["test"]["model"]["roc_auc"] > 0.5
+    window = report["training_window"]
+    assert int(window["fit_rows"]) + int(window["calibration_rows"]) == 225
+    assert noshow_config_for(225).min_child_samples == 22

@@ -37,7 +37,13 @@ def test_a_clinic_no_show_model_carries_holdout_metrics_and_a_scaled_leaf_size()
         payload["config"]["min_child_samples"]
         == noshow_config_for(payload["metrics"]["training"]["rows"]).min_child_samples
     )
-    assert [noshow_config_for(n).min_child_samples for n in (100, 1000, 5000)] == [50, 100, 200]
+    assert [noshow_config_for(n).min_child_samples for n in (60, 300, 600, 1000, 5000)] == [
+        10,
+        30,
+        60,
+        100,
+        200,
+    ]
 
 
 def test_return_scores_mean_what_the_glossary_says() -> None:

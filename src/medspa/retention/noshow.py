@@ -102,8 +102,12 @@ def noshow_config_for(labelled_rows: int) -> NoShowConfig:
     """The settings for a history of this many labelled training rows: those chosen on the Brazil data
     set, with the minimum leaf size scaled to the history (200 rows per leaf leaves a clinic's first
     thousand appointments one or two leaves, or none once rows are subsampled): a tenth of the labelled
-    rows, between 50 and 200. Below 50 the booster over-fits a thousand rows and its calibration
-    diverges (measured on a simulated clinic). From 2,000 rows on, the settings are Brazil's own."""
+    rows, between 50 and 200 (below 50 the booster over-fits a thousand rows and its calibration
+    diverges, measured on a simulated clinic), and under 500 rows a tenth of them but at least 10 (with
+    50 a history of 150 rows, about 70 of them before the calibration days, cannot split at all and
+    scores everyone alike). From 2,000 rows on, the settings are Brazil's own."""
+    if labelled_rows < 500:
+        return NoShowConfig(min_child_samples=max(10, labelled_rows // 10))
     return NoShowConfig(min_child_samples=max(50, min(200, labelled_rows // 10)))
 
 
