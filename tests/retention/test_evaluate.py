@@ -6,6 +6,7 @@ import csv
 import json
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -62,6 +63,17 @@ def _write_history(history: pd.DataFrame, path: Path) -> None:
     ).to_csv(path, index=False)
 
 
+def _evaluate_from_april_3(history: pd.DataFrame, tmp_path: Path) -> dict[str, Any]:
+    _write_history(history, tmp_path / "history.csv")
+    return evaluate_noshow(
+        tmp_path / "history.csv",
+        test_from=date(2024, 4, 3),
+        predictions_path=tmp_path / "p.csv",
+        report_path=tmp_path / "r.json",
+        plot_path=tmp_path / "r.png",
+    )
+
+
 def test_evaluate_noshow_never_reverses_the_boosters_ranking(tmp_path: Path) -> None:
     # given a clinic where longer lead times miss more, and a quiet week before the test period (100
     # appointments in five days) in which the bookings made closest to the day missed instead: the Platt
@@ -74,15 +86,8 @@ def test_evaluate_noshow_never_reverses_the_boosters_ranking(tmp_path: Path) -> 
     quiet = ((days >= "2024-03-29") & (days < "2024-04-03")).to_numpy()
     lead = (history["starts_at"] - history["booked_at"])[quiet]
     history.loc[quiet, "status"] = np.where(lead.rank(method="first") <= 45, "no_show", "completed")
-    _write_history(history, tmp_path / "history.csv")
     # when evaluated from 2024-04-03
-    report = evaluate_noshow(
-        tmp_path / "history.csv",
-        test_from=date(2024, 4, 3),
-        predictions_path=tmp_path / "p.csv",
-        report_path=tmp_path / "r.json",
-        plot_path=tmp_path / "r.png",
-    )
+    report = _evaluate_from_april_3(history, tmp_path)
     # then the slope guard refuses the Platt map and keeps the ranking: the calibrated forecasts rank the
     # test days exactly as the booster's own scores do (a negative slope would give 1 - that AUC)
     assert report["calibration"]["method"].startswith("level only: Platt slope -")
@@ -210,15 +215,8 @@ def test_evaluate_noshow_on_a_few_hundred_appointments(tmp_path: Path) -> None:
     # given a small clinic: 303 appointments over 40 days, 55 of them missed
     history, _ = simulate_history(clients=100, days=40)
     assert (len(history), int((history["status"] == "no_show").sum())) == (303, 55)
-    _write_history(history, tmp_path / "history.csv")
     # when evaluated from 2024-04-03
-    report = evaluate_noshow(
-        tmp_path / "history.csv",
-        test_from=date(2024, 4, 3),
-        predictions_path=tmp_path / "p.csv",
-        report_path=tmp_path / "r.json",
-        plot_path=tmp_path / "r.png",
-    )
+    report = _evaluate_from_april_3(history, tmp_path)
     # then every test appointment gets a probability, and they differ between appointments: the booster
     # could split (a leaf of a tenth of the training rows, not the 50 of larger clinics)
     predictions = pd.read_csv(tmp_path / "p.csv")
