@@ -230,7 +230,7 @@ def test_a_tampered_artifact_is_refused_and_the_booking_stays_unscored(
         report = consumer.drain()
     # then the booking stays unscored, the refusal is logged, and the event is not retried forever
     assert stored(engine, appointment_id) == (None, None, None)
-    assert "payload hash does not match" in caplog.text
+    assert "MAC does not match" in caplog.text
     assert report.handled == 1
     assert cursor_position(engine, consumer.name) == head_event_id(engine)
 

@@ -1,11 +1,9 @@
-"""Metrics, calibration, the no-show model round trip, the registry and the BG/NBD model."""
+"""Metrics, calibration, the no-show model and the BG/NBD and Pareto/NBD models."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -23,7 +21,6 @@ from medspa.retention.noshow import (
     no_show_labels,
     train_noshow,
 )
-from medspa.retention.registry import ArtifactIntegrityError, FileRegistry, ModelNotFoundError
 from medspa.retention.returns import (
     BgNbd,
     ClientSummary,
@@ -87,35 +84,6 @@ def test_noshow_model_is_calibrated_and_learns_the_signal() -> None:
     assert metrics.roc_auc(probabilities, labels) > 0.62
     assert abs(float(probabilities.mean()) - float(labels.mean())) < 0.05
     assert model.training_window["train_end_exclusive"] == "2024-04-03"
-
-
-def test_model_round_trips_through_the_registry_and_a_tampered_artifact_is_refused(tmp_path: Path) -> None:
-    # given a trained model stored in the registry and activated
-    history, model = _trained()
-    registry = FileRegistry(tmp_path)
-    version = registry.save("noshow", model.to_payload(), now=datetime(2024, 4, 3, 12, 0, tzinfo=UTC))
-    registry.activate("noshow", version)
-    # when it is loaded back, then it predicts exactly as before
-    loaded = NoShowModel.from_payload(registry.load("noshow"))
-    features = build_features(history)
-    np.testing.assert_array_equal(loaded.predict_features(features), model.predict_features(features))
-    assert [(i.version, i.is_active) for i in registry.list("noshow")] == [(version, True)]
-    assert version.startswith("20240403T120000Z-")
-    # when one byte of the payload changes, then loading and activating are refused
-    path = tmp_path / "noshow" / f"{version}.json"
-    document = json.loads(path.read_text())
-    document["payload"]["platt"]["slope"] += 0.001
-    path.write_text(json.dumps(document))
-    with pytest.raises(ArtifactIntegrityError, match="hash does not match"):
-        registry.load("noshow", version)
-    with pytest.raises(ArtifactIntegrityError):
-        registry.activate("noshow", version)
-
-
-def test_registry_without_an_active_model_says_so(tmp_path: Path) -> None:
-    with pytest.raises(ModelNotFoundError, match="no active noshow model"):
-        FileRegistry(tmp_path).load("noshow")
-    assert FileRegistry(tmp_path).list("noshow") == []
 
 
 def test_summary_counts_distinct_visit_days() -> None:

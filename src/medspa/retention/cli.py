@@ -198,11 +198,13 @@ def _organization_id(slug: str) -> uuid.UUID:
 
 def _registry(registry: Path | None, organization: str | None) -> FileRegistry:
     """The organization's registry when one is named, else the offline one (models trained from files)."""
-    from medspa.retention.registry import FileRegistry
+    from medspa.retention.registry import FileRegistry, model_key
     from medspa.retention.serving import registry_for
 
     root = _registry_root(registry)
-    return registry_for(root, _organization_id(organization)) if organization else FileRegistry(root)
+    if organization:
+        return registry_for(root, _organization_id(organization))
+    return FileRegistry(root, key=model_key(root))
 
 
 def _refresh(organization: str, registry: Path | None) -> None:
@@ -334,7 +336,7 @@ def activate_model(
     organization: str | None = typer.Option(None, "--organization", help=_ORGANIZATION_HELP),
     registry: Path | None = typer.Option(None, help=_REGISTRY_HELP),
 ) -> None:
-    """Make a stored version the active one (refused if its hash does not match); for an organization,
+    """Make a stored version the active one (refused if its MAC does not match); for an organization,
     its bookings and clients are scored again with it at once."""
     from medspa.retention.registry import ArtifactIntegrityError, ModelNotFoundError
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
@@ -127,14 +128,17 @@ class NoShowModel:
     # "platt", or why the Platt map was refused and the level-only map used (`fit_calibration`).
     calibration_method: str = "platt"
     _booster: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def booster(self) -> Any:
-        if self._booster is None:
-            import lightgbm as lgb
+        """The LightGBM booster, parsed from its text once (the model is shared by threads)."""
+        with self._lock:
+            if self._booster is None:
+                import lightgbm as lgb
 
-            self._booster = lgb.Booster(model_str=self.booster_text)
-        return self._booster
+                self._booster = lgb.Booster(model_str=self.booster_text)
+            return self._booster
 
     def raw_scores(self, features: pd.DataFrame) -> npt.NDArray[np.float64]:
         """Uncalibrated booster probabilities for a feature frame from `build_features`."""

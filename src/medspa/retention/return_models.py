@@ -30,6 +30,7 @@ simplest, is the last resort. Nothing after the calibration end is read.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -189,6 +190,7 @@ class FittedReturnModel:
     curve: tuple[float, float] | None = None
     notes: list[str] = field(default_factory=list)
     _booster: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def base_model(self) -> BgNbd | ParetoNbd:
         return BgNbd(**self.params) if self.base == "bgnbd" else ParetoNbd(**self.params)
@@ -230,10 +232,11 @@ class FittedReturnModel:
             )
 
     def _correction(self, covariates: pd.DataFrame) -> FloatArray:
-        if self._booster is None:
-            import lightgbm as lgb
+        with self._lock:  # parsed once; the model is shared by threads
+            if self._booster is None:
+                import lightgbm as lgb
 
-            self._booster = lgb.Booster(model_str=self.booster)
+                self._booster = lgb.Booster(model_str=self.booster)
         raw = self._booster.predict(covariates, raw_score=True, num_threads=1)
         return np.asarray(np.exp(raw), dtype=np.float64)
 

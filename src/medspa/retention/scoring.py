@@ -32,7 +32,6 @@ from medspa.retention.serving import (
     RETURNS_KIND,
     ActiveModel,
     ModelCache,
-    registry_for,
     score_no_shows,
     train_clinic_noshow,
     train_returns,
@@ -219,7 +218,7 @@ def train_models(
         end = train_end or clinic_today(session, actor=actor)
         history = history_frame(export.history_rows(session, actor=actor))
         transactions = export.live_transactions_frame(session, actor=actor)
-    registry = registry_for(cache.root, organization_id)
+    registry = cache.registry(organization_id)
     versions: dict[str, str] = {}
     for kind in kinds:
         if kind == NOSHOW_KIND:

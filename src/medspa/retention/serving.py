@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -48,7 +50,7 @@ from medspa.retention.noshow import (
     noshow_config_for,
     train_noshow,
 )
-from medspa.retention.registry import FileRegistry, ModelNotFoundError
+from medspa.retention.registry import FileRegistry, ModelNotFoundError, model_key
 from medspa.retention.return_models import (
     FittedReturnModel,
     fit_return_model,
@@ -62,14 +64,16 @@ logger = logging.getLogger(__name__)
 
 RETURNS_KIND: Final = "returns"
 RETURN_HORIZON_DAYS: Final = 90
+DEFAULT_CACHED_MODELS: Final = 64
 NEXT_VISIT_LIMIT_DAYS: Final = 730
 NOSHOW_HOLDOUT_DAYS: Final = 7
 MIN_TRAINING_NO_SHOWS: Final = 20
 
 
-def registry_for(root: Path, organization_id: uuid.UUID) -> FileRegistry:
-    """The organization's own registry under the model directory."""
-    return FileRegistry(root / str(organization_id))
+def registry_for(root: Path, organization_id: uuid.UUID, *, key: bytes | None = None) -> FileRegistry:
+    """The organization's own registry under the model directory, under the directory's MAC key
+    (`registry.model_key`) unless one is given."""
+    return FileRegistry(root / str(organization_id), key=key if key is not None else model_key(root))
 
 
 # --- no-show -------------------------------------------------------------------------------------------
@@ -282,17 +286,36 @@ class ActiveModel:
 
 
 class ModelCache:
-    """Active models per organization, loaded through the registry (hash-checked) and kept while their
-    artifact file is unchanged: an edited file is loaded again, and refused if its hash does not match
-    (`ArtifactIntegrityError`)."""
+    """Active models per organization, loaded through the registry (MAC-checked) and kept while their
+    artifact file is unchanged: an edited file is loaded again, and refused if its MAC does not match
+    (`ArtifactIntegrityError`).
 
-    def __init__(self, root: Path) -> None:
+    Shared by the worker's threads and the web process: a lock guards the table, a model is loaded
+    outside it (two threads may load the same version at once; both get an equal model and one is
+    kept), and at most `max_models` are kept, the least recently used dropped first."""
+
+    def __init__(self, root: Path, *, max_models: int = DEFAULT_CACHED_MODELS) -> None:
+        if max_models < 1:
+            raise ValueError("the model cache must hold at least one model")
         self.root = root
-        self._loaded: dict[tuple[uuid.UUID, str, str], tuple[tuple[int, int], ActiveModel]] = {}
+        self.max_models = max_models
+        self._key = model_key(root)
+        self._lock = threading.Lock()
+        self._loaded: OrderedDict[tuple[uuid.UUID, str, str], tuple[tuple[int, int], ActiveModel]] = (
+            OrderedDict()
+        )
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._loaded)
+
+    def registry(self, organization_id: uuid.UUID) -> FileRegistry:
+        """The organization's registry, under this cache's key."""
+        return registry_for(self.root, organization_id, key=self._key)
 
     def active(self, organization_id: uuid.UUID, kind: str) -> ActiveModel | None:
         """The organization's active model of `kind`, or None when it has none."""
-        registry = registry_for(self.root, organization_id)
+        registry = self.registry(organization_id)
         try:
             version = registry.active_version(kind)
         except ModelNotFoundError:
@@ -303,13 +326,19 @@ class ModelCache:
         except FileNotFoundError:
             raise ModelNotFoundError(f"active {kind} model {version} is missing") from None
         key, stamp = (organization_id, kind, version), (stat.st_mtime_ns, stat.st_size)
-        cached = self._loaded.get(key)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
+        with self._lock:
+            cached = self._loaded.get(key)
+            if cached is not None and cached[0] == stamp:
+                self._loaded.move_to_end(key)
+                return cached[1]
         payload = registry.load(kind, version)
         model = (
             NoShowModel.from_payload(payload) if kind == NOSHOW_KIND else ReturnModel.from_payload(payload)
         )
         loaded = ActiveModel(version, model)
-        self._loaded[key] = (stamp, loaded)
+        with self._lock:
+            self._loaded[key] = (stamp, loaded)
+            self._loaded.move_to_end(key)
+            while len(self._loaded) > self.max_models:
+                self._loaded.popitem(last=False)
         return loaded
