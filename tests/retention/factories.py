@@ -130,3 +130,28 @@ def simulate_clinic_visits(
             rows.append((f"c{client}", start + pd.Timedelta(days=day), 120.0))
             day += int(rng.exponential(1 / rate)) + 1
     return pd.DataFrame(rows, columns=["client_id", "date", "amount"])
+
+
+def simulate_memberships(*, clients: int = 400, seed: int = 11) -> pd.DataFrame:
+    """Memberships in months: the monthly churn hazard is higher on the basic plan and for younger
+    clients; observation ends after a uniform 3-24 months (censoring). `x_lifetime_spend` grows with the
+    tenure (the kind of covariate the survival model must refuse). A `client-survival` frame."""
+    rng = np.random.default_rng(seed)
+    plan = rng.choice(["basic", "plus", "premium"], size=clients, p=[0.5, 0.3, 0.2])
+    age = rng.integers(20, 70, size=clients).astype(float)
+    hazard = (
+        0.06 * np.where(plan == "basic", 2.0, np.where(plan == "plus", 1.0, 0.5)) * np.exp(-0.02 * (age - 40))
+    )
+    churn = rng.exponential(1 / hazard)
+    observed = rng.uniform(3, 24, size=clients)
+    tenure = np.round(np.minimum(churn, observed), 1)
+    return pd.DataFrame(
+        {
+            "client_id": [f"m{i}" for i in range(clients)],
+            "tenure": tenure,
+            "event": (churn <= observed).astype(int),
+            "x_plan": plan,
+            "x_age": age,
+            "x_lifetime_spend": np.round(tenure * 120 + rng.normal(0, 30, clients), 2),
+        }
+    )

@@ -172,6 +172,40 @@ def evaluate_returns(
     )
 
 
+@evaluate_app.command("churn")
+def evaluate_churn(
+    data: Path = typer.Option(..., exists=True, dir_okay=False, help="client-survival CSV"),
+    predictions: Path = typer.Option(
+        ..., help="CSV to write: client_id,risk,survival_3,survival_6,survival_12 (out of fold)"
+    ),
+    report: Path = typer.Option(..., help="JSON report to write"),
+    folds: int = typer.Option(5, min=2, help="cross-validation folds (by client)"),
+    skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="drop unparseable rows and count them"),
+) -> None:
+    """Cross-validate Cox and boosted survival models of time to churn; write every client's out-of-fold
+    risk and survival at 3, 6 and 12 units of tenure."""
+    from medspa.retention.evaluation import evaluate_churn as run
+    from medspa.retention.formats import FormatError
+
+    try:
+        result = run(
+            data, predictions_path=predictions, report_path=report, folds=folds, skip_bad_rows=skip_bad_rows
+        )
+    except (FormatError, ValueError) as error:
+        raise _fail(error) from None
+    if result["skipped_rows"]:
+        console.print(f"skipped {result['skipped_rows']} bad row(s)", highlight=False)
+    for column, reason in result["refused_covariates"].items():
+        console.print(f"refused {column}: {reason}", highlight=False)
+    scores = result["selection"]["concordance"]
+    console.print(
+        f"churn ({result['chosen_model']}): {result['clients']} clients, {result['churned']} churned; "
+        + ", ".join(f"{name} concordance {s['mean']:.3f}" for name, s in scores.items())
+        + f"; report {report}",
+        highlight=False,
+    )
+
+
 _REGISTRY_HELP = "model registry directory (default: $MEDSPA_MODEL_DIR, or models/ beside the SQLite file)"
 _ORGANIZATION_HELP = (
     "organization slug: its own registry, trained on its live history, scores refreshed on activation"

@@ -21,6 +21,16 @@
 - All three columns required; `date` is an ISO date (a datetime is accepted, its time ignored),
   `amount` a decimal (may be 0 or negative for refunds).
 
+`client-survival` (one row per client's membership or package, for time-to-churn):
+
+    client_id, tenure_days | tenure_months, event, x_<name>...
+
+- `client_id` (unique), exactly one tenure column, whose name gives the unit (`tenure_days` or
+  `tenure_months`): time from the start to the churn, or to the end of observation for a client still a
+  member (a number >= 0); `event` is 1 if the client churned (cancelled, lapsed), 0 if still a member
+  (censored). Any number of `x_<name>` covariates, numeric or categorical (empty = unknown); a covariate
+  must be known at the start, not accumulate over the tenure (`survival` refuses those that do).
+
 Reading validates every row. Problems are collected (missing columns by name, bad rows by line number,
 column and value) and raised together as a `FormatError`; with `skip_bad_rows=True` bad rows are dropped
 and counted instead. Missing columns are never skippable.
@@ -64,6 +74,7 @@ HISTORY_COLUMNS: Final = (
 )
 STATUSES: Final = frozenset({"completed", "no_show", "cancelled", "late_cancelled"})
 TRANSACTION_COLUMNS: Final = ("client_id", "date", "amount")
+SURVIVAL_TENURE_COLUMNS: Final = ("tenure_days", "tenure_months")
 
 _TRUE = frozenset({"1", "true", "yes", "y", "t"})
 _FALSE = frozenset({"0", "false", "no", "n", "f"})
@@ -178,13 +189,18 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]
     return header, rows
 
 
+def _unique_id_problems(row: dict[str, str], column: str, line: int, seen_ids: set[str]) -> list[RowProblem]:
+    """An empty or already seen identifier in `column`."""
+    value = row[column].strip()
+    if not value:
+        return [RowProblem(line, column, "", "empty")]
+    if value in seen_ids:
+        return [RowProblem(line, column, value, "duplicate")]
+    return []
+
+
 def _check_history_row(row: dict[str, str], line: int, seen_ids: set[str]) -> list[RowProblem]:
-    problems: list[RowProblem] = []
-    appointment_id = row["appointment_id"].strip()
-    if not appointment_id:
-        problems.append(RowProblem(line, "appointment_id", "", "empty"))
-    elif appointment_id in seen_ids:
-        problems.append(RowProblem(line, "appointment_id", appointment_id, "duplicate"))
+    problems = _unique_id_problems(row, "appointment_id", line, seen_ids)
     if not row["client_id"].strip():
         problems.append(RowProblem(line, "client_id", "", "empty"))
     starts_at: datetime | None = None
@@ -340,6 +356,55 @@ def read_visit_transactions(path: Path, *, skip_bad_rows: bool = False) -> ReadR
     )
     frame = transactions_frame((r["client_id"].strip(), r["date"], r["amount"]) for r in good)
     return ReadResult(frame=frame, skipped_rows=bad_rows, problems=problems)
+
+
+def _check_survival_row(row: dict[str, str], line: int, seen_ids: set[str]) -> list[RowProblem]:
+    problems = _unique_id_problems(row, "client_id", line, seen_ids)
+    seen_ids.add(row["client_id"].strip())
+    tenure_column = next(c for c in SURVIVAL_TENURE_COLUMNS if c in row)
+    tenure_text = row[tenure_column]
+    try:
+        tenure = parse_amount(tenure_text)
+    except ValueError:
+        problems.append(RowProblem(line, tenure_column, tenure_text, "not a number"))
+    else:
+        if tenure < 0:
+            problems.append(RowProblem(line, tenure_column, tenure_text, "negative tenure"))
+    if row["event"].strip() not in {"0", "1"}:
+        problems.append(RowProblem(line, "event", row["event"], "not 0 or 1"))
+    return problems
+
+
+def read_client_survival(path: Path, *, skip_bad_rows: bool = False) -> tuple[ReadResult, str]:
+    """Read and validate a `client-survival` CSV. Returns the frame (`client_id` str, `tenure` float,
+    `event` int 0/1, `x_*` numeric when every non-empty value is a number, else strings) and the tenure
+    unit (`days` or `months`). Raises `FormatError` naming missing columns and bad rows (line, column,
+    value, reason)."""
+    import pandas as pd
+
+    header, rows = _read_rows(path)
+    tenures = [c for c in SURVIVAL_TENURE_COLUMNS if c in header]
+    missing = [c for c in ("client_id", "event") if c not in header]
+    if not tenures:
+        missing.append("tenure_days or tenure_months")
+    known = {"client_id", "event", *SURVIVAL_TENURE_COLUMNS}
+    unknown = [c for c in header if c not in known and not c.startswith("x_")]
+    unknown.extend(str(c) for c in tenures[1:])
+    if missing or unknown:
+        raise FormatError("client-survival", missing_columns=missing, unknown_columns=unknown)
+    good, problems, bad_rows = _collect(
+        "client-survival", rows, _check_survival_row, skip_bad_rows=skip_bad_rows
+    )
+    frame = pd.DataFrame(good, columns=header, dtype=object)
+    out = pd.DataFrame(index=frame.index)
+    out["client_id"] = frame["client_id"].str.strip()
+    out["tenure"] = [parse_amount(v) for v in frame[tenures[0]]]
+    out["event"] = [int(v.strip()) for v in frame["event"]]
+    for column in header:
+        if column.startswith("x_"):
+            out[column] = _attribute_column(frame[column])
+    unit = tenures[0].removeprefix("tenure_")
+    return ReadResult(frame=out.reset_index(drop=True), skipped_rows=bad_rows, problems=problems), unit
 
 
 def history_frame(rows: Iterable[Sequence[object]]) -> pd.DataFrame:
