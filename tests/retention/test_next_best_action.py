@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -13,6 +14,7 @@ from medspa.retention.next_best_action import (
     next_send_time,
     recommend,
 )
+from medspa.retention.scoring import recommend_for_scored
 
 NOW = datetime(2024, 5, 15, 14, 0, tzinfo=UTC)
 
@@ -114,3 +116,35 @@ def test_bad_inputs_are_refused() -> None:
         recommend(_state(cadence_days=0), now=NOW)
     with pytest.raises(ValueError, match="outreach_risk"):
         PolicySettings(outreach_risk=2.0)
+
+
+def test_consent_not_recorded_does_not_stop_a_recommendation_but_is_said() -> None:
+    unknown = replace(_state(lapse_risk=0.9, days_since_last_visit=90), consent_email=None, consent_sms=None)
+    recommendation = recommend(unknown, now=NOW)
+    assert (recommendation.action, recommendation.consent_recorded) == (Action.WIN_BACK_OFFER, False)
+    refused = replace(unknown, consent_email=False, consent_sms=False)
+    assert recommend(refused, now=NOW).reason == "no_consent"
+
+
+def test_every_scored_client_gets_a_logged_recommendation(caplog: pytest.LogCaptureFixture) -> None:
+    # given three scored clients: long overdue and at risk, booked ahead, and never seen
+    now = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    base = {"horizon_days": 90, "cadence_days": 30.0}
+    rows = [
+        base | {"client_id": "a", "lapse_risk": 0.9, "last_visit_on": date(2025, 12, 1)},
+        base | {"client_id": "b", "lapse_risk": 0.9, "last_visit_on": date(2025, 12, 1)},
+        base | {"client_id": "c", "lapse_risk": None, "last_visit_on": None, "cadence_days": None},
+    ]
+    # when the policy runs over them
+    with caplog.at_level(logging.INFO, logger="medspa.retention.scoring"):
+        recommend_for_scored(rows, {"b"}, now=now, time_zone="America/New_York")
+    # then each row carries its recommendation, the ones that act are logged, and a count per action
+    assert [(r["next_action"], r["next_action_reason"]) for r in rows] == [
+        ("win_back_offer", "high_lapse_risk_long_overdue; consent not recorded"),
+        ("none", "already_booked"),
+        ("none", "no_visit_yet"),
+    ]
+    assert rows[0]["next_action_send_after"] == now
+    assert all("cadence_days" not in r for r in rows)
+    assert "next best action for client a: win_back_offer" in caplog.text
+    assert "next best actions: none 2, win_back_offer 1" in caplog.text

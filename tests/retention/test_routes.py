@@ -48,6 +48,9 @@ def test_a_clients_retention_score_is_read_through_the_api(
         "lapse_risk": None,
         "model_version": version,
         "scored_at": NOW.isoformat().replace("+00:00", "Z"),
+        "next_action": "none",
+        "next_action_reason": "no_visit_yet",
+        "next_action_send_after": None,
     }
     # a client never scored, and an unknown (or another clinic's) client, are not found
     assert api.get(f"/api/v1/clients/{unscored.id}/retention").json()["error"] == "not_found"

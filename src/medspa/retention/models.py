@@ -18,7 +18,11 @@ class ClientRetentionScore(TenantMixin, Base):
     `expected_visits` = E[visits], `lapse_risk` = 1 - `probability_return`. `expected_next_visit_on`
     is the clinic-local date by which a client who is still active has even odds of having visited
     (null when that is over two years away). `visits` counts the client's completed visits; a client
-    without any has null model outputs (the model has no evidence about them)."""
+    without any has null model outputs (the model has no evidence about them).
+
+    `next_action` is what the next-best-action policy recommends for the client at `scored_at`
+    (`retention.next_best_action.Action`), `next_action_reason` why, and `next_action_send_after` the
+    first instant outside the client's quiet hours for a message. It only recommends; nothing is sent."""
 
     __tablename__ = "client_retention_scores"
     __table_args__ = (UniqueConstraint("organization_id", "client_id"),)
@@ -33,3 +37,6 @@ class ClientRetentionScore(TenantMixin, Base):
     lapse_risk: Mapped[float | None]
     model_version: Mapped[str] = mapped_column(String(64))
     scored_at: Mapped[datetime]
+    next_action: Mapped[str | None] = mapped_column(String(32))
+    next_action_reason: Mapped[str | None] = mapped_column(String(64))
+    next_action_send_after: Mapped[datetime | None]

@@ -5,7 +5,8 @@ side effects, reads a clock or touches a database: every input, including "now",
 
 Rules, in order (the first that applies decides):
 
-1. No consent to be contacted on any channel -> `NONE` ("no_consent").
+1. Consent refused on every channel -> `NONE` ("no_consent"). Consent not recorded (None) does not stop
+   a recommendation; the recommendation says so (`consent_recorded` False), and whoever sends must ask.
 2. A contact in the last `suppression_days` -> `NONE` ("recently_contacted").
 3. `max_contacts_per_week` contacts in the 7 days before now -> `NONE` ("weekly_cap_reached").
 4. A future booking exists -> `NONE` ("already_booked"): the booking's own reminders handle it.
@@ -81,8 +82,8 @@ class ClientState:
     days_since_last_visit: float
     cadence_days: float
     has_future_booking: bool
-    consent_email: bool
-    consent_sms: bool
+    consent_email: bool | None
+    consent_sms: bool | None
     contacts: Sequence[datetime] = ()
     time_zone: str = "UTC"
 
@@ -93,6 +94,7 @@ class Recommendation:
     action: Action
     reason: str
     send_after: datetime | None = None
+    consent_recorded: bool = True
 
 
 def in_quiet_hours(local_moment: datetime, settings: PolicySettings) -> bool:
@@ -128,8 +130,10 @@ def recommend(state: ClientState, *, now: datetime, settings: PolicySettings | N
         raise ValueError(f"lapse_risk must be in [0, 1], got {state.lapse_risk}")
     if state.cadence_days <= 0:
         raise ValueError(f"cadence_days must be positive, got {state.cadence_days}")
-    if not (state.consent_email or state.consent_sms):
+    consents = (state.consent_email, state.consent_sms)
+    if not any(consents) and None not in consents:
         return Recommendation(state.client_id, Action.NONE, "no_consent")
+    recorded = None not in consents
     past = [c for c in state.contacts if c <= now]
     if any(now - c < timedelta(days=settings.suppression_days) for c in past):
         return Recommendation(state.client_id, Action.NONE, "recently_contacted")
@@ -141,8 +145,10 @@ def recommend(state: ClientState, *, now: datetime, settings: PolicySettings | N
     action, reason = _by_risk_and_cadence(state.lapse_risk, overdue, settings)
     if action in MESSAGE_ACTIONS:
         send_after = next_send_time(now, state.time_zone, settings)
-        return Recommendation(state.client_id, action, reason, send_after=send_after)
-    return Recommendation(state.client_id, action, reason)
+        return Recommendation(
+            state.client_id, action, reason, send_after=send_after, consent_recorded=recorded
+        )
+    return Recommendation(state.client_id, action, reason, consent_recorded=recorded)
 
 
 def _by_risk_and_cadence(risk: float, overdue: float, settings: PolicySettings) -> tuple[Action, str]:

@@ -23,6 +23,9 @@ SCORE_FIELDS = (
     "lapse_risk",
     "model_version",
     "scored_at",
+    "next_action",
+    "next_action_reason",
+    "next_action_send_after",
 )
 
 

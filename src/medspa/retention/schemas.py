@@ -25,3 +25,9 @@ class RetentionScoreRead(ReadSchema):
     lapse_risk: float | None = Field(description="1 - probability_return; null without any visit")
     model_version: str
     scored_at: datetime
+    next_action: str | None = Field(
+        description="what the next-best-action policy recommends: none, normal_reminder, personal_rebooking, "
+        "staff_outreach or win_back_offer (a recommendation; nothing is sent)"
+    )
+    next_action_reason: str | None
+    next_action_send_after: datetime | None = Field(description="first instant outside the quiet hours")

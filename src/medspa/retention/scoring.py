@@ -24,6 +24,7 @@ from medspa.kit.ids import new_id
 from medspa.kit.tz import to_local
 from medspa.resources import service as resources
 from medspa.retention import export, repository
+from medspa.retention import next_best_action as nba
 from medspa.retention.formats import history_frame
 from medspa.retention.noshow import MODEL_KIND as NOSHOW_KIND
 from medspa.retention.registry import ArtifactIntegrityError, ModelNotFoundError
@@ -110,10 +111,12 @@ def refresh_scores(
                 client_ids=[uuid.UUID(i) for i in wanted_clients],
             )
             history = export.live_history_frame(session, actor=actor, appointments=nearby)
-        elif noshow is not None or everything:
+        elif noshow is not None or everything or returns is not None:
+            # (the next-best-action of a scored client reads whether they have a booking to come)
             history = export.live_history_frame(session, actor=actor)
         if returns is not None:
             transactions = _visits(session, actor, None if everything else wanted_clients)
+        zones = [loc.time_zone for loc in resources.list_locations(session, actor=actor, limit=500).items]
     probabilities: dict[uuid.UUID, float] = {}
     if noshow is not None and history is not None:
         targets: set[str] | None = None
@@ -128,6 +131,8 @@ def refresh_scores(
         if everything and history is not None:
             wanted_clients = set(history["client_id"]) | set(transactions["client_id"])
         score_rows = _score_rows(returns, transactions, wanted_clients, organization_id, today, scored_at)
+        booked_ahead = set() if history is None else _clients_with_bookings_to_come(history)
+        recommend_for_scored(score_rows, booked_ahead, now=scored_at, time_zone=zones[0] if zones else "UTC")
     with unit_of_work(engine) as session:
         if noshow is not None and probabilities:
             report.appointments_scored = scheduling.store_no_show_scores(
@@ -142,6 +147,51 @@ def refresh_scores(
     report.noshow_version = noshow.version if noshow else None
     report.returns_version = returns.version if returns else None
     return report
+
+
+def _clients_with_bookings_to_come(history: pd.DataFrame) -> set[str]:
+    return set(history.loc[history["status"].isin(list(scheduling.NOT_HAPPENED)), "client_id"].astype(str))
+
+
+def recommend_for_scored(
+    score_rows: list[dict[str, Any]], booked_ahead: set[str], *, now: datetime, time_zone: str
+) -> None:
+    """Run the next-best-action policy for every scored client and put its recommendation in the score
+    row (`next_action`, `next_action_reason`, `next_action_send_after`); each recommendation of an action
+    is logged, and a count per action. A client without a completed visit has no lapse risk: no action
+    ("no_visit_yet"). The system records no contact consent or contact history yet, so the policy is told
+    consent is unknown (it recommends, and says consent is to be checked before anything is sent) and
+    that there were no contacts; the cadence is the client's mean days between visits, or the score's
+    horizon with fewer than two visits."""
+    counts: dict[str, int] = {}
+    for row in score_rows:
+        client = str(row["client_id"])
+        if row["lapse_risk"] is None or row["last_visit_on"] is None:
+            action, reason, send_after = nba.Action.NONE.value, "no_visit_yet", None
+        else:
+            days_since = float((now.date() - row["last_visit_on"]).days)
+            state = nba.ClientState(
+                client_id=client,
+                lapse_risk=min(max(float(row["lapse_risk"]), 0.0), 1.0),
+                days_since_last_visit=days_since,
+                cadence_days=float(row.pop("cadence_days", None) or row["horizon_days"]),
+                has_future_booking=client in booked_ahead,
+                consent_email=None,
+                consent_sms=None,
+                time_zone=time_zone,
+            )
+            recommendation = nba.recommend(state, now=now)
+            action, reason = recommendation.action.value, recommendation.reason
+            if not recommendation.consent_recorded:
+                reason += "; consent not recorded"
+            send_after = recommendation.send_after
+            if action != nba.Action.NONE.value:
+                logger.info("next best action for client %s: %s (%s)", client, action, reason)
+        row.pop("cadence_days", None)
+        row |= {"next_action": action, "next_action_reason": reason, "next_action_send_after": send_after}
+        counts[action] = counts.get(action, 0) + 1
+    if counts:
+        logger.info("next best actions: %s", ", ".join(f"{a} {n}" for a, n in sorted(counts.items())))
 
 
 def _visits(session: Session, actor: Actor, client_ids: set[str] | None) -> pd.DataFrame:
@@ -186,6 +236,7 @@ def _score_rows(
             "lapse_risk": None,
             "model_version": returns.version,
             "scored_at": scored_at,
+            "cadence_days": None,
         }
         if client in scored.index:
             values: dict[Any, Any] = scored.loc[client].to_dict()
@@ -196,6 +247,7 @@ def _score_rows(
                 "probability_return": float(values["probability_return"]),
                 "expected_visits": float(values["expected_visits"]),
                 "lapse_risk": float(values["lapse_risk"]),
+                "cadence_days": values.get("mean_days_between_visits"),
             }
         rows.append(row)
     return rows

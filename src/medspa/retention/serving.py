@@ -219,6 +219,10 @@ class ReturnModel:
         out["probability_return"] = forecast.probability_return
         out["expected_visits"] = forecast.expected_visits
         out["lapse_risk"] = 1.0 - forecast.probability_return
+        # NaN with one visit; the mean gap between visits otherwise (the next-best-action's cadence).
+        out["mean_days_between_visits"] = (frame["recency"] / frame["frequency"]).where(
+            frame["frequency"] > 0
+        )
         out["expected_next_visit_on"] = [
             today + timedelta(days=math.ceil(w)) if math.isfinite(w) and w <= NEXT_VISIT_LIMIT_DAYS else None
             for w in wait
