@@ -1,8 +1,8 @@
 """The next-best-action recommendation beside each client's retention score.
 
 Revision ID: 5d1e6a7b9c20
-Revises: c8955e15e8a2
-Create Date: 2026-12-03 23:00:00
+Revises: 6f1c2a9d0b37
+Create Date: 2026-12-04 00:00:00
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "5d1e6a7b9c20"
-down_revision = "c8955e15e8a2"
+down_revision = "6f1c2a9d0b37"
 branch_labels = None
 depends_on = None
 
