@@ -1,7 +1,7 @@
 """The next-best-action recommendation beside each client's retention score.
 
 Revision ID: 5d1e6a7b9c20
-Revises: 6f1c2a9d0b37
+Revises: 8e3b6f2d4c10
 Create Date: 2026-12-04 00:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "5d1e6a7b9c20"
-down_revision = "6f1c2a9d0b37"
+down_revision = "8e3b6f2d4c10"
 branch_labels = None
 depends_on = None
 
