@@ -8,7 +8,7 @@ from typing import Any
 from medspa.scheduling.solver.instance import Instance, parse_instance
 from medspa.scheduling.solver.model import SolveResult, solve
 from medspa.scheduling.solver.solution import Solution
-from medspa.scheduling.solver.validate import check
+from medspa.scheduling.solver.validate import check, replan_violations
 from medspa.scheduling.solver.variables import Replan
 
 
@@ -111,10 +111,13 @@ def make_instance(**kwargs: Any) -> Instance:
 def solve_checked(
     instance: Instance, *, time_limit: float = 2.0, replan: Replan | None = None
 ) -> SolveResult:
-    """Solve and assert that the validator finds the schedule feasible and scores it as the solver does."""
+    """Solve and assert that the validator finds the schedule feasible (and, when replanning, within the
+    replanning rules) and scores it as the solver does."""
     result = solve(instance, time_limit_seconds=time_limit, workers=2, replan=replan)
     report = check(instance, result.solution)
     assert report.violations == ()
+    if replan is not None:
+        assert replan_violations(instance, replan, result.solution) == []
     assert report.feasible
     assert report.objective is not None
     assert abs(report.objective - result.objective) < 1e-6

@@ -5,11 +5,16 @@ from __future__ import annotations
 import dataclasses
 import random
 
+import pytest
+
+from medspa.scheduling.solver.errors import MoveLimitError
 from medspa.scheduling.solver.instance import Instance, TimeRange
+from medspa.scheduling.solver.model import solve
 from medspa.scheduling.solver.solution import Assignment, Solution, moves
+from medspa.scheduling.solver.validate import replan_violations
 from medspa.scheduling.solver.variables import Replan
 
-from .factories import make_instance, provider, request, service, solve_checked
+from .factories import booked, make_instance, provider, request, service, solve_checked
 
 
 def _one_slot_day() -> tuple[Instance, Solution]:
@@ -131,3 +136,106 @@ def test_a_provider_calling_out_at_noon_moves_only_their_afternoon_clients() -> 
     unchanged = {a.request: (a.provider, a.start) for a in current.assignments if a.request not in stranded}
     assert {rid: (now[rid].provider, now[rid].start) for rid in unchanged} == unchanged
     assert moves(current, result.solution) == len(stranded)
+
+
+def _single_room_day(*, cover: bool) -> tuple[Instance, Solution]:
+    """a1 (botox with p1 at 09:00 in inj1, the only room) must stay at 09:00; p1 is now on a break then.
+    With `cover`, p2 can give botox too; a2, a filler with p2, could use inj1 09:00-10:00."""
+    instance = make_instance(
+        providers=[
+            provider("p1", ["neurotoxin"], breaks=[("09:00", "10:00")]),
+            provider("p2", ["filler", *(["neurotoxin"] if cover else [])]),
+        ],
+        services=[service("botox"), service("filler", duration=60, skill="filler", price=900, cost=300)],
+        requests=[
+            request("a1", windows=(("09:00", "09:30"),)),
+            request("a2", "filler", windows=(("09:00", "10:00"),), priority="member"),
+        ],
+    )
+    return instance, Solution("test-day", (Assignment("a1", "p1", "inj1", None, 540),))
+
+
+def test_a_room_swap_counts_as_a_move() -> None:
+    # given a1 in inj2, and a member who can only come at a1's time
+    instance = make_instance(
+        providers=[provider("p1", ["neurotoxin"]), provider("p2", ["neurotoxin"])],
+        rooms=[{"id": "inj1", "type": "injection"}, {"id": "inj2", "type": "injection"}],
+        requests=[
+            request("a1", windows=(("09:00", "09:30"),)),
+            request("a2", windows=(("09:00", "09:30"),), priority="member"),
+        ],
+    )
+    current = Solution("test-day", (Assignment("a1", "p1", "inj2", None, 540),))
+    moved_room = Solution("test-day", (Assignment("a1", "p1", "inj1", None, 540),))
+    # when / then a change of room alone is a move, and no move is needed to book both
+    assert moves(current, moved_room) == 1
+    result = solve_checked(instance, replan=Replan(current, max_moves=0))
+    assert result.solution.by_request()["a1"] == current.assignments[0]
+    assert set(result.solution.by_request()) == {"a1", "a2"}
+
+
+def test_a_booking_that_fits_is_never_dropped_for_a_more_valuable_request() -> None:
+    # given a1 fits where it is (p2 covers nothing here: no cover) and the member a2 would be worth more
+    instance = make_instance(
+        requests=[
+            request("a1", windows=(("09:00", "09:30"),)),
+            request("a2", windows=(("09:00", "09:30"),), priority="member"),
+        ],
+    )
+    current = Solution("test-day", (Assignment("a1", "p1", "inj1", None, 540),))
+    # when any number of moves is allowed
+    result = solve_checked(instance, replan=Replan(current, max_moves=5))
+    # then a1 stays and a2 is not booked
+    assert result.solution.assignments == current.assignments
+
+
+def test_a_booking_that_cannot_stay_moves_to_a_cover() -> None:
+    # given a1's provider is on a break at its time and p2 can give botox
+    instance, current = _single_room_day(cover=True)
+    # when
+    result = solve_checked(instance, replan=Replan(current, max_moves=1))
+    # then a1 moves to p2 in its own room, and a2 cannot have that room
+    assert booked(result.solution) == {"a1": ("p2", "inj1", None, "09:00")}
+
+
+def test_a_dropped_booking_keeps_its_room_for_staff() -> None:
+    # given a1 cannot stay (p1 on a break) and nobody else gives botox
+    instance, current = _single_room_day(cover=False)
+    # when
+    result = solve_checked(instance, replan=Replan(current, max_moves=1))
+    # then a1 is dropped, and its room stays taken at 09:00: the member a2 is not put there
+    assert result.solution.assignments == ()
+    placed_in_its_room = Solution("test-day", (Assignment("a2", "p2", "inj1", None, 540),))
+    assert replan_violations(instance, Replan(current, max_moves=1), placed_in_its_room) == [
+        "room inj1: a2 is placed where dropped a1 still is"
+    ]
+
+
+def test_a_limit_below_the_bookings_that_cannot_stay_is_refused() -> None:
+    # given a1 cannot stay where it is
+    instance, current = _single_room_day(cover=True)
+    # when no move is allowed, then the solver says which booking cannot stay and why
+    with pytest.raises(MoveLimitError) as refused:
+        solve(instance, time_limit_seconds=1, replan=Replan(current, max_moves=0))
+    assert refused.value.reasons == {"a1": "a1: provider p1 is on break at 09:00-10:00"}
+
+
+def test_the_replan_validator_names_every_broken_rule() -> None:
+    # given a1 fits where it is and the limit is 0
+    instance = make_instance(
+        providers=[provider("p1", ["neurotoxin"]), provider("p2", ["neurotoxin"])],
+        requests=[request("a1", windows=(("09:00", "09:30"),))],
+    )
+    current = Solution("test-day", (Assignment("a1", "p1", "inj1", None, 540),))
+    replan = Replan(current, max_moves=0)
+    # when a1 is dropped, or moved to p2
+    dropped = replan_violations(instance, replan, Solution("test-day", ()))
+    moved = replan_violations(
+        instance, replan, Solution("test-day", (Assignment("a1", "p2", "inj1", None, 540),))
+    )
+    # then
+    assert dropped == [
+        "a1: dropped although it fits as booked",
+        "1 bookings moved or dropped, more than the limit of 0",
+    ]
+    assert moved == ["1 bookings moved or dropped, more than the limit of 0"]

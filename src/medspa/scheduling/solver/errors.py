@@ -3,7 +3,7 @@ Callers that serve HTTP or a command line turn them into their own kind of error
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 class SolverInputError(ValueError):
@@ -34,3 +34,18 @@ class LockedBookingConflictError(SolverInputError):
     def __init__(self, conflicts: Sequence[str]) -> None:
         super().__init__("locked bookings cannot all be kept: " + "; ".join(conflicts))
         self.conflicts = list(conflicts)
+
+
+class MoveLimitError(SolverInputError):
+    """A replan's move limit is lower than the number of bookings that cannot stay where they are (each
+    must move or be dropped in any schedule). `reasons` maps each such request id to why."""
+
+    code = "move_limit_too_low"
+
+    def __init__(self, max_moves: int, reasons: Mapping[str, str]) -> None:
+        super().__init__(
+            f"{len(reasons)} bookings cannot stay where they are, more than the {max_moves} allowed to move: "
+            + "; ".join(reasons.values())
+        )
+        self.max_moves = max_moves
+        self.reasons = dict(reasons)

@@ -4,8 +4,9 @@
 its preferred provider (what ordinary booking software does, and the baseline the referee scores).
 `best_insertion` books requests one by one, in a chosen order, each at its highest-valued feasible
 option. `greedy_schedule` returns the best of several such schedules, so the optimizer's output is never
-worse than first-available booking. `repair` keeps what still works of a current schedule, then books the
-rest by best insertion.
+worse than first-available booking. `repair` keeps what still works of a current schedule, moves what
+cannot stay where another place is free (leaving the rest where it was), then books the others by best
+insertion.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from medspa.scheduling.solver.instance import Instance, Request
 from medspa.scheduling.solver.solution import Assignment, Solution
 from medspa.scheduling.solver.validate import (
     booking_value,
-    booking_violations,
     device_interval,
+    fits_as_booked,
     provider_interval,
+    resource_intervals,
     room_interval,
     score,
 )
@@ -51,6 +53,9 @@ class Calendar:
             ):
                 return False
         return True
+
+    def free(self, key: tuple[str, str], begin: int, end: int) -> None:
+        self.busy[key].remove((begin, end))
 
     def book(self, instance: Instance, assignment: Assignment) -> None:
         service = instance.service_of(instance.request_by_id[assignment.request])
@@ -235,10 +240,14 @@ def best_insertion(
     *,
     kept: Sequence[Assignment] = (),
     prepared: dict[str, _Options] | None = None,
+    blocked: Sequence[tuple[tuple[str, str], int, int]] = (),
 ) -> Solution:
     """Book locked and `kept` bookings, then the other requests by ascending `key`, each at its
-    highest-valued free option."""
+    highest-valued free option. `blocked` is more busy time (resource, begin, end): the places that
+    dropped bookings keep."""
     calendar = Calendar()
+    for resource, begin, end in blocked:
+        calendar.take(resource, begin, end)
     booked = _locked(instance, calendar)
     for assignment in kept:
         calendar.book(instance, assignment)
@@ -270,24 +279,43 @@ def greedy_schedule(instance: Instance) -> Solution:
 
 
 def repair(instance: Instance, current: Solution) -> Solution:
-    """Keep every booking of `current` that still fits (in its order), then book the rest by best
-    insertion: the fewest moves a greedy repair can make."""
+    """Keep every booking of `current` that fits where it is; give each one that cannot stay the best
+    free place, or else leave it where it was (dropped: it keeps its provider, room and device for
+    staff to handle); then book the rest by best insertion. The fewest moves a greedy repair can make."""
+    fits = fits_as_booked(instance, current)
+    kept = [a for a in current.assignments if a.request in fits]
+    stranded = [
+        a
+        for a in current.assignments
+        if a.request in instance.request_by_id
+        and instance.request_by_id[a.request].locked is None
+        and a.request not in fits
+    ]
     calendar = Calendar()
     _locked(instance, calendar)
-    kept = []
-    for assignment in current.assignments:
-        request = instance.request_by_id.get(assignment.request)
-        if request is None or request.locked is not None:
-            continue
-        if not booking_violations(instance, assignment) and calendar.fits(instance, assignment):
-            calendar.book(instance, assignment)
-            kept.append(assignment)
+    for assignment in kept:
+        calendar.book(instance, assignment)
+    # Every stranded booking holds its place until it finds another, so none is put where one stays.
+    places = {a.request: resource_intervals(instance, a) for a in stranded}
+    for place in places.values():
+        for resource, begin, end in place:
+            calendar.take(resource, begin, end)
     prepared = _options(instance)
-    dropped = {a.request for a in current.assignments} - {a.request for a in kept}
-    # Re-book the displaced clients first: each is a move either way, and a dropped one is a lost client.
+    moved = []
+    for assignment in sorted(stranded, key=lambda a: -prepared[a.request].best_value):
+        for resource, begin, end in places[assignment.request]:
+            calendar.free(resource, begin, end)
+        found = _insert(instance, calendar, prepared[assignment.request])
+        if found is None:
+            for resource, begin, end in places[assignment.request]:
+                calendar.take(resource, begin, end)
+        else:
+            moved.append(found)
+            del places[assignment.request]
     return best_insertion(
         instance,
-        lambda o: (0.0 if o.request.id in dropped else 1e9) - o.best_value,
-        kept=kept,
-        prepared=prepared,
+        lambda o: -o.best_value,
+        kept=[*kept, *moved],
+        prepared={rid: o for rid, o in prepared.items() if rid not in {a.request for a in stranded}},
+        blocked=[interval for place in places.values() for interval in place],
     )

@@ -25,8 +25,8 @@ from ortools.sat.python import cp_model
 
 from medspa.scheduling.solver import validate
 from medspa.scheduling.solver.instance import Instance, Request
-from medspa.scheduling.solver.solution import Assignment, Solution, moves
-from medspa.scheduling.solver.variables import Replan, candidate_starts
+from medspa.scheduling.solver.solution import Assignment, Solution
+from medspa.scheduling.solver.variables import candidate_starts
 
 MIN_SIZE = 8
 MAX_SIZE = 90
@@ -190,21 +190,8 @@ class _Shared:
 
     current: Solution
     value: float
-    replan: Replan | None = None
-    move_ceiling: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     steps: list[Step] = field(default_factory=list)
-
-    def value_of(self, instance: Instance, solution: Solution) -> float:
-        """The objective, net of move costs when replanning."""
-        value = validate.score(instance, solution.assignments)
-        if self.replan is not None:
-            value -= self.replan.move_cost * moves(self.replan.current, solution)
-        return value
-
-    def admits(self, solution: Solution) -> bool:
-        """Whether a schedule keeps within the move limit (or moves no more than the start did)."""
-        return self.replan is None or moves(self.replan.current, solution) <= self.move_ceiling
 
 
 def improve(
@@ -215,7 +202,6 @@ def improve(
     seed: int = 0,
     step_seconds: float = STEP_SECONDS,
     threads: int = THREADS,
-    replan: Replan | None = None,
     on_improvement: Callable[[Solution, float], None] | None = None,
 ) -> tuple[Solution, list[Step]]:
     """Improve a feasible schedule until `deadline` (a `time.monotonic()` instant).
@@ -224,18 +210,11 @@ def improve(
     on a snapshot; a result is merged into the latest schedule, and kept only if the merged schedule is
     feasible (checked with `validate.check` when another thread changed the schedule meanwhile) and
     scores at least as well. Returns the best schedule (never worse than `start`) and the steps taken.
-    `on_improvement` is called, under the lock, with each better schedule and its objective.
-
-    With `replan`, "better" is net of the move cost, and a schedule is kept only within the move limit
-    (or, when `start` already exceeds it because of moves the change forced, with no more moves than
-    `start`); each neighbourhood carries its share of the limit and the move cost into its model.
+    `on_improvement` is called, under the lock, with each better schedule and its objective. (Replanning
+    is not searched by neighbourhoods: see `model.solve`.)
     """
     profiles = _profiles(instance)
-    shared = _Shared(start, 0.0, replan)
-    if replan is not None:
-        limit = replan.max_moves if replan.max_moves is not None else len(replan.current.assignments)
-        shared.move_ceiling = max(limit, moves(replan.current, start))
-    shared.value = shared.value_of(instance, start)
+    shared = _Shared(start, validate.score(instance, start.assignments))
     if not profiles:
         return start, []
     if threads <= 1:
@@ -281,7 +260,7 @@ def _search(
         kind = rng.choice(KINDS)
         free = _neighbourhood(instance, profiles, snapshot, kind, sizes[kind], rng)
         sub, held = freeze(instance, snapshot, free)
-        schedule = build_model(sub, _share_of_limit(shared, snapshot, free), held)
+        schedule = build_model(sub, None, held)
         add_hint(schedule, snapshot)
         solver = cp_model.CpSolver()
         solver.parameters.num_workers = 1
@@ -324,30 +303,14 @@ def _commit(
             candidate = Solution.of(instance.name, [*kept, *redone])
             if not validate.check(instance, candidate).feasible:
                 return 0.0
-        value = shared.value_of(instance, candidate)
-        if value < shared.value - 1e-9 or not shared.admits(candidate):
+        value = validate.score(instance, candidate.assignments)
+        if value < shared.value - 1e-9:
             return 0.0
         gain = value - shared.value
         shared.current, shared.value = candidate, value
         if gain > 1e-9 and on_improvement is not None:
-            on_improvement(candidate, validate.score(instance, candidate.assignments))
+            on_improvement(candidate, value)
         return gain
-
-
-def _share_of_limit(shared: _Shared, snapshot: Solution, free: set[str]) -> Replan | None:
-    """The replanning terms of one neighbourhood: the freed requests' bookings before the change, and
-    the moves left once those of the requests held where they are (relative to before) are counted."""
-    replan = shared.replan
-    if replan is None:
-        return None
-    before = Solution(
-        replan.current.instance, tuple(a for a in replan.current.assignments if a.request in free)
-    )
-    outside = Solution(
-        replan.current.instance, tuple(a for a in replan.current.assignments if a.request not in free)
-    )
-    left = max(0, shared.move_ceiling - moves(outside, snapshot))
-    return Replan(before, left if replan.max_moves is not None else None, replan.move_cost)
 
 
 def current_rooms(current: Solution, free: set[str]) -> dict[str, str]:

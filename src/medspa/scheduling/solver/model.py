@@ -23,6 +23,8 @@ from medspa.scheduling.solver.constraints import (
     client_windows,
     continuity,
     device_capacity,
+    dropped_bookings,
+    kept_bookings,
     locked_bookings,
     move_cost,
     move_limit,
@@ -33,6 +35,7 @@ from medspa.scheduling.solver.constraints import (
     single_booking,
     wait_cost,
 )
+from medspa.scheduling.solver.errors import MoveLimitError
 from medspa.scheduling.solver.instance import Instance
 from medspa.scheduling.solver.objective import SCALE
 from medspa.scheduling.solver.solution import Assignment, Solution, moves
@@ -44,6 +47,8 @@ HARD: tuple[ModuleType, ...] = (
     opening_hours,
     client_windows,
     locked_bookings,
+    dropped_bookings,
+    kept_bookings,
     provider_availability,
     provider_overlap,
     room_capacity,
@@ -279,13 +284,20 @@ def solve(
     Pure: reads the instance, returns a feasible schedule. The whole-day model is searched first, hinted
     with the greedy schedule, for at most `full_model_share` of the time and only while it keeps
     improving; unless that proves optimality, large neighbourhood search (`lns.improve`) spends the
-    rest. With `replan`, the hint is the greedy repair when that is within the move limit, else the
-    current schedule, and both phases keep the move limit and count the move cost.
+    rest. With `replan`, the hint is the greedy repair (which keeps every booking that fits and moves
+    only those that cannot stay), and the whole-day model gets the whole time: the move limit, the
+    bookings that may not be dropped and the places dropped ones keep are rules over the whole day,
+    which a neighbourhood of it could not see. `MoveLimitError` when more bookings cannot stay where
+    they are than the limit allows.
     """
     started = time.monotonic()
     deadline = started + time_limit_seconds
     if replan is not None:
+        cannot_stay = validate.why_not_as_booked(instance, replan.current)
+        if replan.max_moves is not None and len(cannot_stay) > replan.max_moves:
+            raise MoveLimitError(replan.max_moves, cannot_stay)
         fallback = greedy.repair(instance, replan.current)
+        full_model_share = 1.0
     else:
         fallback = greedy.greedy_schedule(instance)
     fallback_objective = validate.score(instance, fallback.assignments)
@@ -311,10 +323,7 @@ def solve(
             schedule.unbookable,
             tuple(progress),
         )
-    hint = fallback
-    if replan is not None and moves(replan.current, fallback) > _limit(replan):
-        hint = replan.current
-    add_hint(schedule, hint)
+    add_hint(schedule, fallback)
     locked_value = validate.score(
         instance,
         [
@@ -357,17 +366,17 @@ def solve(
         checked = validate.check(instance, found)
         if (
             checked.feasible
+            and (replan is None or not validate.replan_violations(instance, replan, found))
             and checked.objective is not None
             and _better(replan, found, fallback, checked.objective, fallback_objective)
         ):
             result, source = found, "search"
-    if status != cp_model.OPTIMAL and deadline - time.monotonic() > 0.1:
+    if replan is None and status != cp_model.OPTIMAL and deadline - time.monotonic() > 0.1:
         improved, _steps = lns.improve(
             instance,
             result,
             deadline=deadline,
             seed=seed,
-            replan=replan,
             on_improvement=lambda _solution, value: report(value, "neighbourhoods"),
         )
         final = validate.check(instance, improved)
@@ -394,18 +403,13 @@ def solve(
     )
 
 
-def _limit(replan: Replan) -> int:
-    return replan.max_moves if replan.max_moves is not None else 10**9
-
-
 def _better(
     replan: Replan | None, found: Solution, fallback: Solution, found_value: float, fallback_value: float
 ) -> bool:
     """Whether the search's schedule should replace the fallback: by objective, net of move costs when
-    replanning, and always when the fallback breaks the move limit."""
+    replanning."""
     if replan is None:
         return found_value >= fallback_value - 1e-9
     found_net = found_value - replan.move_cost * moves(replan.current, found)
     fallback_net = fallback_value - replan.move_cost * moves(replan.current, fallback)
-    fallback_ok = moves(replan.current, fallback) <= _limit(replan)
-    return found_net >= fallback_net - 1e-9 or not fallback_ok
+    return found_net >= fallback_net - 1e-9

@@ -55,15 +55,42 @@ class Solution:
         }
 
 
-def moves(before: Solution, after: Solution) -> int:
-    """How many bookings of `before` moved in `after`: dropped, or given another provider or start (a
-    change of room or device alone is not a move)."""
-    now = after.by_request()
-    return sum(
-        1
-        for a in before.assignments
-        if a.request not in now or (now[a.request].provider, now[a.request].start) != (a.provider, a.start)
+@dataclass(frozen=True)
+class Replan:
+    """Repair a current schedule: `current` is the schedule before the change (used as the hint).
+
+    A booking of `current` is kept when the new schedule gives it the same start, provider, room and
+    device; otherwise it moved (it is booked elsewhere) or was dropped (not booked). A dropped booking is
+    left where it was for staff to handle with the client, so its provider, room and device stay taken
+    at its time, and only a booking that can no longer stay where it is (`validate.fits_as_booked`) may
+    be dropped. At most `max_moves` bookings may move or be dropped (None: no limit); each costs
+    `move_cost` (dollars) in the objective.
+    """
+
+    current: Solution
+    max_moves: int | None = None
+    move_cost: float = 0.0
+
+
+def change_of(before: Assignment, after: Assignment | None) -> str:
+    """`kept` (same start, provider, room and device), `moved` (booked, something else changed) or
+    `dropped` (not booked)."""
+    if after is None:
+        return "dropped"
+    same = (after.start, after.provider, after.room, after.device) == (
+        before.start,
+        before.provider,
+        before.room,
+        before.device,
     )
+    return "kept" if same else "moved"
+
+
+def moves(before: Solution, after: Solution) -> int:
+    """How many bookings of `before` are not kept in `after`: moved (another start, provider, room or
+    device) or dropped."""
+    now = after.by_request()
+    return sum(1 for a in before.assignments if change_of(a, now.get(a.request)) != "kept")
 
 
 def parse_solution(document: object) -> Solution:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from medspa.scheduling.solver.instance import Instance, Request, Service, TimeRange, format_time
-from medspa.scheduling.solver.solution import Assignment, Solution
+from medspa.scheduling.solver.solution import Assignment, Replan, Solution, change_of, moves
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,101 @@ def overlap_violations(instance: Instance, assignments: Sequence[Assignment]) ->
                     f"{kind} {resource}: {owner} and {other} overlap ({format_time(start)}-{format_time(end)}"
                     f" vs {format_time(other_start)}-{format_time(other_end)})"
                 )
+    return out
+
+
+def resource_intervals(instance: Instance, assignment: Assignment) -> list[tuple[tuple[str, str], int, int]]:
+    """The busy intervals of one booking per resource that the instance knows (a provider, room or
+    device no longer in it takes nothing)."""
+    service = instance.service_of(instance.request_by_id[assignment.request])
+    out = []
+    if assignment.provider in instance.provider_by_id:
+        out.append((("provider", assignment.provider), *provider_interval(service, assignment.start)))
+    if assignment.room in instance.room_by_id:
+        out.append((("room", assignment.room), *room_interval(service, assignment.start)))
+    device = instance.device_by_id.get(assignment.device) if assignment.device is not None else None
+    if device is not None:
+        interval = device_interval(service, device.cooldown_minutes, assignment.start)
+        out.append((("device", device.id), *interval))
+    return out
+
+
+def why_not_as_booked(instance: Instance, current: Solution) -> dict[str, str]:
+    """The flexible bookings of `current` that cannot stay exactly where they are, each with the first
+    reason: a rule it now breaks on its own (its provider is off, its room or device is gone...), or an
+    overlap with a locked booking or with a booking of `current` listed before it."""
+    busy: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for request in instance.requests:
+        if request.locked is not None:
+            lock = request.locked
+            placed = Assignment(request.id, lock.provider, lock.room, lock.device, lock.start)
+            for key, begin, end in resource_intervals(instance, placed):
+                busy.setdefault(key, []).append((begin, end))
+    out: dict[str, str] = {}
+    for assignment in current.assignments:
+        flexible = instance.request_by_id.get(assignment.request)
+        if flexible is None or flexible.locked is not None:
+            continue
+        broken = booking_violations(instance, assignment)
+        if broken:
+            out[assignment.request] = broken[0]
+            continue
+        taken = [
+            (kind, resource)
+            for (kind, resource), begin, end in resource_intervals(instance, assignment)
+            if any(begin < b1 and b0 < end for b0, b1 in busy.get((kind, resource), ()))
+        ]
+        if taken:
+            kind, resource = taken[0]
+            out[assignment.request] = f"{assignment.request}: {kind} {resource} is taken at that time"
+            continue
+        for key, begin, end in resource_intervals(instance, assignment):
+            busy.setdefault(key, []).append((begin, end))
+    return out
+
+
+def fits_as_booked(instance: Instance, current: Solution) -> set[str]:
+    """The flexible bookings of `current` that can all stay exactly where they are (see
+    `why_not_as_booked` for the others)."""
+    cannot = why_not_as_booked(instance, current)
+    return {
+        a.request
+        for a in current.assignments
+        if a.request in instance.request_by_id
+        and instance.request_by_id[a.request].locked is None
+        and a.request not in cannot
+    }
+
+
+def replan_violations(instance: Instance, replan: Replan, solution: Solution) -> list[str]:
+    """What a replanned schedule does wrong beyond the rules `check` tests: a booking dropped although it
+    fits as booked, more changes than the move limit, or a booking placed where a dropped one still is
+    (a dropped booking is left where it was, holding its provider, room and device)."""
+    now = solution.by_request()
+    out = [
+        f"{rid}: dropped although it fits as booked"
+        for rid in sorted(fits_as_booked(instance, replan.current))
+        if rid not in now
+    ]
+    changed = moves(replan.current, solution)
+    if replan.max_moves is not None and changed > replan.max_moves:
+        out.append(f"{changed} bookings moved or dropped, more than the limit of {replan.max_moves}")
+    busy: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
+    for assignment in solution.assignments:
+        if assignment.request in instance.request_by_id:
+            for key, begin, end in resource_intervals(instance, assignment):
+                busy.setdefault(key, []).append((begin, end, assignment.request))
+    for before in replan.current.assignments:
+        if before.request not in instance.request_by_id or change_of(before, now.get(before.request)) != (
+            "dropped"
+        ):
+            continue
+        for (kind, resource), begin, end in resource_intervals(instance, before):
+            out.extend(
+                f"{kind} {resource}: {other} is placed where dropped {before.request} still is"
+                for b0, b1, other in busy.get((kind, resource), ())
+                if begin < b1 and b0 < end
+            )
     return out
 
 

@@ -29,7 +29,9 @@ from typing import Any
 from ortools.sat.python import cp_model
 
 from medspa.scheduling.solver.instance import Instance, Provider, Request, Service
-from medspa.scheduling.solver.solution import Assignment, Solution
+from medspa.scheduling.solver.solution import Assignment
+from medspa.scheduling.solver.solution import Replan as Replan  # where the model's callers look for it
+from medspa.scheduling.solver.validate import fits_as_booked
 
 
 @dataclass(frozen=True)
@@ -53,21 +55,6 @@ class ResourceGroup:
     @property
     def capacity(self) -> int:
         return len(self.members)
-
-
-@dataclass(frozen=True)
-class Replan:
-    """Repair a current schedule: `current` is the schedule before the change (used as the hint).
-
-    A booking of `current` counts as moved when the new schedule drops it or gives it another start or
-    provider (a room or device swap alone is not a move: staff change rooms freely). At most
-    `max_moves` bookings may move (None: no limit), and each move costs `move_cost` (dollars) in the
-    objective.
-    """
-
-    current: Solution
-    max_moves: int | None = None
-    move_cost: float = 0.0
 
 
 @dataclass
@@ -110,6 +97,8 @@ class ScheduleModel:
     replan: Replan | None = None
     held: dict[str, Assignment] = field(default_factory=dict)
     stays: dict[str, Any] = field(default_factory=dict)
+    # When replanning: the current bookings that can stay exactly where they are (`validate.fits_as_booked`).
+    fits: frozenset[str] = frozenset()
 
     @property
     def grid(self) -> int:
@@ -124,12 +113,16 @@ class ScheduleModel:
 
 
 def group_resources(
-    instance: Instance, held: Sequence[Assignment] = ()
+    instance: Instance, held: Sequence[Assignment] = (), pinned: Iterable[str] = ()
 ) -> tuple[dict[str, ResourceGroup], dict[str, ResourceGroup]]:
     """Room groups and device groups, keyed by `room:<type>` / `device:<type>:<cooldown>` for pools and
-    `room=<id>` / `device=<id>` for individual ones (those holding a locked booking)."""
-    pinned_rooms: dict[str, list[tuple[int, int, str]]] = {}
-    pinned_devices: dict[str, list[tuple[int, int, str]]] = {}
+    `room=<id>` / `device=<id>` for individual ones (those holding a locked booking, and the rooms and
+    devices named in `pinned`: when replanning, those of the current bookings, so that keeping a booking
+    in its own room can be expressed)."""
+    pinned_rooms: dict[str, list[tuple[int, int, str]]] = {r: [] for r in pinned if r in instance.room_by_id}
+    pinned_devices: dict[str, list[tuple[int, int, str]]] = {
+        d: [] for d in pinned if d in instance.device_by_id
+    }
     for request in instance.requests:
         lock = request.locked
         if lock is None:
@@ -298,7 +291,12 @@ def create_variables(
     Requests that are locked, or booked in `held`, get no variables."""
     model = cp_model.CpModel()
     grid = instance.time_unit_minutes
-    room_groups, device_groups = group_resources(instance, held)
+    pinned = (
+        {x for a in replan.current.assignments for x in (a.room, a.device) if x is not None}
+        if replan is not None
+        else set()
+    )
+    room_groups, device_groups = group_resources(instance, held, pinned)
     held_by_request = {a.request: a for a in held}
     provider_busy: dict[str, list[tuple[int, int]]] = {}
     for request in instance.requests:
@@ -411,4 +409,5 @@ def create_variables(
         unbookable=unbookable,
         replan=replan,
         held=held_by_request,
+        fits=frozenset(fits_as_booked(instance, replan.current)) if replan is not None else frozenset(),
     )

@@ -1,12 +1,16 @@
-"""Hard: when repairing a schedule, at most `replan.max_moves` of its bookings move (are dropped, or get
-another start or provider). Locked bookings never move anyway.
+"""Hard: when replanning, at most `replan.max_moves` bookings of the current schedule are moved (booked
+with another start, provider, room or device) or dropped. Locked bookings never move anyway.
 
-For each flexible request booked in the current schedule a `stay` literal implies the same provider and
-start; `moved = not stay`. Bookings whose old provider or start is no longer possible get no `stay`
-literal: they move in any schedule.
+A booking that fits as booked (`ScheduleModel.fits`) gets a `stay` literal that implies its own start,
+provider, room and device (its room and device are individual resources when replanning, see
+`variables.group_resources`); a booking that cannot stay where it is moves or is dropped in any
+schedule. So the bookings that change are those without a true `stay`. `solve` refuses a limit lower
+than the number of bookings that cannot stay (`MoveLimitError`), since no schedule could keep it.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from medspa.scheduling.solver.variables import ScheduleModel
 
@@ -23,19 +27,22 @@ def post(schedule: ScheduleModel) -> None:
         for a in replan.current.assignments
         if a.request in instance.request_by_id and instance.request_by_id[a.request].locked is None
     ]
-    forced = 0
     for assignment in flexible:
         rv = schedule.requests.get(assignment.request)
-        chosen = rv.providers.get(assignment.provider) if rv is not None else None
-        if rv is None or chosen is None or assignment.start not in rv.provider_starts[assignment.provider]:
-            forced += 1
+        if rv is None or assignment.request not in schedule.fits:
             continue
+        wanted: list[Any] = [
+            rv.providers.get(assignment.provider),
+            rv.rooms.get(f"room={assignment.room}"),
+        ]
+        if assignment.device is not None:
+            wanted.append(rv.devices.get(f"device={assignment.device}"))
+        if any(literal is None for literal in wanted) or assignment.start not in rv.starts:
+            continue  # (cannot happen for a booking that fits; it would then simply count as a move)
         stay = model.new_bool_var(f"stay[{assignment.request}]")
         schedule.stays[assignment.request] = stay
-        model.add_implication(stay, chosen)
+        for literal in wanted:
+            model.add_implication(stay, literal)
         model.add(rv.start == assignment.start // grid).only_enforce_if(stay)
     if replan.max_moves is not None:
-        # Moves forced by the change itself (the provider is gone, the start is no longer possible) are
-        # allowed even beyond the limit: no schedule could avoid them.
-        allowed = max(replan.max_moves, forced)
-        model.add(len(flexible) - sum(schedule.stays.values()) <= allowed)
+        model.add(len(flexible) - sum(schedule.stays.values()) <= replan.max_moves)
