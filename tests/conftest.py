@@ -54,6 +54,20 @@ def pytest_report_header(config: pytest.Config) -> str:
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def huey_queue_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Huey's queue (where the app hands optimization jobs to the worker) in a file of the test run's
+    own, never the working directory's `var/huey.db`."""
+    path = tmp_path_factory.mktemp("huey") / "huey.db"
+    before = os.environ.get("MEDSPA_HUEY_PATH")
+    os.environ["MEDSPA_HUEY_PATH"] = str(path)
+    yield path
+    if before is None:
+        del os.environ["MEDSPA_HUEY_PATH"]
+    else:
+        os.environ["MEDSPA_HUEY_PATH"] = before
+
+
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     path: Path = tmp_path_factory.mktemp("db") / "medspa.db"

@@ -393,7 +393,11 @@ def test_openapi_is_served(api: TestClient) -> None:
     assert api.get("/docs").status_code == 200
 
 
-def test_waitlist_optimize_and_apply_over_http(api: TestClient) -> None:
+def test_waitlist_optimize_and_apply_over_http(api: TestClient, engine: Engine) -> None:
+    from medspa.scheduling import service as scheduling
+
+    handed: list[uuid.UUID] = []
+    api.app.state.optimization_queue = handed.append  # type: ignore[attr-defined]
     ids = clinic(api)
     waiting = created(
         api.post(
@@ -411,12 +415,27 @@ def test_waitlist_optimize_and_apply_over_http(api: TestClient) -> None:
     assert waiting["status"] == "waiting"
     bad_window = api.post("/api/v1/waitlist", json={**waiting, "window_ends_at": "09:00"} | {"id": None})
     assert bad_window.status_code == 422
-    proposal = created(
-        api.post(
+
+    def optimize(**params: object) -> dict[str, Any]:
+        """202 with the job, handed to the worker; the worker runs it; the job as it ended."""
+        started = api.post(
             f"/api/v1/locations/{ids['location']}/optimize",
-            params={"date": "2026-03-03", "time_limit_seconds": 2},
+            params={"date": "2026-03-03", "time_limit_seconds": 2, **params},
         )
-    )
+        assert started.status_code == 202
+        job = started.json()
+        assert job["status"] == "queued"
+        assert started.headers["location"] == job["status_url"] == f"/api/v1/optimization-jobs/{job['id']}"
+        assert api.get(job["status_url"]).json()["status"] == "queued"  # until a worker runs it
+        assert handed.pop() == uuid.UUID(job["id"])
+        scheduling.run_optimization_job(engine, uuid.UUID(job["id"]))
+        ended: dict[str, Any] = api.get(job["status_url"]).json()
+        assert ended["elapsed_seconds"] is not None
+        return ended
+
+    done = optimize()
+    assert (done["status"], done["error"]) == ("done", None)
+    proposal = api.get(f"/api/v1/proposals/{done['proposal_id']}").json()
     [item] = proposal["items"]
     assert (item["kind"], item["status"], item["starts_at"]) == ("waitlist", "booked", "2026-03-03T15:00:00Z")
     assert proposal["gain_cents"] > 0
@@ -426,17 +445,20 @@ def test_waitlist_optimize_and_apply_over_http(api: TestClient) -> None:
     assert api.get("/api/v1/appointments").json()["total"] == 1
     listed = api.get("/api/v1/waitlist", params={"location_id": ids["location"], "date": "2026-03-03"}).json()
     assert listed == []
-    replanned = created(
-        api.post(
-            f"/api/v1/locations/{ids['location']}/optimize",
-            params={"date": "2026-03-03", "time_limit_seconds": 2, "max_moves": 1},
-        )
-    )
+    replanned = api.get(f"/api/v1/proposals/{optimize(max_moves=1)['proposal_id']}").json()
     assert [(i["kind"], i["status"]) for i in replanned["items"]] == [("appointment", "kept")]
+    assert (replanned["moves"], replanned["max_moves"]) == (0, 1)
+    assert optimize(date="2026-03-08")["status"] == "done"  # a daylight-saving day is planned too
+    created(api.post(f"/api/v1/locations/{ids['location']}/closures", json={"closed_on": "2026-03-09"}))
+    closed = optimize(date="2026-03-09")
+    assert (closed["status"], closed["proposal_id"]) == ("failed", None)
+    assert closed["error"] == "the location is closed on Monday, 2026-03-09 (a closure)"
     negative = api.post(
         f"/api/v1/locations/{ids['location']}/optimize", params={"date": "2026-03-03", "max_moves": -1}
     )
     assert (negative.status_code, negative.json()["fields"]) == (422, ["max_moves"])
+    assert api.get(f"/api/v1/optimization-jobs/{uuid.uuid4()}").status_code == 404
+    assert handed == []
 
 
 def test_a_lost_database_connection_is_503_and_other_database_errors_500(

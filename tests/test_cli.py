@@ -115,6 +115,22 @@ def test_demo_seed_then_slots_then_book_then_models(database: str, tmp_path: Pat
     assert twice.exit_code == 1
     assert "is already booked at that time" in flat(twice.output)
 
+    # The day is optimized here and now (the job the worker would run), into a proposal; a closed day
+    # is refused with the reason.
+    where = ["--location", str(location.id), "--organization", "demo", "--time-limit", "1"]
+    optimized = runner.invoke(app, ["optimize-day", *where, "--date", day.isoformat(), "--max-moves", "0"])
+    assert optimized.exit_code == 0, optimized.output
+    assert re.search(
+        r"proposal [0-9a-f-]{36}: current \$[\d,.]+, proposed .*, 0 of at most 0 moved",
+        flat(optimized.output),
+    )
+    sunday = day + timedelta(days=5)
+    closed = runner.invoke(app, ["optimize-day", *where, "--date", sunday.isoformat()])
+    assert closed.exit_code == 1
+    assert f"the location is closed on Sunday, {sunday} (it has no opening hours on Sundays)" in flat(
+        closed.output
+    )
+
     # Two days of history are too little for the models; one trained from a file into the clinic's
     # registry is listed, activated (which scores the clinic), and a client's score can be read.
     from_database = runner.invoke(app, ["models", "train", "returns", "--organization", "demo"])

@@ -325,6 +325,31 @@ def test_the_embedded_worker_scores_a_booking_within_seconds(
     assert elapsed < 5, f"scored after {elapsed:.1f} s"
 
 
+def test_the_embedded_worker_runs_an_optimization_job_handed_over_by_the_api(
+    engine: Engine, owner: Actor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the app serving with its worker in-process (Huey's queue in a file of its own)
+    monkeypatch.setenv("MEDSPA_HUEY_PATH", str(tmp_path / "huey.db"))
+    monkeypatch.setenv("MEDSPA_MODEL_DIR", str(tmp_path / "models"))
+    clinic = build(engine, owner)
+    with TestClient(create_app(engine, with_worker=True)) as api:
+        api.headers["Authorization"] = f"Bearer {token_for(engine, owner)}"
+        # when a day is optimized through the API
+        started = api.post(
+            f"/api/v1/locations/{clinic.location_id}/optimize",
+            params={"date": "2026-03-03", "time_limit_seconds": 1},
+        )
+        assert started.status_code == 202
+        job = started.json()
+        deadline = time.monotonic() + 30
+        while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.1)
+            job = api.get(job["status_url"]).json()
+        # then the worker took it from Huey's queue and stored the proposal
+        assert (job["status"], job["error"]) == ("done", None)
+        assert api.get(f"/api/v1/proposals/{job['proposal_id']}").status_code == 200
+
+
 def test_background_worker_stops_cleanly_without_huey(engine: Engine, tmp_path: Path) -> None:
     worker = BackgroundWorker(engine, cache=ModelCache(tmp_path), poll_seconds=0.05)
     worker.start()

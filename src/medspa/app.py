@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -30,11 +31,18 @@ OPENAPI_TAG_ORDER = ("health", "security", "resources", "catalog", "clients", "s
 
 
 def create_app(
-    engine: Engine | None = None, *, with_worker: bool = False, clock: clocks.Clock | None = None
+    engine: Engine | None = None,
+    *,
+    with_worker: bool = False,
+    clock: clocks.Clock | None = None,
+    optimization_queue: Callable[[uuid.UUID], None] | None = None,
 ) -> FastAPI:
     """The application, bound to `engine` (the configured database by default), whose requests tell the
     time by `clock` (the system clock by default). With `with_worker` the background worker
-    (`medspa.worker`) runs in threads of this process while the app is up, with the same clock."""
+    (`medspa.worker`) runs in threads of this process while the app is up, with the same clock.
+    `optimization_queue` hands an optimization job's id to the worker (Huey's queue by default)."""
+    from medspa.worker import OptimizationQueue
+
     bound = engine or default_engine()
     told = clock or clocks.SYSTEM
     if with_worker:
@@ -73,6 +81,7 @@ def create_app(
     app.state.engine = bound
     app.state.clock = told
     app.add_middleware(ClockMiddleware, clock=told)
+    app.state.optimization_queue = optimization_queue or OptimizationQueue(bound)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=load_settings().max_body_bytes)
     document_errors(app)

@@ -271,32 +271,68 @@ def optimize_day(
         "--max-moves",
         min=0,
         max=1000,
-        help="replan: bookings that may get another provider or be dropped",
+        help="replan: bookings that may be moved (another provider, room or device) or left for staff",
     ),
     organization: str = OrganizationOption,
 ) -> None:
     """Optimize a location's day (bookings kept, waitlist placed; with --max-moves bookings may also be
-    reassigned) and store a proposal; nothing moves until it is applied."""
-    from medspa.kit.db import unit_of_work
+    reassigned) and store a proposal; nothing moves until it is applied. Runs the optimization job in
+    this process (the same job the worker runs for the web pages and the API), solving outside any
+    transaction, so bookings go on meanwhile."""
+    import threading
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from medspa.kit.db import default_engine, unit_of_work
     from medspa.kit.errors import MedspaError
     from medspa.kit.money import format_cents
     from medspa.scheduling import service as scheduling
+    from medspa.scheduling.schemas import ProposalRead
 
     _require_date_in_range("--date", day)
     try:
         with unit_of_work() as session:
             actor = _actor_for(session, organization)
-            with console.status(f"optimizing {day.date()} ({time_limit:g} s)..."):
-                proposal = scheduling.optimize_day(
-                    session,
+    except MedspaError as error:
+        _fail(error.detail, 2 if error.status_code in (404, 422) else 1)
+    best: list[float] = []
+    outcome: list[ProposalRead | MedspaError] = []
+
+    def run() -> None:
+        try:
+            outcome.append(
+                scheduling.optimize_day(
+                    default_engine(),
                     actor=actor,
                     location_id=location,
                     service_date=day.date(),
                     time_limit_seconds=time_limit,
                     max_moves=max_moves,
+                    on_progress=best.append,
                 )
-    except MedspaError as error:
-        _fail(error.detail, 2 if error.status_code in (404, 422) else 1)
+            )
+        except MedspaError as error:
+            outcome.append(error)
+
+    solver = threading.Thread(target=run, name="optimize-day")
+    columns = (
+        TextColumn("optimizing {task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[best]}"),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(str(day.date()), total=time_limit, best="")
+        started = time.monotonic()
+        solver.start()
+        while solver.is_alive():
+            solver.join(0.2)
+            value = f"best so far {format_cents(round(max(best) * 100))}" if best else ""
+            bar.update(task, completed=min(time_limit, time.monotonic() - started), best=value)
+    proposal = outcome[0]
+    if isinstance(proposal, MedspaError):
+        _fail(proposal.detail, 2 if proposal.status_code in (404, 422) else 1)
     table = Table("request", "kind", "status", "starts", "value", "why")
     for item in proposal.items:
         starts = item.starts_at.isoformat() if item.starts_at else ""
@@ -304,9 +340,12 @@ def optimize_day(
             item.request, item.kind, item.status, starts, format_cents(item.value_cents), item.reason
         )
     console.print(table)
+    limit = proposal.max_moves
+    moves = f", {proposal.moves} of at most {limit} moved or left" if limit is not None else ""
     console.print(
         f"proposal {proposal.id}: current {format_cents(proposal.current_value_cents)}, "
         f"proposed {format_cents(proposal.proposed_value_cents)}, gain {format_cents(proposal.gain_cents)}"
+        f"{moves}"
     )
 
 

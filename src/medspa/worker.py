@@ -8,7 +8,9 @@
 - Huey runs the scheduled jobs: every organization's scores refreshed weekly (Sunday 02:00 UTC), expired
   holds released every minute (`scheduling.service.release_expired_holds`; a booking that needs a hold's
   time releases it sooner), events every consumer has read deleted after `OUTBOX_KEEP_DAYS` (daily,
-  03:30 UTC), and `refresh_organization` on demand. Storage: SQLite beside the database
+  03:30 UTC), and on demand `refresh_organization` and `optimize_day` (an optimization job: the day is
+  read, solved outside any transaction, and the proposal stored, `scheduling.optimization_jobs`); two
+  consumer threads, so a long solve does not hold back the sweep. Storage: SQLite beside the database
   (`var/huey.db`) in the embedded shape, Redis when `MEDSPA_REDIS_URL` is set.
 
 `medspa worker` runs both until stopped; `medspa serve` runs them in threads of the web process unless
@@ -51,6 +53,7 @@ MODEL_CONSUMER: Final = "models"
 OUTBOX_KEEP_DAYS: Final = 90
 SCORE_TOPICS: Final = frozenset({"appointment.booked", "appointment.rescheduled"})
 REFRESH_TOPICS: Final = frozenset({"appointment.completed", "appointment.cancelled", "appointment.no_show"})
+HUEY_WORKERS: Final = 2
 
 
 class ModelEventHandler:
@@ -133,6 +136,38 @@ class Tasks:
     refresh_organization: Any
     release_expired_holds: Any
     prune_outbox: Any
+    optimize_day: Any
+
+
+def register_optimize_day(huey: Huey, engine: Engine, clock: Clock = clocks.SYSTEM) -> Any:
+    """The on-demand job that runs an optimization job (`scheduling.service.run_optimization_job`),
+    telling the time by `clock`: registered by the worker, and by a web process to enqueue it."""
+
+    def optimize_day(job_id: str) -> str:
+        from medspa.scheduling.service import run_optimization_job
+
+        with clocks.using(clock):
+            return str(run_optimization_job(engine, uuid.UUID(job_id)).status)
+
+    return huey.task(name="optimize_day")(optimize_day)
+
+
+class OptimizationQueue:
+    """Hands optimization jobs to the worker through Huey's queue (built from the settings on first use,
+    so a process that never optimizes never opens it)."""
+
+    def __init__(self, engine: Engine, huey: Huey | None = None) -> None:
+        self.engine, self.huey = engine, huey
+        self._task: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self, job_id: uuid.UUID) -> None:
+        with self._lock:
+            if self._task is None:
+                from medspa.config import load_settings
+
+                self._task = register_optimize_day(self.huey or build_huey(load_settings()), self.engine)
+        self._task(str(job_id))
 
 
 def register_tasks(huey: Huey, engine: Engine, cache: ModelCache, clock: Clock = clocks.SYSTEM) -> Tasks:
@@ -182,6 +217,7 @@ def register_tasks(huey: Huey, engine: Engine, cache: ModelCache, clock: Clock =
         prune_outbox=huey.periodic_task(crontab(minute="30", hour="3"), name="prune_outbox")(
             on_clock(prune_outbox)
         ),
+        optimize_day=register_optimize_day(huey, engine, clock),
     )
 
 
@@ -216,9 +252,10 @@ class BackgroundWorker:
                 def _set_signal_handlers(self) -> None:
                     """Signals stay with the host: uvicorn in `medspa serve`, `run_until_stopped` here."""
 
-            # A short maximum poll delay: an on-demand job starts within a second.
+            # A short maximum poll delay: an on-demand job starts within a second. Two threads, so a long
+            # solve does not hold back the minute-by-minute sweep of expired holds.
             self._huey_consumer = QuietConsumer(
-                huey, workers=1, worker_type="thread", max_delay=1.0, periodic=periodic
+                huey, workers=HUEY_WORKERS, worker_type="thread", max_delay=1.0, periodic=periodic
             )
 
     def start(self) -> None:

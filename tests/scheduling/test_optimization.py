@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from medspa.kit import clock
 from medspa.kit.db import unit_of_work
-from medspa.kit.errors import ConflictError, ResourceBusyError, ValidationFailedError
+from medspa.kit.errors import ConflictError, ValidationFailedError
+from medspa.kit.tz import local_to_utc, to_local
 from medspa.scheduling import scores
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.models import ScheduleProposal
+from medspa.scheduling.models import OptimizationJob, ScheduleProposal
 from medspa.scheduling.schemas import BookingRequest, ProposalRead, WaitlistCreate
 from medspa.scheduling.solver import validate
 from medspa.scheduling.solver.instance import parse_instance
@@ -61,16 +63,17 @@ def waitlist(
         )
 
 
-def propose(engine: Engine, actor: Actor, clinic: Clinic, max_moves: int | None = None) -> ProposalRead:
-    with unit_of_work(engine) as session:
-        return scheduling.optimize_day(
-            session,
-            actor=actor,
-            location_id=clinic.location_id,
-            service_date=DAY,
-            time_limit_seconds=3,
-            max_moves=max_moves,
-        )
+def propose(
+    engine: Engine, actor: Actor, clinic: Clinic, max_moves: int | None = None, day: date = DAY
+) -> ProposalRead:
+    return scheduling.optimize_day(
+        engine,
+        actor=actor,
+        location_id=clinic.location_id,
+        service_date=day,
+        time_limit_seconds=2,
+        max_moves=max_moves,
+    )
 
 
 def busy_day(engine: Engine, actor: Actor) -> Clinic:
@@ -98,10 +101,7 @@ def test_a_proposal_places_the_waitlist_around_kept_bookings_and_explains_itself
     engine: Engine, owner: Actor
 ) -> None:
     clinic = busy_day(engine, owner)
-    with unit_of_work(engine) as session:
-        proposal = scheduling.optimize_day(
-            session, actor=owner, location_id=clinic.location_id, service_date=DAY, time_limit_seconds=3
-        )
+    proposal = propose(engine, owner, clinic)
     statuses = sorted(item.status for item in proposal.items)
     assert statuses == ["booked", "booked", "locked", "not booked"]
     placed = sorted(item.starts_at for item in proposal.items if item.status == "booked" and item.starts_at)
@@ -126,10 +126,7 @@ def test_a_proposal_places_the_waitlist_around_kept_bookings_and_explains_itself
 
 def test_applying_books_the_placements_and_marks_the_waitlist(engine: Engine, owner: Actor) -> None:
     clinic = busy_day(engine, owner)
-    with unit_of_work(engine) as session:
-        proposal = scheduling.optimize_day(
-            session, actor=owner, location_id=clinic.location_id, service_date=DAY, time_limit_seconds=3
-        )
+    proposal = propose(engine, owner, clinic)
     with unit_of_work(engine) as session:
         applied = scheduling.apply_proposal(session, actor=owner, proposal_id=proposal.id)
     assert applied.status == "applied"
@@ -141,18 +138,15 @@ def test_applying_books_the_placements_and_marks_the_waitlist(engine: Engine, ow
     assert sorted(a.starts_at for a in booked) == [TEN - timedelta(hours=1), TEN, TEN + timedelta(hours=1)]
     assert len(waiting) == 1
     assert double_bookings(engine, owner) == 0
-    with pytest.raises(ConflictError, match="is applied"), unit_of_work(engine) as session:
+    with pytest.raises(ConflictError, match="already been applied"), unit_of_work(engine) as session:
         scheduling.apply_proposal(session, actor=owner, proposal_id=proposal.id)
 
 
 def test_applying_a_stale_proposal_books_nothing(engine: Engine, owner: Actor) -> None:
     clinic = busy_day(engine, owner)
-    with unit_of_work(engine) as session:
-        proposal = scheduling.optimize_day(
-            session, actor=owner, location_id=clinic.location_id, service_date=DAY, time_limit_seconds=3
-        )
-        other = make_client(session, actor=owner)
+    proposal = propose(engine, owner, clinic)
     with unit_of_work(engine) as session:  # the front desk books 11:00 meanwhile
+        other = make_client(session, actor=owner)
         scheduling.book_appointment(
             session,
             actor=owner,
@@ -163,8 +157,10 @@ def test_applying_a_stale_proposal_books_nothing(engine: Engine, owner: Actor) -
                 starts_at=TEN + timedelta(hours=1),
             ),
         )
-    with pytest.raises(ResourceBusyError), unit_of_work(engine) as session:
+    stale = pytest.raises(scheduling.StaleProposalError, match=r"'s .* at 11:00 AM was booked")
+    with stale as refused, unit_of_work(engine) as session:
         scheduling.apply_proposal(session, actor=owner, proposal_id=proposal.id)
+    assert refused.value.status_code == 409
     with unit_of_work(engine, write=False) as session:
         assert scheduling.list_appointments(session, actor=owner, location_id=clinic.location_id).total == 2
         waiting = scheduling.list_waitlist(
@@ -183,38 +179,75 @@ def test_a_closed_day_cannot_be_optimized(engine: Engine, owner: Actor) -> None:
         resources.add_closure(
             session, actor=owner, location_id=clinic.location_id, data=ClosureCreate(closed_on=DAY)
         )
-    with pytest.raises(ConflictError, match="closed"), unit_of_work(engine) as session:
-        scheduling.optimize_day(
-            session, actor=owner, location_id=clinic.location_id, service_date=DAY, time_limit_seconds=1
-        )
+    with pytest.raises(ConflictError, match=r"the location is closed on Tuesday, 2026-03-03 \(a closure\)"):
+        propose(engine, owner, clinic)
+    with unit_of_work(engine, write=False) as session:  # the job says why
+        mine = OptimizationJob.organization_id == owner.organization_id
+        job = session.scalars(select(OptimizationJob).where(mine)).one()
+    assert (job.status, job.error) == ("failed", "the location is closed on Tuesday, 2026-03-03 (a closure)")
 
 
-def test_a_daylight_saving_day_is_planned_in_real_minutes(engine: Engine, owner: Actor) -> None:
-    # 2026-03-08: New York springs forward at 02:00, long before the clinic opens at 09:00 (EDT).
-    spring = date(2026, 3, 8)
-    clinic = build(engine, owner, shift=("09:00", "12:00"))
-    waitlist(engine, owner, clinic, "09:00", "10:00", day=spring)
-    with unit_of_work(engine) as session:
-        proposal = scheduling.optimize_day(
-            session, actor=owner, location_id=clinic.location_id, service_date=spring, time_limit_seconds=2
-        )
+SPRING, FALL = date(2026, 3, 8), date(2026, 11, 1)  # New York: 02:00 -> 03:00, and 02:00 -> 01:00
+
+
+@pytest.mark.parametrize(
+    ("day", "hours", "real_hours"),
+    [
+        (SPRING, ("09:00", "12:00"), 3),  # the change falls before opening
+        (FALL, ("09:00", "12:00"), 3),
+        (SPRING, ("01:00", "04:00"), 2),  # the hours span the change: 01:00 EST to 04:00 EDT
+        (FALL, ("01:00", "04:00"), 4),  # 01:00 EDT to 04:00 EST
+        (FALL, ("00:00", "23:45"), 24),  # open (nearly) all day: 24 hours and 45 minutes
+    ],
+)
+def test_daylight_saving_days_are_planned_like_any_other_day(
+    engine: Engine, owner: Actor, day: date, hours: tuple[str, str], real_hours: int
+) -> None:
+    # given one provider working the opening hours, an hour-long service, and more clients waiting for
+    # the whole day than the day can hold
+    clinic = build(engine, owner, hours=hours, shift=hours)
+    wanted = min(real_hours, 6) + 1
+    for _ in range(wanted):
+        waitlist(engine, owner, clinic, *hours, day=day)
+    opening = local_to_utc(day, time.fromisoformat(hours[0]), "America/New_York")
+    assert opening is not None
+    # when the day is optimized and applied
+    proposal = propose(engine, owner, clinic, day=day)
     with unit_of_work(engine) as session:
         scheduling.apply_proposal(session, actor=owner, proposal_id=proposal.id)
     with unit_of_work(engine, write=False) as session:
-        (booked,) = scheduling.list_appointments(session, actor=owner, location_id=clinic.location_id).items
-    assert booked.starts_at == datetime(2026, 3, 8, 13, 0, tzinfo=UTC)  # 09:00 EDT (UTC-4), not 14:00
+        booked = scheduling.list_appointments(session, actor=owner, location_id=clinic.location_id).items
+        page = build_proposal_page(session, actor=owner, proposal_id=proposal.id)
+    # then the provider's real hours are filled from opening, hour after hour, at the right instants
+    starts = sorted(a.starts_at for a in booked)
+    assert len(starts) == min(real_hours, wanted)
+    assert starts[0] == opening
+    assert all(later - earlier >= timedelta(hours=1) for earlier, later in pairwise(starts))
+    assert double_bookings(engine, owner) == 0
+    # and the proposal page shows each placement at its local time
+    shown = [row.local_start for group in page.groups for row in group.rows if row.local_start]
+    assert sorted(t.astimezone(UTC) for t in shown) == starts
+    assert all(t.utcoffset() == to_local(t, "America/New_York").utcoffset() for t in shown)
 
 
-def test_a_day_whose_opening_hours_span_the_clock_change_is_refused(engine: Engine, owner: Actor) -> None:
-    clinic = build(engine, owner, hours=("01:00", "05:00"), shift=("01:00", "05:00"))
-    with pytest.raises(ConflictError, match="daylight-saving"), unit_of_work(engine) as session:
-        scheduling.optimize_day(
+def test_a_daylight_saving_change_off_the_booking_grid_is_refused_with_the_reason(
+    engine: Engine, owner: Actor
+) -> None:
+    from medspa.resources import service as resources
+    from medspa.resources.schemas import LocationUpdate
+
+    # given a 45-minute booking grid and opening hours that span the spring change
+    clinic = build(engine, owner, hours=("00:00", "06:00"), shift=("00:00", "06:00"))
+    with unit_of_work(engine) as session:
+        resources.update_location(
             session,
             actor=owner,
             location_id=clinic.location_id,
-            service_date=date(2026, 3, 8),
-            time_limit_seconds=1,
+            data=LocationUpdate(slot_interval_minutes=45),
         )
+    # when / then
+    with pytest.raises(ConflictError, match="clocks change by 60 minutes during opening hours"):
+        propose(engine, owner, clinic, day=SPRING)
 
 
 def test_the_day_instance_uses_a_stored_no_show_probability_else_the_clients_rate(

@@ -72,8 +72,14 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def client(engine: Engine) -> Iterator[TestClient]:
-    """A browser-like client (it sends the page's Origin on every request), not signed in."""
-    with TestClient(create_app(engine), headers={"Origin": ORIGIN}) as test_client:
+    """A browser-like client (it sends the page's Origin on every request), not signed in. An
+    optimization job is run as soon as it is handed over (after the response, as the worker would)."""
+
+    def run_at_once(job_id: uuid.UUID) -> None:
+        scheduling.run_optimization_job(engine, job_id)
+
+    app = create_app(engine, optimization_queue=run_at_once)
+    with TestClient(app, headers={"Origin": ORIGIN}) as test_client:
         yield test_client
 
 

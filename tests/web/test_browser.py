@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from medspa.app import create_app
 from medspa.demo.seed import DEMO_PASSWORD
 from medspa.kit.db import unit_of_work
 from medspa.resources import service as resources
+from medspa.scheduling import service as scheduling
 from tests.web.conftest import (
     BOOKING_SERVICE,
     FRONT_DESK,
@@ -49,11 +51,15 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(engine: Engine) -> Iterator[str]:
-    """The app served by uvicorn in a background thread; yields its base URL."""
+    """The app served by uvicorn in a background thread, optimization jobs run in threads of their own
+    (as the worker would); yields its base URL."""
+
+    def worker(job_id: uuid.UUID) -> None:
+        threading.Thread(target=scheduling.run_optimization_job, args=(engine, job_id), daemon=True).start()
+
     port = _free_port()
-    config = uvicorn.Config(
-        create_app(engine), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
+    app = create_app(engine, optimization_queue=worker)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, name="uvicorn", daemon=True)
     thread.start()
@@ -193,7 +199,8 @@ def test_front_desk_optimizes_a_day_and_applies_the_proposal(
     page.locator(".waitlist").screenshot(path=str(shot / "day-waitlist.png"))
     page.fill("#optimize input[name=time_limit_seconds]", "1")
     page.click("button:has-text('Optimize this day')")
-    page.wait_for_url("**/proposals/*")
+    # The job's page polls until the proposal is stored, then opens it (at once, if the job was quicker).
+    page.wait_for_url("**/proposals/*", timeout=30_000)
 
     assert page.inner_text("h1").startswith("Proposal for ")
     assert page.inner_text("#gain").startswith(("+$", "$"))

@@ -1,23 +1,28 @@
-"""The day optimizer's pages through FastAPI's TestClient: the waitlist on the day view, optimizing a day,
-a proposal beside the schedule, and applying the chosen placements (all or nothing)."""
+"""The day optimizer's pages through FastAPI's TestClient: the waitlist on the day view, optimizing a day
+(a job the worker runs; here it runs as soon as it is handed over), the job's page, a proposal beside the
+schedule, and applying the chosen changes (all or nothing)."""
 
 from __future__ import annotations
 
 import html
 import re
 import uuid
-from datetime import date
+from datetime import date, timedelta
 
 from fastapi.testclient import TestClient
 from markupsafe import escape
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from medspa.clients import service as clients
 from medspa.clients.schemas import ClientCreate
+from medspa.kit import clock
 from medspa.kit.db import unit_of_work
 from medspa.kit.money import format_cents
+from medspa.kit.tz import local_day_bounds
+from medspa.resources import service as resources
+from medspa.resources.schemas import PeriodCreate
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.models import ScheduleProposal
+from medspa.scheduling.models import OptimizationJob, ScheduleProposal
 from medspa.scheduling.schemas import (
     BookingRequest,
     ProposalItem,
@@ -46,12 +51,21 @@ def _proposal(engine: Engine, demo: Demo, proposal_id: uuid.UUID) -> ProposalRea
 
 
 def _optimize(engine: Engine, demo: Demo, day: date) -> ProposalRead:
-    with unit_of_work(engine) as session:
-        proposal = scheduling.optimize_day(
-            session, actor=demo.actor, location_id=demo.location_id, service_date=day, time_limit_seconds=1
-        )
+    proposal = scheduling.optimize_day(
+        engine, actor=demo.actor, location_id=demo.location_id, service_date=day, time_limit_seconds=1
+    )
     assert _placements(proposal), "the demo's waitlist day should leave room to place someone"
     return proposal
+
+
+def _job_page_then_proposal(signed_in: TestClient, response_location: str) -> uuid.UUID:
+    """Follow the optimize form's answer: the job's page, which (the job being done) leads to the
+    proposal; the proposal's id."""
+    assert re.fullmatch(r"/optimization-jobs/" + UUID.pattern, response_location)
+    job_page = signed_in.get(response_location, follow_redirects=False)
+    assert job_page.status_code == 303
+    assert re.fullmatch(r"/proposals/" + UUID.pattern, job_page.headers["location"])
+    return uuid.UUID(job_page.headers["location"].rsplit("/", 1)[1])
 
 
 def _proposal_count(engine: Engine) -> int:
@@ -119,9 +133,9 @@ def test_optimize_this_day_stores_a_proposal_books_nothing_and_opens_it(
     )
 
     assert response.status_code == 303
-    location = response.headers["location"]
-    assert re.fullmatch(r"/proposals/" + UUID.pattern, location)
-    proposal = _proposal(engine, demo_template, uuid.UUID(location.rsplit("/", 1)[1]))
+    proposal = _proposal(
+        engine, demo_template, _job_page_then_proposal(signed_in, response.headers["location"])
+    )
     assert proposal.service_date == day
     assert proposal.status == "proposed"
     # Shadow mode: the schedule and the waitlist are as they were.
@@ -140,7 +154,9 @@ def test_the_day_view_can_replan_with_a_move_limit_and_refuses_a_bad_one(
         follow_redirects=False,
     )
     assert replanned.status_code == 303
-    proposal = _proposal(engine, demo_template, uuid.UUID(replanned.headers["location"].rsplit("/", 1)[1]))
+    proposal = _proposal(
+        engine, demo_template, _job_page_then_proposal(signed_in, replanned.headers["location"])
+    )
     statuses = {item.status for item in proposal.items if item.kind == "appointment"}
     assert statuses <= {"kept", "moved", "dropped", "locked"}
     assert statuses & {"kept", "moved"}  # replanned: without a limit every booking would be "locked"
@@ -149,7 +165,7 @@ def test_the_day_view_can_replan_with_a_move_limit_and_refuses_a_bad_one(
     assert "number of bookings that may move" in bad.text
 
 
-def test_optimizing_from_htmx_redirects_the_browser_to_the_proposal(
+def test_optimizing_from_htmx_redirects_the_browser_to_the_job_then_the_proposal(
     signed_in: TestClient, engine: Engine, demo_template: Demo
 ) -> None:
     day = first_day_with_a_waitlist(engine, demo_template)
@@ -159,20 +175,59 @@ def test_optimizing_from_htmx_redirects_the_browser_to_the_proposal(
         headers=HTMX,
     )
     assert response.status_code == 200
-    assert re.fullmatch(r"/proposals/" + UUID.pattern, response.headers["HX-Redirect"])
+    job_url = response.headers["HX-Redirect"]
+    assert re.fullmatch(r"/optimization-jobs/" + UUID.pattern, job_url)
+    polled = signed_in.get(job_url, headers=HTMX)  # the job page's poll, once the job is done
+    assert polled.status_code == 200
+    assert re.fullmatch(r"/proposals/" + UUID.pattern, polled.headers["HX-Redirect"])
 
 
-def test_a_day_that_cannot_be_optimized_shows_why_on_the_day_view(
+def test_the_job_page_shows_progress_while_running_and_says_when_no_worker_took_the_job(
+    engine: Engine, demo_template: Demo, signed_in: TestClient
+) -> None:
+    day = first_day_with_a_waitlist(engine, demo_template)
+    with unit_of_work(engine) as session:  # a job nobody has run
+        job = scheduling.request_optimization(
+            session, actor=demo_template.actor, location_id=demo_template.location_id, service_date=day
+        )
+        session.execute(
+            update(OptimizationJob)
+            .where(OptimizationJob.id == job.id)
+            .values(created_at=job.created_at - timedelta(seconds=30))
+        )
+    waiting = signed_in.get(f"/optimization-jobs/{job.id}")
+    assert waiting.status_code == 200
+    assert 'data-status="queued"' in waiting.text
+    assert "No worker has started this optimization after 30 s" in waiting.text
+    assert 'hx-trigger="every 5s"' in waiting.text  # it keeps asking, less often
+    with unit_of_work(engine) as session:  # now a worker runs it and has found a schedule
+        session.execute(
+            update(OptimizationJob)
+            .where(OptimizationJob.id == job.id)
+            .values(status="running", started_at=clock.now(), best_value_cents=123456, improvements=3)
+        )
+    running = signed_in.get(f"/optimization-jobs/{job.id}", headers=HTMX)
+    assert running.text.lstrip().startswith('<section id="job"')
+    assert 'hx-trigger="every 1s"' in running.text
+    assert "Searching: 0 s of 10 s." in running.text
+    assert "Best schedule so far: $1,234.56 (3 found)." in running.text
+
+
+def test_a_day_that_cannot_be_optimized_shows_why_on_the_job_page(
     signed_in: TestClient, engine: Engine, demo_template: Demo
 ) -> None:
     url = f"/locations/{demo_template.location_id}/proposals"
-    closed = signed_in.post(url, data={"date": "2020-01-05", "time_limit_seconds": "1"}, headers=HTMX)
-    assert closed.status_code == 409
-    assert closed.text.lstrip().startswith('<section id="day"')
-    assert "Could not optimize the day: the location is closed on 2020-01-05." in closed.text
+    closed = signed_in.post(url, data={"date": "2020-01-05", "time_limit_seconds": "1"})
+    assert closed.status_code == 200  # the job's page, which ran and failed
+    assert 'data-status="failed"' in closed.text
+    assert (
+        "The day could not be optimized: the location is closed on Sunday, 2020-01-05 "
+        "(it has no opening hours on Sundays)." in closed.text
+    )
+    assert "hx-trigger" not in closed.text  # nothing more to wait for
 
     day = first_day_with_a_waitlist(engine, demo_template)
-    for limit in ("soon", "0", "nan", "61"):
+    for limit in ("soon", "0", "nan", "121"):
         page = signed_in.post(url, data={"date": day.isoformat(), "time_limit_seconds": limit})
         assert (limit, page.status_code) == (limit, 422)
         assert "<!doctype html>" in page.text
@@ -356,8 +411,8 @@ def test_applying_after_the_day_changed_answers_409_and_books_nothing(
 
     assert page.status_code == 409
     assert "<!doctype html>" in page.text
-    assert "Could not apply:" in page.text
-    assert "Nothing was booked. The day has changed since this proposal was made" in page.text
+    assert "Nothing was changed: the day has changed since this proposal was made:" in page.text
+    assert f"{html.escape(other.first_name)} {html.escape(other.last_name)}" in page.text
     assert {a.id for a in appointments_on(engine, demo_template, day)} == booked_before
     assert _waitlist(engine, demo_template, day, status="booked") == []
     assert _proposal(engine, demo_template, proposal.id).status == "proposed"
@@ -374,7 +429,7 @@ def test_applying_nothing_chosen_or_an_unknown_request_books_nothing(
     unknown = signed_in.post(f"/proposals/{proposal.id}/apply", data={"requests": ["w-000000000000"]})
 
     assert empty.status_code == 422
-    assert "Choose at least one placement to apply." in empty.text
+    assert "Choose at least one change to apply." in empty.text
     assert unknown.status_code == 422
     assert "w-000000000000" in unknown.text
     assert {a.id for a in appointments_on(engine, demo_template, day)} == booked_before
@@ -422,3 +477,69 @@ def test_a_cross_site_post_optimizes_nothing_and_applies_nothing(
     assert "cross-site request refused" in apply.text
     assert {a.id for a in appointments_on(engine, demo_template, day)} == booked_before
     assert _proposal(engine, demo_template, proposal.id).status == "proposed"
+
+
+# --- replanning after a call-out ------------------------------------------------------------------------
+
+
+def test_a_call_out_is_replanned_on_the_page_and_the_moves_applied_from_it(
+    signed_in: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    # given a day on which one provider, with bookings still to come, calls out for the whole day
+    day = first_day_with_a_waitlist(engine, demo_template) + timedelta(days=1)
+    while not appointments_on(engine, demo_template, day):
+        day += timedelta(days=1)
+    upcoming = [
+        a
+        for a in appointments_on(engine, demo_template, day)
+        if a.status in ("booked", "confirmed") and a.starts_at > clock.now()
+    ]
+    provider_id = upcoming[0].provider_id
+    stranded = {a.id for a in upcoming if a.provider_id == provider_id}
+    start, end = local_day_bounds(day, "America/New_York")
+    with unit_of_work(engine) as session:
+        resources.add_time_off(
+            session,
+            actor=demo_template.actor,
+            provider_id=provider_id,
+            data=PeriodCreate(starts_at=start, ends_at=end, reason="sick"),
+        )
+    # when the day is replanned from the day view, allowing as many moves as there are bookings
+    response = signed_in.post(
+        f"/locations/{demo_template.location_id}/proposals",
+        data={"date": day.isoformat(), "time_limit_seconds": "2", "max_moves": str(len(upcoming))},
+    )
+    # then the proposal page lists each of that provider's bookings as moved (with a box to apply it, and
+    # the provider it had) or as one that cannot stay (left as booked: call the client)
+    assert response.status_code == 200
+    page = response.text
+    proposal_id = uuid.UUID(re.findall(r'action="/proposals/(' + UUID.pattern + ')/apply"', page)[0])
+    proposal = _proposal(engine, demo_template, proposal_id)
+    changed = {i.record_id: i for i in proposal.items if i.status in ("moved", "dropped")}
+    assert stranded <= set(changed)  # others may move too, within the limit, to make room
+    assert all(changed[i].status == "moved" for i in set(changed) - stranded)  # they fit: never dropped
+    assert proposal.moves == len(changed) <= (proposal.max_moves or 0)
+    moved = [i for i in changed.values() if i.status == "moved"]
+    dropped = [i for i in changed.values() if i.status == "dropped"]
+    assert set(CHECKBOX.findall(page)) == {i.request for i in moved} | {
+        i.request for i in _placements(proposal)
+    }
+    assert f"Replanning: {len(changed)} of at most {len(upcoming)} bookings change" in _visible_text(page)
+    assert page.count('<small class="block was">was ') >= len(moved)
+    if dropped:
+        assert "left exactly as it is when you apply, with its provider, room and device" in page
+    # and applying the moves from the page gives those bookings their new provider; the others stay
+    if not moved:
+        return
+    applied = signed_in.post(f"/proposals/{proposal_id}/apply", data={"requests": [i.request for i in moved]})
+    assert applied.status_code == 200, _visible_text(applied.text)[:2000]
+    assert f"Moved {len(moved)} booking{'' if len(moved) == 1 else 's'}." in applied.text
+    now = {a.id: a for a in appointments_on(engine, demo_template, day)}
+    for item in moved:
+        assert (now[item.record_id].provider_id, now[item.record_id].starts_at) == (
+            item.provider_id,
+            item.starts_at,
+        )
+    for item in dropped:
+        assert item.record_id in stranded
+        assert now[item.record_id].provider_id == provider_id

@@ -61,3 +61,19 @@ def local_day_bounds(day: date, zone_name: str) -> tuple[datetime, datetime]:
 
 def to_local(instant: datetime, zone_name: str) -> datetime:
     return instant.astimezone(zone(zone_name))
+
+
+def clock_label(hour: int, minute: int) -> str:
+    """`9:30 AM`: how the front desk reads a wall-clock time."""
+    suffix = "AM" if hour < 12 else "PM"
+    return f"{(hour % 12) or 12}:{minute:02d} {suffix}"
+
+
+def local_label(instant: datetime, zone_name: str, *, on: date | None = None) -> str:
+    """How staff read an instant in the location's zone: `9:30 AM`, with the date (`Thu, Mar 5 at 9:30
+    AM`) when it is not on the local date `on`."""
+    local = to_local(instant, zone_name)
+    time_of_day = clock_label(local.hour, local.minute)
+    if on is not None and local.date() == on:
+        return time_of_day
+    return f"{local.strftime('%a, %b')} {local.day}, {local.year} at {time_of_day}"

@@ -476,6 +476,7 @@ class LocationConfig:
     closed_dates: frozenset[date]
     time_off: list[tuple[uuid.UUID, datetime, datetime]]
     maintenance: list[tuple[uuid.UUID, datetime, datetime]]
+    version: int = 0  # the location's `config_version` this set-up was read at
 
 
 _CONFIG_CACHE: dict[uuid.UUID, tuple[int, LocationConfig]] = {}
@@ -511,6 +512,7 @@ def location_config(session: Session, *, actor: Actor, location_id: uuid.UUID) -
         closed_dates=frozenset(repository.closed_dates(session, location.id, date.min, date.max)),
         time_off=repository.time_off(session, [p.id for p in providers], _EVER[0], _EVER[1]),
         maintenance=repository.maintenance(session, [d.id for d in devices], _EVER[0], _EVER[1]),
+        version=location.config_version,
     )
     if location.id not in repository.changed_locations(session):
         with _CONFIG_CACHE_LOCK:

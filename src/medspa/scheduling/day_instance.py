@@ -1,6 +1,12 @@
 """A location's day read from the database as a clinic-day instance for the optimizer: hours,
 providers, rooms, devices, services, the day's bookings (locked, or movable when replanning) and the
-waiting waitlist entries (flexible)."""
+waiting waitlist entries (flexible), with what the optimizer saw of the day (to tell later whether it
+has changed) and the names staff know each request by.
+
+The instance counts minutes on one clock from `DayInstance.origin`: local midnight on the clock in force
+when the location opens. On most days that is the wall clock; on a day whose opening hours span a
+daylight-saving change, times after the change are the real minutes since then (a 25-hour day, when
+the clocks fall back, reaches past 24:00), so every duration in the instance is a real one."""
 
 from __future__ import annotations
 
@@ -15,9 +21,10 @@ from sqlalchemy.orm import Session
 
 from medspa.catalog import service as catalog
 from medspa.catalog.schemas import ServiceRead
+from medspa.clients import service as clients
 from medspa.kit import clock
 from medspa.kit.errors import ConflictError
-from medspa.kit.tz import local_day_bounds, local_minutes_to_utc, to_local
+from medspa.kit.tz import local_day_bounds, local_label, local_minutes_to_utc, to_local
 from medspa.resources import service as resources
 from medspa.resources.schemas import ProviderRead
 from medspa.scheduling import availability
@@ -44,13 +51,46 @@ REASSIGNABLE = ("booked", "confirmed")
 class DayInstance:
     """A location's day as a clinic-day instance, and what each of its ids stands for."""
 
+    location_id: uuid.UUID
     instance: model.Instance
     records: dict[str, tuple[str, uuid.UUID]]  # request id -> ("appointment" | "waitlist", record id)
     names: dict[str, str]  # provider, room, device and service id -> its name
     zone: str
     service_date: date
+    origin: datetime  # the instant of the instance's minute 0
+    # What the optimizer saw: the location's set-up version and every live booking of the day (see
+    # `seen_booking`), to tell when the proposal is applied whether the day has changed.
+    seen: dict[str, Any] = field(default_factory=dict)
+    # Request id -> how staff know it: "Jane Doe's Botox at 10:00 AM", "Jane Doe (waitlist, Botox)".
+    labels: dict[str, str] = field(default_factory=dict)
     # Bookings the optimizer may reassign (`reassign=True`): request id -> where they are now.
     movable: dict[str, Assignment] = field(default_factory=dict)
+
+    def instant(self, minute: int) -> datetime:
+        """The instant of one of the instance's minutes."""
+        return instant_at(self.origin, minute)
+
+
+def instant_at(origin: datetime, minute: int) -> datetime:
+    """The instant `minute` minutes after a day instance's `origin`."""
+    return origin + timedelta(minutes=minute)
+
+
+def seen_booking(appointment: Appointment) -> dict[str, Any]:
+    """What a proposal records of a live booking of its day: status, start and resources."""
+    return {
+        "status": appointment.status,
+        "starts_at": appointment.starts_at.isoformat(),
+        "provider": str(appointment.provider_id),
+        "room": str(appointment.room_id),
+        "device": str(appointment.device_id) if appointment.device_id else None,
+    }
+
+
+def booking_label(client: str, service: str, starts_at: datetime, zone: str, day: date | None) -> str:
+    """A booking as staff name it: "Jane Doe's Botox at 10:00 AM" (with the date when not on `day`)."""
+    same_day = day is not None and to_local(starts_at, zone).date() == day
+    return f"{client}'s {service} {'at' if same_day else 'on'} {local_label(starts_at, zone, on=day)}"
 
 
 def _skill_key(service: ServiceRead) -> str:
@@ -58,13 +98,24 @@ def _skill_key(service: ServiceRead) -> str:
     return service.required_skill + (f"+{service.required_license}" if service.required_license else "")
 
 
-def _minutes(instant: datetime, zone: str, service_date: date) -> int:
-    local = to_local(instant, zone)
-    return (local.date() - service_date).days * 24 * 60 + local.hour * 60 + local.minute
-
-
 def _wall(value: time) -> int:
     return value.hour * 60 + value.minute
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """Converts a day's wall-clock times and instants to the instance's minutes (from `origin`)."""
+
+    service_date: date
+    zone: str
+    origin: datetime
+
+    def of(self, instant: datetime) -> int:
+        return int((instant - self.origin).total_seconds() // 60)
+
+    def at(self, wall: time) -> int:
+        """A wall-clock time of the day (the first of an ambiguous one; after the gap, one skipped)."""
+        return self.of(local_minutes_to_utc(self.service_date, _wall(wall), self.zone))
 
 
 def build_day_instance(
@@ -75,31 +126,35 @@ def build_day_instance(
     in maintenance during opening hours is left out), services, the day's bookings as locked requests
     and the waiting waitlist entries as flexible ones.
 
-    The instance counts wall-clock minutes from midnight. On a day with a daylight-saving change that is
-    exact as long as the change falls outside the opening hours (clocks change at night); a day whose
-    opening hours span the change is refused, since its wall-clock minutes are not all real minutes.
+    Minutes count from `origin` (see the module docstring), so a day with a daylight-saving change is
+    planned like any other, also when its opening hours span the change.
 
     With `reassign`, bookings not yet started (booked or confirmed, starting after now) are not locked:
     each keeps its start but may get another provider, room or device, or be dropped (`movable` holds
     where they are now, for replanning). Held, started and finished appointments stay locked.
 
-    ConflictError when the location is closed that day, or its opening hours span a daylight-saving
-    change, or a locked booking uses a resource no longer active."""
+    ConflictError when the location is closed that day, a locked booking uses a resource no longer
+    active, or the clocks change during opening hours by other than a whole number of grid steps."""
     config = resources.location_config(session, actor=actor, location_id=location_id)
     location = config.location
     zone = location.time_zone
     day_start, day_end = local_day_bounds(service_date, zone)
     spans = [s for s in location.opening_hours if s.weekday == service_date.weekday()]
     if not spans or service_date in config.closed_dates:
-        raise ConflictError(f"the location is closed on {service_date}")
-    opens, closes = min(_wall(s.starts_at) for s in spans), max(_wall(s.ends_at) for s in spans)
-    elapsed = local_minutes_to_utc(service_date, closes, zone) - local_minutes_to_utc(
-        service_date, opens, zone
-    )
-    if elapsed != timedelta(minutes=closes - opens):
+        weekday = service_date.strftime("%A")
+        why = "a closure" if spans else f"it has no opening hours on {weekday}s"
+        raise ConflictError(f"the location is closed on {weekday}, {service_date} ({why})")
+    first_wall = min(_wall(s.starts_at) for s in spans)
+    opening = local_minutes_to_utc(service_date, first_wall, zone)
+    clock_of_day = _Clock(service_date, zone, opening - timedelta(minutes=first_wall))
+    opens = clock_of_day.of(opening)
+    closes = max(clock_of_day.at(s.ends_at) for s in spans)
+    shift = (closes - opens) - (max(_wall(s.ends_at) for s in spans) - first_wall)
+    if shift % location.slot_interval_minutes:
         raise ConflictError(
-            f"the opening hours of {service_date} span a daylight-saving change; the day optimizer "
-            "plans in wall-clock minutes and cannot plan that day"
+            f"on {service_date} the clocks change by {abs(shift)} minutes during opening hours, which is "
+            f"not a whole number of the location's {location.slot_interval_minutes}-minute booking grid; "
+            "the optimizer cannot keep its starts on the grid that day"
         )
     services = {s.id: s for s in catalog.list_services(session, actor=actor, limit=500).items}
     appointments = list(
@@ -124,7 +179,7 @@ def build_day_instance(
             )
     waitlist = waiting_entries(session, actor, location_id, service_date, "waiting")
     providers = [
-        _provider(p, services.values(), service_date, zone, config.time_off, day_start, day_end)
+        _provider(p, services.values(), clock_of_day, config.time_off, day_start, day_end)
         for p in config.providers
     ]
     devices = [
@@ -142,11 +197,22 @@ def build_day_instance(
     requests: list[model.Request] = []
     records: dict[str, tuple[str, uuid.UUID]] = {}
     movable: dict[str, Assignment] = {}
+    client_names = clients.client_names(
+        session, actor=actor, client_ids={a.client_id for a in appointments} | {w.client_id for w in waitlist}
+    )
+    labels: dict[str, str] = {}
     for appointment in sorted(appointments, key=lambda a: (a.starts_at, str(a.id))):
-        start = _minutes(appointment.starts_at, zone, service_date)
+        start = clock_of_day.of(appointment.starts_at)
         duration = services[appointment.service_id].duration_minutes
         request_id = f"a-{appointment.id.hex[:12]}"
         records[request_id] = ("appointment", appointment.id)
+        labels[request_id] = booking_label(
+            client_names.get(appointment.client_id, "a client"),
+            services[appointment.service_id].name,
+            appointment.starts_at,
+            zone,
+            service_date,
+        )
         now_at = Assignment(
             request_id,
             str(appointment.provider_id),
@@ -158,7 +224,7 @@ def build_day_instance(
         if reassign and appointment.status in REASSIGNABLE and appointment.starts_at > now:
             movable[request_id] = now_at
         else:
-            _check_lockable(appointment, now_at, duration, known, providers)
+            _check_lockable(labels[request_id], now_at, duration, known, providers)
             lock = model.Lock(provider=now_at.provider, room=now_at.room, device=now_at.device, start=start)
         requests.append(
             model.Request(
@@ -175,16 +241,20 @@ def build_day_instance(
     # A client is in one place at a time: a waiting client's window leaves out their own bookings.
     booked: dict[uuid.UUID, list[model.TimeRange]] = {}
     for appointment in appointments:
-        start = _minutes(appointment.starts_at, zone, service_date)
+        start = clock_of_day.of(appointment.starts_at)
         duration = services[appointment.service_id].duration_minutes
         booked.setdefault(appointment.client_id, []).append(model.TimeRange(start, start + duration))
     for entry in waitlist:
-        window = model.TimeRange(_wall(entry.window_starts_at), _wall(entry.window_ends_at))
+        window = model.TimeRange(
+            clock_of_day.at(entry.window_starts_at), clock_of_day.at(entry.window_ends_at)
+        )
         windows = _less(window, booked.get(entry.client_id, []))
         if not windows:
             continue  # the client's own bookings fill the whole window: nothing to place
         request_id = f"w-{entry.id.hex[:12]}"
         records[request_id] = ("waitlist", entry.id)
+        who = client_names.get(entry.client_id, "a client")
+        labels[request_id] = f"{who} (waitlist, {services[entry.service_id].name})"
         requests.append(
             model.Request(
                 id=request_id,
@@ -227,7 +297,22 @@ def build_day_instance(
     )
     names = {str(p.id): p.name for p in config.providers} | {str(r.id): r.name for r in config.rooms}
     names |= {str(d.id): d.name for d in config.devices} | {str(s.id): s.name for s in services.values()}
-    return DayInstance(instance, records, names, zone, service_date, movable)
+    seen = {
+        "config_version": config.version,
+        "bookings": {str(a.id): seen_booking(a) for a in appointments},
+    }
+    return DayInstance(
+        location_id=location_id,
+        instance=instance,
+        records=records,
+        names=names,
+        zone=zone,
+        service_date=service_date,
+        origin=clock_of_day.origin,
+        seen=seen,
+        labels=labels,
+        movable=movable,
+    )
 
 
 def _less(window: model.TimeRange, taken: Sequence[model.TimeRange]) -> tuple[model.TimeRange, ...]:
@@ -247,7 +332,7 @@ def _less(window: model.TimeRange, taken: Sequence[model.TimeRange]) -> tuple[mo
 
 
 def _check_lockable(
-    appointment: Appointment,
+    label: str,
     placed: Assignment,
     duration: int,
     known: set[str],
@@ -256,19 +341,18 @@ def _check_lockable(
     """ConflictError when a booking cannot be kept where it is: a resource of it is no longer active (or
     in maintenance), or it falls in its provider's time off or break."""
     used = [placed.provider, placed.room, placed.device]
-    missing = [x for x in used if x is not None and x not in known]
-    if missing:
+    if any(x is not None and x not in known for x in used):
         raise ConflictError(
-            f"appointment {appointment.id} uses {', '.join(missing)}, no longer active "
-            "or in maintenance; move it first"
+            f"{label} uses a provider, room or device no longer active or in maintenance; move it first, "
+            "or replan the day (max_moves) to give it another"
         )
     end = placed.start + duration
     if any(
         b.start < end and placed.start < b.end for p in providers if p.id == placed.provider for b in p.breaks
     ):
         raise ConflictError(
-            f"appointment {appointment.id} falls in its provider's time off or break; replan the day "
-            "(max_moves) to give it another provider"
+            f"{label} falls in its provider's time off or break; replan the day (max_moves) to give it "
+            "another provider"
         )
 
 
@@ -279,21 +363,24 @@ def model_rooms(rooms: Sequence[Any]) -> list[model.Room]:
 def _provider(
     provider: ProviderRead,
     services: Any,
-    service_date: date,
-    zone: str,
+    clock_of_day: _Clock,
     time_off: list[tuple[uuid.UUID, datetime, datetime]],
     day_start: datetime,
     day_end: datetime,
 ) -> model.Provider:
+    service_date = clock_of_day.service_date
     weekday = service_date.weekday()
     breaks = [
-        model.TimeRange(_wall(b.starts_at), _wall(b.ends_at)) for b in provider.breaks if b.weekday == weekday
+        model.TimeRange(clock_of_day.at(b.starts_at), clock_of_day.at(b.ends_at))
+        for b in provider.breaks
+        if b.weekday == weekday
     ]
     for provider_id, off_from, off_until in time_off:
         if provider_id == provider.id and off_from < day_end and off_until > day_start:
-            start = max(0, _minutes(max(off_from, day_start), zone, service_date))
-            end = min(24 * 60, _minutes(min(off_until, day_end), zone, service_date) or 24 * 60)
-            breaks.append(model.TimeRange(start, end))
+            start = max(0, clock_of_day.of(max(off_from, day_start)))
+            end = clock_of_day.of(min(off_until, day_end))
+            if end > start:
+                breaks.append(model.TimeRange(start, end))
     return model.Provider(
         id=str(provider.id),
         name=provider.name,
@@ -301,7 +388,7 @@ def _provider(
             _skill_key(s) for s in services if availability.is_qualified(provider, s, service_date)
         ),
         shifts=tuple(
-            model.TimeRange(_wall(s.starts_at), _wall(s.ends_at))
+            model.TimeRange(clock_of_day.at(s.starts_at), clock_of_day.at(s.ends_at))
             for s in provider.shifts
             if s.weekday == weekday
         ),

@@ -103,8 +103,11 @@ class WaitlistEntry(TenantMixin, Base):
 
 class ScheduleProposal(TenantMixin, Base):
     """The optimizer's proposal for a location's day, kept beside the live schedule until staff apply it
-    (or parts of it). `instance` and `solution` are the clinic-day documents it was computed from;
-    `requests` maps each instance request id to its appointment or waitlist entry."""
+    (or parts of it). `instance` and `solution` are the clinic-day documents it was computed from, whose
+    minutes count from `origin_at`; `requests` maps each instance request id to its appointment or
+    waitlist entry (and, for a booking it may move, where it was); `seen` is what it saw of the day (the
+    location's set-up version and every live booking's status, start and resources), which applying
+    compares with the day as it is then. `max_moves` is the replan's move limit (None: bookings kept)."""
 
     __tablename__ = "schedule_proposals"
 
@@ -117,6 +120,32 @@ class ScheduleProposal(TenantMixin, Base):
     solution: Mapped[dict[str, Any]]
     requests: Mapped[dict[str, Any]]
     explanation: Mapped[dict[str, Any]]
+    origin_at: Mapped[datetime | None]
+    seen: Mapped[dict[str, Any] | None]
+    max_moves: Mapped[int | None]
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
     applied_at: Mapped[datetime | None]
+
+
+class OptimizationJob(TenantMixin, Base):
+    """A request to optimize a location's day, run by the worker: queued -> running -> done (with the
+    proposal) or failed (with the reason). While running, `best_value_cents` is the value of the best
+    schedule found so far (`improvements` of them, the last at `progress_at`)."""
+
+    __tablename__ = "optimization_jobs"
+
+    location_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("locations.id"), index=True)
+    service_date: Mapped[date]
+    time_limit_seconds: Mapped[float]
+    max_moves: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    requested_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    progress_at: Mapped[datetime | None]
+    best_value_cents: Mapped[int | None]
+    improvements: Mapped[int] = mapped_column(default=0)
+    proposal_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("schedule_proposals.id"))
+    error: Mapped[str | None] = mapped_column(String(1000))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 
 from medspa.api import ActorDep, Limit, Offset, SessionDep, in_unit_of_work
 from medspa.config import load_settings
@@ -19,6 +19,7 @@ from medspa.scheduling.schemas import (
     BookingRequest,
     CancelRequest,
     HoldRequest,
+    OptimizationJobRead,
     ProposalRead,
     RescheduleRequest,
     SlotRead,
@@ -149,9 +150,12 @@ def list_waitlist(
     return service.list_waitlist(session, actor=actor, location_id=location_id, service_date=service_date)
 
 
-@router.post("/locations/{location_id}/optimize", status_code=201)
+@router.post("/locations/{location_id}/optimize", status_code=202)
 def optimize_day(
     location_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    background: BackgroundTasks,
     session: SessionDep,
     actor: ActorDep,
     service_date: Annotated[BoundedDate, Query(alias="date")],
@@ -160,12 +164,15 @@ def optimize_day(
         default=None,
         ge=0,
         le=1000,
-        description="replan: at most this many bookings may get another provider or be dropped",
+        description="replan: at most this many bookings may be moved (another provider, room or device) "
+        "or, when one cannot stay where it is, left for staff to call the client",
     ),
-) -> ProposalRead:
-    """Solve the day and store a proposal beside the live schedule; nothing is booked or moved until it
-    is applied. Without `max_moves` the bookings stay as they are and the waitlist is placed."""
-    return service.optimize_day(
+) -> OptimizationJobRead:
+    """Ask the worker to optimize the day: 202 with the job, whose `status_url` says how it goes
+    (queued, running with the best value so far, done with the proposal, or failed with the reason).
+    The proposal is stored beside the live schedule; nothing is booked or moved until it is applied.
+    Without `max_moves` the bookings stay as they are and the waitlist is placed."""
+    job = service.request_optimization(
         session,
         actor=actor,
         location_id=location_id,
@@ -173,6 +180,15 @@ def optimize_day(
         time_limit_seconds=time_limit_seconds,
         max_moves=max_moves,
     )
+    # Handed to the worker after the response, so after this request's unit of work has committed.
+    background.add_task(request.app.state.optimization_queue, job.id)
+    response.headers["Location"] = job.status_url
+    return job
+
+
+@router.get("/optimization-jobs/{job_id}")
+def get_optimization_job(job_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> OptimizationJobRead:
+    return service.get_optimization_job(session, actor=actor, job_id=job_id)
 
 
 @router.get("/proposals/{proposal_id}")
@@ -184,7 +200,8 @@ def get_proposal(proposal_id: uuid.UUID, session: SessionDep, actor: ActorDep) -
 def apply_proposal(
     proposal_id: uuid.UUID, data: ApplyRequest, session: SessionDep, actor: ActorDep
 ) -> ProposalRead:
-    """Carry out the proposal (its moves and placements; all, or `requests`), all or nothing."""
+    """Carry out the proposal (its moves and placements; all, or `requests`), all or nothing. 409
+    `proposal_stale`, naming what changed, when the day is no longer as the proposal saw it."""
     return service.apply_proposal(session, actor=actor, proposal_id=proposal_id, requests=data.requests)
 
 

@@ -131,8 +131,19 @@ class WaitlistRead(ReadSchema):
     appointment_id: uuid.UUID | None
 
 
+class PlacementRead(ReadSchema):
+    """Where a booking is: its start and resources."""
+
+    starts_at: datetime
+    provider_id: uuid.UUID
+    room_id: uuid.UUID
+    device_id: uuid.UUID | None
+
+
 class ProposalItem(ReadSchema):
-    """One request of the day and what the proposal does with it."""
+    """One request of the day and what the proposal does with it. A booking the proposal may move
+    (replanning) has `status` kept, moved or dropped (left as booked, for staff to call the client) and
+    `was` (where it is now); the start and resources are where the proposal puts it."""
 
     request: str
     kind: Literal["appointment", "waitlist"]
@@ -142,6 +153,7 @@ class ProposalItem(ReadSchema):
     provider_id: uuid.UUID | None
     room_id: uuid.UUID | None
     device_id: uuid.UUID | None
+    was: PlacementRead | None = None
     value_cents: int
     reason: str
 
@@ -154,6 +166,8 @@ class ProposalRead(ReadSchema):
     current_value_cents: int
     proposed_value_cents: int
     gain_cents: int
+    max_moves: int | None = Field(description="the replan's move limit; null when bookings were kept")
+    moves: int = Field(description="bookings the proposal moves or drops (at most max_moves)")
     objective_terms: dict[str, float]
     items: list[ProposalItem]
     created_at: datetime
@@ -164,3 +178,32 @@ class ApplyRequest(Schema):
     """Which proposed bookings to make: request ids of the proposal, or all of them when omitted."""
 
     requests: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=1000)] | None = None
+
+
+class OptimizationJobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class OptimizationJobRead(ReadSchema):
+    """An optimization of a location's day run by the worker. While running: `elapsed_seconds` of
+    `time_limit_seconds`, and the value of the best schedule found so far when the solver has reported
+    one; when done, the proposal; when failed, why."""
+
+    id: uuid.UUID
+    location_id: uuid.UUID
+    service_date: date
+    status: OptimizationJobStatus
+    time_limit_seconds: float
+    max_moves: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    elapsed_seconds: float | None
+    best_value_cents: int | None
+    improvements: int
+    proposal_id: uuid.UUID | None
+    error: str | None
+    status_url: str

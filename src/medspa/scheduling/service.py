@@ -10,6 +10,7 @@ The work is done in modules of one responsibility each, which nothing outside th
 - `waitlist`: the waitlist;
 - `day_instance`: a location's day as a clinic-day instance for the optimizer (`solver/`);
 - `proposals`: the optimizer's proposals in shadow mode, and applying them;
+- `optimization_jobs`: optimizing a day as a job the worker runs, solving outside any transaction;
 - `scores`: model scores stored on appointments.
 
 No provider, room or device is ever double-booked (see `booking`). Every function flushes, never commits.
@@ -39,7 +40,13 @@ from medspa.scheduling.lifecycle import (
     reschedule_appointment,
     start_service,
 )
-from medspa.scheduling.proposals import apply_proposal, get_proposal, optimize_day
+from medspa.scheduling.optimization_jobs import (
+    get_optimization_job,
+    optimize_day,
+    request_optimization,
+    run_optimization_job,
+)
+from medspa.scheduling.proposals import StaleProposalError, apply_proposal, get_proposal
 from medspa.scheduling.scores import NOT_HAPPENED, scoring_neighbourhood, store_no_show_scores
 from medspa.scheduling.slots import MAX_RANGE_DAYS, find_slots
 from medspa.scheduling.waitlist import add_to_waitlist, list_waitlist
@@ -51,6 +58,7 @@ __all__ = [
     "PRIOR_VISITS",
     "TRANSITIONS",
     "DayInstance",
+    "StaleProposalError",
     "add_to_waitlist",
     "apply_proposal",
     "appointment_history",
@@ -63,6 +71,7 @@ __all__ = [
     "confirm_hold",
     "find_slots",
     "get_appointment",
+    "get_optimization_job",
     "get_proposal",
     "hold_slot",
     "list_appointments",
@@ -70,7 +79,9 @@ __all__ = [
     "mark_no_show",
     "optimize_day",
     "release_expired_holds",
+    "request_optimization",
     "reschedule_appointment",
+    "run_optimization_job",
     "scoring_neighbourhood",
     "start_service",
     "store_no_show_scores",

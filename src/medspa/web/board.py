@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from medspa.catalog import service as catalog
 from medspa.clients import service as clients
 from medspa.kit import clock
+from medspa.kit.tz import clock_label as clock_label  # the pages import it from here
 from medspa.kit.tz import local_day_bounds, to_local
 from medspa.resources import service as resources
 from medspa.resources.schemas import LocationRead, ProviderRead
@@ -361,9 +362,3 @@ def window_label(entry: WaitlistRead) -> str:
     """`10:00 AM–1:00 PM`: the wall-clock window a waitlist entry gave the front desk."""
     start, end = entry.window_starts_at, entry.window_ends_at
     return f"{clock_label(start.hour, start.minute)}–{clock_label(end.hour, end.minute)}"
-
-
-def clock_label(hour: int, minute: int) -> str:
-    """`9:30 AM`: how the front desk reads a wall-clock time."""
-    suffix = "AM" if hour < 12 else "PM"
-    return f"{(hour % 12) or 12}:{minute:02d} {suffix}"

@@ -1,4 +1,5 @@
-"""The day optimizer from the day view: running it, a proposal's page, and applying it."""
+"""The day optimizer from the day view: asking the worker to optimize a day, the job's page while it
+runs, a proposal's page, and applying it."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import math
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from medspa.api import SessionDep
+from medspa.kit import clock
 from medspa.kit.errors import MedspaError
+from medspa.kit.money import format_cents
 from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
+from medspa.scheduling.schemas import ProposalRead
+from medspa.scheduling.service import StaleProposalError
 from medspa.security.actors import Actor
 from medspa.web.board import build_board, local_today
 from medspa.web.day import day_fragment, day_page
@@ -27,8 +32,10 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 # --- the day optimizer's proposals ---------------------------------------------------------------------
 
 DEFAULT_TIME_LIMIT_SECONDS = 5.0
-# The search runs inside the request: a page keeps it shorter than the service's own limit.
-MAX_TIME_LIMIT_SECONDS = 60.0
+MAX_TIME_LIMIT_SECONDS = 120.0
+# A job still queued after this long most likely has no worker to run it: the page says so.
+NO_WORKER_AFTER_SECONDS = 10.0
+templates.env.filters["money"] = format_cents
 templates.env.globals["time_limit_seconds"] = {
     "default": round(DEFAULT_TIME_LIMIT_SECONDS),
     "max": round(MAX_TIME_LIMIT_SECONDS),
@@ -38,6 +45,7 @@ templates.env.globals["time_limit_seconds"] = {
 @router.post("/locations/{location_id}/proposals", dependencies=SameOrigin)
 def optimize(
     request: Request,
+    background: BackgroundTasks,
     session: SessionDep,
     actor: PageActor,
     location_id: uuid.UUID,
@@ -45,9 +53,9 @@ def optimize(
     time_limit_seconds: Annotated[str, Form()] = "",
     max_moves: Annotated[str, Form()] = "",
 ) -> Response:
-    """Run the day optimizer on the form's date and show its proposal (shadow mode: nothing is booked).
-    With a number of bookings it may move (after a provider calls out, say), the day is replanned.
-    When the day cannot be planned (closed, bad input), the day view shows why, with the error's status."""
+    """Ask the worker to optimize the form's date, and go to the job's page, which shows its progress and
+    then the proposal (shadow mode: nothing is booked). With a number of bookings it may move (after a
+    provider calls out, say), the day is replanned. Bad input keeps the day view with the reason."""
     location = resources.get_location(session, actor=actor, location_id=location_id)
     day = form_date(on)
     message, status_code = "", 422
@@ -64,7 +72,7 @@ def optimize(
     else:
         try:
             with session.begin_nested():
-                proposal = scheduling.optimize_day(
+                job = scheduling.request_optimization(
                     session,
                     actor=actor,
                     location_id=location.id,
@@ -75,7 +83,9 @@ def optimize(
         except MedspaError as error:
             message, status_code = f"Could not optimize the day: {readable(error)}.", error.status_code
         else:
-            url = f"/proposals/{proposal.id}"
+            # Handed to the worker after the response, so after this request's unit of work has committed.
+            background.add_task(request.app.state.optimization_queue, job.id)
+            url = f"/optimization-jobs/{job.id}"
             if is_htmx(request):
                 return Response(status_code=200, headers={"HX-Redirect": url})
             return RedirectResponse(url, status_code=303)
@@ -83,6 +93,28 @@ def optimize(
     if is_htmx(request):
         return day_fragment(request, board, message=message, kind="error", status_code=status_code)
     return day_page(request, session, actor, board, message=message, kind="error", status_code=status_code)
+
+
+@router.get("/optimization-jobs/{job_id}")
+def job_view(request: Request, session: SessionDep, actor: PageActor, job_id: uuid.UUID) -> Response:
+    """The job while it runs (progress, refreshed every second), or its proposal once done."""
+    job = scheduling.get_optimization_job(session, actor=actor, job_id=job_id)
+    if job.proposal_id is not None:
+        url = f"/proposals/{job.proposal_id}"
+        if is_htmx(request):
+            return Response(status_code=200, headers={"HX-Redirect": url})
+        return RedirectResponse(url, status_code=303)
+    location = resources.get_location(session, actor=actor, location_id=job.location_id)
+    context = {
+        "actor": actor,
+        "job": job,
+        "location": location,
+        "locations": resources.list_locations(session, actor=actor, limit=LIST_LIMIT).items,
+        "waited_seconds": (clock.now() - (job.started_at or job.created_at)).total_seconds(),
+        "no_worker_after": NO_WORKER_AFTER_SECONDS,
+    }
+    template = "_job.html" if is_htmx(request) else "optimization_job.html"
+    return templates.TemplateResponse(request, template, context)
 
 
 def _moves(value: str) -> int | Literal[False] | None:
@@ -121,9 +153,9 @@ def apply(
     proposal_id: uuid.UUID,
     chosen: Annotated[list[str] | None, Form(alias="requests")] = None,
 ) -> Response:
-    """Book the chosen placements of the proposal, all or nothing. On success the page shows the applied
-    proposal; when the day has changed so that one no longer fits (409), or nothing was chosen (422),
-    it shows why, and nothing is booked."""
+    """Make the chosen moves and placements of the proposal, all or nothing. On success the page shows the
+    applied proposal; when the day has changed since the proposal was made (409, naming what changed),
+    or nothing was chosen (422), it shows why, and nothing changes."""
     proposal = scheduling.get_proposal(session, actor=actor, proposal_id=proposal_id)
     if proposal.status != "proposed":
         message = (
@@ -131,23 +163,40 @@ def apply(
         )
         return _proposal_page(request, session, actor, proposal.id, message=message, status_code=409)
     if not chosen:
-        message = "Choose at least one placement to apply."
+        message = "Choose at least one change to apply."
         return _proposal_page(request, session, actor, proposal.id, message=message, status_code=422)
     try:
         with session.begin_nested():
             scheduling.apply_proposal(
                 session, actor=actor, proposal_id=proposal.id, requests=sorted(set(chosen))
             )
+    except StaleProposalError as error:
+        message = f"Nothing was changed: {readable(error)}."
+        return _proposal_page(request, session, actor, proposal.id, message=message, status_code=409)
     except MedspaError as error:
-        message = f"Could not apply: {readable(error)}. Nothing was booked."
-        if error.status_code == 409:
-            message += " The day has changed since this proposal was made: optimize it again."
+        message = f"Could not apply: {readable(error)}. Nothing was changed."
+        if error.status_code == 409 and len(set(chosen)) < len(_changes(proposal)):
+            message += " A change you left out may be what makes room for one you chose."
         return _proposal_page(
             request, session, actor, proposal.id, message=message, status_code=error.status_code
         )
-    count = len(set(chosen))
-    message = f"Booked {count} placement{'' if count == 1 else 's'} from the waitlist."
+    moved = len({item.request for item in proposal.items if item.status == "moved"} & set(chosen))
+    booked = len(set(chosen)) - moved
+    done = [
+        f"booked {booked} placement{'' if booked == 1 else 's'} from the waitlist" if booked else "",
+        f"moved {moved} booking{'' if moved == 1 else 's'}" if moved else "",
+    ]
+    message = " and ".join(part for part in done if part).capitalize() + "."
     return _proposal_page(request, session, actor, proposal.id, message=message, kind="ok")
+
+
+def _changes(proposal: ProposalRead) -> list[str]:
+    """The request ids a proposal can apply: its moves and its waitlist placements."""
+    return [
+        item.request
+        for item in proposal.items
+        if item.status == "moved" or (item.kind == "waitlist" and item.status == "booked")
+    ]
 
 
 def _proposal_page(

@@ -7,7 +7,7 @@ services, providers, rooms, devices) from the domains' service functions, so the
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -19,7 +19,7 @@ from medspa.kit.tz import local_day_bounds, to_local
 from medspa.resources import service as resources
 from medspa.resources.schemas import LocationRead
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.schemas import ProposalItem, ProposalRead, WaitlistRead
+from medspa.scheduling.schemas import PlacementRead, ProposalItem, ProposalRead, WaitlistRead
 from medspa.security.actors import Actor
 from medspa.web.board import window_label
 
@@ -39,7 +39,7 @@ ROW_STATUSES = {
     "left_out": "Not applied",
     "not_placed": "Not placed",
     "moved": "Moved",
-    "dropped": "Cannot be kept",
+    "dropped": "Cannot stay",
     "kept": "Kept",
 }
 PROPOSAL_STATUSES = {
@@ -63,6 +63,8 @@ class Row:
     device_name: str | None
     window: str | None  # the waitlist entry's window, e.g. "10:00 AM–1:00 PM"
     is_member: bool
+    # For a moved booking, what it had before of what changes ("Dr. Lee", "Injection 1"), by column.
+    was: dict[str, str] = field(default_factory=dict)
 
     @property
     def value(self) -> str:
@@ -136,6 +138,15 @@ class ProposalPage:
         return next(g.rows for g in self.groups if g.key == "proposed")
 
     @property
+    def choosable(self) -> list[Row]:
+        """The rows applying can carry out: waitlist placements and moved bookings."""
+        return [row for g in self.groups if g.key in CHOOSABLE for row in g.rows]
+
+    @property
+    def dropped_count(self) -> int:
+        return len(next(g.rows for g in self.groups if g.key == "dropped"))
+
+    @property
     def booked_count(self) -> int:
         return len(next(g.rows for g in self.groups if g.key == "booked"))
 
@@ -150,9 +161,11 @@ GROUP_TITLES = {
     "left_out": "Proposed, left out when applied",
     "not_placed": "Not placed",
     "moved": "Bookings moved to another provider, room or device (same time)",
-    "dropped": "Bookings that cannot be kept: call the client",
+    "dropped": "Bookings that cannot stay where they are: left as booked, call the client",
     "kept": "Kept as booked",
 }
+# The groups whose rows applying can carry out (while the proposal is open).
+CHOOSABLE = ("proposed", "moved")
 
 
 def build_proposal_page(session: Session, *, actor: Actor, proposal_id: uuid.UUID) -> ProposalPage:
@@ -205,16 +218,18 @@ def build_proposal_page(session: Session, *, actor: Actor, proposal_id: uuid.UUI
     }
     rooms = {r.id: r.name for r in resources.list_rooms(session, actor=actor, limit=LIST_LIMIT).items}
     devices = {d.id: d.name for d in resources.list_devices(session, actor=actor, limit=LIST_LIMIT).items}
-    for item in proposal.items:
-        if item.provider_id is not None and item.provider_id not in providers:
-            providers[item.provider_id] = resources.get_provider(
-                session, actor=actor, provider_id=item.provider_id
+    placed: list[ProposalItem | PlacementRead] = [*proposal.items]
+    placed += [i.was for i in proposal.items if i.was is not None]
+    for where in placed:  # resources since deactivated: fetch them by id
+        if where.provider_id is not None and where.provider_id not in providers:
+            providers[where.provider_id] = resources.get_provider(
+                session, actor=actor, provider_id=where.provider_id
             ).name
-        if item.room_id is not None and item.room_id not in rooms:
-            rooms[item.room_id] = resources.get_room(session, actor=actor, room_id=item.room_id).name
-        if item.device_id is not None and item.device_id not in devices:
-            devices[item.device_id] = resources.get_device(
-                session, actor=actor, device_id=item.device_id
+        if where.room_id is not None and where.room_id not in rooms:
+            rooms[where.room_id] = resources.get_room(session, actor=actor, room_id=where.room_id).name
+        if where.device_id is not None and where.device_id not in devices:
+            devices[where.device_id] = resources.get_device(
+                session, actor=actor, device_id=where.device_id
             ).name
 
     grouped: dict[str, list[Row]] = {key: [] for key in GROUP_TITLES}
@@ -232,6 +247,7 @@ def build_proposal_page(session: Session, *, actor: Actor, proposal_id: uuid.UUI
             device_name=devices[item.device_id] if item.device_id else None,
             window=_window(entry),
             is_member=entry is not None and entry.priority == "member",
+            was=_was(item, providers, rooms, devices),
         )
         grouped[row.group].append(row)
     for rows in grouped.values():
@@ -263,6 +279,28 @@ def _group(item: ProposalItem, entry: WaitlistRead | None, *, is_open: bool) -> 
     if item.status != "booked":
         return "not_placed"
     return "proposed" if is_open else "left_out"
+
+
+def _was(
+    item: ProposalItem,
+    providers: dict[uuid.UUID, str],
+    rooms: dict[uuid.UUID, str],
+    devices: dict[uuid.UUID, str],
+) -> dict[str, str]:
+    """For a moved booking, the provider, room or device it had before, where the proposal changes it."""
+    was = item.was
+    if was is None or item.status != "moved":
+        return {}
+    before = {
+        "provider": (was.provider_id, item.provider_id, providers),
+        "room": (was.room_id, item.room_id, rooms),
+        "device": (was.device_id, item.device_id, devices),
+    }
+    return {
+        column: names.get(old, "another") if old is not None else "none"
+        for column, (old, new, names) in before.items()
+        if old != new
+    }
 
 
 def _window(entry: WaitlistRead | None) -> str | None:

@@ -143,13 +143,18 @@ def format_time(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
+# The latest time an instance may name: 24:00, or 25:00 on the day clocks fall back an hour (a live day
+# whose opening hours span that change counts its real minutes, see `scheduling.day_instance`).
+LATEST_MINUTE = 25 * 60
+
+
 def parse_time(text: str) -> int:
-    """Minutes since midnight from `"HH:MM"` (00:00 to 24:00); `ValueError` otherwise."""
+    """Minutes since midnight from `"HH:MM"` (00:00 to 25:00); `ValueError` otherwise."""
     match = _TIME.match(text)
     if match is None:
         raise ValueError(f"not a time of the form HH:MM: {text!r}")
     hours, minutes = int(match.group(1)), int(match.group(2))
-    if minutes >= 60 or hours * 60 + minutes > 24 * 60:
+    if minutes >= 60 or hours * 60 + minutes > LATEST_MINUTE:
         raise ValueError(f"not a time of day: {text!r}")
     return hours * 60 + minutes
 
