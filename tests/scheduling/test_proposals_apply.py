@@ -11,8 +11,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, aliased
 
 from medspa.clients import service as clients
 from medspa.kit import clock
@@ -22,7 +23,7 @@ from medspa.kit.errors import ConflictError, MedspaError
 from medspa.resources import service as resources
 from medspa.resources.schemas import PeriodCreate
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.models import ScheduleProposal
+from medspa.scheduling.models import Reservation, ScheduleProposal
 from medspa.scheduling.schemas import AppointmentRead, ProposalRead, RescheduleRequest
 from medspa.scheduling.solver.instance import parse_instance
 from medspa.scheduling.solver.solution import Assignment, Replan, Solution, parse_solution
@@ -217,18 +218,22 @@ def _stored_replan_violations(engine: Engine, proposal: ProposalRead) -> list[st
 
 
 def _assert_the_day_is_as_proposed(
-    engine: Engine, actor: Actor, clinic: Clinic, proposal: ProposalRead
+    session: Session, actor: Actor, clinic: Clinic, proposal: ProposalRead
 ) -> None:
-    """After applying all of it: every booking where the proposal put it (a dropped one where it was),
-    every placed client booked where proposed, nothing double-booked."""
-    now = {a.id: a for a in appointments(engine, actor, clinic) if a.status != "cancelled"}
-    with unit_of_work(engine, write=False) as session:
-        booked = {
-            e.id: e
-            for e in scheduling.list_waitlist(
-                session, actor=actor, location_id=clinic.location_id, service_date=DAY, status="booked"
-            )
-        }
+    """After applying all of it (read in `session`, the apply's own or a later one): every booking where
+    the proposal put it (a dropped one where it was), every placed client booked where proposed, and no
+    two active reservations of one resource overlapping."""
+    now = {
+        a.id: a
+        for a in scheduling.list_appointments(session, actor=actor, location_id=clinic.location_id).items
+        if a.status != "cancelled"
+    }
+    booked = {
+        e.id: e
+        for e in scheduling.list_waitlist(
+            session, actor=actor, location_id=clinic.location_id, service_date=DAY, status="booked"
+        )
+    }
     for item in proposal.items:
         if item.kind == "appointment":
             where = item.was if item.status == "dropped" else item
@@ -247,7 +252,25 @@ def _assert_the_day_is_as_proposed(
             assert (a.starts_at, a.provider_id, a.room_id) == (item.starts_at, item.provider_id, item.room_id)
         else:
             assert item.record_id not in booked
-    assert double_bookings(engine, actor) == 0
+    one, other = aliased(Reservation), aliased(Reservation)
+    overlapping = session.scalar(
+        select(func.count())
+        .select_from(one)
+        .join(other, (one.resource_id == other.resource_id) & (one.id < other.id))
+        .where(
+            one.organization_id == actor.organization_id,
+            one.is_active.is_(True),
+            other.is_active.is_(True),
+            one.starts_at < other.ends_at,
+            other.starts_at < one.ends_at,
+        )
+    )
+    assert overlapping == 0
+
+
+def _the_day_is_as_proposed(engine: Engine, actor: Actor, clinic: Clinic, proposal: ProposalRead) -> None:
+    with unit_of_work(engine, write=False) as session:
+        _assert_the_day_is_as_proposed(session, actor, clinic, proposal)
 
 
 def test_replanning_an_ordinary_day_keeps_the_limit_drops_nothing_that_fits_and_applies(
@@ -265,7 +288,7 @@ def test_replanning_an_ordinary_day_keeps_the_limit_drops_nothing_that_fits_and_
     assert _stored_replan_violations(engine, proposal) == []
     applied = apply(engine, owner, proposal)
     assert applied.status == "applied"
-    _assert_the_day_is_as_proposed(engine, owner, clinic, proposal)
+    _the_day_is_as_proposed(engine, owner, clinic, proposal)
 
 
 def test_a_booking_that_cannot_stay_is_left_as_booked_and_its_room_stays_free_of_others(
@@ -293,7 +316,7 @@ def test_a_booking_that_cannot_stay_is_left_as_booked_and_its_room_stays_free_of
         TEN,
         clinic.provider_id,
     )
-    _assert_the_day_is_as_proposed(engine, owner, clinic, proposal)
+    _the_day_is_as_proposed(engine, owner, clinic, proposal)
 
 
 def test_a_move_limit_below_the_bookings_that_cannot_stay_is_refused_naming_them(
@@ -314,19 +337,20 @@ def test_a_move_limit_below_the_bookings_that_cannot_stay_is_refused_naming_them
 
 
 def _generated_day(engine: Engine, owner: Actor, seed: int) -> tuple[Clinic, bool]:
-    """A day drawn from `seed`: 1-3 providers, 1-3 rooms, up to 8 bookings where the booking path put
-    them, up to 5 clients waiting, and maybe a provider's time off over part of the day. Whether some
-    booking fell in that time off (then only replanning can plan the day)."""
+    """A day drawn from `seed`: 2-3 providers, 1-3 rooms, up to 12 half-hour bookings where the booking
+    path put them, 2-6 clients (members or not) waiting an hour or two, and usually the first provider's
+    time off over one of their bookings, or over some other part of the day. Whether some booking fell
+    in that time off (then only replanning can plan the day)."""
     rng = random.Random(seed)
-    clinic = build(engine, owner, shift=("09:00", "17:00"), duration=rng.choice((30, 60)))
+    clinic = build(engine, owner, shift=("09:00", "17:00"), duration=30)
     providers = [clinic.provider_id]
     with unit_of_work(engine) as session:
-        for _ in range(rng.randint(0, 2)):
+        for _ in range(rng.randint(1, 2)):
             providers.append(make_provider(session, actor=owner, location_id=clinic.location_id).id)
         for _ in range(rng.randint(0, 2)):
             make_room(session, actor=owner, location_id=clinic.location_id)
-    for _ in range(rng.randint(0, 8)):
-        starts_at = datetime(2026, 3, 3, 14, 0, tzinfo=UTC) + timedelta(minutes=30 * rng.randrange(14))
+    for _ in range(rng.randint(4, 12)):
+        starts_at = datetime(2026, 3, 3, 14, 0, tzinfo=UTC) + timedelta(minutes=30 * rng.randrange(16))
         try:
             with unit_of_work(engine) as session:
                 client = make_client(session, actor=owner)
@@ -339,52 +363,70 @@ def _generated_day(engine: Engine, owner: Actor, seed: int) -> tuple[Clinic, boo
                 )
         except MedspaError:
             pass  # taken: the day simply has one booking fewer
-    for _ in range(rng.randint(0, 5)):
-        start = rng.randrange(9, 15)
-        waitlist(engine, owner, clinic, f"{start:02d}:00", f"{start + rng.randint(1, 3):02d}:00")
-    stranded = False
-    if rng.random() < 0.5:
+    for _ in range(rng.randint(2, 6)):
+        start = rng.randrange(9, 16)
+        window = (f"{start:02d}:00", f"{min(17, start + rng.randint(1, 2)):02d}:00")
+        waitlist(engine, owner, clinic, *window, rng.choice(("member", "standard")))
+    theirs = [a for a in appointments(engine, owner, clinic) if a.provider_id == providers[0]]
+    if rng.random() < 0.2:
+        return clinic, False
+    if theirs and rng.random() < 0.8:
+        off_from = rng.choice(theirs).starts_at - timedelta(minutes=30 * rng.randint(0, 2))
+    else:
         off_from = datetime(2026, 3, 3, 14, 0, tzinfo=UTC) + timedelta(hours=rng.randrange(7))
-        off = (off_from, off_from + timedelta(hours=rng.randint(1, 3)))
-        with unit_of_work(engine) as session:
-            resources.add_time_off(
-                session,
-                actor=owner,
-                provider_id=providers[0],
-                data=PeriodCreate(starts_at=off[0], ends_at=off[1]),
-            )
-        stranded = any(
-            a.provider_id == providers[0] and a.starts_at < off[1] and off[0] < a.ends_at
-            for a in appointments(engine, owner, clinic)
+    off = (off_from, off_from + timedelta(hours=rng.randint(1, 3)))
+    with unit_of_work(engine) as session:
+        resources.add_time_off(
+            session,
+            actor=owner,
+            provider_id=providers[0],
+            data=PeriodCreate(starts_at=off[0], ends_at=off[1]),
         )
-    return clinic, stranded
+    return clinic, any(a.starts_at < off[1] and off[0] < a.ends_at for a in theirs)
 
 
-@pytest.mark.parametrize("seed", range(6))
+class _RolledBackError(Exception):
+    """Raised to roll an apply back once checked."""
+
+
+def _applies_as_proposed(engine: Engine, actor: Actor, clinic: Clinic, proposal: ProposalRead) -> None:
+    """Apply all of the proposal, check the day inside the apply's transaction, then roll it back, so the
+    day is unchanged for the next proposal."""
+    try:
+        with unit_of_work(engine) as session:
+            applied = scheduling.apply_proposal(session, actor=actor, proposal_id=proposal.id)
+            assert applied.status == "applied"
+            session.flush()
+            _assert_the_day_is_as_proposed(session, actor, clinic, proposal)
+            raise _RolledBackError
+    except _RolledBackError:
+        return
+
+
+@pytest.mark.parametrize("seed", range(8))
 def test_a_proposal_made_on_an_unchanged_day_always_applies(engine: Engine, owner: Actor, seed: int) -> None:
+    # given a generated day
     clinic, stranded = _generated_day(engine, owner, seed)
-    limits: list[int | None] = [None, 0, 2, 10]
     refusals: list[tuple[int | None, str]] = []
-    for max_moves in [*random.Random(seed).sample(limits, 2), 0]:
+    for max_moves in (None, 0, 2, 10):
+        # when it is optimized (a proposal changes nothing of the day)
         try:
             proposal = propose(engine, owner, clinic, max_moves=max_moves)
         except ConflictError as error:  # only when the day cannot be kept within the limit
             refusals.append((max_moves, error.detail))
             continue
+        # then the proposal keeps the limit and the replanning rules, and applying all of it succeeds and
+        # leaves the day exactly as proposed (checked inside the apply's transaction, then rolled back)
         if max_moves is not None:
             assert proposal.moves <= max_moves
             assert _stored_replan_violations(engine, proposal) == []
-        applied = apply(engine, owner, proposal)
-        assert applied.status == "applied"
-        _assert_the_day_is_as_proposed(engine, owner, clinic, proposal)
-        break  # applied: the day has changed, so the next limit would need a new day
-    # Refused only when some booking cannot stay where it is, and then for the reason that says so.
+        _applies_as_proposed(engine, owner, clinic, proposal)
+    # and it is refused only when some booking cannot stay where it is, for the reason that says so
     assert not refusals or stranded
     for max_moves, detail in refusals:
-        expected = (
-            "replan the day (max_moves)" if max_moves is None else "cannot stay where they are, more than"
-        )
-        assert expected in detail
+        why = "cannot stay where they are, more than" if max_moves is not None else "replan the day"
+        assert why in detail
+    assert len(refusals) < 4 or stranded
 
 
 # --- races (PostgreSQL, real threads) -----------------------------------------------------------------
