@@ -211,6 +211,15 @@ def test_the_job_page_shows_progress_while_running_and_says_when_no_worker_took_
     assert 'hx-trigger="every 1s"' in running.text
     assert "Searching: 0 s of 10 s." in running.text
     assert "Best schedule so far: $1,234.56 (3 found)." in running.text
+    assert "the worker may have stopped" not in running.text
+    with unit_of_work(engine) as session:  # ... and then nothing more for minutes
+        session.execute(
+            update(OptimizationJob)
+            .where(OptimizationJob.id == job.id)
+            .values(started_at=clock.now() - timedelta(seconds=100))
+        )
+    stalled = signed_in.get(f"/optimization-jobs/{job.id}", headers=HTMX)
+    assert "This has run 90 s past its time limit: the worker may have stopped." in stalled.text
 
 
 def test_a_day_that_cannot_be_optimized_shows_why_on_the_job_page(

@@ -33,8 +33,10 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 DEFAULT_TIME_LIMIT_SECONDS = 5.0
 MAX_TIME_LIMIT_SECONDS = 120.0
-# A job still queued after this long most likely has no worker to run it: the page says so.
+# A job still queued after this long most likely has no worker to run it: the page says so. One running
+# this long past its time limit most likely lost its worker.
 NO_WORKER_AFTER_SECONDS = 10.0
+STALLED_AFTER_SECONDS = 60.0
 templates.env.filters["money"] = format_cents
 templates.env.globals["time_limit_seconds"] = {
     "default": round(DEFAULT_TIME_LIMIT_SECONDS),
@@ -112,6 +114,7 @@ def job_view(request: Request, session: SessionDep, actor: PageActor, job_id: uu
         "locations": resources.list_locations(session, actor=actor, limit=LIST_LIMIT).items,
         "waited_seconds": (clock.now() - (job.started_at or job.created_at)).total_seconds(),
         "no_worker_after": NO_WORKER_AFTER_SECONDS,
+        "stalled_after": STALLED_AFTER_SECONDS,
     }
     template = "_job.html" if is_htmx(request) else "optimization_job.html"
     return templates.TemplateResponse(request, template, context)
