@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
@@ -45,14 +46,16 @@ def waitlist(
     end: str,
     priority: str = "standard",
     day: date = DAY,
+    client_id: uuid.UUID | None = None,
 ) -> None:
+    """Put a client (a new one unless `client_id`) on the waitlist of the clinic's service."""
     with unit_of_work(engine) as session:
-        client = make_client(session, actor=actor)
+        client_id = client_id or make_client(session, actor=actor).id
         scheduling.add_to_waitlist(
             session,
             actor=actor,
             data=WaitlistCreate(
-                client_id=client.id,
+                client_id=client_id,
                 service_id=clinic.service_id,
                 location_id=clinic.location_id,
                 service_date=day,

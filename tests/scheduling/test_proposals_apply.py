@@ -510,3 +510,45 @@ def test_an_apply_racing_a_staff_reschedule_never_undoes_it(
         assert isinstance(applied, ProposalRead), (applied, rescheduled)
     if isinstance(applied, ConflictError):
         assert "was moved to Wed, Mar 4, 2026 at 10:00 AM" in applied.detail
+
+
+# --- one client, one place ----------------------------------------------------------------------------
+
+
+def _two_of_everything(engine: Engine, owner: Actor) -> Clinic:
+    clinic = build(engine, owner, shift=("09:00", "12:00"))
+    with unit_of_work(engine) as session:
+        make_provider(session, actor=owner, location_id=clinic.location_id, shift=("09:00", "12:00"))
+        make_room(session, actor=owner, location_id=clinic.location_id)
+    return clinic
+
+
+def test_a_waiting_client_is_not_placed_over_their_own_booking(engine: Engine, owner: Actor) -> None:
+    # given a client booked 10:00-11:00 and waiting for another treatment 09:30-12:00, with a provider
+    # and a room free at 10:00 too
+    clinic = _two_of_everything(engine, owner)
+    with unit_of_work(engine) as session:
+        scheduling.book_appointment(session, actor=owner, data=booking_request(clinic, TEN))
+    waitlist(engine, owner, clinic, "09:30", "12:00", client_id=clinic.client_id)
+    # when the day is optimized and applied
+    proposal = propose(engine, owner, clinic)
+    apply(engine, owner, proposal)
+    # then the client's second treatment is after the first, not beside it
+    (placed,) = [i for i in proposal.items if i.kind == "waitlist"]
+    assert (placed.status, placed.starts_at) == ("booked", TEN + timedelta(hours=1))
+
+
+def test_one_client_waiting_twice_for_the_same_hour_is_placed_once(engine: Engine, owner: Actor) -> None:
+    # given one client on the waitlist twice for 10:00-11:00, and two providers and rooms free then
+    clinic = _two_of_everything(engine, owner)
+    for _ in range(2):
+        waitlist(engine, owner, clinic, "10:00", "11:00", client_id=clinic.client_id)
+    # when the day is optimized and applied
+    proposal = propose(engine, owner, clinic)
+    applied = apply(engine, owner, proposal)
+    # then one is placed, and the other says why not
+    placed, left = sorted(proposal.items, key=lambda i: i.status)
+    assert (placed.status, left.status) == ("booked", "not booked")
+    assert left.reason == "not booked: the client is placed at that time for another service"
+    assert applied.status == "applied"
+    assert len(appointments(engine, owner, clinic)) == 1

@@ -238,19 +238,14 @@ def build_day_instance(
                 locked=lock,
             )
         )
-    # A client is in one place at a time: a waiting client's window leaves out their own bookings.
-    booked: dict[uuid.UUID, list[model.TimeRange]] = {}
-    for appointment in appointments:
-        start = clock_of_day.of(appointment.starts_at)
-        duration = services[appointment.service_id].duration_minutes
-        booked.setdefault(appointment.client_id, []).append(model.TimeRange(start, start + duration))
+    elsewhere = _client_bookings(session, actor, {w.client_id for w in waitlist}, day_start, day_end, now)
     for entry in waitlist:
-        window = model.TimeRange(
-            clock_of_day.at(entry.window_starts_at), clock_of_day.at(entry.window_ends_at)
-        )
-        windows = _less(window, booked.get(entry.client_id, []))
+        # A client is in one place at a time: their window, less the times they are booked that day.
+        busy = [(clock_of_day.of(b), clock_of_day.of(e)) for b, e in elsewhere.get(entry.client_id, ())]
+        window = (clock_of_day.at(entry.window_starts_at), clock_of_day.at(entry.window_ends_at))
+        windows = _free_windows(window, busy, location.slot_interval_minutes)
         if not windows:
-            continue  # the client's own bookings fill the whole window: nothing to place
+            continue  # booked throughout the window: nothing to place
         request_id = f"w-{entry.id.hex[:12]}"
         records[request_id] = ("waitlist", entry.id)
         who = client_names.get(entry.client_id, "a client")
@@ -315,20 +310,50 @@ def build_day_instance(
     )
 
 
-def _less(window: model.TimeRange, taken: Sequence[model.TimeRange]) -> tuple[model.TimeRange, ...]:
-    """The parts of `window` outside every range of `taken`."""
+def _client_bookings(
+    session: Session,
+    actor: Actor,
+    client_ids: set[uuid.UUID],
+    day_start: datetime,
+    day_end: datetime,
+    now: datetime,
+) -> dict[uuid.UUID, list[tuple[datetime, datetime]]]:
+    """The live bookings of these clients overlapping the day, at any of the organization's locations."""
+    if not client_ids:
+        return {}
+    rows = session.execute(
+        select(Appointment.client_id, Appointment.starts_at, Appointment.ends_at, Appointment.hold_expires_at)
+        .where(
+            Appointment.organization_id == actor.organization_id,
+            Appointment.client_id.in_(client_ids),
+            Appointment.status.in_(KEEPS_TIME),
+            Appointment.starts_at < day_end,
+            Appointment.ends_at > day_start,
+        )
+        .order_by(Appointment.starts_at)
+    )
+    out: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {}
+    for client_id, starts_at, ends_at, hold_expires_at in rows:
+        if hold_expires_at is None or hold_expires_at > now:
+            out.setdefault(client_id, []).append((starts_at, ends_at))
+    return out
+
+
+def _free_windows(
+    window: tuple[int, int], busy: Sequence[tuple[int, int]], grid: int
+) -> tuple[model.TimeRange, ...]:
+    """The parts of a window (minutes) clear of the busy spans, with edges kept on the grid."""
     parts = [window]
-    for busy in sorted(taken, key=lambda r: r.start):
-        parts = [
-            piece
-            for part in parts
-            for piece in (
-                model.TimeRange(part.start, min(part.end, busy.start)),
-                model.TimeRange(max(part.start, busy.end), part.end),
-            )
-            if piece.start < piece.end
-        ]
-    return tuple(parts)
+    for busy_start, busy_end in busy:
+        cut = []
+        for start, end in parts:
+            if busy_end <= start or end <= busy_start:
+                cut.append((start, end))
+                continue
+            cut.append((start, busy_start // grid * grid))
+            cut.append((-(-busy_end // grid) * grid, end))
+        parts = cut
+    return tuple(model.TimeRange(start, end) for start, end in parts if end > start)
 
 
 def _check_lockable(

@@ -163,9 +163,10 @@ def plan_day(
             f"{len(error.reasons)} bookings cannot stay where they are, more than the {max_moves} allowed "
             f"to move: {stuck}. Allow at least {len(error.reasons)} moves"
         ) from None
-    violations = list(validate.check(instance, result.solution).violations)
+    solution, doubled = _one_place_per_client(day, result.solution)
+    violations = list(validate.check(instance, solution).violations)
     if replan is not None:
-        violations += validate.replan_violations(instance, replan, result.solution)
+        violations += validate.replan_violations(instance, replan, solution)
     if violations:  # the engine promises feasibility; refuse to store anything else
         raise ConflictError(
             "the optimizer returned a schedule that breaks a rule: " + "; ".join(violations[:3])
@@ -175,14 +176,45 @@ def plan_day(
         for r in instance.requests
         if r.locked is not None
     ] + list(day.movable.values())
+    explanation = named(explain(instance, solution, result.unbookable).as_dict(), day.names)
+    for entry in explanation["requests"]:
+        if entry["request"] in doubled:
+            entry["reason"] = "not booked: the client is placed at that time for another service"
     return PlannedDay(
         day=day,
-        solution=result.solution,
-        objective=result.objective,
+        solution=solution,
+        objective=validate.score(instance, solution.assignments),
         current_value=validate.score(instance, current),
-        explanation=named(explain(instance, result.solution, result.unbookable).as_dict(), day.names),
+        explanation=explanation,
         max_moves=max_moves,
     )
+
+
+def _one_place_per_client(day: DayInstance, solution: Solution) -> tuple[Solution, set[str]]:
+    """The schedule with, of one client's waitlist placements that overlap in time, only the most
+    valuable kept (the engine plans resources, not clients; their bookings elsewhere that day are
+    already cut out of their windows); and the request ids left out."""
+    from medspa.scheduling.solver.validate import booking_value
+
+    instance = day.instance
+    placed = [a for a in solution.assignments if day.records[a.request][0] == "waitlist"]
+    requests = instance.request_by_id
+    value = {a.request: booking_value(instance, requests[a.request], a.provider, a.start) for a in placed}
+    kept: dict[str, list[tuple[int, int]]] = {}
+    left_out: set[str] = set()
+    for assignment in sorted(placed, key=lambda a: (-value[a.request], a.request)):
+        request = requests[assignment.request]
+        span = (assignment.start, assignment.start + instance.service_of(request).duration_minutes)
+        taken = kept.setdefault(request.client_id, [])
+        if any(span[0] < end and start < span[1] for start, end in taken):
+            left_out.add(assignment.request)
+        else:
+            taken.append(span)
+    if not left_out:
+        return solution, left_out
+    return Solution(
+        solution.instance, tuple(a for a in solution.assignments if a.request not in left_out)
+    ), left_out
 
 
 def _reason(violation: str) -> str:
