@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session
 from medspa.kit import clock
 from medspa.kit.crud import get_owned
 from medspa.kit.db import unit_of_work
-from medspa.kit.errors import ConflictError, MedspaError
+from medspa.kit.errors import ConflictError, MedspaError, ValidationFailedError
 from medspa.kit.outbox import record_event
+from medspa.kit.tz import local_day_bounds
 from medspa.resources import service as resources
 from medspa.scheduling.models import OptimizationJob
 from medspa.scheduling.proposals import check_limits, plan_day, read_day, store_proposal
@@ -56,11 +57,15 @@ def request_optimization(
 ) -> OptimizationJobRead:
     """Record a queued job to optimize the location's day (see `proposals` for what the optimizer does
     with `max_moves`). The worker runs it once this transaction commits and the caller hands it the id.
-    ValidationFailedError for a time limit outside (0, 120] s or a negative move limit; NotFoundError
-    for an unknown location. Emits `optimization.requested`."""
+    ValidationFailedError for a time limit outside (0, 120] s, a negative move limit or a date at the
+    end of the calendar; NotFoundError for an unknown location. Emits `optimization.requested`."""
     require(actor, Permission.BOOK)
     check_limits(time_limit_seconds, max_moves)
     location = resources.get_location(session, actor=actor, location_id=location_id)
+    try:
+        local_day_bounds(service_date, location.time_zone)
+    except (OverflowError, ValueError):
+        raise ValidationFailedError("date", f"{service_date} is out of range") from None
     job = OptimizationJob(
         organization_id=actor.organization_id,
         location_id=location.id,
