@@ -26,7 +26,7 @@ from medspa.retention.noshow import NoShowModel
 from medspa.retention.serving import ModelCache, registry_for
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.models import Appointment
-from medspa.scheduling.schemas import HoldRequest, RescheduleRequest, Status
+from medspa.scheduling.schemas import HoldRequest, OptimizationJobRead, RescheduleRequest, Status
 from medspa.security.actors import Actor
 from medspa.worker import MODEL_CONSUMER, BackgroundWorker, build_huey, register_tasks
 from tests.conftest import token_for
@@ -332,7 +332,7 @@ def test_the_embedded_worker_runs_an_optimization_job_handed_over_by_the_api(
     monkeypatch.setenv("MEDSPA_HUEY_PATH", str(tmp_path / "huey.db"))
     monkeypatch.setenv("MEDSPA_MODEL_DIR", str(tmp_path / "models"))
     clinic = build(engine, owner)
-    with TestClient(create_app(engine, with_worker=True)) as api:
+    with TestClient(create_app(engine, with_worker=True, clock=clock.current())) as api:
         api.headers["Authorization"] = f"Bearer {token_for(engine, owner)}"
         # when a day is optimized through the API
         started = api.post(
@@ -348,6 +348,60 @@ def test_the_embedded_worker_runs_an_optimization_job_handed_over_by_the_api(
         # then the worker took it from Huey's queue and stored the proposal
         assert (job["status"], job["error"]) == ("done", None)
         assert api.get(f"/api/v1/proposals/{job['proposal_id']}").status_code == 200
+
+
+def test_expired_holds_are_released_while_a_long_optimization_runs(
+    engine: Engine, owner: Actor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, test_clock: ManualClock
+) -> None:
+    from tests.scheduling.test_optimization_jobs import crowded_day
+
+    # given a worker with Huey's consumer (a queue file of its own), a crowded day and a hold
+    monkeypatch.setenv("MEDSPA_HUEY_PATH", str(tmp_path / "huey.db"))
+    clinic = crowded_day(engine, owner)
+    with unit_of_work(engine) as session:
+        hold = scheduling.hold_slot(
+            session,
+            actor=owner,
+            data=HoldRequest(**booking_request(clinic, TEN + timedelta(days=1)).model_dump()),
+            hold_minutes=5,
+        )
+        job = scheduling.request_optimization(
+            session,
+            actor=owner,
+            location_id=clinic.location_id,
+            service_date=TEN.date(),
+            time_limit_seconds=5,
+        )
+    worker = BackgroundWorker(
+        engine, cache=ModelCache(tmp_path), huey=build_huey(load_settings()), periodic=False
+    )
+    assert worker.tasks is not None
+    worker.start()
+    try:
+        worker.tasks.optimize_day(str(job.id))
+        deadline = time.monotonic() + 20
+        while _job(engine, owner, job.id).status == "queued" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # when the hold expires and the sweep is due while the day is being solved
+        test_clock.set(NOW + timedelta(minutes=6))
+        worker.tasks.release_expired_holds()
+        while _status(engine, owner, hold.id) is Status.HELD and time.monotonic() < deadline:
+            time.sleep(0.05)
+        released, during = _status(engine, owner, hold.id), _job(engine, owner, job.id).status
+    finally:
+        worker.stop()
+    # then the sweep ran beside the solve, not after it
+    assert (released, during) == (Status.CANCELLED, "running")
+
+
+def _job(engine: Engine, actor: Actor, job_id: uuid.UUID) -> OptimizationJobRead:
+    with unit_of_work(engine, write=False) as session:
+        return scheduling.get_optimization_job(session, actor=actor, job_id=job_id)
+
+
+def _status(engine: Engine, actor: Actor, appointment_id: uuid.UUID) -> Status:
+    with unit_of_work(engine, write=False) as session:
+        return scheduling.get_appointment(session, actor=actor, appointment_id=appointment_id).status
 
 
 def test_background_worker_stops_cleanly_without_huey(engine: Engine, tmp_path: Path) -> None:

@@ -244,8 +244,9 @@ class BackgroundWorker:
         self._stopping = threading.Event()
         self._watcher = threading.Thread(target=self._watch_on_clock, name="medspa-outbox", daemon=True)
         self._huey_consumer: Any = None
+        self.tasks: Tasks | None = None
         if huey is not None:
-            register_tasks(huey, engine, cache, self.clock)
+            self.tasks = register_tasks(huey, engine, cache, self.clock)
             from huey.consumer import Consumer
 
             class QuietConsumer(Consumer):  # type: ignore[misc]
