@@ -57,7 +57,7 @@ def serve(
     ),
 ) -> None:
     """Serve the web app and the API (OpenAPI at /docs). With one process, the background worker (model
-    scores after each booking, weekly refreshes) runs inside it unless --no-worker."""
+    scores after each booking, optimization jobs, weekly refreshes) runs inside it unless --no-worker."""
     import os
 
     import uvicorn
@@ -83,8 +83,8 @@ def worker(
     ),
 ) -> None:
     """Run the background worker until stopped: scores bookings and clients from the outbox within
-    seconds, and runs the scheduled jobs (Huey: SQLite beside the database, or Redis with
-    MEDSPA_REDIS_URL)."""
+    seconds, runs the optimization jobs the pages and the API hand it, and the scheduled jobs (Huey:
+    SQLite beside the database, or Redis with MEDSPA_REDIS_URL)."""
     import logging
 
     from medspa.kit.db import default_engine
