@@ -552,3 +552,41 @@ def test_a_call_out_is_replanned_on_the_page_and_the_moves_applied_from_it(
     for item in dropped:
         assert item.record_id in stranded
         assert now[item.record_id].provider_id == provider_id
+
+
+def test_replanning_the_demo_days_with_up_to_three_moves_keeps_the_limit_drops_nothing_and_applies(
+    engine: Engine, demo_template: Demo
+) -> None:
+    # given the demo clinic's days with clients waiting (nobody has called out)
+    first = first_day_with_a_waitlist(engine, demo_template)
+    days = [
+        first + timedelta(days=n)
+        for n in range(3)
+        if _waitlist(engine, demo_template, first + timedelta(days=n))
+    ]
+    for day in days:
+        # when each is replanned with "move up to 3 bookings"
+        proposal = scheduling.optimize_day(
+            engine,
+            actor=demo_template.actor,
+            location_id=demo_template.location_id,
+            service_date=day,
+            time_limit_seconds=2,
+            max_moves=3,
+        )
+        # then at most 3 bookings change as the proposal counts them, none is dropped, and all of it applies
+        statuses = [i.status for i in proposal.items if i.kind == "appointment"]
+        assert statuses.count("moved") == proposal.moves <= 3, (day, statuses)
+        assert "dropped" not in statuses
+        with unit_of_work(engine) as session:
+            applied = scheduling.apply_proposal(session, actor=demo_template.actor, proposal_id=proposal.id)
+        assert applied.status == "applied"
+        now = {a.id: a for a in appointments_on(engine, demo_template, day)}
+        for item in proposal.items:
+            if item.kind == "appointment" and item.status in ("kept", "moved"):
+                a = now[item.record_id]
+                assert (a.provider_id, a.room_id, a.device_id) == (
+                    item.provider_id,
+                    item.room_id,
+                    item.device_id,
+                )
