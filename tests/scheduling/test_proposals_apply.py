@@ -179,7 +179,7 @@ def test_a_change_of_the_locations_set_up_is_named(engine: Engine, owner: Actor)
 
 def _ordinary_day(engine: Engine, owner: Actor) -> tuple[Clinic, list[AppointmentRead]]:
     """Three providers and three rooms, eight bookings of the day with whichever provider the booking
-    path chose, and six clients waiting for the whole day: the review's "ordinary day"."""
+    path chose, and six clients waiting for the whole day: an ordinary day (nobody called out)."""
     clinic = build(engine, owner, shift=("09:00", "17:00"), duration=30)
     with unit_of_work(engine) as session:
         for _ in range(2):
