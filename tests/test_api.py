@@ -457,6 +457,11 @@ def test_waitlist_optimize_and_apply_over_http(api: TestClient, engine: Engine) 
         f"/api/v1/locations/{ids['location']}/optimize", params={"date": "2026-03-03", "max_moves": -1}
     )
     assert (negative.status_code, negative.json()["fields"]) == (422, ["max_moves"])
+    huge = api.post(
+        f"/api/v1/locations/{ids['location']}/optimize",
+        params={"date": "2026-03-03", "max_moves": 9223372036854775808},
+    )
+    assert (huge.status_code, huge.json()["fields"]) == (422, ["max_moves"])
     edge = api.post(f"/api/v1/locations/{ids['location']}/optimize", params={"date": "9999-12-31"})
     assert (edge.status_code, edge.json()["fields"]) == (422, ["date"])
     assert api.get(f"/api/v1/optimization-jobs/{uuid.uuid4()}").status_code == 404

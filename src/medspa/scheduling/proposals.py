@@ -61,6 +61,8 @@ from medspa.security.actors import Actor, Permission, require
 # when replanning: a call to the client and the disruption, in dollars.
 MOVE_COST = 25.0
 MAX_TIME_LIMIT_SECONDS = 120.0
+# More than any location's day holds; a bound so that no number too large for the column is stored.
+MAX_MOVES = 1000
 
 
 class StaleProposalError(ConflictError):
@@ -89,11 +91,13 @@ def _with_names(text: str, names: dict[str, str]) -> str:
 
 
 def check_limits(time_limit_seconds: float, max_moves: int | None) -> None:
-    """ValidationFailedError for a time limit outside (0, 120] seconds or a negative move limit."""
+    """ValidationFailedError for a time limit outside (0, 120] seconds or a move limit outside [0, 1000]."""
     if not 0 < time_limit_seconds <= MAX_TIME_LIMIT_SECONDS:
         raise ValidationFailedError("time_limit_seconds", "must be more than 0 and at most 120")
     if max_moves is not None and max_moves < 0:
         raise ValidationFailedError("max_moves", "must not be negative")
+    if max_moves is not None and max_moves > MAX_MOVES:
+        raise ValidationFailedError("max_moves", f"must be at most {MAX_MOVES}")
 
 
 # --- making a proposal ----------------------------------------------------------------------------------

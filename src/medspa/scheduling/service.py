@@ -46,12 +46,13 @@ from medspa.scheduling.optimization_jobs import (
     request_optimization,
     run_optimization_job,
 )
-from medspa.scheduling.proposals import StaleProposalError, apply_proposal, get_proposal
+from medspa.scheduling.proposals import MAX_MOVES, StaleProposalError, apply_proposal, get_proposal
 from medspa.scheduling.scores import NOT_HAPPENED, scoring_neighbourhood, store_no_show_scores
 from medspa.scheduling.slots import MAX_RANGE_DAYS, find_slots
 from medspa.scheduling.waitlist import add_to_waitlist, list_waitlist
 
 __all__ = [
+    "MAX_MOVES",
     "MAX_RANGE_DAYS",
     "NOT_HAPPENED",
     "PRIOR_NO_SHOWS",

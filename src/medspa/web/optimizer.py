@@ -18,7 +18,7 @@ from medspa.kit.money import format_cents
 from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import ProposalRead
-from medspa.scheduling.service import StaleProposalError
+from medspa.scheduling.service import MAX_MOVES, StaleProposalError
 from medspa.security.actors import Actor
 from medspa.web.board import build_board, local_today
 from medspa.web.day import day_fragment, day_page
@@ -69,7 +69,8 @@ def optimize(
         message = f"Give the time limit in seconds, more than 0 and at most {MAX_TIME_LIMIT_SECONDS:.0f}."
     elif moves is False:
         message = (
-            "Give the number of bookings that may move as a whole number, 0 or more (or leave it empty)."
+            f"Give the number of bookings that may move as a whole number from 0 to {MAX_MOVES} (or leave it "
+            "empty)."
         )
     else:
         try:
@@ -128,7 +129,7 @@ def _moves(value: str) -> int | Literal[False] | None:
         moves = int(value)
     except ValueError:
         return False
-    return moves if moves >= 0 else False
+    return moves if 0 <= moves <= MAX_MOVES else False
 
 
 def _seconds(value: str) -> float | None:
