@@ -1,4 +1,5 @@
-"""Optimization jobs, and what a schedule proposal saw of its day (to refuse it when the day changed).
+"""Optimization jobs, and what a schedule proposal saw of its day (to refuse it when the day changed); a
+proposal's status holds "partially_applied" (17 characters).
 
 Revision ID: 5f1c0e9a7d21
 Revises: 5d1e6a7b9c20
@@ -28,6 +29,9 @@ def upgrade() -> None:
             )
         )
         batch_op.add_column(sa.Column("max_moves", sa.Integer(), nullable=True))
+        batch_op.alter_column(
+            "status", existing_type=sa.String(length=16), type_=sa.String(length=32), existing_nullable=False
+        )
 
     op.create_table(
         "optimization_jobs",
@@ -71,6 +75,9 @@ def downgrade() -> None:
     op.drop_table("optimization_jobs")
 
     with op.batch_alter_table("schedule_proposals", schema=None) as batch_op:
+        batch_op.alter_column(
+            "status", existing_type=sa.String(length=32), type_=sa.String(length=16), existing_nullable=False
+        )
         batch_op.drop_column("max_moves")
         batch_op.drop_column("seen")
         batch_op.drop_column("origin_at")

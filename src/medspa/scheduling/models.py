@@ -113,7 +113,7 @@ class ScheduleProposal(TenantMixin, Base):
 
     location_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("locations.id"), index=True)
     service_date: Mapped[date]
-    status: Mapped[str] = mapped_column(String(16), default="proposed")
+    status: Mapped[str] = mapped_column(String(32), default="proposed")  # proposed, (partially_)applied
     current_value_cents: Mapped[int]
     proposed_value_cents: Mapped[int]
     instance: Mapped[dict[str, Any]]
