@@ -8,6 +8,7 @@ import random
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,12 +25,12 @@ from medspa.resources import service as resources
 from medspa.resources.schemas import PeriodCreate
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.models import Reservation, ScheduleProposal
-from medspa.scheduling.schemas import AppointmentRead, ProposalRead, RescheduleRequest
+from medspa.scheduling.schemas import AppointmentRead, ProposalRead, RescheduleRequest, WaitlistRead
 from medspa.scheduling.solver.instance import parse_instance
 from medspa.scheduling.solver.solution import Assignment, Replan, Solution, parse_solution
 from medspa.scheduling.solver.validate import check, replan_violations
 from medspa.security.actors import Actor
-from tests.factories import make_client, make_provider, make_room
+from tests.factories import make_client, make_provider, make_room, make_service
 from tests.scheduling.test_availability import NOW, Clinic, build
 from tests.scheduling.test_booking import request as booking_request
 from tests.scheduling.test_optimization import DAY, TEN, busy_day, propose, waitlist
@@ -552,3 +553,46 @@ def test_one_client_waiting_twice_for_the_same_hour_is_placed_once(engine: Engin
     assert left.reason == "not booked: the client is placed at that time for another service"
     assert applied.status == "applied"
     assert len(appointments(engine, owner, clinic)) == 1
+
+
+def test_a_placement_applied_without_the_move_it_needs_is_refused_naming_the_client(
+    engine: Engine, owner: Actor
+) -> None:
+    # given the only provider who gives a filler booked at 10:00 for a Botox another provider can give,
+    # and a member waiting for a filler at 10:00
+    clinic = _two_of_everything(engine, owner)
+    with unit_of_work(engine) as session:
+        both = make_provider(
+            session,
+            actor=owner,
+            location_id=clinic.location_id,
+            shift=("09:00", "12:00"),
+            skills=["neurotoxin", "filler"],
+        )
+        filler = replace(clinic, service_id=make_service(session, actor=owner, skill="filler").id)
+        scheduling.book_appointment(
+            session, actor=owner, data=booking_request(clinic, TEN, provider_id=both.id)
+        )
+    waitlist(engine, owner, filler, "10:00", "11:00", "member")
+    # when the day is replanned, the Botox moves so that the filler can be placed
+    proposal = propose(engine, owner, clinic, max_moves=1)
+    moved, placed = sorted(proposal.items, key=lambda i: i.kind)
+    assert (moved.status, placed.status, placed.provider_id) == ("moved", "booked", both.id)
+    # then applying the placement alone is refused, naming the waiting client; nothing changes
+    with pytest.raises(ConflictError) as refused, unit_of_work(engine) as session:
+        scheduling.apply_proposal(session, actor=owner, proposal_id=proposal.id, requests=[placed.request])
+    (entry,) = _waiting(engine, owner, clinic)
+    name = client_name(engine, owner, entry.client_id)
+    assert refused.value.detail.startswith(f"{name}'s {_service_name(engine, owner, filler)}")
+    assert " cannot be booked as proposed: provider " in refused.value.detail
+    assert "is already booked at that time" in refused.value.detail
+    assert [a.provider_id for a in appointments(engine, owner, clinic)] == [both.id]
+    # and all of it applies
+    assert apply(engine, owner, proposal).status == "applied"
+
+
+def _waiting(engine: Engine, actor: Actor, clinic: Clinic) -> list[WaitlistRead]:
+    with unit_of_work(engine, write=False) as session:
+        return scheduling.list_waitlist(
+            session, actor=actor, location_id=clinic.location_id, service_date=DAY
+        )

@@ -16,7 +16,8 @@ place. Moved and dropped bookings together are at most `max_moves`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -28,7 +29,7 @@ from medspa.catalog import service as catalog
 from medspa.clients import service as clients
 from medspa.kit import clock
 from medspa.kit.crud import get_owned
-from medspa.kit.errors import ConflictError, ValidationFailedError
+from medspa.kit.errors import ConflictError, MedspaError, ValidationFailedError
 from medspa.kit.outbox import record_event
 from medspa.kit.tz import local_day_bounds, local_label, local_minutes_to_utc
 from medspa.resources import service as resources
@@ -543,17 +544,47 @@ def _apply_moves(
     repository.deactivate_reservations(session, appointment_ids)
     for key, appointment_id in zip(keys, appointment_ids, strict=True):
         assignment = booked[key]
-        reschedule_appointment(
-            session,
-            actor=actor,
-            appointment_id=appointment_id,
-            data=RescheduleRequest(
-                starts_at=instant_at(_origin(proposal), assignment.start),
-                provider_id=uuid.UUID(assignment.provider),
-                room_id=uuid.UUID(assignment.room),
-                device_id=uuid.UUID(assignment.device) if assignment.device else None,
-            ),
+        with _naming(session, actor, proposal, key, "cannot be moved now"):
+            reschedule_appointment(
+                session,
+                actor=actor,
+                appointment_id=appointment_id,
+                data=RescheduleRequest(
+                    starts_at=instant_at(_origin(proposal), assignment.start),
+                    provider_id=uuid.UUID(assignment.provider),
+                    room_id=uuid.UUID(assignment.room),
+                    device_id=uuid.UUID(assignment.device) if assignment.device else None,
+                ),
+            )
+
+
+@contextmanager
+def _naming(
+    session: Session, actor: Actor, proposal: ScheduleProposal, key: str, what: str
+) -> Iterator[None]:
+    """Refusals of the booking path while applying, as ConflictError (409) naming the booking or the
+    waiting client as staff know them: "Dana Reyes's Botox at 10:00 AM cannot be moved now: ..."."""
+    try:
+        yield
+    except MedspaError as error:
+        kind, record = proposal.requests[key][:2]
+        zone = proposal.instance["location"]["timezone"]
+        if kind == "appointment":
+            booking = get_owned(session, Appointment, actor.organization_id, uuid.UUID(record), "appointment")
+            client_id, service_id, starts_at = booking.client_id, booking.service_id, booking.starts_at
+        else:
+            entry = get_owned(
+                session, WaitlistEntry, actor.organization_id, uuid.UUID(record), "waitlist entry"
+            )
+            client_id, service_id, starts_at = entry.client_id, entry.service_id, None
+        who = clients.client_names(session, actor=actor, client_ids={client_id}).get(client_id, "a client")
+        service = catalog.get_service(session, actor=actor, service_id=service_id).name
+        label = (
+            booking_label(who, service, starts_at, zone, proposal.service_date)
+            if starts_at is not None
+            else f"{who}'s {service}"
         )
+        raise ConflictError(f"{label} {what}: {error.detail}") from error
 
 
 def _book_placement(
@@ -565,18 +596,19 @@ def _book_placement(
     if entry.status != "waiting":
         who = clients.client_names(session, actor=actor, client_ids={entry.client_id}).get(entry.client_id)
         raise StaleProposalError([f"{who or 'a client'} is no longer on the waitlist ({entry.status})"])
-    appointment = book_appointment(
-        session,
-        actor=actor,
-        data=BookingRequest(
-            client_id=entry.client_id,
-            service_id=entry.service_id,
-            location_id=entry.location_id,
-            starts_at=instant_at(_origin(proposal), assignment.start),
-            provider_id=uuid.UUID(assignment.provider),
-            room_id=uuid.UUID(assignment.room),
-            device_id=uuid.UUID(assignment.device) if assignment.device else None,
-        ),
-    )
+    with _naming(session, actor, proposal, key, "cannot be booked as proposed"):
+        appointment = book_appointment(
+            session,
+            actor=actor,
+            data=BookingRequest(
+                client_id=entry.client_id,
+                service_id=entry.service_id,
+                location_id=entry.location_id,
+                starts_at=instant_at(_origin(proposal), assignment.start),
+                provider_id=uuid.UUID(assignment.provider),
+                room_id=uuid.UUID(assignment.room),
+                device_id=uuid.UUID(assignment.device) if assignment.device else None,
+            ),
+        )
     entry.status = "booked"
     entry.appointment_id = appointment.id
