@@ -524,21 +524,6 @@ def _two_of_everything(engine: Engine, owner: Actor) -> Clinic:
     return clinic
 
 
-def test_a_waiting_client_is_not_placed_over_their_own_booking(engine: Engine, owner: Actor) -> None:
-    # given a client booked 10:00-11:00 and waiting for another treatment 09:30-12:00, with a provider
-    # and a room free at 10:00 too
-    clinic = _two_of_everything(engine, owner)
-    with unit_of_work(engine) as session:
-        scheduling.book_appointment(session, actor=owner, data=booking_request(clinic, TEN))
-    waitlist(engine, owner, clinic, "09:30", "12:00", client_id=clinic.client_id)
-    # when the day is optimized and applied
-    proposal = propose(engine, owner, clinic)
-    apply(engine, owner, proposal)
-    # then the client's second treatment is after the first, not beside it
-    (placed,) = [i for i in proposal.items if i.kind == "waitlist"]
-    assert (placed.status, placed.starts_at) == ("booked", TEN + timedelta(hours=1))
-
-
 def test_one_client_waiting_twice_for_the_same_hour_is_placed_once(engine: Engine, owner: Actor) -> None:
     # given one client on the waitlist twice for 10:00-11:00, and two providers and rooms free then
     clinic = _two_of_everything(engine, owner)
