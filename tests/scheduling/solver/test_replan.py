@@ -239,3 +239,21 @@ def test_the_replan_validator_names_every_broken_rule() -> None:
         "1 bookings moved or dropped, more than the limit of 0",
     ]
     assert moved == ["1 bookings moved or dropped, more than the limit of 0"]
+
+
+def test_progress_when_replanning_reports_the_schedules_value_without_the_move_bonus() -> None:
+    # given a busy day replanned with a move cost (the model counts a bonus per booking that stays)
+    before = _busy_day(seed=7)
+    current = solve_checked(before, time_limit=2.0).solution
+    reported: list[float] = []
+    # when it is solved again with progress reports
+    result = solve(
+        before,
+        time_limit_seconds=2,
+        workers=2,
+        replan=Replan(current, max_moves=3, move_cost=50.0),
+        on_progress=lambda event: reported.append(event.objective),
+    )
+    # then no report is worth more than the best schedule found, as the validator scores it
+    assert reported
+    assert max(reported) <= result.objective + 1e-6

@@ -232,8 +232,14 @@ def extract(schedule: ScheduleModel, values: Callable[[Any], int], preferred: Ma
 
 @dataclass
 class _Recorder(cp_model.CpSolverSolutionCallback):
+    """Records each better solution of the whole-day search (in the model's own terms, which when
+    replanning include the bonus per booking that stays) and reports its schedule's value without
+    that bonus (`stays`, each worth `move_cost`) to `on_progress`."""
+
     offset: float
     on_progress: Callable[[Progress], None] | None
+    stays: Sequence[Any] = ()
+    move_cost: float = 0.0
     started: float = field(default_factory=time.monotonic)
     progress: list[Progress] = field(default_factory=list)
     bound_moved_at: float = 0.0
@@ -245,7 +251,8 @@ class _Recorder(cp_model.CpSolverSolutionCallback):
         event = Progress(time.monotonic() - self.started, self.objective_value / SCALE + self.offset)
         self.progress.append(event)
         if self.on_progress is not None:
-            self.on_progress(event)
+            bonus = self.move_cost * sum(self.value(stay) for stay in self.stays)
+            self.on_progress(Progress(event.seconds, event.objective - bonus))
 
     def on_bound(self, bound: float) -> None:
         """CP-SAT's best-bound callback (scaled units). A better bound within `NEAR_PROOF` of the best
@@ -342,6 +349,8 @@ def solve(
         lambda event: (
             report(event.objective, "whole day") if event.objective > progress[-1].objective else None
         ),
+        stays=list(schedule.stays.values()) if replan is not None and replan.move_cost else [],
+        move_cost=replan.move_cost if replan is not None else 0.0,
     )
     done = threading.Event()
     # The whole-day model keeps the time only while it improves: on small days it goes on to prove
