@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -231,6 +232,11 @@ def test_daylight_saving_days_are_planned_like_any_other_day(
     shown = [row.local_start for group in page.groups for row in group.rows if row.local_start]
     assert sorted(t.astimezone(UTC) for t in shown) == starts
     assert all(t.utcoffset() == to_local(t, "America/New_York").utcoffset() for t in shown)
+    # and the reasons name wall-clock times as staff read them ("1:00 AM"), never the instance's minutes
+    for item in proposal.items:
+        assert not re.search(r"\b\d{2}:\d{2}\b(?! [AP]M)", item.reason), item.reason
+        if hours == ("01:00", "04:00"):  # nothing after 4:00 AM on the wall clock
+            assert not re.search(r"\b[5-9]:\d{2} AM", item.reason), item.reason
 
 
 def test_a_daylight_saving_change_off_the_booking_grid_is_refused_with_the_reason(

@@ -331,7 +331,7 @@ def test_a_move_limit_below_the_bookings_that_cannot_stay_is_refused_naming_them
     assert refused.value.detail.startswith(
         f"1 bookings cannot stay where they are, more than the 0 allowed to move: {name}'s Service "
     )
-    assert "is on break at 10:00-11:00). Allow at least 1 moves" in refused.value.detail
+    assert "is on break at 10:00 AM-11:00 AM). Allow at least 1 moves" in refused.value.detail
 
 
 # --- a proposal made on an unchanged day always applies (generated days) -----------------------------------

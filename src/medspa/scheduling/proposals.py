@@ -15,6 +15,7 @@ place. Moved and dropped bookings together are at most `max_moves`.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,7 +32,7 @@ from medspa.kit import clock
 from medspa.kit.crud import get_owned
 from medspa.kit.errors import ConflictError, MedspaError, ValidationFailedError
 from medspa.kit.outbox import record_event
-from medspa.kit.tz import local_day_bounds, local_label, local_minutes_to_utc
+from medspa.kit.tz import clock_label, local_day_bounds, local_label, local_minutes_to_utc, to_local
 from medspa.resources import service as resources
 from medspa.scheduling import repository
 from medspa.scheduling.booking import book_appointment
@@ -78,11 +79,26 @@ class StaleProposalError(ConflictError):
         self.changes = list(changes)
 
 
-def named(explanation: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
-    """The explanation with resource and service ids replaced by the names staff know them by."""
+_INSTANCE_TIME = re.compile(r"\b(\d{2}):(\d{2})\b")
+
+
+def named(explanation: dict[str, Any], day: DayInstance) -> dict[str, Any]:
+    """The explanation in the words staff use (`in_staff_words`)."""
     for entry in explanation["requests"]:
-        entry["reason"] = _with_names(str(entry["reason"]), names)
+        entry["reason"] = in_staff_words(str(entry["reason"]), day)
     return explanation
+
+
+def in_staff_words(text: str, day: DayInstance) -> str:
+    """A solver's text with resource and service ids replaced by their names, and the instance's times
+    ("14:30", minutes from the day's origin) by local wall-clock times ("2:30 PM"), which differ from
+    them after a daylight-saving change during opening hours."""
+
+    def wall(match: re.Match[str]) -> str:
+        local = to_local(day.instant(int(match.group(1)) * 60 + int(match.group(2))), day.zone)
+        return clock_label(local.hour, local.minute)
+
+    return _INSTANCE_TIME.sub(wall, _with_names(text, day.names))
 
 
 def _with_names(text: str, names: dict[str, str]) -> str:
@@ -161,7 +177,7 @@ def plan_day(
         result = solve(instance, time_limit_seconds=time_limit_seconds, replan=replan, on_progress=report)
     except MoveLimitError as error:
         stuck = "; ".join(
-            f"{day.labels[rid]} ({_with_names(_reason(reason), day.names)})"
+            f"{day.labels[rid]} ({in_staff_words(_reason(reason), day)})"
             for rid, reason in error.reasons.items()
         )
         raise ConflictError(
@@ -181,7 +197,7 @@ def plan_day(
         for r in instance.requests
         if r.locked is not None
     ] + list(day.movable.values())
-    explanation = named(explain(instance, solution, result.unbookable).as_dict(), day.names)
+    explanation = named(explain(instance, solution, result.unbookable).as_dict(), day)
     for entry in explanation["requests"]:
         if entry["request"] in doubled:
             entry["reason"] = "not booked: the client is placed at that time for another service"
