@@ -1,4 +1,4 @@
-"""Booking latency while a day is being optimized, on SQLite and PostgreSQL: an optimization job (ADR 10)
+"""Booking latency while a day is being optimized, on SQLite and PostgreSQL: an optimization job (ADR 15)
 against the solve run inside a writing transaction, the shape before it. A crowded day (3 providers and
 rooms, 120 clients waiting) is solved for `--seconds`; one second in, three bookings of another day are
 made one after the other, each its own unit of work, and timed. Writes docs/benchmarks.md.
@@ -188,7 +188,7 @@ def main() -> None:
 
 A crowded day (3 providers and rooms, 120 clients waiting) is optimized for {args.seconds:g} s; one second
 in, three bookings of another day are made one after the other, each a unit of work of its own. "job"
-is how the day is optimized (ADR 10: no transaction open while solving); "transaction" reads, solves
+is how the day is optimized (ADR 15: no transaction open while solving); "transaction" reads, solves
 and stores in one writing transaction, as before it. Machine: {machine()}; {today}.
 
 | database | solve shape | booking latencies (s) |
