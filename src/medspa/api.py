@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from medspa.kit import clock
-from medspa.kit.db import unit_of_work
+from medspa.kit.db import WriterBusyError, is_transient_conflict, run_in_unit_of_work, unit_of_work
 from medspa.kit.errors import AuthenticationError, MedspaError, ValidationFailedError
 from medspa.kit.schemas import MAX_OFFSET
 from medspa.security import service as security
@@ -80,15 +80,15 @@ async def in_unit_of_work(
     which pass their own `authenticate_with`) uses this instead of `SessionDep` and `ActorDep`: each sync
     dependency costs a thread hop of its own, and at a few hundred bookings a second those hops are a
     large share of the CPU. The rules are the same: one transaction, committed before the response,
-    401 (or the page's sign-in) by default. (ADR 13: the unit of work never runs on the event loop.)"""
+    401 (or the page's sign-in) by default; a deadlock victim on PostgreSQL is run again from the start
+    (`kit.db.run_in_unit_of_work`). (ADR 13: the unit of work never runs on the event loop.)"""
     engine = request.app.state.engine
     write = request.method in WRITE_METHODS
 
     who = authenticate_with or authenticate
 
     def job() -> T:
-        with unit_of_work(engine, write=write) as session:
-            return work(session, who(request, session))
+        return run_in_unit_of_work(engine, lambda session: work(session, who(request, session)), write=write)
 
     return await run_in_threadpool(job)
 
@@ -146,9 +146,25 @@ def install_error_handlers(app: FastAPI) -> None:
             {"error": code, "detail": str(error.detail)}, status_code=error.status_code, headers=error.headers
         )
 
+    @app.exception_handler(WriterBusyError)
+    def _writer_busy(_request: Request, _error: WriterBusyError) -> JSONResponse:
+        return JSONResponse(
+            {"error": "database_busy", "detail": "the database is busy with another change; retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
     @app.exception_handler(DBAPIError)
     def _database_error(_request: Request, error: DBAPIError) -> JSONResponse:
         # The unit of work has rolled back by now: nothing of the request was stored.
+        if is_transient_conflict(error):
+            return JSONResponse(
+                {
+                    "error": "concurrent_change",
+                    "detail": "a concurrent change got in the way; nothing was saved, retry",
+                },
+                status_code=409,
+            )
         if error.connection_invalidated:
             return JSONResponse(
                 {"error": "database_unavailable", "detail": "the database connection was lost; retry"},

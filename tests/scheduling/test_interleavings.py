@@ -1,10 +1,12 @@
 """Property: whatever the front desks do at once, the booking core's invariant holds after every step.
 
 A Hypothesis state machine drives one clinic through steps; each step is a handful of operations (book,
-hold, confirm a hold, confirm, cancel, reschedule) run at the same moment by several workers, each on a
-thread and a transaction of its own, and some steps move the clock past holds and run the sweep. After
-every step the invariant of `tests/invariants.py` is read from the database. An operation may be refused
-(409, 422: the workers race for the same times), but nothing else may go wrong: any other error fails.
+hold, confirm a hold, confirm, cancel, reschedule, apply the latest proposal) run at the same moment by
+several workers, each on a thread and a transaction of its own (run again from the start when PostgreSQL
+makes it a deadlock victim, as the API does). Other steps move the clock past holds and run the sweep,
+put a client on the waitlist, or optimize the day into a new proposal. After every step the invariant of
+`tests/invariants.py` is read from the database. An operation may be refused (409, 422: the workers race
+for the same times, a proposal is stale), but nothing else may go wrong: any other error fails.
 """
 
 from __future__ import annotations
@@ -13,27 +15,35 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from sqlalchemy import Engine
 
 from medspa.kit import clock
 from medspa.kit.clock import ManualClock
-from medspa.kit.db import unit_of_work
+from medspa.kit.db import run_in_unit_of_work, unit_of_work
 from medspa.kit.errors import MedspaError
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.schemas import BookingRequest, HoldRequest, RescheduleRequest
+from medspa.scheduling.schemas import BookingRequest, HoldRequest, RescheduleRequest, WaitlistCreate
 from medspa.security.actors import Actor
 from tests.factories import make_client, make_device, make_location, make_provider, make_room, make_service
 from tests.invariants import booking_problems
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-DAY_OPENS = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)  # 09:00 in New York
+ZONE = ZoneInfo("America/New_York")
+DAY_OPENS = datetime(2026, 3, 3, 9, 0, tzinfo=ZONE).astimezone(UTC)
 STARTS = [DAY_OPENS + timedelta(minutes=30 * i) for i in range(12)]  # 09:00 .. 14:30
 WORKERS = 4
 
@@ -69,7 +79,9 @@ def build_world(engine: Engine, owner: Actor) -> World:
 # One operation: (kind, a few numbers that pick its client, service, start, provider or appointment).
 Operation = tuple[str, int, int, int, int]
 operations = st.tuples(
-    st.sampled_from(["book", "hold", "confirm_hold", "confirm", "cancel", "reschedule", "reschedule"]),
+    st.sampled_from(
+        ["book", "hold", "confirm_hold", "confirm", "cancel", "reschedule", "reschedule", "apply", "apply"]
+    ),
     st.integers(0, 4),
     st.integers(0, 1),
     st.integers(0, len(STARTS) - 1),
@@ -85,48 +97,64 @@ class FrontDesks(RuleBasedStateMachine):
         self.clock = ManualClock()
         self.clock.set(START)
         self.appointments: list[uuid.UUID] = []
+        self.proposals: list[uuid.UUID] = []
 
     def _run(self, operation: Operation, target: int, start: threading.Barrier) -> Any:
-        kind, who, what, when, pick = operation
         world = self.world
         # The workers act at the same moment: on PostgreSQL with their transactions open; SQLite admits
-        # one writer at a time, so there they start together and queue.
+        # one writer at a time, so there they start together and queue. A deadlock victim's second
+        # attempt runs alone.
         together = world.engine.dialect.name == "postgresql"
         if not together:
             start.wait(10)
-        with clock.using(self.clock), unit_of_work(world.engine) as session:
-            if together:
+        attempts: list[int] = []
+
+        def work(session: Any) -> Any:
+            attempts.append(1)
+            if together and len(attempts) == 1:
                 start.wait(10)
-            actor = world.actor
-            provider = None if pick < 0 else world.providers[pick]
-            if kind in ("book", "hold"):
-                data = BookingRequest(
-                    client_id=world.clients[who],
-                    service_id=world.services[what],
-                    location_id=world.location_id,
-                    starts_at=STARTS[when],
-                    provider_id=provider,
-                )
-                if kind == "book":
-                    return scheduling.book_appointment(session, actor=actor, data=data)
-                held = HoldRequest(**data.model_dump(), hold_minutes=10)
-                return scheduling.hold_slot(session, actor=actor, data=held, hold_minutes=10)
-            if not self.appointments:
-                return None
-            # A step's workers all act on one appointment: that is where changes race.
-            appointment_id = self.appointments[target % len(self.appointments)]
-            if kind == "confirm_hold":
-                return scheduling.confirm_hold(session, actor=actor, appointment_id=appointment_id)
-            if kind == "confirm":
-                return scheduling.confirm_appointment(session, actor=actor, appointment_id=appointment_id)
-            if kind == "cancel":
-                return scheduling.cancel_appointment(
-                    session, actor=actor, appointment_id=appointment_id, reason="changed plans"
-                )
-            move = RescheduleRequest(starts_at=STARTS[when], provider_id=provider)
-            return scheduling.reschedule_appointment(
-                session, actor=actor, appointment_id=appointment_id, data=move
+            return self._operate(session, operation, target)
+
+        with clock.using(self.clock):
+            return run_in_unit_of_work(world.engine, work)
+
+    def _operate(self, session: Any, operation: Operation, target: int) -> Any:
+        kind, who, what, when, pick = operation
+        world = self.world
+        actor = world.actor
+        provider = None if pick < 0 else world.providers[pick]
+        if kind in ("book", "hold"):
+            data = BookingRequest(
+                client_id=world.clients[who],
+                service_id=world.services[what],
+                location_id=world.location_id,
+                starts_at=STARTS[when],
+                provider_id=provider,
             )
+            if kind == "book":
+                return scheduling.book_appointment(session, actor=actor, data=data)
+            held = HoldRequest(**data.model_dump(), hold_minutes=10)
+            return scheduling.hold_slot(session, actor=actor, data=held, hold_minutes=10)
+        if kind == "apply":
+            if not self.proposals:
+                return None
+            return scheduling.apply_proposal(session, actor=actor, proposal_id=self.proposals[-1])
+        if not self.appointments:
+            return None
+        # A step's workers all act on one appointment: that is where changes race.
+        appointment_id = self.appointments[target % len(self.appointments)]
+        if kind == "confirm_hold":
+            return scheduling.confirm_hold(session, actor=actor, appointment_id=appointment_id)
+        if kind == "confirm":
+            return scheduling.confirm_appointment(session, actor=actor, appointment_id=appointment_id)
+        if kind == "cancel":
+            return scheduling.cancel_appointment(
+                session, actor=actor, appointment_id=appointment_id, reason="changed plans"
+            )
+        move = RescheduleRequest(starts_at=STARTS[when], provider_id=provider)
+        return scheduling.reschedule_appointment(
+            session, actor=actor, appointment_id=appointment_id, data=move
+        )
 
     def _attempt(self, operation: Operation, target: int, start: threading.Barrier) -> Any:
         try:
@@ -150,6 +178,40 @@ class FrontDesks(RuleBasedStateMachine):
         self.clock.advance(timedelta(minutes=minutes))
         with clock.using(self.clock), unit_of_work(self.world.engine) as session:
             scheduling.release_expired_holds(session)
+
+    @rule(who=st.integers(0, 4), what=st.integers(0, 1), opens=st.integers(0, 4))
+    def a_client_joins_the_waitlist(self, who: int, what: int, opens: int) -> None:
+        world = self.world
+        entry = WaitlistCreate(
+            client_id=world.clients[who],
+            service_id=world.services[what],
+            location_id=world.location_id,
+            service_date=DAY_OPENS.astimezone(ZONE).date(),
+            window_starts_at=time(9 + opens),
+            window_ends_at=time(15),
+        )
+        with clock.using(self.clock), unit_of_work(world.engine) as session:
+            scheduling.add_to_waitlist(session, actor=world.actor, data=entry)
+
+    @precondition(lambda machine: len(machine.proposals) < 3)
+    @rule(max_moves=st.sampled_from([None, 0, 2]))
+    def the_day_is_optimized(self, max_moves: int | None) -> None:
+        world = self.world
+        try:
+            with clock.using(self.clock):
+                proposal = scheduling.optimize_day(
+                    world.engine,
+                    actor=world.actor,
+                    location_id=world.location_id,
+                    service_date=date(2026, 3, 3),
+                    time_limit_seconds=0.5,
+                    max_moves=max_moves,
+                )
+        except MedspaError as refused:  # the day cannot be planned now: 409
+            if refused.status_code != 409:
+                raise
+            return
+        self.proposals.append(proposal.id)
 
     @invariant()
     def every_live_appointment_holds_exactly_its_time_and_none_overlap(self) -> None:

@@ -12,11 +12,11 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -170,6 +170,27 @@ _SQLITE_WRITERS_LOCK = threading.Lock()
 SQLITE_WRITE_WAIT_SECONDS = 30
 
 
+class WriterBusyError(TimeoutError):
+    """No SQLite write lock within `SQLITE_WRITE_WAIT_SECONDS`: another writer held it all that time.
+    Nothing was written; the request may be retried (the API answers 503 with Retry-After)."""
+
+
+# PostgreSQL's errors that mean "a concurrent transaction got in the way, nothing was done, run it
+# again": deadlock detected, serialization failure.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+ATTEMPTS = 3
+T = TypeVar("T")
+
+
+def is_transient_conflict(error: BaseException) -> bool:
+    """Whether `error` is a database error a retry of the whole unit of work can cure."""
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    original = error.orig
+    sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    return sqlstate in TRANSIENT_SQLSTATES
+
+
 def _writer_lock(engine: Engine) -> threading.Lock:
     """One lock per SQLite engine. SQLite admits one writer at a time anyway; queueing writers on a lock
     in the process, instead of in SQLite's busy handler (which sleeps and retries), keeps a busy front
@@ -210,7 +231,7 @@ def unit_of_work(engine: Engine | None = None, *, write: bool = True) -> Iterato
     factory = _session_factory(base, write)
     lock = _writer_lock(base) if serialize else None
     if lock is not None and not lock.acquire(timeout=SQLITE_WRITE_WAIT_SECONDS):
-        raise TimeoutError(f"no SQLite write lock after {SQLITE_WRITE_WAIT_SECONDS} s")
+        raise WriterBusyError(f"no SQLite write lock after {SQLITE_WRITE_WAIT_SECONDS} s")
     session = factory()
     try:
         yield session
@@ -222,3 +243,23 @@ def unit_of_work(engine: Engine | None = None, *, write: bool = True) -> Iterato
         session.close()
         if lock is not None:
             lock.release()
+
+
+def run_in_unit_of_work(
+    engine: Engine, work: Callable[[Session], T], *, write: bool = True, attempts: int | None = None
+) -> T:
+    """`work(session)` in a unit of work, run again from the start (at most `attempts` times in all,
+    `ATTEMPTS` by default) when PostgreSQL ends it as a deadlock victim or a serialization failure: two
+    transactions that lock the same appointments in different orders (a proposal apply and a reschedule
+    of one of its bookings) are each correct, and one of them is chosen to lose. Every attempt is a
+    fresh transaction, so nothing of a failed one remains. Other errors are raised at once."""
+    tries = ATTEMPTS if attempts is None else attempts
+    for _ in range(tries - 1):
+        try:
+            with unit_of_work(engine, write=write) as session:
+                return work(session)
+        except exc.DBAPIError as error:
+            if not is_transient_conflict(error):
+                raise
+    with unit_of_work(engine, write=write) as session:
+        return work(session)

@@ -1,0 +1,153 @@
+"""A unit of work that a concurrent one got in the way of: run again when PostgreSQL chose it as a
+deadlock victim, 409 when it keeps losing, 503 with Retry-After when SQLite's writer stays busy."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from medspa.kit import db
+from medspa.kit.db import make_engine, run_in_unit_of_work
+from medspa.scheduling import routes
+from tests.conftest import POSTGRES_URL
+
+needs_postgres = pytest.mark.skipif(
+    POSTGRES_URL is None, reason="needs MEDSPA_TEST_DATABASE_URL (PostgreSQL)"
+)
+
+
+class _DeadlockError(Exception):
+    """What the PostgreSQL driver raises for a deadlock victim, as far as the code reads it."""
+
+    sqlstate = "40P01"
+
+
+@pytest.fixture
+def pg() -> Iterator[tuple[Engine, str]]:
+    """PostgreSQL and a table of two rows of its own."""
+    assert POSTGRES_URL is not None
+    engine = make_engine(POSTGRES_URL)
+    table = f"deadlock_probe_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE TABLE {table} (id int PRIMARY KEY, n int NOT NULL)"))
+        connection.execute(text(f"INSERT INTO {table} VALUES (1, 0), (2, 0)"))
+    try:
+        yield engine, table
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP TABLE {table}"))
+        engine.dispose()
+
+
+def _lock_both_in_opposite_orders(
+    pg: tuple[Engine, str], attempts: int
+) -> tuple[list[BaseException], int, int]:
+    """Two units of work lock rows 1 and 2 in opposite orders, each holding its first lock until the
+    other holds its own: a deadlock, of which PostgreSQL makes one the victim. The errors that escaped,
+    the attempts made, and the sum of both rows afterwards (each unit adds 1 to each row)."""
+    engine, table = pg
+    both_hold_one = threading.Barrier(2, timeout=10)
+    tried: list[int] = []
+    escaped: list[BaseException] = []
+
+    def worker(order: tuple[int, int]) -> None:
+        def work(session: Session) -> None:
+            tried.append(1)
+            first, second = order
+            session.execute(text(f"UPDATE {table} SET n = n + 1 WHERE id = :id"), {"id": first})
+            if len(tried) <= 2:  # only the first two attempts meet; a retry runs alone
+                both_hold_one.wait()
+            session.execute(text(f"UPDATE {table} SET n = n + 1 WHERE id = :id"), {"id": second})
+
+        try:
+            run_in_unit_of_work(engine, work, attempts=attempts)
+        except BaseException as error:  # the test reports what escaped
+            escaped.append(error)
+
+    threads = [threading.Thread(target=worker, args=(order,)) for order in ((1, 2), (2, 1))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    with engine.connect() as connection:
+        total = int(connection.execute(text(f"SELECT sum(n) FROM {table}")).scalar_one())
+    return escaped, len(tried), total
+
+
+@needs_postgres
+def test_a_deadlock_victim_is_run_again_and_both_changes_land(pg: tuple[Engine, str]) -> None:
+    escaped, tried, total = _lock_both_in_opposite_orders(pg, attempts=db.ATTEMPTS)
+    assert escaped == []
+    assert tried == 3  # two that met, the victim's second attempt
+    assert total == 4  # both units added 1 to both rows, the victim's first attempt left nothing
+
+
+@needs_postgres
+def test_without_a_retry_the_victim_fails_and_leaves_nothing(pg: tuple[Engine, str]) -> None:
+    escaped, tried, total = _lock_both_in_opposite_orders(pg, attempts=1)
+    assert tried == 2
+    assert len(escaped) == 1
+    assert db.is_transient_conflict(escaped[0])
+    assert total == 2
+
+
+def test_a_request_that_keeps_losing_to_concurrent_changes_answers_409(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def always_a_victim(*_args: object, **_kwargs: object) -> None:
+        calls.append(1)
+        raise OperationalError("UPDATE appointments ...", {}, _DeadlockError("deadlock detected"))
+
+    monkeypatch.setattr(routes.service, "confirm_hold", always_a_victim)
+    response = api.post(f"/api/v1/holds/{uuid.uuid4()}/confirm")
+    assert response.status_code == 409, response.text
+    assert response.json()["error"] == "concurrent_change"
+    assert len(calls) == db.ATTEMPTS
+
+
+def test_other_database_errors_are_not_run_again(api: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        calls.append(1)
+        raise DBAPIError("SELECT ...", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(routes.service, "confirm_hold", broken)
+    response = api.post(f"/api/v1/holds/{uuid.uuid4()}/confirm")
+    assert response.status_code == 500
+    assert calls == [1]
+
+
+def test_a_writer_kept_waiting_answers_503_with_retry_after(
+    api: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite has a single writer")
+    monkeypatch.setattr(db, "SQLITE_WRITE_WAIT_SECONDS", 0.2)
+    lock = db._writer_lock(engine)
+    assert lock.acquire(timeout=10)
+    try:
+        starts = datetime(2027, 1, 5, 15, tzinfo=UTC).isoformat()
+        body = {
+            "client_id": str(uuid.uuid4()),
+            "service_id": str(uuid.uuid4()),
+            "location_id": str(uuid.uuid4()),
+            "starts_at": starts,
+        }
+        response = api.post("/api/v1/appointments", json=body)
+    finally:
+        lock.release()
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "database_busy"
+    assert response.headers["Retry-After"] == "5"
+    assert api.post("/api/v1/appointments", json=body).status_code == 404  # free again: the real answer
