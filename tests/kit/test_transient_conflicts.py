@@ -15,8 +15,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from medspa.kit import db
-from medspa.kit.db import make_engine, run_in_unit_of_work
+from medspa.kit.db import make_engine, run_in_unit_of_work, unit_of_work
 from medspa.scheduling import routes
+from medspa.security import service as security
 from tests.conftest import POSTGRES_URL
 
 needs_postgres = pytest.mark.skipif(
@@ -31,67 +32,71 @@ class _DeadlockError(Exception):
 
 
 @pytest.fixture
-def pg() -> Iterator[tuple[Engine, str]]:
-    """PostgreSQL and a table of two rows of its own."""
+def pg() -> Iterator[tuple[Engine, list[uuid.UUID]]]:
+    """PostgreSQL and two rows of its own to lock (two fresh organizations: no table is made, so a test
+    stopped half-way leaves nothing in the schema)."""
     assert POSTGRES_URL is not None
     engine = make_engine(POSTGRES_URL)
-    table = f"deadlock_probe_{uuid.uuid4().hex[:8]}"
-    with engine.begin() as connection:
-        connection.execute(text(f"CREATE TABLE {table} (id int PRIMARY KEY, n int NOT NULL)"))
-        connection.execute(text(f"INSERT INTO {table} VALUES (1, 0), (2, 0)"))
+    with unit_of_work(engine) as session:
+        rows = [
+            security.create_organization(session, slug=f"t-{uuid.uuid4().hex[:12]}", name="n").id
+            for _ in range(2)
+        ]
     try:
-        yield engine, table
+        yield engine, rows
     finally:
-        with engine.begin() as connection:
-            connection.execute(text(f"DROP TABLE {table}"))
         engine.dispose()
 
 
 def _lock_both_in_opposite_orders(
-    pg: tuple[Engine, str], attempts: int
+    pg: tuple[Engine, list[uuid.UUID]], attempts: int
 ) -> tuple[list[BaseException], int, int]:
-    """Two units of work lock rows 1 and 2 in opposite orders, each holding its first lock until the
-    other holds its own: a deadlock, of which PostgreSQL makes one the victim. The errors that escaped,
-    the attempts made, and the sum of both rows afterwards (each unit adds 1 to each row)."""
-    engine, table = pg
+    """Two units of work change rows A and B in opposite orders, each holding its first row's lock until
+    the other holds its own: a deadlock, of which PostgreSQL makes one the victim. The errors that
+    escaped, the attempts made, and the changes that landed (each unit marks each row once)."""
+    engine, rows = pg
+    mark = text("UPDATE organizations SET name = name || '+' WHERE id = :id")
     both_hold_one = threading.Barrier(2, timeout=10)
     tried: list[int] = []
     escaped: list[BaseException] = []
 
-    def worker(order: tuple[int, int]) -> None:
+    def worker(order: list[uuid.UUID]) -> None:
         def work(session: Session) -> None:
             tried.append(1)
             first, second = order
-            session.execute(text(f"UPDATE {table} SET n = n + 1 WHERE id = :id"), {"id": first})
+            session.execute(mark, {"id": first})
             if len(tried) <= 2:  # only the first two attempts meet; a retry runs alone
                 both_hold_one.wait()
-            session.execute(text(f"UPDATE {table} SET n = n + 1 WHERE id = :id"), {"id": second})
+            session.execute(mark, {"id": second})
 
         try:
             run_in_unit_of_work(engine, work, attempts=attempts)
         except BaseException as error:  # the test reports what escaped
             escaped.append(error)
 
-    threads = [threading.Thread(target=worker, args=(order,)) for order in ((1, 2), (2, 1))]
+    threads = [threading.Thread(target=worker, args=(order,)) for order in (rows, rows[::-1])]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
     with engine.connect() as connection:
-        total = int(connection.execute(text(f"SELECT sum(n) FROM {table}")).scalar_one())
+        names = connection.execute(
+            text("SELECT name FROM organizations WHERE id IN (:a, :b)"), {"a": rows[0], "b": rows[1]}
+        ).scalars()
+        total = sum(name.count("+") for name in names)
     return escaped, len(tried), total
 
 
 @needs_postgres
-def test_a_deadlock_victim_is_run_again_and_both_changes_land(pg: tuple[Engine, str]) -> None:
+def test_a_deadlock_victim_is_run_again_and_both_changes_land(pg: tuple[Engine, list[uuid.UUID]]) -> None:
     escaped, tried, total = _lock_both_in_opposite_orders(pg, attempts=db.ATTEMPTS)
     assert escaped == []
     assert tried == 3  # two that met, the victim's second attempt
-    assert total == 4  # both units added 1 to both rows, the victim's first attempt left nothing
+    assert total == 4  # both units marked both rows; the victim's first attempt left nothing
 
 
 @needs_postgres
-def test_without_a_retry_the_victim_fails_and_leaves_nothing(pg: tuple[Engine, str]) -> None:
+def test_without_a_retry_the_victim_fails_and_leaves_nothing(pg: tuple[Engine, list[uuid.UUID]]) -> None:
     escaped, tried, total = _lock_both_in_opposite_orders(pg, attempts=1)
     assert tried == 2
     assert len(escaped) == 1
