@@ -104,33 +104,34 @@ def test_without_a_retry_the_victim_fails_and_leaves_nothing(pg: tuple[Engine, l
     assert total == 2
 
 
-def test_a_request_that_keeps_losing_to_concurrent_changes_answers_409(
-    api: TestClient, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("error", "status", "code", "attempts"),
+    [
+        # a deadlock victim every time: run again, then 409
+        (
+            OperationalError("UPDATE appointments ...", {}, _DeadlockError("deadlock detected")),
+            409,
+            "concurrent_change",
+            db.ATTEMPTS,
+        ),
+        # any other database error: not run again
+        (DBAPIError("SELECT ...", {}, Exception("disk I/O error")), 500, "internal_error", 1),
+    ],
+)
+def test_a_booking_step_is_run_again_only_after_a_transient_conflict(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch, error: DBAPIError, status: int, code: str, attempts: int
 ) -> None:
     calls: list[int] = []
 
-    def always_a_victim(*_args: object, **_kwargs: object) -> None:
+    def failing(*_args: object, **_kwargs: object) -> None:
         calls.append(1)
-        raise OperationalError("UPDATE appointments ...", {}, _DeadlockError("deadlock detected"))
+        raise error
 
-    monkeypatch.setattr(routes.service, "confirm_hold", always_a_victim)
+    monkeypatch.setattr(routes.service, "confirm_hold", failing)
     response = api.post(f"/api/v1/holds/{uuid.uuid4()}/confirm")
-    assert response.status_code == 409, response.text
-    assert response.json()["error"] == "concurrent_change"
-    assert len(calls) == db.ATTEMPTS
-
-
-def test_other_database_errors_are_not_run_again(api: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-
-    def broken(*_args: object, **_kwargs: object) -> None:
-        calls.append(1)
-        raise DBAPIError("SELECT ...", {}, Exception("disk I/O error"))
-
-    monkeypatch.setattr(routes.service, "confirm_hold", broken)
-    response = api.post(f"/api/v1/holds/{uuid.uuid4()}/confirm")
-    assert response.status_code == 500
-    assert calls == [1]
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == code
+    assert len(calls) == attempts
 
 
 def test_a_writer_kept_waiting_answers_503_with_retry_after(
