@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
@@ -55,23 +56,48 @@ def serve(
     no_worker: bool = typer.Option(
         False, "--no-worker", help="do not run the background worker in this process (run `medspa worker`)"
     ),
+    tls_certfile: Path | None = typer.Option(None, help="TLS certificate (PEM) to serve HTTPS with"),
+    tls_keyfile: Path | None = typer.Option(None, help="the certificate's private key (PEM)"),
+    behind_tls_proxy: bool = typer.Option(
+        False, "--behind-tls-proxy", help="a TLS proxy fronts this server: listen in the clear on any address"
+    ),
 ) -> None:
     """Serve the web app and the API (OpenAPI at /docs). With one process, the background worker (model
-    scores after each booking, optimization jobs, weekly refreshes) runs inside it unless --no-worker."""
+    scores after each booking, optimization jobs, weekly refreshes) runs inside it unless --no-worker.
+
+    Outside this machine (any address but loopback) it serves only with TLS of its own or behind a TLS
+    proxy; session cookies are then marked Secure."""
     import os
 
     import uvicorn
 
     from medspa.app import EMBEDDED_WORKER_VARIABLE
+    from medspa.kit.transport import TransportError, check_listening
 
+    try:
+        listening = check_listening(
+            host, certfile=tls_certfile, keyfile=tls_keyfile, behind_tls_proxy=behind_tls_proxy
+        )
+    except TransportError as error:
+        _fail(str(error), 2)
     embedded = not no_worker and workers == 1
     os.environ[EMBEDDED_WORKER_VARIABLE] = "1" if embedded else "0"
+    if listening.secure:
+        os.environ["MEDSPA_SECURE_COOKIES"] = "1"
     worker_note = "worker: in this process" if embedded else "worker: run `medspa worker`"
+    scheme = "https" if listening.tls else "http"
     console.print(
-        f"medspa on http://{host}:{port}  (database: {load_settings().database_url}; {worker_note})"
+        f"medspa on {scheme}://{host}:{port}  (database: {load_settings().database_url}; {worker_note})"
     )
     uvicorn.run(
-        "medspa.app:serving_app", factory=True, host=host, port=port, workers=workers, log_level="warning"
+        "medspa.app:serving_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        ssl_certfile=str(listening.certfile) if listening.certfile else None,
+        ssl_keyfile=str(listening.keyfile) if listening.keyfile else None,
     )
 
 

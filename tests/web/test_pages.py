@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 from datetime import date, timedelta
 
+import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -527,3 +528,19 @@ def test_day_view_flags_a_booking_the_model_finds_likely_to_be_missed(
     block = page.text.split(f'id="appt-{risky.id}"', 1)[1].split("</article>", 1)[0]
     assert "No-show risk 31%" in block
     assert "(v-test)" in block
+
+
+@pytest.mark.parametrize(("secure_cookies", "marked"), [("", False), ("1", True)])
+def test_the_session_cookie_is_secure_when_served_over_tls(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, secure_cookies: str, marked: bool
+) -> None:
+    """`medspa serve` with TLS or behind a TLS proxy sets MEDSPA_SECURE_COOKIES=1 (the browser then sends
+    the session only over HTTPS, even where the proxy's scheme header is not trusted)."""
+    monkeypatch.setenv("MEDSPA_SECURE_COOKIES", secure_cookies)
+    response = client.post(
+        "/login",
+        data={"organization": "demo", "email": FRONT_DESK, "password": "medspa-demo"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert ("secure" in response.headers["set-cookie"].lower()) == marked

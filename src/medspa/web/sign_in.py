@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from medspa.api import SESSION_COOKIE, SessionDep
+from medspa.config import load_settings
 from medspa.kit.errors import AuthenticationError, NotFoundError
 from medspa.resources import service as resources
 from medspa.security import service as security
@@ -61,7 +62,7 @@ def login(
         path="/",
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=request.url.scheme == "https" or load_settings().session_cookie_secure,
     )
     return response
 
