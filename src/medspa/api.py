@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from medspa.kit import clock
 from medspa.kit.db import WriterBusyError, is_transient_conflict, run_in_unit_of_work, unit_of_work
-from medspa.kit.errors import AuthenticationError, MedspaError, ValidationFailedError
+from medspa.kit.errors import AuthenticationError, MedspaError, PermissionDeniedError, ValidationFailedError
 from medspa.kit.schemas import MAX_OFFSET
 from medspa.security import service as security
 from medspa.security.actors import Actor
@@ -60,8 +61,19 @@ def authenticate(request: Request, session: Session) -> Actor:
         return security.authenticate_token(session, token=header[7:].strip())
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
+        if request.method in WRITE_METHODS:  # a browser's session: no change from another site (CSRF)
+            require_same_origin(request)
         return security.authenticate_session(session, secret=cookie)
     raise AuthenticationError("missing credentials: send 'Authorization: Bearer <token>'")
+
+
+def require_same_origin(request: Request) -> None:
+    """PermissionDeniedError (403) unless the request's `Origin`, or failing that its `Referer`, names
+    the request's own host: what every change made with a browser's session cookie must show, from
+    the pages and from the API alike. (Browsers send `Origin` on every form and fetch POST.)"""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source or urlsplit(source).netloc != request.headers.get("host", ""):
+        raise PermissionDeniedError("cross-site request refused: send it from this site's own pages")
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]

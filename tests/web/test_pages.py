@@ -544,3 +544,21 @@ def test_the_session_cookie_is_secure_when_served_over_tls(
     )
     assert response.status_code == 303
     assert ("secure" in response.headers["set-cookie"].lower()) == marked
+
+
+def test_the_api_takes_a_change_with_the_session_cookie_only_from_this_site(signed_in: TestClient) -> None:
+    """A signed-in browser's cookie also authenticates the API, so an API change made with it must show
+    the same origin as the pages' forms do: another site's page cannot book or edit with it (CSRF)."""
+    body = {"first_name": "Cross", "last_name": "Site"}
+    assert signed_in.get("/api/v1/clients?limit=1").status_code == 200  # reading needs no origin
+    refused = [
+        signed_in.post("/api/v1/clients", json=body, headers={"Origin": ""}),  # no origin at all
+        signed_in.post("/api/v1/clients", json=body, headers={"Origin": "https://evil.example"}),
+        signed_in.post(
+            "/api/v1/clients", json=body, headers={"Origin": "", "Referer": "https://evil.example/page"}
+        ),
+    ]
+    assert [response.status_code for response in refused] == [403, 403, 403]
+    assert signed_in.get("/api/v1/clients?email=nobody@x.example").status_code == 200
+    made = signed_in.post("/api/v1/clients", json=body)  # the client sends this site's Origin
+    assert made.status_code == 201, made.text

@@ -6,7 +6,8 @@ Deny by default: a page takes `PageActor`, which without a valid session cookie 
 CSRF: the session cookie is HttpOnly and SameSite=Lax (a browser does not send it on a cross-site POST),
 and every POST also depends on `SameOrigin`: it must carry an `Origin` header, or failing that a
 `Referer`, whose host is the request's own `Host`; a POST with neither, or from another host, is
-refused with 403. Browsers send `Origin` on every form and fetch POST, so the forms need no token.
+refused with 403 (`api.require_same_origin`, which the API applies too to a change made with the
+session cookie). Browsers send `Origin` on every form and fetch POST, so the forms need no token.
 Behind a proxy that rewrites `Host`, the proxy must pass the original one on.
 """
 
@@ -16,7 +17,6 @@ import re
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,8 +26,8 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from sqlalchemy.orm import Session
 
-from medspa.api import SESSION_COOKIE, SessionDep
-from medspa.kit.errors import AuthenticationError, MedspaError, PermissionDeniedError
+from medspa.api import SESSION_COOKIE, SessionDep, require_same_origin
+from medspa.kit.errors import AuthenticationError, MedspaError
 from medspa.security import service as security
 from medspa.security.actors import Actor
 from medspa.web.board import clock_label
@@ -110,15 +110,9 @@ def page_actor(request: Request, session: Session) -> Actor:
         raise SignInRequiredError from error
 
 
-def _same_origin(request: Request) -> None:
-    source = request.headers.get("origin") or request.headers.get("referer")
-    if not source or urlsplit(source).netloc != request.headers.get("host", ""):
-        raise PermissionDeniedError("cross-site request refused: send it from this site's own pages")
-
-
 def _page_actor_dependency(request: Request, session: SessionDep) -> Actor:
     return page_actor(request, session)
 
 
 PageActor = Annotated[Actor, Depends(_page_actor_dependency)]
-SameOrigin = [Depends(_same_origin)]
+SameOrigin = [Depends(require_same_origin)]
