@@ -18,7 +18,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from medspa.kit import clock
 from medspa.kit.db import WriterBusyError, is_transient_conflict, run_in_unit_of_work, unit_of_work
-from medspa.kit.errors import AuthenticationError, MedspaError, PermissionDeniedError, ValidationFailedError
+from medspa.kit.errors import (
+    AuthenticationError,
+    MedspaError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ValidationFailedError,
+)
 from medspa.kit.schemas import MAX_OFFSET
 from medspa.security import service as security
 from medspa.security.actors import Actor
@@ -133,6 +139,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(error, ValidationFailedError):
             body["fields"] = [error.field]
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, AuthenticationError) else None
+        if isinstance(error, RateLimitedError):
+            headers = {"Retry-After": str(error.retry_after)}
         return JSONResponse(body, status_code=error.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)

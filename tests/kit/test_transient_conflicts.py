@@ -91,7 +91,7 @@ def _lock_both_in_opposite_orders(
 def test_a_deadlock_victim_is_run_again_and_both_changes_land(pg: tuple[Engine, list[uuid.UUID]]) -> None:
     escaped, tried, total = _lock_both_in_opposite_orders(pg, attempts=db.ATTEMPTS)
     assert escaped == []
-    assert tried == 3  # two that met, the victim's second attempt
+    assert tried >= 3  # the two that met, and at least one attempt more of the victim
     assert total == 4  # both units marked both rows; the victim's first attempt left nothing
 
 

@@ -83,3 +83,16 @@ class AuthenticationError(MedspaError):
 class PermissionDeniedError(MedspaError):
     code = "forbidden"
     status_code = 403
+
+
+class RateLimitedError(MedspaError):
+    """Too many attempts of something in a while; `retry_after` is the whole seconds until one more is
+    admitted (rendered as the `Retry-After` header and in the body)."""
+
+    code = "rate_limited"
+    status_code = 429
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, retry_after)
+        self.extra["retry_after"] = self.retry_after

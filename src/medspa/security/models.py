@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from medspa.kit.db import Base, TenantMixin
+from medspa.kit.ids import new_id
 
 
 class Organization(TenantMixin, Base):
@@ -57,3 +58,20 @@ class WebSession(TenantMixin, Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class FailedSignIn(Base):
+    """A failed sign-in, kept for the throttle's window (`security.service.LOGIN_WINDOW`): which account
+    was tried (a digest of organization slug and e-mail, so the table names no one) and from where. Not a
+    tenant's record: it is written before anyone is known."""
+
+    __tablename__ = "failed_sign_ins"
+    __table_args__ = (
+        Index("ix_failed_sign_ins_account_at", "account_key", "attempted_at"),
+        Index("ix_failed_sign_ins_address_at", "address", "attempted_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    account_key: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    attempted_at: Mapped[datetime]

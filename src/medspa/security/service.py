@@ -7,20 +7,22 @@ stolen database yields no usable credential); passwords are hashed with argon2id
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from medspa.kit import clock
-from medspa.kit.errors import AuthenticationError, ConflictError, NotFoundError
+from medspa.kit.errors import AuthenticationError, ConflictError, NotFoundError, RateLimitedError
 from medspa.kit.outbox import record_event
+from medspa.kit.schemas import storable_text_problem
 from medspa.security.actors import Actor, Permission, Role, require, system_actor
-from medspa.security.models import ApiToken, Organization, User, WebSession
+from medspa.security.models import ApiToken, FailedSignIn, Organization, User, WebSession
 from medspa.security.schemas import IssuedToken, OrganizationRead, TokenCreate, UserCreate, UserRead
 
 TOKEN_PREFIX = "msp_"
@@ -135,27 +137,75 @@ def authenticate_token(session: Session, *, token: str) -> Actor:
     return Actor(organization_id=organization_id, kind="token", actor_id=token_id, role=Role(role), name=name)
 
 
-def sign_in(session: Session, *, organization_slug: str, email: str, password: str) -> str:
-    """Check a user's password and open a browser session; the returned secret goes in the cookie.
-    AuthenticationError (the same message whatever was wrong) otherwise."""
-    failure = AuthenticationError("wrong organization, email or password")
-    organization = find_organization(session, slug=organization_slug.strip().lower())
-    if organization is None:
-        raise failure
-    user = session.scalar(
-        select(User).where(User.organization_id == organization.id, User.email == email.strip().lower())
+# The sign-in throttle: within any LOGIN_WINDOW, at most ACCOUNT_FAILURES failed sign-ins to one account
+# (organization and e-mail) and ADDRESS_FAILURES from one network address; beyond them a sign-in is
+# refused before anything is looked up or any hash computed, until the oldest failure leaves the window.
+LOGIN_WINDOW = timedelta(minutes=15)
+ACCOUNT_FAILURES = 5
+ADDRESS_FAILURES = 20
+
+
+def _account_key(organization_slug: str, email: str) -> str:
+    return digest(f"{organization_slug.strip().lower()}\n{email.strip().lower()}")
+
+
+def _refuse_when_throttled(session: Session, account_key: str, address: str, now: datetime) -> None:
+    """RateLimitedError when the account or the address has used up its failures in the window."""
+    since = now - LOGIN_WINDOW
+    for column, value, allowed in (
+        (FailedSignIn.account_key, account_key, ACCOUNT_FAILURES),
+        (FailedSignIn.address, address, ADDRESS_FAILURES),
+    ):
+        recent = session.scalars(
+            select(FailedSignIn.attempted_at)
+            .where(column == value, FailedSignIn.attempted_at > since)
+            .order_by(FailedSignIn.attempted_at.desc())
+            .limit(allowed)
+        ).all()
+        if len(recent) >= allowed:
+            frees_at = recent[-1] + LOGIN_WINDOW
+            wait = math.ceil((frees_at - now).total_seconds())
+            minutes = max(1, math.ceil(wait / 60))
+            raise RateLimitedError(
+                f"too many failed sign-ins; try again in {minutes} minute{'s' if minutes > 1 else ''}",
+                retry_after=wait,
+            )
+
+
+def _record_failure(session: Session, account_key: str, address: str, now: datetime) -> None:
+    """Keep the failure (and forget this account's and address's failures older than the window)."""
+    since = now - LOGIN_WINDOW
+    session.execute(
+        delete(FailedSignIn).where(
+            (FailedSignIn.account_key == account_key) | (FailedSignIn.address == address),
+            FailedSignIn.attempted_at <= since,
+        )
     )
-    if user is None or not user.is_active or user.password_hash is None:
-        raise failure
-    try:
-        _hasher.verify(user.password_hash, password)
-    except VerificationError as error:
-        raise failure from error
-    secret = secrets.token_urlsafe(32)
+    session.add(FailedSignIn(account_key=account_key, address=address[:64], attempted_at=now))
+    session.flush()
+
+
+def sign_in(
+    session: Session, *, organization_slug: str, email: str, password: str, address: str = "unknown"
+) -> str:
+    """Check a user's password and open a browser session; the returned secret goes in the cookie.
+    AuthenticationError (the same message whatever was wrong) otherwise, after the failure is recorded
+    in `session` (the caller commits it: a sign-in page answers the error, it does not roll back).
+    RateLimitedError (429) before anything else when the account or the network `address` has failed
+    too often lately (see LOGIN_WINDOW); a success clears the account's failures."""
     now = clock.now()
+    account_key = _account_key(organization_slug, email)
+    address = address[:64]
+    _refuse_when_throttled(session, account_key, address, now)
+    user = _user_with_password(session, organization_slug, email, password)
+    if user is None:
+        _record_failure(session, account_key, address, now)
+        raise AuthenticationError("wrong organization, email or password")
+    session.execute(delete(FailedSignIn).where(FailedSignIn.account_key == account_key))
+    secret = secrets.token_urlsafe(32)
     session.add(
         WebSession(
-            organization_id=organization.id,
+            organization_id=user.organization_id,
             user_id=user.id,
             token_hash=digest(secret),
             created_at=now,
@@ -164,6 +214,28 @@ def sign_in(session: Session, *, organization_slug: str, email: str, password: s
     )
     session.flush()
     return secret
+
+
+def _user_with_password(session: Session, organization_slug: str, email: str, password: str) -> User | None:
+    """The active user of that organization and e-mail whose password this is; None otherwise (also for
+    text no organization slug or e-mail can be: too long, or not storable)."""
+    if len(organization_slug) > 64 or len(email) > 320 or any(
+        storable_text_problem(text) for text in (organization_slug, email)
+    ):
+        return None
+    organization = find_organization(session, slug=organization_slug.strip().lower())
+    if organization is None:
+        return None
+    user = session.scalar(
+        select(User).where(User.organization_id == organization.id, User.email == email.strip().lower())
+    )
+    if user is None or not user.is_active or user.password_hash is None:
+        return None
+    try:
+        _hasher.verify(user.password_hash, password)
+    except VerificationError:
+        return None
+    return user
 
 
 def authenticate_session(session: Session, *, secret: str) -> Actor:

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from medspa.api import SESSION_COOKIE, SessionDep
 from medspa.config import load_settings
-from medspa.kit.errors import AuthenticationError, NotFoundError
+from medspa.kit.errors import AuthenticationError, NotFoundError, RateLimitedError
 from medspa.resources import service as resources
 from medspa.security import service as security
 from medspa.web.guards import PageActor, PageRoute, SameOrigin, templates
@@ -48,12 +48,21 @@ def login(
     email: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
 ) -> Response:
+    address = request.client.host if request.client else "unknown"
     try:
-        secret = security.sign_in(session, organization_slug=organization, email=email, password=password)
+        secret = security.sign_in(
+            session, organization_slug=organization, email=email, password=password, address=address
+        )
     except AuthenticationError as error:
         return _login_page(
             request, organization=organization, email=email, message=error.detail, status_code=401
         )
+    except RateLimitedError as error:
+        page = _login_page(
+            request, organization=organization, email=email, message=error.detail, status_code=429
+        )
+        page.headers["Retry-After"] = str(error.retry_after)
+        return page
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
