@@ -219,8 +219,10 @@ def sign_in(
 def _user_with_password(session: Session, organization_slug: str, email: str, password: str) -> User | None:
     """The active user of that organization and e-mail whose password this is; None otherwise (also for
     text no organization slug or e-mail can be: too long, or not storable)."""
-    if len(organization_slug) > 64 or len(email) > 320 or any(
-        storable_text_problem(text) for text in (organization_slug, email)
+    if (
+        len(organization_slug) > 64
+        or len(email) > 320
+        or any(storable_text_problem(text) for text in (organization_slug, email))
     ):
         return None
     organization = find_organization(session, slug=organization_slug.strip().lower())
