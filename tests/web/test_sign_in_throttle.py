@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,24 +14,11 @@ from sqlalchemy import Engine
 from medspa.app import create_app
 from medspa.kit.clock import ManualClock
 from medspa.security import service as security
+from tests.hashing import CountingHasher
 from tests.web.conftest import FRONT_DESK, ORIGIN
 
 RIGHT = "medspa-demo"
 START = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
-
-
-class CountingHasher:
-    """The password hasher, counting the verifications it computes."""
-
-    def __init__(self, hasher: Any) -> None:
-        self.hasher, self.computed = hasher, 0
-
-    def verify(self, stored: str, password: str) -> bool:
-        self.computed += 1
-        return bool(self.hasher.verify(stored, password))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.hasher, name)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.orm import Session
 
 from medspa.kit import clock
@@ -145,12 +145,22 @@ ACCOUNT_FAILURES = 5
 ADDRESS_FAILURES = 20
 
 
+_TURN = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
 def _account_key(organization_slug: str, email: str) -> str:
     return digest(f"{organization_slug.strip().lower()}\n{email.strip().lower()}")
 
 
 def _refuse_when_throttled(session: Session, account_key: str, address: str, now: datetime) -> None:
-    """RateLimitedError when the account or the address has used up its failures in the window."""
+    """RateLimitedError when the account or the address has used up its failures in the window.
+
+    Sign-ins of one account, and from one address, take their turn (on PostgreSQL a transaction-scoped
+    advisory lock on each, always the account's first; SQLite's writer is alone anyway), so attempts
+    made at once cannot all pass the count before any failure is recorded."""
+    if session.get_bind().dialect.name == "postgresql":
+        for key in (f"sign-in account {account_key}", f"sign-in address {address}"):
+            session.execute(_TURN, {"key": key})
     since = now - LOGIN_WINDOW
     for column, value, allowed in (
         (FailedSignIn.account_key, account_key, ACCOUNT_FAILURES),
