@@ -499,3 +499,21 @@ def test_a_lost_database_connection_is_503_and_other_database_errors_500(
     monkeypatch.setattr(scheduling, "book_appointment", broken)
     response = api.post("/api/v1/appointments", json=body)
     assert (response.status_code, response.json()["error"]) == (500, "internal_error")
+
+
+def test_the_token_list_says_when_each_token_was_last_used(api: TestClient, test_clock: ManualClock) -> None:
+    """Listed without the tokens themselves; a use is written by the process's flusher (here at once)."""
+    from medspa.security import activity
+
+    test_clock.set(datetime(2026, 12, 4, 9, 30, tzinfo=UTC))
+    issued = api.post("/api/v1/tokens", json={"name": "kiosk", "role": "front_desk"}).json()
+    listed = {token["id"]: token for token in api.get("/api/v1/tokens").json()}
+    assert listed[issued["id"]]["last_used_at"] is None
+    assert "token" not in listed[issued["id"]]
+    test_clock.set(datetime(2026, 12, 4, 10, 0, tzinfo=UTC))
+    used = api.get("/api/v1/locations", headers={"Authorization": f"Bearer {issued['token']}"})
+    assert used.status_code == 200
+    activity.flush(api.app.state.engine, api.app.state.activity)
+    listed = {token["id"]: token for token in api.get("/api/v1/tokens").json()}
+    assert listed[issued["id"]]["last_used_at"].startswith("2026-12-04T10:00:00")
+    assert listed[issued["id"]]["prefix"] == issued["prefix"]

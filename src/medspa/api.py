@@ -27,6 +27,7 @@ from medspa.kit.errors import (
 )
 from medspa.kit.schemas import MAX_OFFSET
 from medspa.security import service as security
+from medspa.security.activity import Activity
 from medspa.security.actors import Actor
 
 logger = logging.getLogger(__name__)
@@ -64,13 +65,19 @@ def get_actor(request: Request, session: SessionDep) -> Actor:
 def authenticate(request: Request, session: Session) -> Actor:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        return security.authenticate_token(session, token=header[7:].strip())
+        return security.authenticate_token(session, token=header[7:].strip(), activity=activity_of(request))
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         if request.method in WRITE_METHODS:  # a browser's session: no change from another site (CSRF)
             require_same_origin(request)
-        return security.authenticate_session(session, secret=cookie)
+        return security.authenticate_session(session, secret=cookie, activity=activity_of(request))
     raise AuthenticationError("missing credentials: send 'Authorization: Bearer <token>'")
+
+
+def activity_of(request: Request) -> Activity | None:
+    """The serving process's record of session and token use (`security.activity`), if it keeps one."""
+    found = getattr(request.app.state, "activity", None)
+    return found if isinstance(found, Activity) else None
 
 
 def require_same_origin(request: Request) -> None:

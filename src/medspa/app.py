@@ -23,6 +23,7 @@ from medspa.kit.openapi import document_errors
 from medspa.resources.routes import router as resources_router
 from medspa.retention.routes import router as retention_router
 from medspa.scheduling.routes import router as scheduling_router
+from medspa.security.activity import Activity, Flusher
 from medspa.security.routes import router as security_router
 from medspa.web.pages import install_pages
 
@@ -51,23 +52,30 @@ def create_app(
         import medspa.retention.scoring
         import medspa.worker  # noqa: F401
 
+    activity = Activity()
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if not with_worker:
-            yield
-            return
-        from medspa.retention.serving import ModelCache
-        from medspa.worker import BackgroundWorker, build_huey
-
-        settings = load_settings()
-        worker = BackgroundWorker(
-            bound, cache=ModelCache(settings.model_dir), huey=build_huey(settings), clock=told
-        )
-        worker.start()
+        flusher = Flusher(bound, activity, told)
+        flusher.start()
         try:
-            yield
+            if not with_worker:
+                yield
+                return
+            from medspa.retention.serving import ModelCache
+            from medspa.worker import BackgroundWorker, build_huey
+
+            settings = load_settings()
+            worker = BackgroundWorker(
+                bound, cache=ModelCache(settings.model_dir), huey=build_huey(settings), clock=told
+            )
+            worker.start()
+            try:
+                yield
+            finally:
+                worker.stop()
         finally:
-            worker.stop()
+            flusher.stop()
 
     app = FastAPI(
         title="medspa",
@@ -79,6 +87,7 @@ def create_app(
         dependencies=[Depends(refuse_unstorable_parameters)],
     )
     app.state.engine = bound
+    app.state.activity = activity
     app.state.clock = told
     app.add_middleware(ClockMiddleware, clock=told)
     app.state.optimization_queue = optimization_queue or OptimizationQueue(bound)

@@ -47,6 +47,8 @@ class ApiToken(TenantMixin, Base):
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # When it last authenticated a request, to within `security.activity.FLUSH_SECONDS` (None: never).
+    last_used_at: Mapped[datetime | None]
 
 
 class WebSession(TenantMixin, Base):
@@ -58,6 +60,8 @@ class WebSession(TenantMixin, Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+    # When a request last used it, to within `security.activity.FLUSH_SECONDS` (None: not since sign-in).
+    last_seen_at: Mapped[datetime | None]
 
 
 class FailedSignIn(Base):

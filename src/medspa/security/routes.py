@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from medspa.api import ActorDep, SessionDep
 from medspa.security import service
-from medspa.security.schemas import IssuedToken, TokenCreate, UserCreate, UserRead
+from medspa.security.schemas import IssuedToken, TokenCreate, TokenRead, UserCreate, UserRead
 
 router = APIRouter(prefix="/api/v1", tags=["security"])
 
@@ -21,6 +21,12 @@ def create_user(data: UserCreate, session: SessionDep, actor: ActorDep) -> UserR
 @router.post("/tokens", status_code=201)
 def issue_token(data: TokenCreate, session: SessionDep, actor: ActorDep) -> IssuedToken:
     return service.issue_token(session, actor=actor, data=data)
+
+
+@router.get("/tokens")
+def list_tokens(session: SessionDep, actor: ActorDep) -> list[TokenRead]:
+    """The organization's API tokens with when each was last used and revoked (managers and owners)."""
+    return service.list_tokens(session, actor=actor)
 
 
 @router.delete("/tokens/{token_id}", status_code=204)

@@ -48,6 +48,7 @@ class TokenRead(ReadSchema):
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    last_used_at: datetime | None = None
 
 
 class IssuedToken(TokenRead):

@@ -21,9 +21,17 @@ from medspa.kit import clock
 from medspa.kit.errors import AuthenticationError, ConflictError, NotFoundError, RateLimitedError
 from medspa.kit.outbox import record_event
 from medspa.kit.schemas import storable_text_problem
+from medspa.security.activity import SESSION_IDLE, Activity
 from medspa.security.actors import Actor, Permission, Role, require, system_actor
 from medspa.security.models import ApiToken, FailedSignIn, Organization, User, WebSession
-from medspa.security.schemas import IssuedToken, OrganizationRead, TokenCreate, UserCreate, UserRead
+from medspa.security.schemas import (
+    IssuedToken,
+    OrganizationRead,
+    TokenCreate,
+    TokenRead,
+    UserCreate,
+    UserRead,
+)
 
 TOKEN_PREFIX = "msp_"
 SESSION_HOURS = 12
@@ -103,7 +111,20 @@ def issue_token(session: Session, *, actor: Actor, data: TokenCreate) -> IssuedT
 
 
 def _token_fields(token: ApiToken) -> dict[str, object]:
-    return {key: getattr(token, key) for key in ("id", "name", "role", "prefix", "created_at", "revoked_at")}
+    fields = ("id", "name", "role", "prefix", "created_at", "revoked_at", "last_used_at")
+    return {key: getattr(token, key) for key in fields}
+
+
+def list_tokens(session: Session, *, actor: Actor) -> list[TokenRead]:
+    """The organization's API tokens, newest first, with when each was last used (to within a minute)
+    and revoked; never the tokens themselves."""
+    require(actor, Permission.MANAGE_ACCESS)
+    rows = session.scalars(
+        select(ApiToken)
+        .where(ApiToken.organization_id == actor.organization_id)
+        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    )
+    return [TokenRead.model_validate(_token_fields(token)) for token in rows]
 
 
 def revoke_token(session: Session, *, actor: Actor, token_id: uuid.UUID) -> None:
@@ -128,12 +149,15 @@ _TOKEN_QUERY = (
 )
 
 
-def authenticate_token(session: Session, *, token: str) -> Actor:
-    """The actor behind a bearer token; AuthenticationError for an unknown or revoked one."""
+def authenticate_token(session: Session, *, token: str, activity: Activity | None = None) -> Actor:
+    """The actor behind a bearer token; AuthenticationError for an unknown or revoked one. The use is
+    noted in `activity` (the serving process's; written as the token's `last_used_at`)."""
     row = session.execute(_TOKEN_QUERY, {"token_hash": digest(token)}).first()
     if row is None:
         raise AuthenticationError("invalid or revoked token")
     token_id, organization_id, role, name = row
+    if activity is not None:
+        activity.saw_token(token_id, clock.now())
     return Actor(organization_id=organization_id, kind="token", actor_id=token_id, role=Role(role), name=name)
 
 
@@ -250,14 +274,27 @@ def _user_with_password(session: Session, organization_slug: str, email: str, pa
     return user
 
 
-def authenticate_session(session: Session, *, secret: str) -> Actor:
-    """The user behind a session cookie; AuthenticationError when unknown or expired."""
+def authenticate_session(session: Session, *, secret: str, activity: Activity | None = None) -> Actor:
+    """The user behind a session cookie; AuthenticationError when unknown, or ended: SESSION_HOURS
+    after sign-in, or SESSION_IDLE after its last use (the later of the stored `last_seen_at` and what
+    this process's `activity` saw; the use is noted there)."""
+    now = clock.now()
     row = session.scalar(select(WebSession).where(WebSession.token_hash == digest(secret)))
-    if row is None or row.expires_at <= clock.now():
+    if row is None or row.expires_at <= now:
         raise AuthenticationError("session expired; sign in again")
+    seen = [row.last_seen_at or row.created_at]
+    here = activity.session_last_seen(row.id) if activity is not None else None
+    if here is not None:
+        seen.append(here)
+    if now - max(seen) >= SESSION_IDLE:
+        raise AuthenticationError(
+            f"session ended after {SESSION_IDLE.seconds // 60} minutes without use; sign in again"
+        )
     user = session.get(User, row.user_id)
     if user is None or not user.is_active:
         raise AuthenticationError("session expired; sign in again")
+    if activity is not None:
+        activity.saw_session(row.id, now)
     return Actor(
         organization_id=user.organization_id,
         kind="user",

@@ -26,7 +26,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from sqlalchemy.orm import Session
 
-from medspa.api import SESSION_COOKIE, SessionDep, require_same_origin
+from medspa.api import SESSION_COOKIE, SessionDep, activity_of, require_same_origin
 from medspa.kit.errors import AuthenticationError, MedspaError
 from medspa.security import service as security
 from medspa.security.actors import Actor
@@ -105,7 +105,7 @@ def page_actor(request: Request, session: Session) -> Actor:
     if not secret:
         raise SignInRequiredError
     try:
-        return security.authenticate_session(session, secret=secret)
+        return security.authenticate_session(session, secret=secret, activity=activity_of(request))
     except AuthenticationError as error:
         raise SignInRequiredError from error
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from medspa.api import SESSION_COOKIE, SessionDep
+from medspa.api import SESSION_COOKIE, SessionDep, activity_of
 from medspa.config import load_settings
 from medspa.kit.errors import AuthenticationError, NotFoundError, RateLimitedError
 from medspa.resources import service as resources
@@ -33,7 +33,7 @@ def login_form(request: Request, session: SessionDep) -> Response:
     secret = request.cookies.get(SESSION_COOKIE)
     if secret:
         try:
-            security.authenticate_session(session, secret=secret)
+            security.authenticate_session(session, secret=secret, activity=activity_of(request))
             return RedirectResponse("/", status_code=303)
         except AuthenticationError:
             pass
