@@ -26,7 +26,7 @@ import hashlib
 import json
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Final
 
@@ -309,6 +309,44 @@ def train_noshow(
         config=config,
         training_window=window,
         data_sha256=history_sha256(history[in_training]),
+    )
+
+
+def refit_noshow(
+    model: NoShowModel, history: pd.DataFrame, *, train_end: date, features: pd.DataFrame | None = None
+) -> NoShowModel:
+    """`model` with its booster trained again, same settings, on every labelled appointment before
+    `train_end` (exclusive); its calibration map and anchoring reference are kept, as when the booster
+    is refitted on the whole training period (`refit_on_whole_period`). Outcomes arrive every day, and a
+    booster that has seen the latest ones ranks the next day better (measured on inner folds,
+    docs/models.md); the map, learnt once on days the first booster never saw, keeps the level."""
+    import lightgbm as lgb
+
+    config = model.config
+    if features is None:
+        features = build_features(history, config.scoring)
+    start_day = history["starts_at"].dt.normalize()
+    rows = labelled_mask(history) & (start_day < pd.Timestamp(train_end)).to_numpy()
+    labels = no_show_labels(history)
+    if len(set(labels[rows].tolist())) < 2:
+        raise ValueError(f"no attended and missed appointments both before {train_end}")
+    model_features = features.drop(columns=list(_CONTEXT_COLUMNS))
+    schema = infer_schema(model_features[rows])
+    classifier = lgb.LGBMClassifier(**config.lightgbm_params())
+    classifier.fit(encode(model_features, schema)[rows], labels[rows])
+    window = dict(model.training_window) | {
+        "train_end_exclusive": str(train_end),
+        "refit_rows": str(int(rows.sum())),
+    }
+    return replace(
+        model,
+        schema=schema,
+        booster_text=classifier.booster_.model_to_string(),
+        training_window=window,
+        data_sha256=history_sha256(history[rows]),
+        metrics={},
+        _booster=None,
+        _lock=threading.Lock(),
     )
 
 

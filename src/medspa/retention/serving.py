@@ -51,12 +51,7 @@ from medspa.retention.noshow import (
     train_noshow,
 )
 from medspa.retention.registry import FileRegistry, ModelNotFoundError, model_key
-from medspa.retention.return_models import (
-    FittedReturnModel,
-    fit_return_model,
-    return_model_preference,
-    rolling_backtest,
-)
+from medspa.retention.return_models import FittedReturnModel, select_return_model
 from medspa.retention.returns import summarize
 from medspa.scheduling import service as scheduling
 
@@ -240,22 +235,13 @@ def train_returns(
     known = transactions[transactions["date"] <= pd.Timestamp(calibration_end)]
     if known.empty:
         raise ValueError(f"no visits on or before {calibration_end}")
-    backtest = rolling_backtest(known, calibration_end=calibration_end, horizon_days=horizon_days)
-    refusals: list[str] = []
-    fitted: FittedReturnModel | None = None
-    for name in return_model_preference(backtest):
-        try:
-            fitted = fit_return_model(name, known, calibration_end=calibration_end, horizon_days=horizon_days)
-            break
-        except ValueError as error:
-            refusals.append(f"{name}: {error}")
-    if fitted is None:
-        raise ValueError("no return model can be fitted on this history (" + "; ".join(refusals) + ")")
-    by_backtest = "mean_poisson_deviance" in backtest["candidates"].get(fitted.name, {})
-    summary = {
+    selection = select_return_model(known, calibration_end=calibration_end, horizon_days=horizon_days)
+    fitted, backtest = selection.model, selection.backtest
+    summary: dict[str, Any] = {
         name: result.get("mean_poisson_deviance", result.get("refused"))
         for name, result in backtest["candidates"].items()
     }
+    summary["stack"] = backtest["stack"].get("mean_poisson_deviance", backtest["stack"].get("refused"))
     chosen_windows = backtest["candidates"].get(fitted.name, {}).get("windows", [])
     first = known["date"].min().date()
     visit_days = known.assign(day=known["date"].dt.normalize()).drop_duplicates(["client_id", "day"])
@@ -272,8 +258,10 @@ def train_returns(
         metrics=json_safe(
             {
                 "chosen": fitted.name,
-                "chosen_by": "rolling backtest" if by_backtest else "fallback: history too short to backtest",
-                "refused": refusals,
+                "components": {c.name: w for w, c in fitted.components},
+                "probability_from": fitted.probability_from,
+                "chosen_by": selection.chosen_by,
+                "refused": [f"{f['model']}: {f['reason']}" for f in selection.fallbacks],
                 "backtest": {"mean_poisson_deviance": summary, "chosen_windows": chosen_windows},
             }
         ),
