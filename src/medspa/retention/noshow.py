@@ -11,9 +11,9 @@ Training (`train_noshow`) on the attended/missed appointments that start before 
    slices and the map is kept (measured: +0.005 ROC AUC on Brazil; see docs/models.md).
 3. Base-rate anchoring (optional, on by default): the no-show base rate drifts over weeks, so at scoring
    time the calibrated log-odds are shifted by `logit(r) - logit(r_cal)`, where `r` is the clinic-wide
-   no-show rate of the 7 days before the scoring day (known then) and `r_cal` the same quantity averaged
+   no-show rate of the 28 days before the scoring day (known then) and `r_cal` the same quantity averaged
    over the calibration slice (a prior-shift correction; `r` missing -> no shift). A history with fewer
-   than `min_weekly_rows_to_anchor` labelled appointments a week is not shifted: its 7-day rate is noise.
+   than `min_weekly_rows_to_anchor` labelled appointments a week is not shifted: its recent rate is noise.
 
 `predict` needs the client's history beside the appointments to score (the features look at it); it
 never reads the status of an appointment that had not happened by its scoring instant.
@@ -75,8 +75,9 @@ class NoShowConfig:
     n_jobs: int = 1
     anchor_base_rate: bool = True
     # The shift needs a recent rate worth trusting: below this many attended or missed appointments a
-    # week, the 7-day rate's noise (about 0.3 in log-odds at 150 a week) swamps the drift it would
-    # correct, and shifting each day by it scrambles the ranking across days. Brazil has ~28,000 a week.
+    # week, the recent rate's noise (measured with the 7-day rate: about 0.3 in log-odds at 150 a week)
+    # swamps the drift it would correct, and shifting each day by it scrambles the ranking across days.
+    # Brazil has ~28,000 a week.
     min_weekly_rows_to_anchor: int = 1000
     refit_on_whole_period: bool = True
     scoring: ScoringTime = ScoringTime.APPOINTMENT_DAY
