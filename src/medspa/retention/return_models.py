@@ -21,10 +21,14 @@ usable inner period the base model's own P(return) is used, and a forecast whose
 separate anyone is refused (`ValueError`).
 
 `rolling_backtest` fits every candidate at several origins inside the calibration period and scores each
-on a window after its origin shaped like the real task (`backtest_windows`); `choose_return_model` takes
-the lowest mean Poisson deviance over the windows. A candidate that cannot be
-fitted on the history (too short, too few clients) is left out and the reason is reported; BG/NBD, the
-simplest, is the last resort. Nothing after the calibration end is read.
+on a window after its origin shaped like the real task (`backtest_windows`), then scores their stack
+(convex weights of their expected visits, each window scored with weights fitted on the others).
+`choose_return_model` takes, for the expected visits, the lowest mean Poisson deviance over the windows
+(a single candidate, or the stack when its held-out figure is lower), and for P(return) the candidate
+whose probability has the highest mean ROC AUC there; a choice that differs from one candidate is served
+as `STACKED` (`fit_choice`). `select_return_model` is the one path for evaluation and serving. A
+candidate that cannot be fitted on the history (too short, too few clients) is left out and the reason is
+reported; BG/NBD, the simplest, is the last resort. Nothing after the calibration end is read.
 """
 
 from __future__ import annotations

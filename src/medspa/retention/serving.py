@@ -11,9 +11,9 @@ No-show (`noshow`): P(no-show) of every appointment not yet happened (held, book
 the features `build_features` computes over the organization's whole history, as of the appointment's
 scoring instant (the start of its day, or its booking time for a same-day booking; ADR 3).
 
-Return time (`returns`): the candidate the clinic's own rolling backtest chose (`return_models`), fitted
-on its visits; per client over the next `horizon_days` (90): P(any visit), E[visits], and lapse risk =
-1 - P(any visit), a fixed horizon
+Return time (`returns`): what the clinic's own rolling backtest chose (`return_models`: a candidate, or
+a stack of them with the best-ranking candidate's P(return)), fitted on its visits; per client over the
+next `horizon_days` (90): P(any visit), E[visits], and lapse risk = 1 - P(any visit), a fixed horizon
 because most aesthetic treatments recur within three months and the clinic has no per-client cadence
 yet. The expected next visit date is the median wait of a client who is still active,
 `(alpha + T) * (2 ** (1 / (r + x)) - 1)` days after today (from the Gamma posterior of their visit
@@ -228,10 +228,12 @@ class ReturnModel:
 def train_returns(
     transactions: pd.DataFrame, *, calibration_end: date, horizon_days: int = RETURN_HORIZON_DAYS
 ) -> ReturnModel:
-    """The return model a clinic is served: the candidate with the lowest mean Poisson deviance in a
-    rolling backtest on its own visits up to `calibration_end` (inclusive), fitted on all of them; with
-    too short a history for any backtest window, the simplest candidate that fits (said so in
-    `metrics["chosen_by"]`). Raises `ValueError` (naming every reason) when no candidate can be fitted."""
+    """The return model a clinic is served: what a rolling backtest on its own visits up to
+    `calibration_end` (inclusive) chooses (`return_models.select_return_model`, as `models evaluate
+    returns` does: a candidate or the stack for the expected visits, P(return) from the candidate that
+    ranks best), fitted on all of them; with too short a history for any backtest window, the simplest
+    candidate that fits (said so in `metrics["chosen_by"]`). Raises `ValueError` (naming every reason)
+    when no candidate can be fitted."""
     known = transactions[transactions["date"] <= pd.Timestamp(calibration_end)]
     if known.empty:
         raise ValueError(f"no visits on or before {calibration_end}")
