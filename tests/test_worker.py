@@ -423,3 +423,26 @@ def test_the_outbox_is_pruned_daily(engine: Engine, tmp_path: Path) -> None:
     due = {t.name for t in huey.read_periodic(datetime(2026, 3, 3, 3, 30, tzinfo=UTC).replace(tzinfo=None))}
     assert "prune_outbox" in due
     assert "prune_outbox" not in {t.name for t in huey.read_periodic(datetime(2026, 3, 3, 4, 30))}  # noqa: DTZ001
+
+
+def test_the_nightly_refit_keeps_a_model_whose_history_cannot_refit_it(
+    engine: Engine, owner: Actor, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a clinic with an active no-show model but no attended or missed appointment of its own
+    cache = ModelCache(tmp_path)
+    build(engine, owner)
+    noshow = install(tmp_path, owner.organization_id, "noshow", noshow_payload())
+    # when Huey runs the nightly job (scheduled at 01:15 UTC)
+    huey = build_huey(load_settings(), immediate=True)
+    tasks = register_tasks(huey, engine, cache)
+    night, morning = datetime(2026, 3, 4, 1, 15, tzinfo=UTC), datetime(2026, 3, 4, 9, 15, tzinfo=UTC)
+    due = {t.name for t in huey.read_periodic(night.replace(tzinfo=None))}  # Huey's clock is naive UTC
+    assert "refit_noshow_models" in due
+    assert "refit_noshow_models" not in {t.name for t in huey.read_periodic(morning.replace(tzinfo=None))}
+    # then nothing is refitted: the active version stays, and no other version is stored
+    with caplog.at_level(logging.WARNING, logger="medspa.retention.scoring"):
+        assert tasks.nightly_refit.call_local() == 0
+    assert f"no-show model {noshow} not refitted: no attended and missed appointments" in caplog.text
+    registry = registry_for(tmp_path, owner.organization_id)
+    assert registry.active_version("noshow") == noshow
+    assert [info.version for info in registry.list("noshow")] == [noshow]
