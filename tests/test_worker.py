@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from huey import Huey
 from sqlalchemy import Engine, func, select
 
 from medspa.app import create_app
@@ -169,6 +170,11 @@ def test_completing_and_cancelling_refresh_the_clients_retention_score(
     assert refreshed.probability_return < score.probability_return  # three more days without a visit
 
 
+def due(huey: Huey, at: datetime) -> set[str]:
+    """The names of the periodic jobs Huey would start at `at` (Huey's clock is naive UTC)."""
+    return {task.name for task in huey.read_periodic(at.astimezone(UTC).replace(tzinfo=None))}
+
+
 def test_the_weekly_job_scores_every_booking_and_client(engine: Engine, owner: Actor, tmp_path: Path) -> None:
     # given bookings made while no model was active (left unscored), then models activated
     cache = ModelCache(tmp_path)
@@ -182,10 +188,8 @@ def test_the_weekly_job_scores_every_booking_and_client(engine: Engine, owner: A
     # when Huey runs the weekly job (scheduled on Sundays at 02:00 UTC)
     huey = build_huey(load_settings(), immediate=True)
     tasks = register_tasks(huey, engine, cache)
-    sunday, monday = datetime(2026, 3, 8, 2, 0, tzinfo=UTC), datetime(2026, 3, 9, 2, 0, tzinfo=UTC)
-    due = {t.name for t in huey.read_periodic(sunday.replace(tzinfo=None))}  # Huey's clock is naive UTC
-    assert "refresh_all_scores" in due
-    assert "refresh_all_scores" not in {t.name for t in huey.read_periodic(monday.replace(tzinfo=None))}
+    assert "refresh_all_scores" in due(huey, datetime(2026, 3, 8, 2, 0, tzinfo=UTC))  # a Sunday
+    assert "refresh_all_scores" not in due(huey, datetime(2026, 3, 9, 2, 0, tzinfo=UTC))
     assert tasks.weekly_refresh.call_local() == 1
     # then the booking and its client are scored with the active versions
     assert stored(engine, appointment_id)[1] == noshow
@@ -435,10 +439,8 @@ def test_the_nightly_refit_keeps_a_model_whose_history_cannot_refit_it(
     # when Huey runs the nightly job (scheduled at 01:15 UTC)
     huey = build_huey(load_settings(), immediate=True)
     tasks = register_tasks(huey, engine, cache)
-    night, morning = datetime(2026, 3, 4, 1, 15, tzinfo=UTC), datetime(2026, 3, 4, 9, 15, tzinfo=UTC)
-    due = {t.name for t in huey.read_periodic(night.replace(tzinfo=None))}  # Huey's clock is naive UTC
-    assert "refit_noshow_models" in due
-    assert "refit_noshow_models" not in {t.name for t in huey.read_periodic(morning.replace(tzinfo=None))}
+    assert "refit_noshow_models" in due(huey, datetime(2026, 3, 4, 1, 15, tzinfo=UTC))
+    assert "refit_noshow_models" not in due(huey, datetime(2026, 3, 4, 9, 15, tzinfo=UTC))
     # then nothing is refitted: the active version stays, and no other version is stored
     with caplog.at_level(logging.WARNING, logger="medspa.retention.scoring"):
         assert tasks.nightly_refit.call_local() == 0
