@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
 
 from medspa.demo.seed import seed_demo
+from medspa.kit.clock import ManualClock
 from medspa.kit.db import unit_of_work
 from medspa.retention.models import ClientRetentionScore
+from medspa.retention.noshow import NoShowModel
 from medspa.retention.scoring import refresh_scores
 from medspa.retention.serving import ModelCache, registry_for
 from medspa.scheduling import scores as scores_module
 from medspa.scheduling.models import Appointment, AppointmentTransition
 from medspa.security.actors import system_actor
+from medspa.worker import refit_every_organization
 from tests.test_concurrency import double_bookings
 
 TODAY = date(2026, 11, 30)
@@ -128,3 +131,48 @@ def test_the_demo_clinic_has_staff_catalogue_clients_history_future_and_scores(
         )
     assert report.appointments_scored >= 3
     assert after == pytest.approx(before, abs=1e-12)
+
+
+def test_the_nightly_job_refits_the_demo_clinics_no_show_model_and_keeps_its_map(
+    engine: Engine, tmp_path: Path, test_clock: ManualClock
+) -> None:
+    # given the demo clinic seeded on 2026-11-30 with its models trained and active
+    test_clock.set(SEEDED_AT)
+    summary = seed_demo(
+        engine,
+        now=SEEDED_AT,
+        client_count=50,
+        past_days=28,
+        future_days=7,
+        slug=f"demo-{uuid.uuid4().hex[:8]}",
+        model_dir=tmp_path,
+    )
+    cache = ModelCache(tmp_path)
+    registry = registry_for(tmp_path, summary.organization_id)
+    trained = registry.active_version("noshow")
+    # when the nightly job runs the same day, nothing is refitted: the model saw every day before today
+    assert refit_every_organization(engine, cache) == {summary.organization_id: None}
+    assert registry.active_version("noshow") == trained
+    # and the next night it refits the booster on every outcome before 2026-12-01 and activates it
+    test_clock.set(SEEDED_AT + timedelta(days=1))
+    versions = refit_every_organization(engine, cache)
+    refitted = registry.active_version("noshow")
+    assert versions == {summary.organization_id: refitted}
+    assert refitted != trained
+    before, after = (NoShowModel.from_payload(registry.load("noshow", v)) for v in (trained, refitted))
+    assert after.training_window["train_end_exclusive"] == "2026-12-01"
+    assert (after.platt_slope, after.platt_intercept) == (before.platt_slope, before.platt_intercept)
+    # (the seeded days after the training end hold no outcome yet, so it learns from the same rows)
+    assert int(after.training_window["refit_rows"]) >= before.metrics["training"]["rows"]
+    assert after.metrics["refit_of"] == trained
+    # and the bookings to come are scored with the refitted version
+    with unit_of_work(engine, write=False) as session:
+        scored_with = set(
+            session.scalars(
+                select(Appointment.no_show_model_version).where(
+                    Appointment.organization_id == summary.organization_id,
+                    Appointment.starts_at > SEEDED_AT + timedelta(days=1),
+                )
+            )
+        )
+    assert scored_with == {refitted}

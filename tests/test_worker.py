@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from huey import Huey
 from sqlalchemy import Engine, func, select
 
 from medspa.app import create_app
@@ -169,6 +170,11 @@ def test_completing_and_cancelling_refresh_the_clients_retention_score(
     assert refreshed.probability_return < score.probability_return  # three more days without a visit
 
 
+def due(huey: Huey, at: datetime) -> set[str]:
+    """The names of the periodic jobs Huey would start at `at` (Huey's clock is naive UTC)."""
+    return {task.name for task in huey.read_periodic(at.astimezone(UTC).replace(tzinfo=None))}
+
+
 def test_the_weekly_job_scores_every_booking_and_client(engine: Engine, owner: Actor, tmp_path: Path) -> None:
     # given bookings made while no model was active (left unscored), then models activated
     cache = ModelCache(tmp_path)
@@ -182,10 +188,8 @@ def test_the_weekly_job_scores_every_booking_and_client(engine: Engine, owner: A
     # when Huey runs the weekly job (scheduled on Sundays at 02:00 UTC)
     huey = build_huey(load_settings(), immediate=True)
     tasks = register_tasks(huey, engine, cache)
-    sunday, monday = datetime(2026, 3, 8, 2, 0, tzinfo=UTC), datetime(2026, 3, 9, 2, 0, tzinfo=UTC)
-    due = {t.name for t in huey.read_periodic(sunday.replace(tzinfo=None))}  # Huey's clock is naive UTC
-    assert "refresh_all_scores" in due
-    assert "refresh_all_scores" not in {t.name for t in huey.read_periodic(monday.replace(tzinfo=None))}
+    assert "refresh_all_scores" in due(huey, datetime(2026, 3, 8, 2, 0, tzinfo=UTC))  # a Sunday
+    assert "refresh_all_scores" not in due(huey, datetime(2026, 3, 9, 2, 0, tzinfo=UTC))
     assert tasks.weekly_refresh.call_local() == 1
     # then the booking and its client are scored with the active versions
     assert stored(engine, appointment_id)[1] == noshow
@@ -423,3 +427,24 @@ def test_the_outbox_is_pruned_daily(engine: Engine, tmp_path: Path) -> None:
     due = {t.name for t in huey.read_periodic(datetime(2026, 3, 3, 3, 30, tzinfo=UTC).replace(tzinfo=None))}
     assert "prune_outbox" in due
     assert "prune_outbox" not in {t.name for t in huey.read_periodic(datetime(2026, 3, 3, 4, 30))}  # noqa: DTZ001
+
+
+def test_the_nightly_refit_keeps_a_model_whose_history_cannot_refit_it(
+    engine: Engine, owner: Actor, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a clinic with an active no-show model but no attended or missed appointment of its own
+    cache = ModelCache(tmp_path)
+    build(engine, owner)
+    noshow = install(tmp_path, owner.organization_id, "noshow", noshow_payload())
+    # when Huey runs the nightly job (scheduled at 01:15 UTC)
+    huey = build_huey(load_settings(), immediate=True)
+    tasks = register_tasks(huey, engine, cache)
+    assert "refit_noshow_models" in due(huey, datetime(2026, 3, 4, 1, 15, tzinfo=UTC))
+    assert "refit_noshow_models" not in due(huey, datetime(2026, 3, 4, 9, 15, tzinfo=UTC))
+    # then nothing is refitted: the active version stays, and no other version is stored
+    with caplog.at_level(logging.WARNING, logger="medspa.retention.scoring"):
+        assert tasks.nightly_refit.call_local() == 0
+    assert f"no-show model {noshow} not refitted: no attended and missed appointments" in caplog.text
+    registry = registry_for(tmp_path, owner.organization_id)
+    assert registry.active_version("noshow") == noshow
+    assert [info.version for info in registry.list("noshow")] == [noshow]

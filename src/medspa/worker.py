@@ -5,7 +5,9 @@
   no-show model; `appointment.completed` / `.cancelled` / `.no_show` -> that client's retention score,
   and P(no-show) of their appointments not yet happened (their history changed). Handlers are idempotent
   and the cursor moves only past handled events (`kit.outbox.OutboxConsumer`), so a failure is retried.
-- Huey runs the scheduled jobs: every organization's scores refreshed weekly (Sunday 02:00 UTC), expired
+- Huey runs the scheduled jobs: every organization's active no-show model refitted nightly (01:15 UTC) on
+  the outcomes known by then, keeping its calibration map (`scoring.refit_noshow_model`; what
+  `models evaluate noshow` measures); every organization's scores refreshed weekly (Sunday 02:00 UTC), expired
   holds released every minute (`scheduling.service.release_expired_holds`; a booking that needs a hold's
   time releases it sooner), events every consumer has read deleted after `OUTBOX_KEEP_DAYS` (daily,
   03:30 UTC), and on demand `refresh_organization` and `optimize_day` (an optimization job: the day is
@@ -99,17 +101,24 @@ def model_consumer(engine: Engine, cache: ModelCache, *, gap_grace_seconds: floa
     )
 
 
+def _organizations_with_models(cache: ModelCache) -> list[uuid.UUID]:
+    """Organizations with a registry in the model directory (an offline one trained from files has no
+    organization id for a name and is passed over)."""
+    organizations: list[uuid.UUID] = []
+    for folder in sorted(cache.root.iterdir()) if cache.root.is_dir() else []:
+        try:
+            organizations.append(uuid.UUID(folder.name))
+        except ValueError:
+            continue
+    return organizations
+
+
 def refresh_every_organization(engine: Engine, cache: ModelCache) -> dict[uuid.UUID, ScoringReport]:
     """Every score of every organization that has models (a directory in the model registry)."""
     from medspa.retention.scoring import refresh_scores
 
     reports: dict[uuid.UUID, ScoringReport] = {}
-    folders = sorted(cache.root.iterdir()) if cache.root.is_dir() else []
-    for folder in folders:
-        try:
-            organization_id = uuid.UUID(folder.name)
-        except ValueError:
-            continue  # not an organization's registry (an offline one trained from files)
+    for organization_id in _organizations_with_models(cache):
         try:
             reports[organization_id] = refresh_scores(
                 engine, organization_id=organization_id, cache=cache, everything=True
@@ -117,6 +126,22 @@ def refresh_every_organization(engine: Engine, cache: ModelCache) -> dict[uuid.U
         except Exception:
             logger.exception("organization %s: weekly refresh failed", organization_id)
     return reports
+
+
+def refit_every_organization(engine: Engine, cache: ModelCache) -> dict[uuid.UUID, str | None]:
+    """Each organization's active no-show model refitted on the outcomes known before today
+    (`scoring.refit_noshow_model`): a new version, activated, every score refreshed."""
+    from medspa.retention.scoring import refit_noshow_model
+
+    versions: dict[uuid.UUID, str | None] = {}
+    for organization_id in _organizations_with_models(cache):
+        try:
+            versions[organization_id] = refit_noshow_model(
+                engine, organization_id=organization_id, cache=cache
+            )
+        except Exception:
+            logger.exception("organization %s: nightly no-show refit failed", organization_id)
+    return versions
 
 
 def build_huey(settings: Settings, *, immediate: bool = False) -> Huey:
@@ -133,6 +158,7 @@ def build_huey(settings: Settings, *, immediate: bool = False) -> Huey:
 @dataclass(frozen=True)
 class Tasks:
     weekly_refresh: Any
+    nightly_refit: Any
     refresh_organization: Any
     release_expired_holds: Any
     prune_outbox: Any
@@ -185,6 +211,9 @@ def register_tasks(huey: Huey, engine: Engine, cache: ModelCache, clock: Clock =
     def weekly_refresh() -> int:
         return len(refresh_every_organization(engine, cache))
 
+    def nightly_refit() -> int:
+        return sum(1 for version in refit_every_organization(engine, cache).values() if version)
+
     def refresh_organization(organization_id: str) -> int:
         from medspa.retention.scoring import refresh_scores
 
@@ -210,6 +239,9 @@ def register_tasks(huey: Huey, engine: Engine, cache: ModelCache, clock: Clock =
     weekly = crontab(minute="0", hour="2", day_of_week="0")
     return Tasks(
         weekly_refresh=huey.periodic_task(weekly, name="refresh_all_scores")(on_clock(weekly_refresh)),
+        nightly_refit=huey.periodic_task(crontab(minute="15", hour="1"), name="refit_noshow_models")(
+            on_clock(nightly_refit)
+        ),
         refresh_organization=huey.task(name="refresh_organization_scores")(on_clock(refresh_organization)),
         release_expired_holds=huey.periodic_task(crontab(), name="release_expired_holds")(
             on_clock(release_expired_holds)

@@ -14,9 +14,16 @@ import pytest
 from typer.testing import CliRunner
 
 from medspa.cli import app
-from medspa.retention.evaluation import evaluate_noshow
-from medspa.retention.noshow import noshow_config_for
-from medspa.retention.return_models import CANDIDATES, choose_return_model, return_model_preference
+from medspa.retention.evaluation import evaluate_noshow, predict_refitting_daily
+from medspa.retention.features import build_features
+from medspa.retention.noshow import noshow_config_for, refit_noshow, train_noshow
+from medspa.retention.return_models import (
+    CANDIDATES,
+    STACKED,
+    ReturnChoice,
+    choose_return_model,
+    return_model_preference,
+)
 from medspa.retention.returns import BgNbd
 from tests.retention.factories import simulate_bgnbd_visits, simulate_history
 
@@ -63,7 +70,9 @@ def _write_history(history: pd.DataFrame, path: Path) -> None:
     ).to_csv(path, index=False)
 
 
-def _evaluate_from_april_3(history: pd.DataFrame, tmp_path: Path) -> dict[str, Any]:
+def _evaluate_from_april_3(
+    history: pd.DataFrame, tmp_path: Path, *, refit_daily: bool = True
+) -> dict[str, Any]:
     _write_history(history, tmp_path / "history.csv")
     return evaluate_noshow(
         tmp_path / "history.csv",
@@ -71,6 +80,7 @@ def _evaluate_from_april_3(history: pd.DataFrame, tmp_path: Path) -> dict[str, A
         predictions_path=tmp_path / "p.csv",
         report_path=tmp_path / "r.json",
         plot_path=tmp_path / "r.png",
+        refit_daily=refit_daily,
     )
 
 
@@ -86,8 +96,9 @@ def test_evaluate_noshow_never_reverses_the_boosters_ranking(tmp_path: Path) -> 
     quiet = ((days >= "2024-03-29") & (days < "2024-04-03")).to_numpy()
     lead = (history["starts_at"] - history["booked_at"])[quiet]
     history.loc[quiet, "status"] = np.where(lead.rank(method="first") <= 45, "no_show", "completed")
-    # when evaluated from 2024-04-03
-    report = _evaluate_from_april_3(history, tmp_path)
+    # when evaluated from 2024-04-03 with the trained booster alone (the refitted ones learn the quiet
+    # week's reversal too, and rank the test days barely better than chance)
+    report = _evaluate_from_april_3(history, tmp_path, refit_daily=False)
     # then the slope guard refuses the Platt map and keeps the ranking: the calibrated forecasts rank the
     # test days exactly as the booster's own scores do (a negative slope would give 1 - that AUC)
     assert report["calibration"]["method"].startswith("level only: Platt slope -")
@@ -97,6 +108,9 @@ def test_evaluate_noshow_never_reverses_the_boosters_ranking(tmp_path: Path) -> 
     assert abs(raw_auc - 0.5) > 0.05
     assert test["model"]["roc_auc"] == pytest.approx(raw_auc, abs=1e-12)
     assert all(s["calibration_method"].startswith("level only") for s in test["seeds"])
+    # and refitting every day (the default) keeps the map, so the ranking is still the boosters'
+    refitted = _evaluate_from_april_3(history, tmp_path)["test"]
+    assert refitted["model"]["roc_auc"] == pytest.approx(refitted["model_uncalibrated"]["roc_auc"], abs=1e-12)
 
 
 def test_evaluate_returns_predicts_every_client(tmp_path: Path) -> None:
@@ -126,7 +140,13 @@ def test_evaluate_returns_predicts_every_client(tmp_path: Path) -> None:
     assert len(backtest["windows"]) == 3
     assert all(len(backtest["candidates"][name]["windows"]) == 3 for name in CANDIDATES)
     deviances = {name: backtest["candidates"][name]["mean_poisson_deviance"] for name in CANDIDATES}
-    assert report["chosen_model"] == min(deviances, key=deviances.__getitem__)
+    choice = choose_return_model(backtest)
+    assert report["chosen_model"] == choice.name
+    if len(choice.expected) > 1:  # the stack beat every candidate on windows its weights never saw
+        assert backtest["stack"]["mean_poisson_deviance"] < min(deviances.values())
+    else:
+        assert choice.expected[0][1] == min(deviances, key=deviances.__getitem__)
+    assert choice.probability == backtest["probability"]["chosen"]
     assert report["selection"]["chosen_by"] == "rolling backtest"
     # and the holdout figures of the chosen model stand alone; every candidate's sit in the appendix
     assert {"aggregate_error", "poisson_deviance", "roc_auc", "monthly"} <= set(report["holdout"])
@@ -178,11 +198,36 @@ def test_the_backtest_winner_is_the_candidate_with_the_lowest_mean_poisson_devia
             "bgnbd": {"mean_poisson_deviance": 1.14},
             "pareto_nbd": {"mean_poisson_deviance": 1.13},
             "boosted": {"refused": "the boosted correction needs 200 clients"},
-        }
+        },
+        "stack": {"weights": {"bgnbd": 0.5, "pareto_nbd": 0.5}, "mean_poisson_deviance": 1.135},
+        "probability": {"chosen": "pareto_nbd"},
     }
-    assert choose_return_model(backtest) == "pareto_nbd"
+    assert choose_return_model(backtest) == ReturnChoice(((1.0, "pareto_nbd"),), "pareto_nbd")
+    assert choose_return_model(backtest).name == "pareto_nbd"
     assert return_model_preference(backtest) == ["pareto_nbd", "bgnbd"]
-    assert choose_return_model({"candidates": {"boosted": {"refused": "too short"}}}) == "bgnbd"
+    refused = {"candidates": {"boosted": {"refused": "too short"}}, "stack": {"refused": "no windows"}}
+    assert choose_return_model(refused) == ReturnChoice(((1.0, "bgnbd"),), "bgnbd")
+
+
+def test_a_stack_that_beats_every_candidate_on_held_out_windows_is_chosen() -> None:
+    # given a stack whose leave-one-window-out deviance is below the best candidate's, and a probability
+    # that ranks best from another candidate
+    backtest = {
+        "candidates": {
+            "bgnbd": {"mean_poisson_deviance": 1.1356},
+            "boosted": {"mean_poisson_deviance": 1.1420},
+        },
+        "stack": {"weights": {"bgnbd": 0.54, "boosted": 0.46}, "mean_poisson_deviance": 1.1276},
+        "probability": {"chosen": "boosted"},
+    }
+    # then the expected visits are the stack's and P(return) the boosted candidate's
+    choice = choose_return_model(backtest)
+    assert choice == ReturnChoice(((0.54, "bgnbd"), (0.46, "boosted")), "boosted")
+    assert choice.name == STACKED
+    # and a stack no better than the best candidate is not chosen (BG/NBD's expected visits, P(return)
+    # still from the candidate that ranks best)
+    backtest["stack"]["mean_poisson_deviance"] = 1.1356
+    assert choose_return_model(backtest) == ReturnChoice(((1.0, "bgnbd"),), "boosted")
 
 
 def test_evaluate_returns_with_pareto_nbd_named(tmp_path: Path) -> None:
@@ -226,3 +271,38 @@ def test_evaluate_noshow_on_a_few_hundred_appointments(tmp_path: Path) -> None:
     window = report["training_window"]
     assert int(window["fit_rows"]) + int(window["calibration_rows"]) == 225
     assert noshow_config_for(225).min_child_samples == 22
+
+
+def test_each_test_day_is_scored_by_a_booster_refitted_on_the_outcomes_before_it() -> None:
+    # given a model trained before 2024-04-03 on a simulated clinic
+    history, _ = simulate_history(clients=800, days=40)
+    features = build_features(history)
+    model = train_noshow(history, train_end=date(2024, 4, 3), features=features)
+    test_rows = (history["starts_at"] >= "2024-04-03").to_numpy()
+    day = history["starts_at"].dt.normalize().to_numpy()[test_rows]
+    # when the test days are scored refitting every day, and again after every outcome from 2024-04-08
+    # on is flipped
+    calibrated, raw = predict_refitting_daily(model, history, features, test_rows)
+    flipped = history.copy()
+    later = (flipped["starts_at"] >= "2024-04-08").to_numpy()
+    flipped.loc[later, "status"] = flipped.loc[later, "status"].map(
+        {"no_show": "completed", "completed": "no_show"}
+    )
+    flipped_features = build_features(flipped)
+    calibrated_flipped, _ = predict_refitting_daily(model, flipped, flipped_features, test_rows)
+    # then no appointment up to 2024-04-08 moves (its booster saw only earlier outcomes), later ones do
+    up_to = day <= np.datetime64("2024-04-08")
+    np.testing.assert_array_equal(calibrated[up_to], calibrated_flipped[up_to])
+    assert not np.allclose(calibrated[~up_to], calibrated_flipped[~up_to])
+    # and the first test day is the trained model's own, later days a refitted booster's under the
+    # trained calibration map
+    first = day == day.min()
+    np.testing.assert_allclose(raw[first], model.raw_scores(features[test_rows][first]))
+    refitted = refit_noshow(model, history, train_end=date(2024, 4, 10), features=features)
+    assert (refitted.platt_slope, refitted.platt_intercept) == (model.platt_slope, model.platt_intercept)
+    assert refitted.booster_text != model.booster_text
+    on_day = day == np.datetime64("2024-04-10")
+    np.testing.assert_allclose(raw[on_day], refitted.raw_scores(features[test_rows][on_day]))
+    # and without refitting every day is the trained model's
+    _, unrefitted = predict_refitting_daily(model, history, features, test_rows, refit=False)
+    np.testing.assert_allclose(unrefitted, model.raw_scores(features[test_rows]))

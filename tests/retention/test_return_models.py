@@ -13,9 +13,13 @@ import pytest
 
 from medspa.retention.evaluation import evaluate_returns
 from medspa.retention.return_models import (
+    STACKED,
+    BaseFits,
     FittedReturnModel,
+    ReturnChoice,
     ShortHistoryError,
     backtest_windows,
+    fit_choice,
     fit_return_model,
     poisson_deviance,
     rolling_backtest,
@@ -116,6 +120,54 @@ def test_a_fitted_candidate_round_trips_through_its_payload(name: str) -> None:
     np.testing.assert_array_equal(before.probability_return, after.probability_return)
     assert (fitted.scale != 1.0) == (name == "pareto_nbd_scaled")
     assert (fitted.booster is not None) == (name == "boosted")
+
+
+def test_the_stack_is_scored_on_windows_its_weights_never_saw() -> None:
+    # given a clinic's visits backtested on two candidates
+    visits = simulate_clinic_visits(days=200, clients=600, seed=3, after_days=0)
+    end = START + timedelta(days=199)
+    backtest = rolling_backtest(
+        visits, calibration_end=end, horizon_days=90, candidates=("bgnbd", "pareto_nbd")
+    )
+    stack = backtest["stack"]
+    # then the stack's weights are convex, and each window is scored with weights fitted on the others
+    assert sum(stack["weights"].values()) == pytest.approx(1.0)
+    assert all(0.0 < w <= 1.0 for w in stack["weights"].values())
+    assert [w["origin"] for w in stack["windows"]] == [w["origin"] for w in backtest["windows"]]
+    assert stack["mean_poisson_deviance"] == pytest.approx(
+        np.mean([w["poisson_deviance"] for w in stack["windows"]])
+    )
+    # and the probability's candidate is the one with the highest mean ROC AUC over the windows
+    probability = backtest["probability"]
+    assert probability["chosen"] == max(probability["mean_roc_auc"], key=probability["mean_roc_auc"].get)
+
+
+def test_a_stack_forecasts_the_weighted_visits_and_round_trips_through_its_payload() -> None:
+    # given a stack of BG/NBD and Pareto/NBD with P(return) from Pareto/NBD
+    transactions = simulate_clinic_visits(days=200, clients=600, seed=3, after_days=0)
+    end = START + timedelta(days=199)
+    fits = BaseFits(transactions)
+    choice = ReturnChoice(((0.3, "bgnbd"), (0.7, "pareto_nbd")), "pareto_nbd")
+    stacked = fit_choice(choice, fits, calibration_end=end, horizon_days=90)
+    # then its expected visits are the weighted sum, its probability Pareto/NBD's
+    assert stacked.name == STACKED
+    parts = {
+        name: fit_return_model(name, fits, calibration_end=end, horizon_days=90).forecast(
+            transactions, as_of=end, horizon_days=90
+        )
+        for name in ("bgnbd", "pareto_nbd")
+    }
+    forecast = stacked.forecast(transactions, as_of=end, horizon_days=90)
+    np.testing.assert_allclose(
+        forecast.expected_visits,
+        0.3 * parts["bgnbd"].expected_visits + 0.7 * parts["pareto_nbd"].expected_visits,
+    )
+    np.testing.assert_array_equal(forecast.probability_return, parts["pareto_nbd"].probability_return)
+    # and the stored payload forecasts the same
+    restored = FittedReturnModel.from_payload(json.loads(json.dumps(stacked.to_payload())))
+    again = restored.forecast(transactions, as_of=end, horizon_days=90)
+    np.testing.assert_array_equal(again.expected_visits, forecast.expected_visits)
+    np.testing.assert_array_equal(again.probability_return, forecast.probability_return)
 
 
 def test_too_short_a_history_is_refused_with_the_reason() -> None:

@@ -88,6 +88,11 @@ def evaluate_noshow(
     report: Path = typer.Option(..., help="JSON report to write (metrics, subgroups, training window)"),
     plot: Path | None = typer.Option(None, help="reliability plot PNG (default: beside the report)"),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="drop unparseable rows and count them"),
+    refit_daily: bool = typer.Option(
+        True,
+        "--refit-daily/--no-refit",
+        help="score each test day with the booster refitted on the outcomes before it",
+    ),
 ) -> None:
     """Train the no-show model on appointments before TEST_FROM, predict the rest, report metrics."""
     from medspa.retention.evaluation import evaluate_noshow as run
@@ -103,6 +108,7 @@ def evaluate_noshow(
             report_path=report,
             plot_path=plot_path,
             skip_bad_rows=skip_bad_rows,
+            refit_daily=refit_daily,
         )
     except (FormatError, ValueError) as error:
         raise _fail(error) from None

@@ -29,6 +29,7 @@ from medspa.retention.noshow import (
     history_sha256,
     labelled_mask,
     no_show_labels,
+    refit_noshow,
     train_logistic_baseline,
     train_noshow,
 )
@@ -38,10 +39,9 @@ from medspa.retention.return_models import (
     FittedReturnModel,
     fit_return_model,
     return_metrics,
-    return_model_preference,
-    rolling_backtest,
+    select_return_model,
 )
-from medspa.retention.returns import ReturnsForecast, holdout_visits, summarize, visits
+from medspa.retention.returns import holdout_visits, summarize, visits
 
 AGE_BANDS: Final = (
     (0, 18, "0-17"),
@@ -94,26 +94,57 @@ def subgroup_metrics(
 SEEDS: Final = (7, 1, 2, 3, 4)
 
 
+def predict_refitting_daily(
+    model: NoShowModel,
+    history: pd.DataFrame,
+    features: pd.DataFrame,
+    rows: npt.NDArray[np.bool_],
+    *,
+    refit: bool = True,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(calibrated, raw) scores of the `rows` (a mask over `history`), each day's rows by `model` refitted
+    on every outcome known before that day (`noshow.refit_noshow`; the calibration map stays the
+    trained model's), as a clinic whose model is refitted every night would be served. Days up to the
+    model's training end use the model itself; with `refit=False`, every day does."""
+    calibrated = np.zeros(int(rows.sum()), dtype=np.float64)
+    raw = np.zeros(int(rows.sum()), dtype=np.float64)
+    day = history["starts_at"].dt.normalize().to_numpy()[rows]
+    selected = features[rows]
+    trained_until = pd.Timestamp(model.training_window["train_end_exclusive"])
+    for current in np.unique(day):
+        on_day = day == current
+        scorer = model
+        if refit and pd.Timestamp(current) > trained_until:
+            scorer = refit_noshow(model, history, train_end=pd.Timestamp(current).date(), features=features)
+        raw[on_day] = scorer.raw_scores(selected[on_day])
+        calibrated[on_day] = scorer.calibrate(raw[on_day], selected[on_day])
+    return calibrated, raw
+
+
 def _other_seeds(
     history: pd.DataFrame,
     features: pd.DataFrame,
     test_from: date,
     test_rows: npt.NDArray[np.bool_],
     served: NoShowModel,
+    served_probabilities: npt.NDArray[np.float64],
+    refit: bool,
 ) -> list[dict[str, Any]]:
-    """Test ROC AUC and ECE of the same training with each of `SEEDS` (the served model's seed first), so
-    that a figure is not one seed's luck. Only the served seed's predictions are written."""
+    """Test ROC AUC and ECE of the same training (and daily refits) with each of `SEEDS` (the served
+    model's seed first), so that a figure is not one seed's luck. Only the served seed's predictions are
+    written."""
     scored = labelled_mask(history) & test_rows
     labels = no_show_labels(history)[scored]
     results: list[dict[str, Any]] = []
     for seed in SEEDS:
         if seed == served.config.seed:
             model = served
+            probabilities = served_probabilities[labelled_mask(history)[test_rows]]
         else:
             model = train_noshow(
                 history, train_end=test_from, config=replace(served.config, seed=seed), features=features
             )
-        probabilities = model.predict_features(features[scored])
+            probabilities, _ = predict_refitting_daily(model, history, features, scored, refit=refit)
         results.append(
             {
                 "seed": seed,
@@ -133,9 +164,14 @@ def evaluate_noshow(
     report_path: Path,
     plot_path: Path,
     skip_bad_rows: bool = False,
+    refit_daily: bool = True,
 ) -> dict[str, Any]:
     """Train before `test_from`, write `appointment_id,probability` for every appointment from that day on,
-    and write the report (and the reliability plot). Returns the report as a dict."""
+    and write the report (and the reliability plot). Returns the report as a dict.
+
+    With `refit_daily` (the default, as a clinic is served) each test day is scored by the model's
+    booster refitted on every outcome known before that day, with the trained calibration map
+    (`predict_refitting_daily`); without it, by the model trained before `test_from` alone."""
     started = time.monotonic()
     read = read_appointment_history(history_path, skip_bad_rows=skip_bad_rows)
     history = read.frame
@@ -145,9 +181,11 @@ def evaluate_noshow(
         raise ValueError(f"no appointments on or after {test_from}")
     features = build_features(history)
     model = train_noshow(history, train_end=test_from, features=features)
-    seeds = _other_seeds(history, features, test_from, test_rows, model)
+    probabilities, raw_scores = predict_refitting_daily(
+        model, history, features, test_rows, refit=refit_daily
+    )
+    seeds = _other_seeds(history, features, test_from, test_rows, model, probabilities, refit_daily)
     baseline = train_logistic_baseline(history, features, train_end=test_from)
-    probabilities = model.predict_features(features[test_rows])
     write_rows(
         predictions_path,
         ("appointment_id", "probability"),
@@ -157,7 +195,7 @@ def evaluate_noshow(
     labels = no_show_labels(history)[test_rows][scored]
     model_p = probabilities[scored]
     test_features = features[test_rows][scored]
-    raw_p = model.raw_scores(test_features)
+    raw_p = raw_scores[scored]
     baseline_p = baseline.predict_features(test_features)
     training_history = history[(start_day < pd.Timestamp(test_from)).to_numpy()]
     leaks = find_outcome_leaks(training_history)
@@ -168,6 +206,7 @@ def evaluate_noshow(
         "skipped_rows": read.skipped_rows,
         "test_from": str(test_from),
         "training_window": model.training_window,
+        "refit_daily": refit_daily,
         "test": {
             "rows_predicted": int(test_rows.sum()),
             "rows_scored": int(scored.sum()),
@@ -223,9 +262,10 @@ def evaluate_returns(
     """Fit on visits up to `calibration_end`, predict visits in (calibration_end, holdout_end] for every
     client seen by then, write `client_id,expected_visits,probability_return` and the report.
 
-    `model="auto"` takes the candidate with the lowest mean Poisson deviance in a rolling backtest inside
-    the calibration period (`return_models.rolling_backtest`); when it cannot be fitted on the whole
-    period, the next one, down to BG/NBD, and the report says why (`fallbacks`). The holdout figures of
+    `model="auto"` takes what a rolling backtest inside the calibration period chooses
+    (`return_models.select_return_model`: the expected visits of a candidate or of their stack, P(return)
+    of the candidate that ranks best); when it cannot be fitted on the whole period, the next candidate,
+    down to BG/NBD, and the report says why (`fallbacks`). The holdout figures of
     the chosen model are the report's `holdout`; those of every candidate sit apart, in `appendix`, and
     play no part in the choice.
     """
@@ -236,32 +276,9 @@ def evaluate_returns(
     if known.empty:
         raise ValueError(f"no visits on or before {calibration_end}")
     horizon = float((pd.Timestamp(holdout_end) - pd.Timestamp(calibration_end)).days)
-    fits = BaseFits(known)
-    backtest = rolling_backtest(known, calibration_end=calibration_end, horizon_days=horizon)
-    preference = return_model_preference(backtest) if model == "auto" else [model]
-    fallbacks: list[dict[str, str]] = []
-    chosen: FittedReturnModel | None = None
-    forecast: ReturnsForecast | None = None
-    for name in dict.fromkeys(preference):
-        try:
-            chosen = fit_return_model(name, fits, calibration_end=calibration_end, horizon_days=horizon)
-            forecast = chosen.forecast(known, as_of=calibration_end, horizon_days=horizon)
-            break
-        except ValueError as error:
-            fallbacks.append({"model": name, "reason": str(error)})
-            chosen = forecast = None
-    if chosen is None or forecast is None:
-        reasons = "; ".join(f"{f['model']}: {f['reason']}" for f in fallbacks)
-        raise ValueError(f"no return model can be fitted on this history ({reasons})")
-    if model != "auto":
-        chosen_by = "named with --model"
-    elif "mean_poisson_deviance" in backtest["candidates"].get(chosen.name, {}):
-        chosen_by = "rolling backtest"
-    else:
-        chosen_by = (
-            f"fallback: the history is too short for any backtest window to score {chosen.name}; it is "
-            f"the simplest model that fits the whole period"
-        )
+    selection = select_return_model(known, calibration_end=calibration_end, horizon_days=horizon, model=model)
+    chosen, backtest = selection.model, selection.backtest
+    forecast = chosen.forecast(known, as_of=calibration_end, horizon_days=horizon)
     write_rows(
         predictions_path,
         ("client_id", "expected_visits", "probability_return"),
@@ -285,24 +302,39 @@ def evaluate_returns(
         "clients": len(forecast.client_ids),
         "model_option": model,
         "chosen_model": chosen.name,
-        "model": chosen.to_payload() | {"booster": chosen.booster is not None},
-        "fallbacks": fallbacks,
+        "model": _without_boosters(chosen.to_payload()),
+        "fallbacks": selection.fallbacks,
         "selection": {
-            "rule": "lowest mean Poisson deviance over the rolling backtest's windows (calibration only)",
-            "chosen_by": chosen_by,
+            "rule": "expected visits: lowest mean Poisson deviance over the rolling backtest's windows, a "
+            "single candidate or their stack (scored leave one window out); P(return): the candidate with "
+            "the highest mean ROC AUC over the windows (calibration only)",
+            "chosen_by": selection.chosen_by,
             "backtest": backtest,
         },
         "holdout": return_metrics(forecast.expected_visits, forecast.probability_return, observed)
         | {"monthly": monthly_curve(chosen, transactions, calibration_end, holdout_end)},
         "appendix": {
             "note": "every candidate's holdout figures, computed after the choice and not used for it",
-            "holdout_by_candidate": _appendix(fits, transactions, calibration_end, holdout_end, horizon),
+            "holdout_by_candidate": _appendix(
+                selection.fits, transactions, calibration_end, holdout_end, horizon
+            ),
         },
         "seconds": 0.0,
     }
     report["seconds"] = round(time.monotonic() - started, 1)
     report_path.write_text(json.dumps(json_safe(report), indent=2) + "\n")
     return report
+
+
+def _without_boosters(payload: dict[str, Any]) -> dict[str, Any]:
+    """A return model's payload for a report: each booster's text replaced by whether there is one."""
+    return payload | {
+        "booster": payload.get("booster") is not None,
+        "components": [
+            {"weight": c["weight"], "model": _without_boosters(c["model"])}
+            for c in payload.get("components", [])
+        ],
+    }
 
 
 def _appendix(

@@ -37,7 +37,9 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-FEATURE_VERSION: Final = 1
+# 2: the recent no-show rate (the calibration's context) is taken over 28 days, not 7; a model trained
+# with version 1 kept a 7-day reference rate, so it is refused and must be trained again.
+FEATURE_VERSION: Final = 2
 ATTENDED: Final = "completed"
 MISSED: Final = "no_show"
 CANCELLED: Final = frozenset({"cancelled", "late_cancelled"})
@@ -53,7 +55,10 @@ def _days(delta: pd.Series) -> pd.Series:
 
 RECENT_RATE_COLUMN: Final = "clinic_no_show_rate_recent"
 MAX_CATEGORY_LEVELS: Final = 30
-RECENT_RATE_WINDOW_DAYS: Final = 7
+# 28 days, not 7: measured on the inner fold (fit before 2016-05-10, scored to 05-24), the shift by the
+# 28-day rate ranks as well (ROC AUC 0.7520 against 0.7519) and calibrates better (ECE 0.0269 against
+# 0.0293) than by the 7-day rate, whose day-to-day noise moves whole days against each other.
+RECENT_RATE_WINDOW_DAYS: Final = 28
 
 
 class ScoringTime(enum.StrEnum):

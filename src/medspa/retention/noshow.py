@@ -11,9 +11,9 @@ Training (`train_noshow`) on the attended/missed appointments that start before 
    slices and the map is kept (measured: +0.005 ROC AUC on Brazil; see docs/models.md).
 3. Base-rate anchoring (optional, on by default): the no-show base rate drifts over weeks, so at scoring
    time the calibrated log-odds are shifted by `logit(r) - logit(r_cal)`, where `r` is the clinic-wide
-   no-show rate of the 7 days before the scoring day (known then) and `r_cal` the same quantity averaged
+   no-show rate of the 28 days before the scoring day (known then) and `r_cal` the same quantity averaged
    over the calibration slice (a prior-shift correction; `r` missing -> no shift). A history with fewer
-   than `min_weekly_rows_to_anchor` labelled appointments a week is not shifted: its 7-day rate is noise.
+   than `min_weekly_rows_to_anchor` labelled appointments a week is not shifted: its recent rate is noise.
 
 `predict` needs the client's history beside the appointments to score (the features look at it); it
 never reads the status of an appointment that had not happened by its scoring instant.
@@ -26,7 +26,7 @@ import hashlib
 import json
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Final
 
@@ -75,8 +75,9 @@ class NoShowConfig:
     n_jobs: int = 1
     anchor_base_rate: bool = True
     # The shift needs a recent rate worth trusting: below this many attended or missed appointments a
-    # week, the 7-day rate's noise (about 0.3 in log-odds at 150 a week) swamps the drift it would
-    # correct, and shifting each day by it scrambles the ranking across days. Brazil has ~28,000 a week.
+    # week, the recent rate's noise (measured with the 7-day rate: about 0.3 in log-odds at 150 a week)
+    # swamps the drift it would correct, and shifting each day by it scrambles the ranking across days.
+    # Brazil has ~28,000 a week.
     min_weekly_rows_to_anchor: int = 1000
     refit_on_whole_period: bool = True
     scoring: ScoringTime = ScoringTime.APPOINTMENT_DAY
@@ -309,6 +310,44 @@ def train_noshow(
         config=config,
         training_window=window,
         data_sha256=history_sha256(history[in_training]),
+    )
+
+
+def refit_noshow(
+    model: NoShowModel, history: pd.DataFrame, *, train_end: date, features: pd.DataFrame | None = None
+) -> NoShowModel:
+    """`model` with its booster trained again, same settings, on every labelled appointment before
+    `train_end` (exclusive); its calibration map and anchoring reference are kept, as when the booster
+    is refitted on the whole training period (`refit_on_whole_period`). Outcomes arrive every day, and a
+    booster that has seen the latest ones ranks the next day better (measured on inner folds,
+    docs/models.md); the map, learnt once on days the first booster never saw, keeps the level."""
+    import lightgbm as lgb
+
+    config = model.config
+    if features is None:
+        features = build_features(history, config.scoring)
+    start_day = history["starts_at"].dt.normalize()
+    rows = labelled_mask(history) & (start_day < pd.Timestamp(train_end)).to_numpy()
+    labels = no_show_labels(history)
+    if len(set(labels[rows].tolist())) < 2:
+        raise ValueError(f"no attended and missed appointments both before {train_end}")
+    model_features = features.drop(columns=list(_CONTEXT_COLUMNS))
+    schema = infer_schema(model_features[rows])
+    classifier = lgb.LGBMClassifier(**config.lightgbm_params())
+    classifier.fit(encode(model_features, schema)[rows], labels[rows])
+    window = dict(model.training_window) | {
+        "train_end_exclusive": str(train_end),
+        "refit_rows": str(int(rows.sum())),
+    }
+    return replace(
+        model,
+        schema=schema,
+        booster_text=classifier.booster_.model_to_string(),
+        training_window=window,
+        data_sha256=history_sha256(history[rows]),
+        metrics={},
+        _booster=None,
+        _lock=threading.Lock(),
     )
 
 

@@ -21,10 +21,14 @@ usable inner period the base model's own P(return) is used, and a forecast whose
 separate anyone is refused (`ValueError`).
 
 `rolling_backtest` fits every candidate at several origins inside the calibration period and scores each
-on a window after its origin shaped like the real task (`backtest_windows`); `choose_return_model` takes
-the lowest mean Poisson deviance over the windows. A candidate that cannot be
-fitted on the history (too short, too few clients) is left out and the reason is reported; BG/NBD, the
-simplest, is the last resort. Nothing after the calibration end is read.
+on a window after its origin shaped like the real task (`backtest_windows`), then scores their stack
+(convex weights of their expected visits, each window scored with weights fitted on the others).
+`choose_return_model` takes, for the expected visits, the lowest mean Poisson deviance over the windows
+(a single candidate, or the stack when its held-out figure is lower), and for P(return) the candidate
+whose probability has the highest mean ROC AUC there; a choice that differs from one candidate is served
+as `STACKED` (`fit_choice`). `select_return_model` is the one path for evaluation and serving. A
+candidate that cannot be fitted on the history (too short, too few clients) is left out and the reason is
+reported; BG/NBD, the simplest, is the last resort. Nothing after the calibration end is read.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ from medspa.retention.returns import (
 FloatArray = npt.NDArray[np.float64]
 
 CANDIDATES: Final = ("bgnbd", "pareto_nbd", "pareto_nbd_scaled", "boosted")
+STACKED: Final = "stacked"
+_MIN_STACK_WEIGHT: Final = 0.01
 BACKTEST_ORIGINS: Final = (0.8, 0.9, 1.0)
 BOOSTED_CUT_FRACTIONS: Final = (0.42, 0.5, 0.58)
 CURVE_FRACTION: Final = 1 / 3
@@ -115,7 +121,14 @@ def return_metrics(
         "mae": float(np.mean(np.abs(e - y))),
         "roc_auc": metrics.roc_auc(p, returned),
         "roc_auc_expected_visits": metrics.roc_auc(e, returned),
+        "log_loss": _log_loss(p, returned),
     }
+
+
+def _log_loss(probability: FloatArray, returned: FloatArray) -> float:
+    """Mean negative log-likelihood of "any visit" under P(return), clipped to [1e-6, 1 - 1e-6]."""
+    q = np.clip(probability, 1e-6, 1 - 1e-6)
+    return float(-np.mean(returned * np.log(q) + (1 - returned) * np.log(1 - q)))
 
 
 class BaseFits:
@@ -189,6 +202,10 @@ class FittedReturnModel:
     booster: str | None = None
     curve: tuple[float, float] | None = None
     notes: list[str] = field(default_factory=list)
+    # A combination (`STACKED`): E[visits] is the weighted sum of the components' (weights sum to 1),
+    # P(return) is that of the component named `probability_from`. Empty for a single candidate.
+    components: list[tuple[float, FittedReturnModel]] = field(default_factory=list)
+    probability_from: str | None = None
     _booster: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -198,6 +215,8 @@ class FittedReturnModel:
     def forecast(self, transactions: pd.DataFrame, *, as_of: date, horizon_days: float) -> ReturnsForecast:
         """E[visits] and P(any visit) in (as_of, as_of + horizon_days] for every client with a visit by
         `as_of`, from their visits up to then."""
+        if self.components:
+            return self._combined_forecast(transactions, as_of=as_of, horizon_days=horizon_days)
         summary = summarize(transactions, calibration_end=as_of)
         model = self.base_model()
         x, t_x, age = summary.frequency, summary.recency, summary.age
@@ -216,6 +235,24 @@ class FittedReturnModel:
             client_ids=[str(c) for c in summary.frame.index],
             expected_visits=np.asarray(expected, dtype=np.float64),
             probability_return=probability,
+        )
+
+    def _combined_forecast(
+        self, transactions: pd.DataFrame, *, as_of: date, horizon_days: float
+    ) -> ReturnsForecast:
+        forecasts = {
+            component.name: component.forecast(transactions, as_of=as_of, horizon_days=horizon_days)
+            for _, component in self.components
+        }
+        expected = sum(
+            (weight * forecasts[component.name].expected_visits for weight, component in self.components),
+            start=np.zeros(len(next(iter(forecasts.values())).client_ids)),
+        )
+        chosen = forecasts[self.probability_from or self.components[0][1].name]
+        return ReturnsForecast(
+            client_ids=chosen.client_ids,
+            expected_visits=np.asarray(expected, dtype=np.float64),
+            probability_return=chosen.probability_return,
         )
 
     def check_separates(self, transactions: pd.DataFrame, *, as_of: date, horizon_days: float) -> None:
@@ -250,13 +287,17 @@ class FittedReturnModel:
             "booster": self.booster,
             "curve": list(self.curve) if self.curve is not None else None,
             "notes": list(self.notes),
+            "components": [{"weight": w, "model": c.to_payload()} for w, c in self.components],
+            "probability_from": self.probability_from,
         }
 
     @staticmethod
     def from_payload(payload: dict[str, Any]) -> FittedReturnModel:
-        if payload.get("name") not in CANDIDATES or payload.get("base") not in {"bgnbd", "pareto_nbd"}:
+        known_name = payload.get("name") in (*CANDIDATES, STACKED)
+        if not known_name or payload.get("base") not in {"bgnbd", "pareto_nbd"}:
             raise ValueError(f"not a return model: {payload.get('name')!r}")
         curve = payload.get("curve")
+        probability_from = payload.get("probability_from")
         return FittedReturnModel(
             name=str(payload["name"]),
             base=str(payload["base"]),
@@ -266,6 +307,11 @@ class FittedReturnModel:
             booster=None if payload.get("booster") is None else str(payload["booster"]),
             curve=None if curve is None else (float(curve[0]), float(curve[1])),
             notes=[str(n) for n in payload.get("notes", [])],
+            components=[
+                (float(c["weight"]), FittedReturnModel.from_payload(c["model"]))
+                for c in payload.get("components", [])
+            ],
+            probability_from=None if probability_from is None else str(probability_from),
         )
 
 
@@ -474,9 +520,10 @@ def rolling_backtest(
     candidates: tuple[str, ...] = CANDIDATES,
 ) -> dict[str, Any]:
     """Every candidate fitted at each window's origin (`backtest_windows`) on the visits up to it, and
-    scored on the visits of the window. Only visits up to `calibration_end` are read. Returns
+    scored on the visits of the window; then the stack of the candidates (`_fit_stack`) and the
+    probability's choice (`_choose_probability`). Only visits up to `calibration_end` are read. Returns
     {"windows": [...], "candidates": {name: {"windows": [metrics per window], "mean_poisson_deviance":
-    float} or {"refused": reason}}}."""
+    float} or {"refused": reason}}, "stack": {...}, "probability": {...}}."""
     known = transactions[transactions["date"].dt.normalize() <= pd.Timestamp(calibration_end)]
     if known.empty:
         raise ValueError(f"no visits on or before {calibration_end}")
@@ -484,8 +531,10 @@ def rolling_backtest(
     result: dict[str, Any] = {"windows": [{"origin": str(o), "end": str(e)} for o, e in windows]}
     result["candidates"] = {}
     fits = {end: BaseFits(known[known["date"].dt.normalize() <= pd.Timestamp(end)]) for _, end in windows}
+    forecasts: dict[str, list[tuple[FloatArray, FloatArray]]] = {}
     for name in candidates:
         per_window: list[dict[str, Any]] = []
+        scored: list[tuple[FloatArray, FloatArray]] = []
         try:
             for origin, end in windows:
                 horizon = float((end - origin).days)
@@ -494,6 +543,7 @@ def rolling_backtest(
                     name, window_fits, calibration_end=origin, horizon_days=horizon
                 ).forecast(window_fits.transactions, as_of=origin, horizon_days=horizon)
                 observed = window_fits.returned(origin, end)
+                scored.append((forecast.expected_visits, observed))
                 per_window.append(
                     {"origin": str(origin), "end": str(end)}
                     | return_metrics(forecast.expected_visits, forecast.probability_return, observed)
@@ -503,13 +553,137 @@ def rolling_backtest(
             continue
         deviance = float(np.mean([w["poisson_deviance"] for w in per_window]))
         result["candidates"][name] = {"windows": per_window, "mean_poisson_deviance": deviance}
+        forecasts[name] = scored
+    result["stack"] = _fit_stack(forecasts, windows)
+    result["probability"] = _choose_probability(result["candidates"])
     return result
 
 
+def _stack_weights(
+    forecasts: dict[str, list[tuple[FloatArray, FloatArray]]], names: list[str], windows: list[int]
+) -> FloatArray:
+    """Convex weights of `names` minimizing the mean Poisson deviance of the weighted sum of their
+    expected visits over the windows numbered `windows` (softmax parameters, Nelder-Mead)."""
+    from scipy.optimize import minimize
+
+    def deviance(parameters: FloatArray) -> float:
+        weights = np.exp(parameters - parameters.max())
+        weights = weights / weights.sum()
+        return float(
+            np.mean(
+                [
+                    poisson_deviance(
+                        sum(w * forecasts[n][i][0] for w, n in zip(weights, names, strict=True)),
+                        forecasts[names[0]][i][1],
+                    )
+                    for i in windows
+                ]
+            )
+        )
+
+    found = minimize(
+        deviance,
+        np.zeros(len(names)),
+        method="Nelder-Mead",
+        options={"xatol": 1e-3, "fatol": 1e-7, "maxiter": 200 * len(names)},
+    )
+    weights = np.exp(found.x - found.x.max())
+    weights = weights / weights.sum()
+    weights = np.where(weights < _MIN_STACK_WEIGHT, 0.0, weights)
+    return np.asarray(weights / weights.sum(), dtype=np.float64)
+
+
+def _fit_stack(
+    forecasts: dict[str, list[tuple[FloatArray, FloatArray]]], windows: list[tuple[date, date]]
+) -> dict[str, Any]:
+    """The stack of the candidates that scored every window: convex weights of their expected visits
+    that minimize the mean window deviance. Its figure is honest: each window is scored with weights
+    fitted on the other windows (leave one window out), so it competes with the single candidates on
+    windows it was not fitted to. {"refused": reason} with fewer than two candidates or windows."""
+    names = list(forecasts)
+    if len(names) < 2 or len(windows) < 2:
+        counts = f"{len(names)} and {len(windows)}"
+        return {"refused": f"a stack needs two scored candidates and two windows, not {counts}"}
+    every = list(range(len(windows)))
+    held_out: list[dict[str, Any]] = []
+    for i, (origin, end) in enumerate(windows):
+        weights = _stack_weights(forecasts, names, [j for j in every if j != i])
+        expected = sum(w * forecasts[n][i][0] for w, n in zip(weights, names, strict=True))
+        observed = forecasts[names[0]][i][1]
+        held_out.append(
+            {
+                "origin": str(origin),
+                "end": str(end),
+                "weights": dict(zip(names, weights.tolist(), strict=True)),
+                "poisson_deviance": poisson_deviance(expected, observed),
+                "aggregate_error": float((np.sum(expected) - observed.sum()) / observed.sum())
+                if observed.sum()
+                else float("nan"),
+            }
+        )
+    weights = _stack_weights(forecasts, names, every)
+    return {
+        "weights": {n: w for n, w in zip(names, weights.tolist(), strict=True) if w > 0},
+        "windows": held_out,
+        "mean_poisson_deviance": float(np.mean([w["poisson_deviance"] for w in held_out])),
+    }
+
+
+def _choose_probability(candidates: dict[str, Any]) -> dict[str, Any]:
+    """P(return) is served from the candidate whose probability ranks "any visit in the window" best:
+    the highest mean ROC AUC over the backtest's windows (its mean log loss is reported beside it)."""
+    scored = {
+        name: result
+        for name, result in candidates.items()
+        if "windows" in result and all(math.isfinite(w["roc_auc"]) for w in result["windows"])
+    }
+    auc = {name: float(np.mean([w["roc_auc"] for w in r["windows"]])) for name, r in scored.items()}
+    log_loss = {name: float(np.mean([w["log_loss"] for w in r["windows"]])) for name, r in scored.items()}
+    chosen = max(auc, key=lambda name: (auc[name], -CANDIDATES.index(name)), default=None)
+    return {
+        "rule": "highest mean ROC AUC over the windows",
+        "chosen": chosen,
+        "mean_roc_auc": auc,
+        "mean_log_loss": log_loss,
+    }
+
+
+@dataclass(frozen=True)
+class ReturnChoice:
+    """What the backtest chose: the expected visits as weights of candidates (one candidate at weight 1,
+    or the stack), and the candidate whose P(return) is served."""
+
+    expected: tuple[tuple[float, str], ...]
+    probability: str
+
+    @property
+    def name(self) -> str:
+        if len(self.expected) == 1 and self.expected[0][1] == self.probability:
+            return self.probability
+        return STACKED
+
+
+def choose_return_model(backtest: dict[str, Any]) -> ReturnChoice:
+    """The expected visits with the lowest mean Poisson deviance over the backtest's windows, a single
+    candidate or the stack (its held-out figure); P(return) from `backtest["probability"]`. With no
+    window scored, BG/NBD alone (a refused candidate is not eligible)."""
+    preference = return_model_preference(backtest)
+    single = preference[0]
+    best = float(backtest["candidates"].get(single, {}).get("mean_poisson_deviance", float("nan")))
+    stack = backtest.get("stack", {})
+    probability = backtest.get("probability", {}).get("chosen") or single
+    if "mean_poisson_deviance" in stack and math.isfinite(best) and stack["mean_poisson_deviance"] < best:
+        expected = tuple((float(w), str(n)) for n, w in stack["weights"].items())
+        return ReturnChoice(expected, probability)
+    if not math.isfinite(best):
+        return ReturnChoice(((1.0, single),), single)
+    return ReturnChoice(((1.0, single),), probability)
+
+
 def return_model_preference(backtest: dict[str, Any]) -> list[str]:
-    """Candidates in the order to try them: by mean Poisson deviance over the backtest's windows (lowest
-    first), then the refused ones from the simplest (BG/NBD, then Pareto/NBD): a short history that no
-    window can score still gets the simplest model that fits it whole."""
+    """Single candidates in the order to try them: by mean Poisson deviance over the backtest's windows
+    (lowest first), then the refused ones from the simplest (BG/NBD, then Pareto/NBD): a short history
+    that no window can score still gets the simplest model that fits it whole."""
     scored = sorted(
         (float(result["mean_poisson_deviance"]), name)
         for name, result in backtest["candidates"].items()
@@ -519,7 +693,77 @@ def return_model_preference(backtest: dict[str, Any]) -> list[str]:
     return chosen + [name for name in ("bgnbd", "pareto_nbd") if name not in chosen]
 
 
-def choose_return_model(backtest: dict[str, Any]) -> str:
-    """The candidate with the lowest mean Poisson deviance over the backtest's windows; BG/NBD when none
-    could be scored (a refused candidate is not eligible)."""
-    return return_model_preference(backtest)[0]
+def fit_choice(
+    choice: ReturnChoice, fits: BaseFits, *, calibration_end: date, horizon_days: float
+) -> FittedReturnModel:
+    """Fit what `choice` names on the whole period: a single candidate, or each component of the stack
+    and the probability's candidate, combined (`STACKED`; its base model, for the next-visit date, is
+    that of its heaviest component). Raises `ShortHistoryError` when one of them cannot be fitted."""
+    names = dict.fromkeys([name for _, name in choice.expected] + [choice.probability])
+    fitted = {
+        name: fit_return_model(name, fits, calibration_end=calibration_end, horizon_days=horizon_days)
+        for name in names
+    }
+    if choice.name != STACKED:
+        return fitted[choice.probability]
+    heaviest = fitted[max(choice.expected)[1]]
+    components = [(weight, fitted[name]) for weight, name in choice.expected]
+    if choice.probability not in {name for _, name in choice.expected}:
+        components.append((0.0, fitted[choice.probability]))
+    return FittedReturnModel(
+        STACKED,
+        heaviest.base,
+        dict(heaviest.params),
+        calibration_end,
+        components=components,
+        probability_from=choice.probability,
+    )
+
+
+@dataclass
+class Selection:
+    """The served return model and how it was chosen."""
+
+    model: FittedReturnModel
+    backtest: dict[str, Any]
+    chosen_by: str
+    fallbacks: list[dict[str, str]]
+    fits: BaseFits
+
+
+def select_return_model(
+    transactions: pd.DataFrame, *, calibration_end: date, horizon_days: float, model: str = "auto"
+) -> Selection:
+    """One path for evaluation and serving: the rolling backtest on the visits up to `calibration_end`,
+    its choice fitted on the whole period (`model="auto"`), or the candidate named. When the choice
+    cannot be fitted on the whole period, the next single candidate by the backtest, down to BG/NBD,
+    each refusal in `fallbacks`. Raises `ValueError` (naming every reason) when nothing fits."""
+    known = transactions[transactions["date"].dt.normalize() <= pd.Timestamp(calibration_end)]
+    if known.empty:
+        raise ValueError(f"no visits on or before {calibration_end}")
+    fits = BaseFits(known)
+    backtest = rolling_backtest(known, calibration_end=calibration_end, horizon_days=horizon_days)
+    if model == "auto":
+        choice = choose_return_model(backtest)
+        tries = [choice] + [ReturnChoice(((1.0, n),), n) for n in return_model_preference(backtest)]
+    else:
+        tries = [ReturnChoice(((1.0, model),), model)]
+    fallbacks: list[dict[str, str]] = []
+    for attempt in dict.fromkeys(tries):
+        try:
+            fitted = fit_choice(attempt, fits, calibration_end=calibration_end, horizon_days=horizon_days)
+        except ValueError as error:
+            fallbacks.append({"model": attempt.name, "reason": str(error)})
+            continue
+        if model != "auto":
+            chosen_by = "named with --model"
+        elif attempt.name == STACKED or "windows" in backtest["candidates"].get(attempt.name, {}):
+            chosen_by = "rolling backtest"
+        else:
+            chosen_by = (
+                f"fallback: the history is too short for any backtest window to score {attempt.name}; it "
+                f"is the simplest model that fits the whole period"
+            )
+        return Selection(fitted, backtest, chosen_by, fallbacks, fits)
+    reasons = "; ".join(f"{f['model']}: {f['reason']}" for f in fallbacks)
+    raise ValueError(f"no return model can be fitted on this history ({reasons})")

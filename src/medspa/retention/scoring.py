@@ -27,6 +27,7 @@ from medspa.retention import export, repository
 from medspa.retention import next_best_action as nba
 from medspa.retention.formats import history_frame
 from medspa.retention.noshow import MODEL_KIND as NOSHOW_KIND
+from medspa.retention.noshow import refit_noshow
 from medspa.retention.registry import ArtifactIntegrityError, ModelNotFoundError
 from medspa.retention.serving import (
     RETURN_HORIZON_DAYS,
@@ -284,3 +285,36 @@ def train_models(
         if activate:
             registry.activate(kind, versions[kind])
     return versions
+
+
+def refit_noshow_model(engine: Engine, *, organization_id: uuid.UUID, cache: ModelCache) -> str | None:
+    """The organization's active no-show model with its booster refitted on every outcome known before
+    the clinic's today (`noshow.refit_noshow`: same settings, the calibration map it was trained with),
+    stored as a new version, activated, and every score refreshed with it: what `models evaluate noshow`
+    measures. Returns the new version, or None when there is no active model or it already saw every
+    day before today. Training a new model (a new map, new settings) stays explicit."""
+    actor = system_actor(organization_id, MODELS_ACTOR)
+    report = ScoringReport()
+    active = _active(cache, organization_id, NOSHOW_KIND, report)
+    if active is None:
+        return None
+    model = active.model
+    with unit_of_work(engine, write=False) as session:
+        today = clinic_today(session, actor=actor)
+        history = history_frame(export.history_rows(session, actor=actor))
+    if date.fromisoformat(model.training_window["train_end_exclusive"]) >= today:
+        return None
+    try:
+        refitted = refit_noshow(model, history, train_end=today)
+    except ValueError as error:
+        logger.warning(
+            "organization %s: no-show model %s not refitted: %s", organization_id, active.version, error
+        )
+        return None
+    refitted.metrics = {"refit_of": active.version, "holdout": model.metrics.get("holdout", {})}
+    registry = cache.registry(organization_id)
+    version = registry.save(NOSHOW_KIND, refitted.to_payload(), now=clock.now())
+    registry.activate(NOSHOW_KIND, version)
+    refresh_scores(engine, organization_id=organization_id, cache=cache, everything=True)
+    logger.info("organization %s: no-show model %s refitted as %s", organization_id, active.version, version)
+    return version

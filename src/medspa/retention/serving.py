@@ -11,9 +11,9 @@ No-show (`noshow`): P(no-show) of every appointment not yet happened (held, book
 the features `build_features` computes over the organization's whole history, as of the appointment's
 scoring instant (the start of its day, or its booking time for a same-day booking; ADR 3).
 
-Return time (`returns`): the candidate the clinic's own rolling backtest chose (`return_models`), fitted
-on its visits; per client over the next `horizon_days` (90): P(any visit), E[visits], and lapse risk =
-1 - P(any visit), a fixed horizon
+Return time (`returns`): what the clinic's own rolling backtest chose (`return_models`: a candidate, or
+a stack of them with the best-ranking candidate's P(return)), fitted on its visits; per client over the
+next `horizon_days` (90): P(any visit), E[visits], and lapse risk = 1 - P(any visit), a fixed horizon
 because most aesthetic treatments recur within three months and the clinic has no per-client cadence
 yet. The expected next visit date is the median wait of a client who is still active,
 `(alpha + T) * (2 ** (1 / (r + x)) - 1)` days after today (from the Gamma posterior of their visit
@@ -51,12 +51,7 @@ from medspa.retention.noshow import (
     train_noshow,
 )
 from medspa.retention.registry import FileRegistry, ModelNotFoundError, model_key
-from medspa.retention.return_models import (
-    FittedReturnModel,
-    fit_return_model,
-    return_model_preference,
-    rolling_backtest,
-)
+from medspa.retention.return_models import FittedReturnModel, select_return_model
 from medspa.retention.returns import summarize
 from medspa.scheduling import service as scheduling
 
@@ -233,29 +228,22 @@ class ReturnModel:
 def train_returns(
     transactions: pd.DataFrame, *, calibration_end: date, horizon_days: int = RETURN_HORIZON_DAYS
 ) -> ReturnModel:
-    """The return model a clinic is served: the candidate with the lowest mean Poisson deviance in a
-    rolling backtest on its own visits up to `calibration_end` (inclusive), fitted on all of them; with
-    too short a history for any backtest window, the simplest candidate that fits (said so in
-    `metrics["chosen_by"]`). Raises `ValueError` (naming every reason) when no candidate can be fitted."""
+    """The return model a clinic is served: what a rolling backtest on its own visits up to
+    `calibration_end` (inclusive) chooses (`return_models.select_return_model`, as `models evaluate
+    returns` does: a candidate or the stack for the expected visits, P(return) from the candidate that
+    ranks best), fitted on all of them; with too short a history for any backtest window, the simplest
+    candidate that fits (said so in `metrics["chosen_by"]`). Raises `ValueError` (naming every reason)
+    when no candidate can be fitted."""
     known = transactions[transactions["date"] <= pd.Timestamp(calibration_end)]
     if known.empty:
         raise ValueError(f"no visits on or before {calibration_end}")
-    backtest = rolling_backtest(known, calibration_end=calibration_end, horizon_days=horizon_days)
-    refusals: list[str] = []
-    fitted: FittedReturnModel | None = None
-    for name in return_model_preference(backtest):
-        try:
-            fitted = fit_return_model(name, known, calibration_end=calibration_end, horizon_days=horizon_days)
-            break
-        except ValueError as error:
-            refusals.append(f"{name}: {error}")
-    if fitted is None:
-        raise ValueError("no return model can be fitted on this history (" + "; ".join(refusals) + ")")
-    by_backtest = "mean_poisson_deviance" in backtest["candidates"].get(fitted.name, {})
-    summary = {
+    selection = select_return_model(known, calibration_end=calibration_end, horizon_days=horizon_days)
+    fitted, backtest = selection.model, selection.backtest
+    summary: dict[str, Any] = {
         name: result.get("mean_poisson_deviance", result.get("refused"))
         for name, result in backtest["candidates"].items()
     }
+    summary["stack"] = backtest["stack"].get("mean_poisson_deviance", backtest["stack"].get("refused"))
     chosen_windows = backtest["candidates"].get(fitted.name, {}).get("windows", [])
     first = known["date"].min().date()
     visit_days = known.assign(day=known["date"].dt.normalize()).drop_duplicates(["client_id", "day"])
@@ -272,8 +260,10 @@ def train_returns(
         metrics=json_safe(
             {
                 "chosen": fitted.name,
-                "chosen_by": "rolling backtest" if by_backtest else "fallback: history too short to backtest",
-                "refused": refusals,
+                "components": {c.name: w for w, c in fitted.components},
+                "probability_from": fitted.probability_from,
+                "chosen_by": selection.chosen_by,
+                "refused": [f"{f['model']}: {f['reason']}" for f in selection.fallbacks],
                 "backtest": {"mean_poisson_deviance": summary, "chosen_windows": chosen_windows},
             }
         ),
