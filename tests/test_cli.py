@@ -75,7 +75,18 @@ def test_demo_seed_then_slots_then_book_then_models(database: str, tmp_path: Pat
     while day.weekday() != 1:  # a Tuesday, when the clinic is open
         day += timedelta(days=1)
     listed = runner.invoke(
-        app, ["slots", "--location", str(location.id), "--service", str(botox.id), "--from", day.isoformat()]
+        app,
+        [
+            "slots",
+            "-o",
+            "demo",
+            "--location",
+            str(location.id),
+            "--service",
+            str(botox.id),
+            "--from",
+            day.isoformat(),
+        ],
     )
     assert listed.exit_code == 0, listed.output
     first = re.search(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2})", listed.stdout)
@@ -84,6 +95,8 @@ def test_demo_seed_then_slots_then_book_then_models(database: str, tmp_path: Pat
         app,
         [
             "book",
+            "--organization",
+            "demo",
             "--client",
             str(client.id),
             "--service",
@@ -100,6 +113,8 @@ def test_demo_seed_then_slots_then_book_then_models(database: str, tmp_path: Pat
         app,
         [
             "book",
+            "--organization",
+            "demo",
             "--client",
             str(client.id),
             "--service",

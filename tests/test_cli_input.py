@@ -24,9 +24,11 @@ LOCATION = {"name": "Downtown", "time_zone": "America/New_York"}
 
 @pytest.fixture
 def location_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A database with the organization `demo` and one location made through the command line."""
+    """A database with the organization `demo` and one location made through the command line; the
+    commands act within `demo` through MEDSPA_ORGANIZATION."""
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     monkeypatch.setenv("MEDSPA_DATABASE_URL", url)
+    monkeypatch.setenv("MEDSPA_ORGANIZATION", "demo")
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     with unit_of_work(engine_for(url)) as session:
         security.create_organization(session, slug="demo", name="Demo")
@@ -145,3 +147,17 @@ def test_an_offset_beyond_any_list_is_refused(location_id: str) -> None:
     result = runner.invoke(app, ["locations", "list", "--offset", str(2**63)])
     assert result.exit_code == 2
     assert "--offset" in result.output
+
+
+def test_a_command_without_an_organization_is_refused(
+    location_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No clinic is assumed: without --organization or MEDSPA_ORGANIZATION nothing is read or written."""
+    monkeypatch.delenv("MEDSPA_ORGANIZATION")
+    before = locations()
+    for arguments in (["locations", "list"], ["locations", "create", "--data", json.dumps(LOCATION)]):
+        result = runner.invoke(app, arguments)
+        assert result.exit_code == 2
+        assert "Missing option '--organization'" in " ".join(result.output.split())
+    assert locations() == before
+    assert runner.invoke(app, ["locations", "list", "-o", "demo"]).exit_code == 0

@@ -16,6 +16,7 @@ from rich.table import Table
 from medspa.cli_records import problems
 from medspa.cli_records import register as register_records
 from medspa.config import load_settings
+from medspa.kit.cli_options import organization_option
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -32,7 +33,7 @@ app.add_typer(tokens_app, name="tokens")
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 
-OrganizationOption = typer.Option("demo", "--organization", "-o", help="organization slug")
+OrganizationOption = organization_option()
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:

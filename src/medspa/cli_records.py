@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from medspa.kit.cli_options import organization_option
 from medspa.kit.schemas import MAX_OFFSET
 
 console = Console()
@@ -60,7 +61,7 @@ RECORDS = [
     Records("clients", "client", "clients"),
 ]
 
-OrganizationOption = typer.Option("demo", "--organization", "-o", help="organization slug")
+OrganizationOption = organization_option()
 DataOption = typer.Option(..., "--data", "-d", help="JSON payload, or @path/to/file.json")
 
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from medspa.kit.cli_options import organization_option
+
 if TYPE_CHECKING:
     from medspa.retention.registry import FileRegistry
 
@@ -391,7 +393,7 @@ def activate_model(
 
 @models_app.command("refresh")
 def refresh_models(
-    organization: str = typer.Option("demo", "--organization", help="organization slug"),
+    organization: str = organization_option(short=False),
     registry: Path | None = typer.Option(None, help=_REGISTRY_HELP),
 ) -> None:
     """Score every upcoming booking and every client of an organization now with its active models (the
@@ -405,7 +407,7 @@ retention_app = typer.Typer(help="Clients' retention scores.", no_args_is_help=T
 @retention_app.command("show")
 def show_retention(
     client: uuid.UUID = typer.Argument(..., help="client id"),
-    organization: str = typer.Option("demo", "--organization", help="organization slug"),
+    organization: str = organization_option(short=False),
 ) -> None:
     """A client's retention score: lapse risk, return probability, expected visits and next visit."""
     from medspa.kit.db import unit_of_work
@@ -445,7 +447,7 @@ def _export(kind: str, output: Path, organization: str) -> None:
 @export_app.command("appointment-history")
 def export_appointment_history(
     output: Path = typer.Option(..., "-o", "--output", dir_okay=False, help="CSV file to write"),
-    organization: str = typer.Option("demo", "--organization", help="organization slug"),
+    organization: str = organization_option(short=False),
 ) -> None:
     """Finished appointments (completed, no-show, cancelled, late-cancelled) as `appointment-history`."""
     _export("history", output, organization)
@@ -454,7 +456,7 @@ def export_appointment_history(
 @export_app.command("visit-transactions")
 def export_visit_transactions(
     output: Path = typer.Option(..., "-o", "--output", dir_okay=False, help="CSV file to write"),
-    organization: str = typer.Option("demo", "--organization", help="organization slug"),
+    organization: str = organization_option(short=False),
 ) -> None:
     """Completed appointments as `visit-transactions` (client, local date, amount)."""
     _export("transactions", output, organization)
