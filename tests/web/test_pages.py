@@ -562,3 +562,23 @@ def test_the_api_takes_a_change_with_the_session_cookie_only_from_this_site(sign
     assert signed_in.get("/api/v1/clients?email=nobody@x.example").status_code == 200
     made = signed_in.post("/api/v1/clients", json=body)  # the client sends this site's Origin
     assert made.status_code == 201, made.text
+
+
+def test_a_page_kept_waiting_for_the_database_says_so_and_saves_nothing(
+    signed_in: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's single writer busy past the wait: the page answers 503 with a message and Retry-After."""
+    from medspa.kit import db
+
+    monkeypatch.setattr(db, "SQLITE_WRITE_WAIT_SECONDS", 0.2)
+    lock = db._writer_lock(engine)
+    assert lock.acquire(timeout=10)
+    try:
+        response = signed_in.post(
+            f"/appointments/{uuid.uuid4()}/confirm", headers={"HX-Request": "true"}, follow_redirects=False
+        )
+    finally:
+        lock.release()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "The database is busy with another change" in response.text

@@ -27,6 +27,7 @@ from jinja2 import Environment, FileSystemLoader
 from sqlalchemy.orm import Session
 
 from medspa.api import SESSION_COOKIE, SessionDep, activity_of, require_same_origin
+from medspa.kit.db import WriterBusyError
 from medspa.kit.errors import AuthenticationError, MedspaError
 from medspa.security import service as security
 from medspa.security.actors import Actor
@@ -79,6 +80,11 @@ async def _answer(handler: Callable[[Request], Coroutine[Any, Any, Response]], r
         return RedirectResponse("/login", status_code=303)
     except MedspaError as error:
         return error_response(request, readable(error), error.status_code)
+    except WriterBusyError:  # SQLite's writer stayed busy: nothing was saved, the page may retry
+        message = "The database is busy with another change; try again in a moment."
+        busy = error_response(request, message, 503)
+        busy.headers["Retry-After"] = "5"
+        return busy
     except RequestValidationError as error:
         fields = ", ".join(str(p.get("loc", ("?",))[-1]) for p in error.errors())
         return error_response(request, f"invalid input: {fields}", 422)
