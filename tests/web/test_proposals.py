@@ -198,7 +198,10 @@ def test_the_job_page_shows_progress_while_running_and_says_when_no_worker_took_
     waiting = signed_in.get(f"/optimization-jobs/{job.id}")
     assert waiting.status_code == 200
     assert 'data-status="queued"' in waiting.text
-    assert "No worker has started this optimization after 30 s" in waiting.text
+    # 30 s and the time the request took (on a busy machine the page may say 31 s)
+    waited = re.search(r"No worker has started this optimization after (\d+) s", waiting.text)
+    assert waited is not None
+    assert 30 <= int(waited.group(1)) <= 40
     assert 'hx-trigger="every 5s"' in waiting.text  # it keeps asking, less often
     with unit_of_work(engine) as session:  # now a worker runs it and has found a schedule
         session.execute(
