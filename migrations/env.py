@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 
 from medspa.kit.db import make_engine
 from medspa.schema import metadata
@@ -23,15 +24,40 @@ def run_migrations_online() -> None:
         _run(connectable)
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
-        connection=connection,  # type: ignore[arg-type]
+        connection=connection,
         target_metadata=metadata,
         render_as_batch=True,
         compare_type=True,
     )
-    with context.begin_transaction():
-        context.run_migrations()
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        _sqlite_foreign_keys(connection, on=False)
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+            if sqlite:
+                _refuse_dangling_references(connection)
+    finally:
+        if sqlite:
+            _sqlite_foreign_keys(connection, on=True)
+
+
+def _sqlite_foreign_keys(connection: Connection, *, on: bool) -> None:
+    """SQLite changes a column's type by rebuilding its table (copy, drop, rename), which a table that
+    others reference survives only with foreign keys off, as SQLite's own procedure for schema changes
+    says. The pragma works only outside a transaction, so it is sent on the driver's connection."""
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None
+    dbapi.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")  # type: ignore[attr-defined]
+
+
+def _refuse_dangling_references(connection: Connection) -> None:
+    """Before the migration commits: every foreign key must still hold, or nothing is changed."""
+    dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if dangling:
+        raise RuntimeError(f"a migration left {len(dangling)} references dangling, e.g. {tuple(dangling[0])}")
 
 
 run_migrations_online()

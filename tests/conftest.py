@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,18 +55,35 @@ def pytest_report_header(config: pytest.Config) -> str:
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 
 
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = before
+
+
 @pytest.fixture(scope="session", autouse=True)
 def huey_queue_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Huey's queue (where the app hands optimization jobs to the worker) in a file of the test run's
     own, never the working directory's `var/huey.db`."""
     path = tmp_path_factory.mktemp("huey") / "huey.db"
-    before = os.environ.get("MEDSPA_HUEY_PATH")
-    os.environ["MEDSPA_HUEY_PATH"] = str(path)
-    yield path
-    if before is None:
-        del os.environ["MEDSPA_HUEY_PATH"]
-    else:
-        os.environ["MEDSPA_HUEY_PATH"] = before
+    with _environment("MEDSPA_HUEY_PATH", str(path)):
+        yield path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The key file that wraps the organizations' PHI data keys, of the test run's own (created on first
+    use, as in a clinic), never the working directory's `var/medspa.keys`."""
+    path = tmp_path_factory.mktemp("keys") / "medspa.keys"
+    with _environment("MEDSPA_KEY_FILE", str(path)):
+        yield path
 
 
 @pytest.fixture(scope="session")

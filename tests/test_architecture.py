@@ -12,9 +12,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "medspa"
 DOMAINS = ("security", "resources", "catalog", "clients", "scheduling", "retention")
-# What other domains may use of a domain: its service and schemas (and who is acting, from security).
+# What other domains may use of a domain: its service and schemas (and, of security, who is acting and
+# the keys that seal PHI).
 PUBLIC = {"__init__", "service", "schemas"}
-PUBLIC_OF = {"security": PUBLIC | {"actors"}}
+PUBLIC_OF = {"security": PUBLIC | {"actors", "keys"}}
 
 
 def _contracts() -> dict[str, dict[str, Any]]:

@@ -227,3 +227,55 @@ def test_records_refuse_bad_payloads_naming_the_field(database: str) -> None:
     assert "not found" in flat(missing.output)
     listed = runner.invoke(app, ["locations", "list", "-o", "lumen"])
     assert '"items": []' in listed.stdout
+
+
+def test_keys_rotate_rewraps_every_organization_and_records_still_read(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from medspa.clients import service as clients
+    from medspa.clients.schemas import ClientCreate
+    from medspa.kit.db import engine_for, unit_of_work
+    from medspa.security import service as security
+    from medspa.security.actors import system_actor
+
+    key_file = tmp_path / "keys" / "medspa.keys"
+    monkeypatch.setenv("MEDSPA_KEY_FILE", str(key_file))
+    engine = engine_for(database)
+    actors = []
+    for slug in ("one", "two"):
+        with unit_of_work(engine) as session:
+            org = security.create_organization(session, slug=slug, name=slug)
+            actor = system_actor(org.id, "test")
+            data = ClientCreate(first_name="Nova", last_name=slug, email=f"nova@{slug}.example")
+            actors.append((actor, clients.create_client(session, actor=actor, data=data).id))
+    first_kek = json.loads(key_file.read_text())["current"]
+
+    rotated = runner.invoke(app, ["keys", "rotate"])
+    assert rotated.exit_code == 0, rotated.output
+    assert "4 data keys of 2 organizations re-wrapped" in flat(rotated.output)
+    document = json.loads(key_file.read_text())
+    assert document["current"] != first_kek
+    assert first_kek in document["keys"]  # kept until retired
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+
+    retired = runner.invoke(app, ["keys", "rotate", "--retire"])
+    assert retired.exit_code == 0, retired.output
+    assert first_kek in flat(retired.output)
+    assert len(json.loads(key_file.read_text())["keys"]) == 1
+    for actor, client_id in actors:
+        with unit_of_work(engine) as session:
+            assert clients.get_client(session, actor=actor, client_id=client_id).first_name == "Nova"
+
+
+def test_keys_rotate_refuses_a_key_file_others_may_read(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_file = tmp_path / "open.keys"
+    monkeypatch.setenv("MEDSPA_KEY_FILE", str(key_file))
+    assert runner.invoke(app, ["keys", "rotate"]).exit_code == 0
+    key_file.chmod(0o644)
+    refused = runner.invoke(app, ["keys", "rotate"])
+    assert refused.exit_code == 1
+    assert "chmod 600" in flat(refused.output)

@@ -150,3 +150,92 @@ def test_weekly_spans_stored_with_seconds_become_whole_minutes(fresh_url: str) -
         rows = connection.execute(sa.select(hours.c.id, hours.c.opens_at, hours.c.closes_at)).all()
     engine.dispose()
     assert [tuple(r) for r in rows] == [(kept, time(9, 0), time(17, 0))]
+
+
+SEALED_PHI_REVISION = "9c4f6a8b0d32"
+
+
+def test_upgrading_seals_existing_clients_and_downgrading_opens_them(fresh_url: str) -> None:
+    from datetime import UTC, date
+
+    from sqlalchemy.dialects import postgresql
+
+    from medspa.clients import service as clients
+
+    # given a client stored in plain text, as before PHI was sealed
+    upgrade(fresh_url, SEALED_PHI_REVISION + "-1")
+    engine = make_engine(fresh_url)
+    organization, client = uuid.uuid4(), uuid.uuid4()
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    organizations = sa.table(
+        "organizations",
+        *(sa.column(c, sa.String()) for c in ("slug", "name")),
+        sa.column("is_active", sa.Boolean()),
+        sa.column("created_at", sa.DateTime(timezone=True)),
+        *(sa.column(c, sa.Uuid()) for c in ("id", "organization_id")),
+    )
+    plain = sa.table(
+        "clients",
+        *(sa.column(c, sa.Uuid()) for c in ("id", "organization_id")),
+        *(sa.column(c, sa.Text()) for c in ("first_name", "last_name", "email", "phone", "notes")),
+        *(sa.column(c, sa.String()) for c in ("email_key", "phone_key")),
+        sa.column("date_of_birth", sa.Date()),
+        sa.column("preferences", sa.JSON().with_variant(postgresql.JSONB(), "postgresql")),
+        sa.column("is_active", sa.Boolean()),
+        *(sa.column(c, sa.DateTime(timezone=True)) for c in ("created_at", "updated_at")),
+    )
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(organizations).values(
+                slug="old",
+                name="Old",
+                is_active=True,
+                created_at=now,
+                id=organization,
+                organization_id=organization,
+            )
+        )
+        connection.execute(
+            sa.insert(plain).values(
+                id=client, organization_id=organization, first_name="Wilhelmina", last_name="Castellanos",
+                email="wilhelmina.castellanos@example.com", phone="(555) 318-6272",
+                email_key="wilhelmina.castellanos@example.com", phone_key="5553186272",
+                date_of_birth=date(1980, 2, 3), preferences={"notes_for_provider": "sensitive skin"},
+                notes="allergic to lidocaine", is_active=True, created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+    engine.dispose()
+    # when it is upgraded, then the row holds none of it, and the client reads and is found as before
+    upgrade(fresh_url)
+    engine = make_engine(fresh_url)
+    with engine.connect() as connection:
+        stored = " ".join(str(v) for v in connection.execute(text("SELECT * FROM clients")).one())
+    for secret in ("Wilhelmina", "Castellanos", "wilhelmina", "6272", "lidocaine", "sensitive", "1980"):
+        assert secret not in stored
+    if fresh_url.startswith("sqlite"):
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        raw = Path(make_url(fresh_url).database or "").read_bytes()
+        assert b"Castellanos" not in raw
+        assert b"lidocaine" not in raw
+    actor = system_actor(organization, "test")
+    with unit_of_work(engine, write=False) as session:
+        read = clients.get_client(session, actor=actor, client_id=client)
+        assert (read.first_name, read.email, read.date_of_birth) == (
+            "Wilhelmina", "wilhelmina.castellanos@example.com", date(1980, 2, 3),
+        )  # fmt: skip
+        assert read.preferences == {"notes_for_provider": "sensitive skin"}
+        assert [c.id for c in clients.search_clients(session, actor=actor, query="castel").items] == [client]
+        assert clients.list_clients(session, actor=actor, phone="+1 555 318 6272").total == 1
+    engine.dispose()
+    # and downgrading opens the fields again
+    config = alembic_config(fresh_url)
+    command.downgrade(config, SEALED_PHI_REVISION + "-1")
+    engine = make_engine(fresh_url)
+    with engine.connect() as connection:
+        row = connection.execute(sa.select(plain)).one()
+    engine.dispose()
+    assert (row.first_name, row.phone, row.date_of_birth, row.notes) == (
+        "Wilhelmina", "(555) 318-6272", date(1980, 2, 3), "allergic to lidocaine",
+    )  # fmt: skip
+    assert row.preferences == {"notes_for_provider": "sensitive skin"}

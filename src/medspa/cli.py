@@ -27,9 +27,11 @@ app = typer.Typer(help="medspa: the operating system of a medical spa.", no_args
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo clinic.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+keys_app = typer.Typer(help="The keys that protect client records (PHI).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(keys_app, name="keys")
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 
@@ -205,6 +207,30 @@ def tokens_create(
         _fail(error.detail)
     errors.print(f"token for {organization} ({role}); shown once, keep it safe:")
     print(issued.token)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    retire: bool = typer.Option(
+        False, "--retire", help="then remove the key-encryption keys no data key uses any more"
+    ),
+) -> None:
+    """Make a new key-encryption key and re-wrap every organization's data keys with it, while the
+    server keeps running. Records themselves are not rewritten. Back up the key file afterwards."""
+    from medspa.kit.db import default_engine
+    from medspa.security import keys
+
+    try:
+        rotation = keys.rotate_all(default_engine(), retire=retire)
+    except keys.KeyMaterialError as error:
+        _fail(str(error))
+    console.print(
+        f"key-encryption key {rotation.kek_id} is current: {rotation.rewrapped} data keys of "
+        f"{rotation.organizations} organizations re-wrapped"
+    )
+    if retire:
+        console.print(f"retired: {', '.join(rotation.retired) or 'none'}")
+    console.print(f"back up the key file now: {load_settings().key_file}")
 
 
 def _actor_for(session: Session, organization: str) -> Actor:

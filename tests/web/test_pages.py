@@ -379,7 +379,7 @@ def test_client_search_finds_exact_email_and_phone(
         assert found.status_code == 200
         assert f'value="{known.id}" checked' in found.text
     assert 'name="client_id"' not in nobody.text
-    assert "No client with that email or phone" in nobody.text
+    assert "No client found by that name, e-mail or phone" in nobody.text
 
 
 def test_a_client_name_with_markup_is_escaped_everywhere(

@@ -1,58 +1,59 @@
-"""Client profiles.
+"""Client profiles, with their protected health information sealed (ADR 17).
 
-Every field that is protected health information is declared in `ClientPHI` and nowhere else, with the
-`PHIText` column type, so encrypting them later changes this module and not its callers. Lookups by email
-and phone go through `email_key` and `phone_key` (normalized now; a keyed hash once the fields are
-encrypted), never through the PHI columns themselves.
+Every PHI field (`PHI_FIELDS`) is stored encrypted with AES-256-GCM under the client's own record key
+(`phi_key`, wrapped by the organization's data key), bound to its table, column and row id, so the
+database holds none of it in plain text. Only `clients.phi` reads and writes these columns. Lookups go
+through keyed blind indexes: `email_key` and `phone_key` for exact matches, and `client_search_terms`
+for the front desk's search by name, e-mail or phone prefix.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any
+import uuid
+from datetime import datetime
 
-from sqlalchemy import Date, String, Text
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
 
 from medspa.kit.crud import owned_kind
 from medspa.kit.db import Base, TenantMixin
 
-
-class PHIText(TypeDecorator[str]):
-    """A text column holding protected health information: the one place its storage form is decided."""
-
-    impl = Text
-    cache_ok = True
-
-    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
-        return value
-
-    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
-        return value
-
-
+# The protected health information of a client, in the order the API shows it.
 PHI_FIELDS = ("first_name", "last_name", "email", "phone", "date_of_birth", "preferences", "notes")
 
 
-class ClientPHI:
-    """The protected health information of a client, kept together."""
-
-    first_name: Mapped[str] = mapped_column(PHIText())
-    last_name: Mapped[str] = mapped_column(PHIText())
-    email: Mapped[str | None] = mapped_column(PHIText())
-    phone: Mapped[str | None] = mapped_column(PHIText())
-    date_of_birth: Mapped[date | None] = mapped_column(Date())
-    preferences: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    notes: Mapped[str] = mapped_column(PHIText(), default="")
-
-
 @owned_kind("client")
-class Client(TenantMixin, ClientPHI, Base):
+class Client(TenantMixin, Base):
     __tablename__ = "clients"
+
+    # Sealed text (`security.keys.seal_text`) in the columns named as the fields; null stays null for
+    # the optional ones (email, phone, date of birth).
+    first_name_sealed: Mapped[str] = mapped_column("first_name", Text)
+    last_name_sealed: Mapped[str] = mapped_column("last_name", Text)
+    email_sealed: Mapped[str | None] = mapped_column("email", Text)
+    phone_sealed: Mapped[str | None] = mapped_column("phone", Text)
+    date_of_birth_sealed: Mapped[str | None] = mapped_column("date_of_birth", Text)
+    preferences_sealed: Mapped[str] = mapped_column("preferences", Text)
+    notes_sealed: Mapped[str] = mapped_column("notes", Text)
+    # The client's record key, wrapped by the organization's `phi` data key.
+    phi_key: Mapped[bytes] = mapped_column(LargeBinary)
 
     email_key: Mapped[str | None] = mapped_column(String(320), index=True)
     phone_key: Mapped[str | None] = mapped_column(String(32), index=True)
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class ClientSearchTerm(Base):
+    """A keyed digest of something the front desk may type to find a client: a prefix of a word of the
+    name or of the e-mail's local part, the e-mail, the phone number or its last digits."""
+
+    __tablename__ = "client_search_terms"
+    __table_args__ = (Index("ix_client_search_terms_organization_id_term", "organization_id", "term"),)
+
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True
+    )
+    term: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organization_id: Mapped[uuid.UUID]

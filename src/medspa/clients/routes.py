@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from medspa.api import ActorDep, Limit, Offset, SessionDep
 from medspa.clients import service
-from medspa.clients.schemas import ClientCreate, ClientRead, ClientUpdate, EmailQuery, PhoneQuery
+from medspa.clients.schemas import ClientCreate, ClientRead, ClientUpdate, EmailQuery, PhoneQuery, SearchQuery
 from medspa.kit.schemas import Page
 
 router = APIRouter(prefix="/api/v1", tags=["clients"])
@@ -25,9 +25,15 @@ def list_clients(
     actor: ActorDep,
     email: EmailQuery | None = None,
     phone: PhoneQuery | None = None,
+    q: SearchQuery | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[ClientRead]:
+    """Active clients in the order they were registered; `email` and `phone` filter by exact match
+    (case and punctuation ignored); `q` searches instead, best match first: a prefix of any word of the
+    name or the e-mail, or a phone number in any format (or its first or last digits)."""
+    if q is not None:
+        return service.search_clients(session, actor=actor, query=q, limit=limit, offset=offset)
     return service.list_clients(session, actor=actor, email=email, phone=phone, limit=limit, offset=offset)
 
 

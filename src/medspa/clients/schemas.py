@@ -40,6 +40,8 @@ Phone = Annotated[str, Field(max_length=32), AfterValidator(_phone)]
 # What the client list filters by: exact matches, so only as long as what can be stored.
 EmailQuery = Annotated[str, Field(max_length=320)]
 PhoneQuery = Annotated[str, Field(max_length=32)]
+# What the front desk types into the search box.
+SearchQuery = Annotated[str, Field(max_length=200)]
 BirthDate = Annotated[BoundedDate, AfterValidator(_not_future)]
 
 

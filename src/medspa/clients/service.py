@@ -1,19 +1,20 @@
 """Client profiles. Reading needs `READ`, writing `MANAGE_CLIENTS`; functions flush, never commit.
 
-Events carry the client's id and the names of the fields that changed, never their values: the outbox is
-read by integrations, and PHI leaves only through paths that are audited for it.
+The PHI fields are sealed in the database (`clients.phi`, ADR 17): they are opened here, for the actor
+who asked, and never leave this module in any other form than `ClientRead`. Events carry the client's
+id and the names of the fields that changed, never their values: the outbox is read by integrations.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Collection
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from medspa.clients.models import Client
+from medspa.clients import phi
+from medspa.clients.models import PHI_FIELDS, Client
 from medspa.clients.schemas import ClientCreate, ClientRead, ClientUpdate
 from medspa.kit import clock
 from medspa.kit.crud import get_owned, list_owned
@@ -21,15 +22,8 @@ from medspa.kit.outbox import record_event
 from medspa.kit.schemas import Page
 from medspa.security.actors import Actor, Permission, require
 
-
-def email_key(email: str | None) -> str | None:
-    """The lookup form of an email address (case-insensitive)."""
-    return email.strip().lower() if email else None
-
-
-def phone_key(phone: str | None) -> str | None:
-    """The lookup form of a phone number: its digits, so `+1 (555) 010-0100` finds `15550100100`."""
-    return re.sub(r"[^\d]", "", phone) or None if phone else None
+# The lookup form of a phone number (its national digits), for callers that tell a phone from a name.
+phone_key = phi.phone_lookup
 
 
 def _client(session: Session, actor: Actor, client_id: uuid.UUID) -> Client:
@@ -40,23 +34,20 @@ def create_client(session: Session, *, actor: Actor, data: ClientCreate) -> Clie
     """Register a client. Emits `client.created` (id only)."""
     require(actor, Permission.MANAGE_CLIENTS)
     now = clock.now()
-    client = Client(
-        organization_id=actor.organization_id,
-        **data.model_dump(),
-        email_key=email_key(data.email),
-        phone_key=phone_key(data.phone),
-        created_at=now,
-        updated_at=now,
+    values = data.model_dump()
+    client = phi.new_client(
+        session, actor.organization_id, values, is_active=True, created_at=now, updated_at=now
     )
     session.add(client)
     session.flush()
+    phi.add_search_terms(session, client, values)
     record_event(session, actor, "client.created", client.id, {"id": str(client.id)})
-    return ClientRead.model_validate(client)
+    return phi.read(session, client)
 
 
 def get_client(session: Session, *, actor: Actor, client_id: uuid.UUID) -> ClientRead:
     require(actor, Permission.READ)
-    return ClientRead.model_validate(_client(session, actor, client_id))
+    return phi.read(session, _client(session, actor, client_id))
 
 
 def list_clients(
@@ -69,13 +60,14 @@ def list_clients(
     offset: int = 0,
     include_inactive: bool = False,
 ) -> Page[ClientRead]:
-    """Clients by name; `email` and `phone` filter by exact match (case and punctuation ignored)."""
+    """Clients in the order they were registered; `email` and `phone` filter by exact match (case and
+    punctuation ignored)."""
     require(actor, Permission.READ)
     filters: list[ColumnElement[bool]] = [] if include_inactive else [Client.is_active.is_(True)]
     if email is not None:
-        filters.append(Client.email_key == email_key(email))
+        filters.append(Client.email_key == phi.email_index(session, actor.organization_id, email))
     if phone is not None:
-        filters.append(Client.phone_key == phone_key(phone))
+        filters.append(Client.phone_key == phi.phone_index(session, actor.organization_id, phone))
     rows, total = list_owned(
         session,
         Client,
@@ -85,7 +77,26 @@ def list_clients(
         limit=limit,
         offset=offset,
     )
-    return Page(items=[ClientRead.model_validate(c) for c in rows], total=total, limit=limit, offset=offset)
+    return Page(items=[phi.read(session, c) for c in rows], total=total, limit=limit, offset=offset)
+
+
+def search_clients(
+    session: Session, *, actor: Actor, query: str, limit: int = 20, offset: int = 0
+) -> Page[ClientRead]:
+    """Active clients found by what the front desk typed (`phi.query_strings`): any prefix of a word of
+    the name or of the e-mail, or a phone number in any format, or its start or last digits; every word
+    typed must match. Best match first (`phi.rank`)."""
+    require(actor, Permission.READ)
+    ids = phi.matching_ids(session, actor.organization_id, query)
+    if not ids:
+        return Page(items=[], total=0, limit=limit, offset=offset)
+    rows = session.scalars(
+        select(Client).where(
+            Client.organization_id == actor.organization_id, Client.id.in_(ids), Client.is_active.is_(True)
+        )
+    ).all()
+    ranked = phi.rank(query, [phi.read(session, c) for c in rows])
+    return Page(items=ranked[offset : offset + limit], total=len(ranked), limit=limit, offset=offset)
 
 
 def client_names(
@@ -96,10 +107,10 @@ def client_names(
     require(actor, Permission.READ)
     if not client_ids:
         return {}
-    query = select(Client.id, Client.first_name, Client.last_name).where(
-        Client.organization_id == actor.organization_id, Client.id.in_(set(client_ids))
+    rows = session.scalars(
+        select(Client).where(Client.organization_id == actor.organization_id, Client.id.in_(set(client_ids)))
     )
-    return {row.id: f"{row.first_name} {row.last_name}" for row in session.execute(query)}
+    return {client.id: phi.display_name(session, client) for client in rows}
 
 
 def update_client(session: Session, *, actor: Actor, client_id: uuid.UUID, data: ClientUpdate) -> ClientRead:
@@ -107,19 +118,20 @@ def update_client(session: Session, *, actor: Actor, client_id: uuid.UUID, data:
     Emits `client.updated` with the names of the changed fields."""
     require(actor, Permission.MANAGE_CLIENTS)
     client = _client(session, actor, client_id)
-    changed = []
-    for key, value in data.model_dump(exclude_unset=True).items():
-        if getattr(client, key) != value:
-            setattr(client, key, value)
-            changed.append(key)
-    client.email_key = email_key(client.email)
-    client.phone_key = phone_key(client.phone)
+    current = phi.open_values(session, client)
+    changes = {
+        key: value
+        for key, value in data.model_dump(exclude_unset=True).items()
+        if key in PHI_FIELDS and current[key] != value
+    }
+    if changes:
+        phi.seal(session, client, changes)
     client.updated_at = clock.now()
     session.flush()
     record_event(
-        session, actor, "client.updated", client.id, {"id": str(client.id), "fields": sorted(changed)}
+        session, actor, "client.updated", client.id, {"id": str(client.id), "fields": sorted(changes)}
     )
-    return ClientRead.model_validate(client)
+    return phi.read(session, client)
 
 
 def deactivate_client(session: Session, *, actor: Actor, client_id: uuid.UUID) -> ClientRead:
@@ -129,4 +141,4 @@ def deactivate_client(session: Session, *, actor: Actor, client_id: uuid.UUID) -
     client.updated_at = clock.now()
     session.flush()
     record_event(session, actor, "client.deactivated", client.id, {"id": str(client.id)})
-    return ClientRead.model_validate(client)
+    return phi.read(session, client)

@@ -101,6 +101,9 @@ def _sqlite_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoo
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Deleted and overwritten content is zeroed, not left in free pages: a client's old sealed fields,
+    # or plaintext from before the fields were sealed, do not linger in the file (ADR 17).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

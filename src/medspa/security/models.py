@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from medspa.kit.db import Base, TenantMixin
@@ -79,3 +79,16 @@ class FailedSignIn(Base):
     account_key: Mapped[str] = mapped_column(String(64))
     address: Mapped[str] = mapped_column(String(64))
     attempted_at: Mapped[datetime]
+
+
+class OrganizationKey(TenantMixin, Base):
+    """A data key of an organization, stored only wrapped by the KEK named `kek_id`."""
+
+    __tablename__ = "organization_keys"
+    __table_args__ = (UniqueConstraint("organization_id", "purpose"),)
+
+    purpose: Mapped[str] = mapped_column(String(16))
+    kek_id: Mapped[str] = mapped_column(String(64))
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    wrapped_at: Mapped[datetime]

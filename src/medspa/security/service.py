@@ -21,6 +21,7 @@ from medspa.kit import clock
 from medspa.kit.errors import AuthenticationError, ConflictError, NotFoundError, RateLimitedError
 from medspa.kit.outbox import record_event
 from medspa.kit.schemas import storable_text_problem
+from medspa.security import keys
 from medspa.security.activity import SESSION_IDLE, Activity
 from medspa.security.actors import Actor, Permission, Role, require, system_actor
 from medspa.security.models import ApiToken, FailedSignIn, Organization, User, WebSession
@@ -52,6 +53,7 @@ def create_organization(session: Session, *, slug: str, name: str) -> Organizati
     )
     session.add(organization)
     session.flush()
+    keys.ensure_organization_keys(session, org_id)
     record_event(session, system_actor(org_id), "organization.created", org_id, {"slug": slug, "name": name})
     return OrganizationRead.model_validate(organization)
 

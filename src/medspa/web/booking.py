@@ -30,6 +30,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
 CLIENT_MATCHES = 10
+SEARCH_MAX_LENGTH = 200
 
 # --- clients for the booking form ---------------------------------------------------------------------
 
@@ -38,16 +39,14 @@ CLIENT_MATCHES = 10
 def search_clients(
     request: Request, session: SessionDep, actor: PageActor, location_id: uuid.UUID, q: str = ""
 ) -> Response:
-    """Clients whose email or phone is exactly `q` (an `@` means email; otherwise its digits, a phone)."""
-    query = q.strip()
+    """Clients found by any part of their name, e-mail or phone (`clients.search_clients`)."""
+    query = q.strip()[:SEARCH_MAX_LENGTH]
     matches: list[ClientRead] = []
-    if "@" in query:
-        matches = clients.list_clients(session, actor=actor, email=query, limit=CLIENT_MATCHES).items
-    elif clients.phone_key(query):
-        matches = clients.list_clients(session, actor=actor, phone=query, limit=CLIENT_MATCHES).items
+    if query:
+        matches = clients.search_clients(session, actor=actor, query=query, limit=CLIENT_MATCHES).items
     message = None
     if query and not matches:
-        message = "No client with that email or phone. Add a new client below."
+        message = "No client found by that name, e-mail or phone. Add a new client below."
     return _client_choice(request, location_id, matches, message=message)
 
 
