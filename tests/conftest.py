@@ -86,6 +86,34 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield path
 
 
+@contextmanager
+def database_of_its_own(backend: str, directory: Path) -> Iterator[str]:
+    """An empty database for one test (a migration run down and up, a restore that replaces it all):
+    a SQLite file in `directory`, or a PostgreSQL database created beside the suite's and dropped after."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'own.db'}"
+        return
+    assert POSTGRES_URL is not None
+    from sqlalchemy import create_engine, make_url, text
+
+    name = f"medspa_test_own_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(make_url(POSTGRES_URL).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_URL).set(database=name)
+    fresh = create_engine(url)
+    with fresh.connect() as connection:
+        connection.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
+        connection.commit()
+    fresh.dispose()
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     path: Path = tmp_path_factory.mktemp("db") / "medspa.db"

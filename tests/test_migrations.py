@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, make_url, select, text
+from sqlalchemy import Engine, make_url, select, text
 
 from medspa.kit import clock
 from medspa.kit.db import make_engine, unit_of_work
@@ -22,7 +22,7 @@ from medspa.scheduling.models import Reservation
 from medspa.schema import metadata
 from medspa.security import service as security
 from medspa.security.actors import system_actor
-from tests.conftest import BACKENDS, POSTGRES_URL
+from tests.conftest import BACKENDS, database_of_its_own
 from tests.invariants import booking_problems
 from tests.scheduling.test_availability import NOW, build
 from tests.scheduling.test_booking import TEN, request
@@ -41,26 +41,8 @@ def test_the_migrated_schema_matches_the_models(engine: Engine) -> None:
 @pytest.fixture(params=BACKENDS)
 def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database of its own (the migration is run down and up again on it)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    assert POSTGRES_URL is not None
-    name = f"medspa_test_migration_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(make_url(POSTGRES_URL).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_URL).set(database=name)
-    fresh = create_engine(url)
-    with fresh.connect() as connection:
-        connection.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
-        connection.commit()
-    fresh.dispose()
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with database_of_its_own(request.param, tmp_path) as url:
+        yield url
 
 
 def test_upgrading_gives_every_live_appointment_its_clients_reservation(fresh_url: str) -> None:

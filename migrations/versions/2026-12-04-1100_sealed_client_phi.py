@@ -134,6 +134,14 @@ def downgrade() -> None:
     rows = connection.execute(sa.text("SELECT * FROM clients")).mappings()
     for row in list(rows):
         client_id, organization_id = _uuid(row["id"]), _uuid(row["organization_id"])
+        if not row["phi_key"]:  # an erased client: its key is gone, and so are its fields
+            connection.execute(
+                sa.text(
+                    "UPDATE clients SET first_name = '', last_name = '', preferences = '{}' WHERE id = :id"
+                ),
+                {"id": row["id"]},
+            )
+            continue
         key = keys.record_key(session, organization_id, f"clients.{client_id}", bytes(row["phi_key"]))
         values = {
             field: None

@@ -233,6 +233,50 @@ def keys_rotate(
     console.print(f"back up the key file now: {load_settings().key_file}")
 
 
+@app.command()
+def backup(target: Path = typer.Argument(..., help="the file to write (must not exist)")) -> None:
+    """Write a consistent copy of the database (SQLite while serving; PostgreSQL with pg_dump). The key
+    file and the erasure ledger are not in it: back them up apart."""
+    from medspa.kit.backup import BackupError
+    from medspa.kit.backup import backup as write_backup
+
+    settings = load_settings()
+    try:
+        write_backup(settings.database_url, target)
+    except BackupError as error:
+        _fail(str(error))
+    console.print(f"backup written: {target} ({target.stat().st_size:,} bytes)")
+    console.print(f"not in it, back up apart: {settings.key_file} and {settings.erasure_ledger}")
+
+
+@app.command()
+def restore(source: Path = typer.Argument(..., help="a file written by `medspa backup`")) -> None:
+    """Replace the database with a backup (stop the server first), migrate it to this release, then
+    erase again every client the erasure ledger names, so that no erased client comes back."""
+    from medspa.clients import ledger
+    from medspa.clients import service as clients
+    from medspa.kit.backup import BackupError
+    from medspa.kit.backup import restore as read_backup
+    from medspa.kit.db import unit_of_work
+    from medspa.kit.migrate import upgrade
+
+    settings = load_settings()
+    try:
+        entries = ledger.entries()  # read first: a damaged ledger stops the restore before it starts
+        read_backup(settings.database_url, source)
+    except (BackupError, ledger.LedgerError) as error:
+        _fail(str(error))
+    upgrade(settings.database_url)  # a backup from an older release gets this release's schema
+    replayed = 0
+    for entry in entries:
+        with unit_of_work() as session:
+            replayed += clients.replay_erasure(session, entry)
+    console.print(
+        f"restored from {source}; {replayed} of {len(entries)} erasures in {settings.erasure_ledger} "
+        "applied again"
+    )
+
+
 def _actor_for(session: Session, organization: str) -> Actor:
     """The organization's system actor, for commands run by whoever holds the server's shell."""
     from medspa.security import service as security

@@ -43,6 +43,8 @@ class Client(TenantMixin, Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Set when the client was erased: the record key destroyed, every PHI column emptied (a tombstone).
+    erased_at: Mapped[datetime | None]
 
 
 class ClientSearchTerm(Base):
@@ -57,3 +59,20 @@ class ClientSearchTerm(Base):
     )
     term: Mapped[str] = mapped_column(String(32), primary_key=True)
     organization_id: Mapped[uuid.UUID]
+
+
+class ClientErasure(TenantMixin, Base):
+    """A request to erase a client (right to delete), and its outcome: `requested`, then `erased` once
+    a manager approved it, or `refused`. Kept after the erasure as its record (names of the staff and
+    times, never the client's PHI)."""
+
+    __tablename__ = "client_erasures"
+
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(320))
+    requested_by_id: Mapped[uuid.UUID | None]
+    requested_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(320))
+    decided_at: Mapped[datetime | None]

@@ -157,19 +157,52 @@ def open_values(session: Session, client: Client) -> dict[str, Any]:
     return values
 
 
+ERASED_VALUES: Final[dict[str, Any]] = {
+    "first_name": "",
+    "last_name": "",
+    "email": None,
+    "phone": None,
+    "date_of_birth": None,
+    "preferences": {},
+    "notes": "",
+}
+ERASED_NAME: Final = "(erased client)"
+
+
 def read(session: Session, client: Client) -> ClientRead:
-    """The client as the API shows it."""
+    """The client as the API shows it; an erased client as its tombstone (no PHI, `erased_at` set)."""
+    values = ERASED_VALUES if client.erased_at is not None else open_values(session, client)
     return ClientRead(
         id=client.id,
-        **open_values(session, client),
+        **values,
         is_active=client.is_active,
         created_at=client.created_at,
         updated_at=client.updated_at,
+        erased_at=client.erased_at,
     )
+
+
+def shred(session: Session, client: Client) -> None:
+    """Erase the client: destroy its record key (the only key its sealed fields ever opened with),
+    empty every PHI column, drop its blind indexes and search terms. What is left is a tombstone: the
+    id, the organization and the dates. A copy of the row made before (a backup) still holds the
+    ciphertext and the wrapped key: `medspa restore` erases it again from the erasure ledger."""
+    client.phi_key = b""
+    for field in PHI_FIELDS:
+        setattr(
+            client,
+            f"{field}_sealed",
+            "" if field in ("first_name", "last_name", "preferences", "notes") else None,
+        )
+    client.email_key = client.phone_key = None
+    client.is_active = False
+    session.execute(delete(ClientSearchTerm).where(ClientSearchTerm.client_id == client.id))
 
 
 def display_name(session: Session, client: Client) -> str:
     """ "First Last", opening only the two name fields."""
+    if client.erased_at is not None:
+        return ERASED_NAME
     key = _record_key(session, client)
     first = keys.open_text(key, client.first_name_sealed, where=_where("first_name", client.id))
     last = keys.open_text(key, client.last_name_sealed, where=_where("last_name", client.id))

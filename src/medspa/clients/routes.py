@@ -8,7 +8,17 @@ from fastapi import APIRouter
 
 from medspa.api import ActorDep, Limit, Offset, SessionDep
 from medspa.clients import service
-from medspa.clients.schemas import ClientCreate, ClientRead, ClientUpdate, EmailQuery, PhoneQuery, SearchQuery
+from medspa.clients.schemas import (
+    ClientCreate,
+    ClientErasureRead,
+    ClientRead,
+    ClientUpdate,
+    EmailQuery,
+    ErasureRequest,
+    ErasureState,
+    PhoneQuery,
+    SearchQuery,
+)
 from medspa.kit.schemas import Page
 
 router = APIRouter(prefix="/api/v1", tags=["clients"])
@@ -52,3 +62,35 @@ def update_client(
 @router.delete("/clients/{client_id}")
 def deactivate_client(client_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ClientRead:
     return service.deactivate_client(session, actor=actor, client_id=client_id)
+
+
+@router.post("/clients/{client_id}/erasure-requests", status_code=201)
+def request_erasure(
+    client_id: uuid.UUID, data: ErasureRequest, session: SessionDep, actor: ActorDep
+) -> ClientErasureRead:
+    """Ask that the client be erased (right to delete). A manager other than the one who asked approves
+    it; until then nothing changes."""
+    return service.request_erasure(session, actor=actor, client_id=client_id, data=data)
+
+
+@router.get("/erasure-requests")
+def list_erasures(
+    session: SessionDep,
+    actor: ActorDep,
+    state: ErasureState | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[ClientErasureRead]:
+    return service.list_erasures(session, actor=actor, state=state, limit=limit, offset=offset)
+
+
+@router.post("/erasure-requests/{erasure_id}/approve")
+def approve_erasure(erasure_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ClientErasureRead:
+    """Erase the client now: its record key is destroyed and its PHI emptied, for good; a tombstone
+    (id and dates) stays, and its appointments show "(erased client)"."""
+    return service.decide_erasure(session, actor=actor, erasure_id=erasure_id, approve=True)
+
+
+@router.post("/erasure-requests/{erasure_id}/refuse")
+def refuse_erasure(erasure_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ClientErasureRead:
+    return service.decide_erasure(session, actor=actor, erasure_id=erasure_id, approve=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -79,3 +79,23 @@ class ClientRead(ReadSchema):
     is_active: bool
     created_at: datetime
     updated_at: datetime
+    # Set once the client was erased: every field above but the id and dates is then empty.
+    erased_at: datetime | None = None
+
+
+ErasureState = Literal["requested", "erased", "refused"]
+
+
+class ErasureRequest(Schema):
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class ClientErasureRead(ReadSchema):
+    id: uuid.UUID
+    client_id: uuid.UUID
+    state: ErasureState
+    reason: str
+    requested_by: str
+    requested_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None

@@ -9,25 +9,39 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from medspa.clients import phi
-from medspa.clients.models import PHI_FIELDS, Client
-from medspa.clients.schemas import ClientCreate, ClientRead, ClientUpdate
+from medspa.clients import ledger, phi
+from medspa.clients.models import PHI_FIELDS, Client, ClientErasure
+from medspa.clients.schemas import ClientCreate, ClientErasureRead, ClientRead, ClientUpdate, ErasureRequest
 from medspa.kit import clock
 from medspa.kit.crud import get_owned, list_owned
+from medspa.kit.errors import ConflictError, NotFoundError, PermissionDeniedError
 from medspa.kit.outbox import record_event
 from medspa.kit.schemas import Page
-from medspa.security.actors import Actor, Permission, require
+from medspa.security.actors import Actor, Permission, require, system_actor
 
 # The lookup form of a phone number (its national digits), for callers that tell a phone from a name.
 phone_key = phi.phone_lookup
 
 
-def _client(session: Session, actor: Actor, client_id: uuid.UUID) -> Client:
-    return get_owned(session, Client, actor.organization_id, client_id, "client")
+def _client(session: Session, actor: Actor, client_id: uuid.UUID, *, lock: bool = False) -> Client:
+    """The organization's client; with `lock`, its row locked for this transaction (on PostgreSQL), so
+    that a change and an erasure of one client happen one after the other."""
+    if not lock:
+        return get_owned(session, Client, actor.organization_id, client_id, "client")
+    client = session.get(Client, client_id, with_for_update=True, populate_existing=True)
+    if client is None or client.organization_id != actor.organization_id:
+        raise NotFoundError("client", client_id)
+    return client
+
+
+def _not_erased(client: Client) -> None:
+    if client.erased_at is not None:
+        raise ConflictError(f"this client was erased on {client.erased_at:%Y-%m-%d}")
 
 
 def create_client(session: Session, *, actor: Actor, data: ClientCreate) -> ClientRead:
@@ -117,7 +131,8 @@ def update_client(session: Session, *, actor: Actor, client_id: uuid.UUID, data:
     """Change the fields given; null clears `email`, `phone` and `date_of_birth` (`ClientUpdate`).
     Emits `client.updated` with the names of the changed fields."""
     require(actor, Permission.MANAGE_CLIENTS)
-    client = _client(session, actor, client_id)
+    client = _client(session, actor, client_id, lock=True)
+    _not_erased(client)
     current = phi.open_values(session, client)
     changes = {
         key: value
@@ -136,9 +151,141 @@ def update_client(session: Session, *, actor: Actor, client_id: uuid.UUID, data:
 
 def deactivate_client(session: Session, *, actor: Actor, client_id: uuid.UUID) -> ClientRead:
     require(actor, Permission.MANAGE_CLIENTS)
-    client = _client(session, actor, client_id)
+    client = _client(session, actor, client_id, lock=True)
     client.is_active = False
     client.updated_at = clock.now()
     session.flush()
     record_event(session, actor, "client.deactivated", client.id, {"id": str(client.id)})
     return phi.read(session, client)
+
+
+def request_erasure(
+    session: Session, *, actor: Actor, client_id: uuid.UUID, data: ErasureRequest
+) -> ClientErasureRead:
+    """Ask that a client be erased (right to delete). Nothing is erased until a manager approves
+    (`decide_erasure`). One open request per client. Emits `client.erasure_requested`."""
+    require(actor, Permission.MANAGE_CLIENTS)
+    client = _client(session, actor, client_id, lock=True)
+    _not_erased(client)
+    open_request = session.scalar(
+        select(ClientErasure.id).where(
+            ClientErasure.client_id == client.id, ClientErasure.state == "requested"
+        )
+    )
+    if open_request is not None:
+        raise ConflictError("this client has an erasure request waiting for a manager already")
+    erasure = ClientErasure(
+        organization_id=actor.organization_id,
+        client_id=client.id,
+        state="requested",
+        reason=data.reason,
+        requested_by=actor.label,
+        requested_by_id=actor.actor_id,
+        requested_at=clock.now(),
+    )
+    session.add(erasure)
+    session.flush()
+    record_event(
+        session,
+        actor,
+        "client.erasure_requested",
+        client.id,
+        {"id": str(client.id), "erasure_id": str(erasure.id)},
+    )
+    return ClientErasureRead.model_validate(erasure)
+
+
+def list_erasures(
+    session: Session, *, actor: Actor, state: str | None = None, limit: int = 50, offset: int = 0
+) -> Page[ClientErasureRead]:
+    """Erasure requests, newest first; `state` filters (`requested`, `erased`, `refused`)."""
+    require(actor, Permission.MANAGE_CLIENTS)
+    filters = [] if state is None else [ClientErasure.state == state]
+    rows, total = list_owned(
+        session,
+        ClientErasure,
+        actor.organization_id,
+        *filters,
+        order_by=(ClientErasure.requested_at.desc(), ClientErasure.id),
+        limit=limit,
+        offset=offset,
+    )
+    return Page(
+        items=[ClientErasureRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )
+
+
+def decide_erasure(
+    session: Session, *, actor: Actor, erasure_id: uuid.UUID, approve: bool
+) -> ClientErasureRead:
+    """A manager approves (the client is erased now) or refuses an erasure request. Whoever asked may
+    not approve their own request. Approving destroys the client's record key and empties its PHI
+    (`phi.shred`), leaving a tombstone, and writes the erasure ledger before the transaction commits.
+    Emits `client.erased` or `client.erasure_refused`."""
+    require(actor, Permission.MANAGE_CLINIC)
+    erasure = session.get(ClientErasure, erasure_id, with_for_update=True, populate_existing=True)
+    if erasure is None or erasure.organization_id != actor.organization_id:
+        raise NotFoundError("erasure request", erasure_id)
+    if erasure.state != "requested":
+        raise ConflictError(f"this erasure request was decided already ({erasure.state})")
+    if approve and actor.actor_id is not None and actor.actor_id == erasure.requested_by_id:
+        raise PermissionDeniedError("another manager must approve an erasure you asked for")
+    now = clock.now()
+    erasure.decided_by, erasure.decided_at = actor.label, now
+    if not approve:
+        erasure.state = "refused"
+        session.flush()
+        record_event(
+            session, actor, "client.erasure_refused", erasure.client_id, {"id": str(erasure.client_id)}
+        )
+        return ClientErasureRead.model_validate(erasure)
+    client = _client(session, actor, erasure.client_id, lock=True)
+    _erase(session, client, now)
+    erasure.state = "erased"
+    session.flush()
+    ledger.append(ledger.Entry(actor.organization_id, client.id, erasure.id, now))
+    record_event(
+        session, actor, "client.erased", client.id, {"id": str(client.id), "erasure_id": str(erasure.id)}
+    )
+    return ClientErasureRead.model_validate(erasure)
+
+
+def _erase(session: Session, client: Client, when: datetime) -> None:
+    phi.shred(session, client)
+    client.erased_at = when
+    client.updated_at = when
+
+
+def replay_erasure(session: Session, entry: ledger.Entry) -> bool:
+    """Erase again a client the ledger names, as after restoring a backup taken before its erasure.
+    False when there is nothing to do (erased already, or not in this database)."""
+    client = session.get(Client, entry.client_id, with_for_update=True, populate_existing=True)
+    if client is None or client.organization_id != entry.organization_id or client.erased_at is not None:
+        return False
+    _erase(session, client, entry.erased_at)
+    erasure = session.get(ClientErasure, entry.erasure_id)
+    if erasure is None:
+        session.add(
+            ClientErasure(
+                id=entry.erasure_id,
+                organization_id=entry.organization_id,
+                client_id=client.id,
+                state="erased",
+                reason="erased again from the erasure ledger after a restore",
+                requested_by="system:restore",
+                requested_at=entry.erased_at,
+                decided_by="system:restore",
+                decided_at=entry.erased_at,
+            )
+        )
+    else:
+        erasure.state, erasure.decided_at = "erased", entry.erased_at
+    session.flush()
+    record_event(
+        session,
+        system_actor(entry.organization_id, "restore"),
+        "client.erased",
+        client.id,
+        {"id": str(client.id), "erasure_id": str(entry.erasure_id)},
+    )
+    return True
