@@ -15,7 +15,7 @@ DOMAINS = ("security", "resources", "catalog", "clients", "scheduling", "retenti
 # What other domains may use of a domain: its service and schemas (and, of security, who is acting and
 # the keys that seal PHI).
 PUBLIC = {"__init__", "service", "schemas"}
-PUBLIC_OF = {"security": PUBLIC | {"actors", "keys"}}
+PUBLIC_OF = {"security": PUBLIC | {"actors", "gate", "keys"}}
 
 
 def _contracts() -> dict[str, dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -92,3 +93,43 @@ class OrganizationKey(TenantMixin, Base):
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
     wrapped_at: Mapped[datetime]
+
+
+class AgentAction(TenantMixin, Base):
+    """One action an automated agent took or asked to take (`security.gate`): the action log and, for
+    those waiting for a person, the approval queue. `state`: `ran`, `queued`, `approved` (run on a
+    person's approval), `rejected`, `failed`."""
+
+    __tablename__ = "agent_actions"
+    __table_args__ = (Index("ix_agent_actions_organization_id_state", "organization_id", "state"),)
+
+    action: Mapped[str] = mapped_column(String(64))
+    tier: Mapped[int]
+    agent: Mapped[str] = mapped_column(String(200))
+    trigger: Mapped[str] = mapped_column(String(500))
+    subject_id: Mapped[uuid.UUID | None]
+    summary: Mapped[str] = mapped_column(String(500))
+    payload: Mapped[dict[str, Any]]
+    value_cents: Mapped[int | None]
+    state: Mapped[str] = mapped_column(String(16))
+    why: Mapped[str] = mapped_column(String(500))
+    outcome: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None]
+    ran_at: Mapped[datetime | None]
+
+
+class AgentPolicy(TenantMixin, Base):
+    """An organization's setting for one kind of agent action: a stricter tier than the kind's own, or
+    tier 2's thresholds (how many may run on their own per day; the value above which one waits)."""
+
+    __tablename__ = "agent_policies"
+    __table_args__ = (UniqueConstraint("organization_id", "action"),)
+
+    action: Mapped[str] = mapped_column(String(64))
+    tier: Mapped[int]
+    daily_limit: Mapped[int | None]
+    value_limit_cents: Mapped[int | None]
+    updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime]

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 
-from medspa.api import ActorDep, SessionDep
-from medspa.security import service
-from medspa.security.schemas import IssuedToken, TokenCreate, TokenRead, UserCreate, UserRead
+from medspa.api import ActorDep, Limit, Offset, SessionDep
+from medspa.kit.schemas import Page
+from medspa.security import gate, service
+from medspa.security.schemas import (
+    AgentActionRead,
+    AgentPolicyRead,
+    AgentPolicyUpdate,
+    IssuedToken,
+    TokenCreate,
+    TokenRead,
+    UserCreate,
+    UserRead,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["security"])
 
@@ -33,3 +44,45 @@ def list_tokens(session: SessionDep, actor: ActorDep) -> list[TokenRead]:
 def revoke_token(token_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> Response:
     service.revoke_token(session, actor=actor, token_id=token_id)
     return Response(status_code=204)
+
+
+AgentActionState = Literal["ran", "queued", "approved", "rejected", "failed"]
+ActionName = Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9_.\-]+$")]
+
+
+@router.get("/agent-actions")
+def list_agent_actions(
+    session: SessionDep,
+    actor: ActorDep,
+    state: AgentActionState | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[AgentActionRead]:
+    """The log of automated actions, newest first, each with its agent, trigger and who approved it;
+    `state=queued` is the approval queue (managers and owners)."""
+    return gate.list_actions(session, actor=actor, state=state, limit=limit, offset=offset)
+
+
+@router.post("/agent-actions/{action_id}/approve")
+def approve_agent_action(action_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> AgentActionRead:
+    """Run a queued action now, as its agent, with the approver named in the log."""
+    return gate.decide(session, actor=actor, action_id=action_id, approve=True)
+
+
+@router.post("/agent-actions/{action_id}/reject")
+def reject_agent_action(action_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> AgentActionRead:
+    return gate.decide(session, actor=actor, action_id=action_id, approve=False)
+
+
+@router.get("/agent-policies")
+def list_agent_policies(session: SessionDep, actor: ActorDep) -> list[AgentPolicyRead]:
+    """Every kind of automated action with its tier and thresholds in force here."""
+    return gate.list_policies(session, actor=actor)
+
+
+@router.put("/agent-policies/{action}")
+def set_agent_policy(
+    action: ActionName, data: AgentPolicyUpdate, session: SessionDep, actor: ActorDep
+) -> AgentPolicyRead:
+    """Make a kind stricter (owners): a higher tier, or tier 2's thresholds. Never below its own tier."""
+    return gate.set_policy(session, actor=actor, action=action, data=data)
