@@ -36,6 +36,8 @@ def _run(connection: Connection) -> None:
         _sqlite_foreign_keys(connection, on=False)
     try:
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":  # data migrations see every tenant's rows (ADR 21)
+                connection.exec_driver_sql("SELECT set_config('app.scope', 'system', true)")
             context.run_migrations()
             if sqlite:
                 _refuse_dangling_references(connection)

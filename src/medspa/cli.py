@@ -92,6 +92,7 @@ def serve(
     console.print(
         f"medspa on {scheme}://{host}:{port}  (database: {load_settings().database_url}; {worker_note})"
     )
+    _warn_when_row_security_is_bypassed()
     uvicorn.run(
         "medspa.app:serving_app",
         factory=True,
@@ -102,6 +103,25 @@ def serve(
         ssl_certfile=str(listening.certfile) if listening.certfile else None,
         ssl_keyfile=str(listening.keyfile) if listening.keyfile else None,
     )
+
+
+def _warn_when_row_security_is_bypassed() -> None:
+    """On PostgreSQL, say so when the server's database role is one row-level security does not bind."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from medspa.kit.db import default_engine, row_security_bypass
+
+    if load_settings().is_sqlite:
+        return
+    try:
+        bypass = row_security_bypass(default_engine())
+    except SQLAlchemyError:
+        return  # the server reports an unreachable database itself
+    if bypass:
+        errors.print(
+            f"[yellow]warning:[/yellow] row-level security does not bind this server ({bypass}): "
+            "serve as an application role (README, PostgreSQL)"
+        )
 
 
 @app.command()

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Connection,
     DateTime,
     Engine,
     Integer,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     create_engine,
     event,
     exc,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -246,6 +248,60 @@ def unit_of_work(engine: Engine | None = None, *, write: bool = True) -> Iterato
         session.close()
         if lock is not None:
             lock.release()
+
+
+# Row-level security on PostgreSQL (ADR 21). Every tenant table carries a policy that shows a
+# transaction only the rows of the organization in `app.organization_id`, unless `app.scope` is
+# `system`. Both are set per transaction with `set_config(..., true)` (a connection-level SET would
+# outlive the transaction and leak to the next user of the pooled connection): at its start, `system`
+# for the code of the server itself (the worker, the CLI, sign-in); once a request's credentials name
+# its organization (`confine_to_tenant`), that organization only, for the rest of the session.
+TENANT_KEY = "medspa_tenant"
+_SCOPE = text(
+    "SELECT set_config('app.organization_id', :organization, true), set_config('app.scope', :scope, true)"
+)
+
+
+def confine_to_tenant(session: Session, organization_id: uuid.UUID) -> None:
+    """From now on, every transaction of `session` sees only the organization's rows (PostgreSQL; on
+    SQLite the application's own scoping is the only wall)."""
+    session.info[TENANT_KEY] = organization_id
+    if session.in_transaction() and session.get_bind().dialect.name == "postgresql":
+        _set_scope(session.connection(), organization_id)
+
+
+def _set_scope(connection: Connection, organization_id: uuid.UUID | None) -> None:
+    if organization_id is None:
+        connection.execute(_SCOPE, {"organization": "", "scope": "system"})
+    else:
+        connection.execute(_SCOPE, {"organization": str(organization_id), "scope": "tenant"})
+
+
+@event.listens_for(Session, "after_begin")
+def _scope_transaction(session: Session, _transaction: object, connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        _set_scope(connection, session.info.get(TENANT_KEY))
+
+
+def row_security_bypass(engine: Engine) -> str | None:
+    """Why row-level security would not apply to this engine's database role (superuser, BYPASSRLS, or
+    owner of the tables), or None when it applies (or the database is SQLite)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as connection:
+        role, superuser, bypass = connection.execute(
+            text("SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        ).one()
+        owned = connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_tables"
+                " WHERE schemaname = current_schema() AND tableowner = current_user"
+            )
+        )
+    reasons = [
+        r for r, holds in (("superuser", superuser), ("BYPASSRLS", bypass), ("table owner", owned)) if holds
+    ]
+    return f"role {role} is {' and '.join(reasons)}" if reasons else None
 
 
 def run_in_unit_of_work(

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.orm import Session
 
 from medspa.kit import clock
+from medspa.kit.db import confine_to_tenant
 from medspa.kit.errors import AuthenticationError, ConflictError, NotFoundError, RateLimitedError
 from medspa.kit.outbox import record_event
 from medspa.kit.schemas import storable_text_problem
@@ -160,6 +161,7 @@ def authenticate_token(session: Session, *, token: str, activity: Activity | Non
     token_id, organization_id, role, name = row
     if activity is not None:
         activity.saw_token(token_id, clock.now())
+    confine_to_tenant(session, organization_id)
     return Actor(organization_id=organization_id, kind="token", actor_id=token_id, role=Role(role), name=name)
 
 
@@ -297,6 +299,7 @@ def authenticate_session(session: Session, *, secret: str, activity: Activity | 
         raise AuthenticationError("session expired; sign in again")
     if activity is not None:
         activity.saw_session(row.id, now)
+    confine_to_tenant(session, user.organization_id)
     return Actor(
         organization_id=user.organization_id,
         kind="user",
