@@ -14,7 +14,7 @@ PACKAGE = ROOT / "src" / "medspa"
 DOMAINS = ("security", "resources", "catalog", "clients", "scheduling", "retention")
 # What other domains may use of a domain: its service and schemas (and who is acting, from security).
 PUBLIC = {"__init__", "service", "schemas"}
-PUBLIC_OF = {"security": PUBLIC | {"actors"}}
+PUBLIC_OF = {"security": PUBLIC | {"actors", "permissions"}}
 
 
 def _contracts() -> dict[str, dict[str, Any]]:

@@ -10,16 +10,19 @@ from medspa.api import ActorDep, Limit, Offset, SessionDep
 from medspa.clients import service
 from medspa.clients.schemas import ClientCreate, ClientRead, ClientUpdate, EmailQuery, PhoneQuery
 from medspa.kit.schemas import Page
+from medspa.security.permissions import permits
 
 router = APIRouter(prefix="/api/v1", tags=["clients"])
 
 
 @router.post("/clients", status_code=201)
+@permits("clients", "create")
 def create_client(data: ClientCreate, session: SessionDep, actor: ActorDep) -> ClientRead:
     return service.create_client(session, actor=actor, data=data)
 
 
 @router.get("/clients")
+@permits("clients", "read")
 def list_clients(
     session: SessionDep,
     actor: ActorDep,
@@ -32,11 +35,13 @@ def list_clients(
 
 
 @router.get("/clients/{client_id}")
+@permits("clients", "read")
 def get_client(client_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ClientRead:
     return service.get_client(session, actor=actor, client_id=client_id)
 
 
 @router.patch("/clients/{client_id}")
+@permits("clients", "update")
 def update_client(
     client_id: uuid.UUID, data: ClientUpdate, session: SessionDep, actor: ActorDep
 ) -> ClientRead:
@@ -44,5 +49,6 @@ def update_client(
 
 
 @router.delete("/clients/{client_id}")
+@permits("clients", "deactivate")
 def deactivate_client(client_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ClientRead:
     return service.deactivate_client(session, actor=actor, client_id=client_id)

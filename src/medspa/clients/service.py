@@ -19,7 +19,7 @@ from medspa.kit import clock
 from medspa.kit.crud import get_owned, list_owned
 from medspa.kit.outbox import record_event
 from medspa.kit.schemas import Page
-from medspa.security.actors import Actor, Permission, require
+from medspa.security.actors import Actor, require
 
 
 def email_key(email: str | None) -> str | None:
@@ -36,9 +36,18 @@ def _client(session: Session, actor: Actor, client_id: uuid.UUID) -> Client:
     return get_owned(session, Client, actor.organization_id, client_id, "client")
 
 
+def _read(actor: Actor, client: Client) -> ClientRead:
+    """The client as the actor may see them: without the clinical fields (date of birth, preferences,
+    notes: null) for a role the permission matrix does not let read them (marketing)."""
+    read = ClientRead.model_validate(client)
+    if actor.can("clients", "read_clinical"):
+        return read
+    return read.model_copy(update={"date_of_birth": None, "preferences": None, "notes": None})
+
+
 def create_client(session: Session, *, actor: Actor, data: ClientCreate) -> ClientRead:
     """Register a client. Emits `client.created` (id only)."""
-    require(actor, Permission.MANAGE_CLIENTS)
+    require(actor, "clients", "create")
     now = clock.now()
     client = Client(
         organization_id=actor.organization_id,
@@ -51,12 +60,12 @@ def create_client(session: Session, *, actor: Actor, data: ClientCreate) -> Clie
     session.add(client)
     session.flush()
     record_event(session, actor, "client.created", client.id, {"id": str(client.id)})
-    return ClientRead.model_validate(client)
+    return _read(actor, client)
 
 
 def get_client(session: Session, *, actor: Actor, client_id: uuid.UUID) -> ClientRead:
-    require(actor, Permission.READ)
-    return ClientRead.model_validate(_client(session, actor, client_id))
+    require(actor, "clients", "read")
+    return _read(actor, _client(session, actor, client_id))
 
 
 def list_clients(
@@ -70,7 +79,7 @@ def list_clients(
     include_inactive: bool = False,
 ) -> Page[ClientRead]:
     """Clients by name; `email` and `phone` filter by exact match (case and punctuation ignored)."""
-    require(actor, Permission.READ)
+    require(actor, "clients", "read")
     filters: list[ColumnElement[bool]] = [] if include_inactive else [Client.is_active.is_(True)]
     if email is not None:
         filters.append(Client.email_key == email_key(email))
@@ -85,7 +94,7 @@ def list_clients(
         limit=limit,
         offset=offset,
     )
-    return Page(items=[ClientRead.model_validate(c) for c in rows], total=total, limit=limit, offset=offset)
+    return Page(items=[_read(actor, c) for c in rows], total=total, limit=limit, offset=offset)
 
 
 def client_names(
@@ -93,7 +102,7 @@ def client_names(
 ) -> dict[uuid.UUID, str]:
     """Display names ("first last") of the given clients, by id, in one query: for lists such as the day
     view that show many appointments. Ids of other organizations (or unknown ids) are simply absent."""
-    require(actor, Permission.READ)
+    require(actor, "clients", "read")
     if not client_ids:
         return {}
     query = select(Client.id, Client.first_name, Client.last_name).where(
@@ -105,7 +114,7 @@ def client_names(
 def update_client(session: Session, *, actor: Actor, client_id: uuid.UUID, data: ClientUpdate) -> ClientRead:
     """Change the fields given; null clears `email`, `phone` and `date_of_birth` (`ClientUpdate`).
     Emits `client.updated` with the names of the changed fields."""
-    require(actor, Permission.MANAGE_CLIENTS)
+    require(actor, "clients", "update")
     client = _client(session, actor, client_id)
     changed = []
     for key, value in data.model_dump(exclude_unset=True).items():
@@ -119,14 +128,14 @@ def update_client(session: Session, *, actor: Actor, client_id: uuid.UUID, data:
     record_event(
         session, actor, "client.updated", client.id, {"id": str(client.id), "fields": sorted(changed)}
     )
-    return ClientRead.model_validate(client)
+    return _read(actor, client)
 
 
 def deactivate_client(session: Session, *, actor: Actor, client_id: uuid.UUID) -> ClientRead:
-    require(actor, Permission.MANAGE_CLIENTS)
+    require(actor, "clients", "deactivate")
     client = _client(session, actor, client_id)
     client.is_active = False
     client.updated_at = clock.now()
     session.flush()
     record_event(session, actor, "client.deactivated", client.id, {"id": str(client.id)})
-    return ClientRead.model_validate(client)
+    return _read(actor, client)

@@ -20,6 +20,7 @@ from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import BookingRequest, SlotRead
 from medspa.security.actors import Actor
+from medspa.security.permissions import permits
 from medspa.web.board import Board, build_board
 from medspa.web.day import board_of, summary
 from medspa.web.forms import DATE_PROBLEM, form_date, form_uuid
@@ -35,6 +36,7 @@ CLIENT_MATCHES = 10
 
 
 @router.get("/locations/{location_id}/clients")
+@permits("clients", "read")
 def search_clients(
     request: Request, session: SessionDep, actor: PageActor, location_id: uuid.UUID, q: str = ""
 ) -> Response:
@@ -52,6 +54,7 @@ def search_clients(
 
 
 @router.post("/locations/{location_id}/clients", dependencies=SameOrigin)
+@permits("clients", "create")
 def add_client(
     request: Request,
     session: SessionDep,
@@ -112,6 +115,7 @@ def _client_choice(
 
 
 @router.get("/locations/{location_id}/slots")
+@permits("availability", "read")
 def slots(
     request: Request,
     session: SessionDep,
@@ -187,6 +191,7 @@ def _slots_fragment(
 
 
 @router.post("/locations/{location_id}/appointments", dependencies=SameOrigin)
+@permits("appointments", "book")
 async def book(
     request: Request,
     location_id: uuid.UUID,
