@@ -145,9 +145,10 @@ def owner(engine: Engine) -> Actor:
     return system_actor(org.id, "test")
 
 
-def token_for(engine: Engine, actor: Actor, role: Role = Role.OWNER) -> str:
+def token_for(engine: Engine, actor: Actor, role: Role = Role.OWNER, *, days: int | None = None) -> str:
     with unit_of_work(engine) as session:
-        return security.issue_token(session, actor=actor, data=TokenCreate(name="test", role=role)).token
+        data = TokenCreate(name="test", role=role, expires_in_days=days)
+        return security.issue_token(session, actor=actor, data=data).token
 
 
 @pytest.fixture(autouse=True)

@@ -12,10 +12,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "medspa"
 DOMAINS = ("security", "resources", "catalog", "clients", "scheduling", "retention")
-# What other domains may use of a domain: its service and schemas (and, of security, who is acting and
-# the keys that seal PHI).
+# What other domains may use of a domain: its service and schemas (and, of security, who is acting, what
+# they may do, the keys that seal PHI and the gate of automated actions).
 PUBLIC = {"__init__", "service", "schemas"}
-PUBLIC_OF = {"security": PUBLIC | {"actors", "gate", "keys"}}
+PUBLIC_OF = {"security": PUBLIC | {"actors", "gate", "keys", "permissions"}}
 
 
 def _contracts() -> dict[str, dict[str, Any]]:

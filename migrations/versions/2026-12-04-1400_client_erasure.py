@@ -1,7 +1,7 @@
 """Right to delete: erasure requests and the tombstone of an erased client (ADR 17).
 
 Revision ID: 4e8a1c7b2d95
-Revises: 9c4f6a8b0d32
+Revises: c4e1a9d3b7f2
 Create Date: 2026-12-04 14:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "4e8a1c7b2d95"
-down_revision = "9c4f6a8b0d32"
+down_revision = "c4e1a9d3b7f2"
 branch_labels = None
 depends_on = None
 

@@ -29,6 +29,7 @@ from medspa.kit.schemas import MAX_OFFSET
 from medspa.security import service as security
 from medspa.security.activity import Activity
 from medspa.security.actors import Actor
+from medspa.security.permissions import PUBLIC, permit_of_request
 
 logger = logging.getLogger(__name__)
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -63,6 +64,25 @@ def get_actor(request: Request, session: SessionDep) -> Actor:
 
 
 def authenticate(request: Request, session: Session) -> Actor:
+    """The request's actor (401 without valid credentials), allowed what the route declares (403)."""
+    actor = _credentials(request, session)
+    authorize(request, actor)
+    return actor
+
+
+def authorize(request: Request, actor: Actor) -> None:
+    """PermissionDeniedError (403) unless the permission matrix lets the actor's role take what the
+    request's route declares (`security.permissions.permits`). Deny by default: a route that declares
+    nothing lets no one through."""
+    permit = permit_of_request(request.scope.get("endpoint"), request.path_params)
+    if permit is None:
+        raise PermissionDeniedError("this route declares no permission, so no one may use it")
+    if permit != PUBLIC and not actor.can(*permit):
+        resource, action = permit
+        raise PermissionDeniedError(f"role {actor.role.value} may not {action.replace('_', ' ')} {resource}")
+
+
+def _credentials(request: Request, session: Session) -> Actor:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return security.authenticate_token(session, token=header[7:].strip(), activity=activity_of(request))

@@ -24,6 +24,7 @@ from medspa.resources.routes import router as resources_router
 from medspa.retention.routes import router as retention_router
 from medspa.scheduling.routes import router as scheduling_router
 from medspa.security.activity import Activity, Flusher
+from medspa.security.permissions import public
 from medspa.security.routes import router as security_router
 from medspa.web.pages import install_pages
 
@@ -96,6 +97,7 @@ def create_app(
     document_errors(app)
 
     @app.get("/api/v1/health", tags=["health"])
+    @public
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 

@@ -28,10 +28,12 @@ db_app = typer.Typer(help="The database.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo clinic.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 keys_app = typer.Typer(help="The keys that protect client records (PHI).", no_args_is_help=True)
+users_app = typer.Typer(help="Staff users.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 
@@ -198,15 +200,19 @@ def demo_seed(
         f"upcoming appointments and {summary.scored_clients} clients scored"
     )
     console.print(
-        f"sign in at /login as {STAFF[2][0]} (or {STAFF[0][0]}), password [bold]{DEMO_PASSWORD}[/bold]"
+        f"sign in at /login as {STAFF[2][0]}, password [bold]{DEMO_PASSWORD}[/bold]; as {STAFF[0][0]} "
+        "with the code `medspa demo code` prints"
     )
 
 
 @tokens_app.command("create")
 def tokens_create(
     organization: str = OrganizationOption,
-    role: str = typer.Option(..., help="owner, manager, front_desk or provider"),
+    role: str = typer.Option(..., help="owner, manager, front_desk, provider, marketing or contractor"),
     name: str = typer.Option("cli", help="a label for the token"),
+    days: int | None = typer.Option(
+        None, "--days", help="days until the token stops working (1-3650; required for a contractor)"
+    ),
 ) -> None:
     """Issue an API token; it is printed once and stored only as a hash."""
     from medspa.kit.db import unit_of_work
@@ -215,14 +221,18 @@ def tokens_create(
     from medspa.security.actors import Role, system_actor
     from medspa.security.schemas import TokenCreate
 
+    roles = ", ".join(r.value for r in Role)
     if role not in {r.value for r in Role}:
-        _fail(f"--role: unknown role {role!r} (owner, manager, front_desk, provider)", 2)
+        _fail(f"--role: unknown role {role!r} ({roles})", 2)
+    if days is not None and not 1 <= days <= 3650:
+        _fail("--days: between 1 and 3650", 2)
+    if role == Role.CONTRACTOR.value and days is None:
+        _fail("--days: a contractor's token needs an expiry", 2)
     try:
         with unit_of_work() as session:
             org = security.get_organization(session, slug=organization)
-            issued = security.issue_token(
-                session, actor=system_actor(org.id, "cli"), data=TokenCreate(name=name, role=Role(role))
-            )
+            data = TokenCreate(name=name, role=Role(role), expires_in_days=days)
+            issued = security.issue_token(session, actor=system_actor(org.id, "cli"), data=data)
     except MedspaError as error:
         _fail(error.detail)
     errors.print(f"token for {organization} ({role}); shown once, keep it safe:")
@@ -295,6 +305,49 @@ def restore(source: Path = typer.Argument(..., help="a file written by `medspa b
         f"restored from {source}; {replayed} of {len(entries)} erasures in {settings.erasure_ledger} "
         "applied again"
     )
+
+
+@users_app.command("totp-enrol")
+def users_totp_enrol(
+    organization: str = OrganizationOption,
+    email: str = typer.Option(..., "--email", help="the user's e-mail"),
+) -> None:
+    """Give a user a new second factor (TOTP) and print the otpauth:// URI for their authenticator app;
+    their next sign-in asks for a code from it. Owners and managers cannot sign in without one."""
+    from medspa.kit.db import unit_of_work
+    from medspa.kit.errors import MedspaError
+    from medspa.security import service as security
+
+    try:
+        with unit_of_work() as session:
+            enrolment = security.enrol_totp(session, actor=_actor_for(session, organization), email=email)
+    except MedspaError as error:
+        _fail(error.detail)
+    errors.print(f"second factor for {email} in {organization}; add it to an authenticator app:")
+    print(enrolment.uri)
+
+
+@demo_app.command("code")
+def demo_code(
+    email: str = typer.Option("owner@lumen.example", "--email", help="a demo user's e-mail"),
+) -> None:
+    """Print the current sign-in code of the demo owner or manager (whose second factor is the demo's
+    published secret), so that anyone trying the demo can sign in as them."""
+    from medspa.demo.seed import DEMO_SLUG, DEMO_TOTP_SECRET
+    from medspa.kit.db import unit_of_work
+    from medspa.kit.errors import MedspaError
+    from medspa.security import service as security
+
+    try:
+        with unit_of_work(write=False) as session:
+            code = security.current_code(
+                session, actor=_actor_for(session, DEMO_SLUG), email=email, only_secret=DEMO_TOTP_SECRET
+            )
+    except MedspaError as error:
+        _fail(error.detail)
+    if code is None:
+        _fail(f"{email} is not a demo user with the demo's second factor")
+    print(code)
 
 
 def _actor_for(session: Session, organization: str) -> Actor:

@@ -155,3 +155,33 @@ def _org_keys(session: Session, organization_id: uuid.UUID) -> list[Organization
     return list(
         session.scalars(select(OrganizationKey).where(OrganizationKey.organization_id == organization_id))
     )
+
+
+def test_a_second_factor_secret_is_stored_sealed_and_bound_to_its_user(engine: Engine, owner: Actor) -> None:
+    from medspa.security import service as security
+    from medspa.security.models import User
+    from medspa.security.permissions import Role
+    from medspa.security.schemas import UserCreate
+
+    secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    with unit_of_work(engine) as session:
+        for email in ("a@clinic.example", "b@clinic.example"):
+            data = UserCreate(email=email, display_name="M", role=Role.MANAGER, password="long enough pw")
+            security.create_user(session, actor=owner, data=data)
+            security.enrol_totp(session, actor=owner, email=email, secret=secret)
+    with unit_of_work(engine, write=False) as session:
+        users = {
+            u.email: u
+            for u in session.scalars(select(User).where(User.organization_id == owner.organization_id))
+        }
+        stored = users["a@clinic.example"].totp_secret
+        assert stored is not None
+        assert stored.startswith(keys.SEALED_PREFIX)
+        assert secret not in stored
+        assert security.current_code(session, actor=owner, email="a@clinic.example", only_secret=secret)
+    with unit_of_work(engine) as session:  # moved to another user, it does not open
+        other = session.get(User, users["b@clinic.example"].id)
+        assert other is not None
+        other.totp_secret = stored
+    with unit_of_work(engine, write=False) as session, pytest.raises(keys.DecryptionError):
+        security.current_code(session, actor=owner, email="b@clinic.example", only_secret=secret)

@@ -86,7 +86,7 @@ def test_pages_deny_a_request_without_a_session(client: TestClient, demo_templat
 
 
 def test_every_page_but_signing_in_and_out_needs_a_session(client: TestClient, demo_template: Demo) -> None:
-    open_paths = {"/login", "/logout"}
+    open_paths = {"/login", "/login/code", "/logout"}
     checked = 0
     for route in [r for router in pages.ROUTERS for r in router.routes]:
         assert isinstance(route, APIRoute)

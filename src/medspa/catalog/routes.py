@@ -10,16 +10,19 @@ from medspa.api import ActorDep, Limit, Offset, SessionDep
 from medspa.catalog import service
 from medspa.catalog.schemas import ServiceCreate, ServiceRead, ServiceUpdate
 from medspa.kit.schemas import Code, Page
+from medspa.security.permissions import permits
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
 
 @router.post("/services", status_code=201)
+@permits("services", "manage")
 def create_service(data: ServiceCreate, session: SessionDep, actor: ActorDep) -> ServiceRead:
     return service.create_service(session, actor=actor, data=data)
 
 
 @router.get("/services")
+@permits("services", "read")
 def list_services(
     session: SessionDep, actor: ActorDep, category: Code | None = None, limit: Limit = 50, offset: Offset = 0
 ) -> Page[ServiceRead]:
@@ -27,11 +30,13 @@ def list_services(
 
 
 @router.get("/services/{service_id}")
+@permits("services", "read")
 def get_service(service_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ServiceRead:
     return service.get_service(session, actor=actor, service_id=service_id)
 
 
 @router.patch("/services/{service_id}")
+@permits("services", "manage")
 def update_service(
     service_id: uuid.UUID, data: ServiceUpdate, session: SessionDep, actor: ActorDep
 ) -> ServiceRead:
@@ -39,5 +44,6 @@ def update_service(
 
 
 @router.delete("/services/{service_id}")
+@permits("services", "manage")
 def deactivate_service(service_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ServiceRead:
     return service.deactivate_service(session, actor=actor, service_id=service_id)

@@ -12,7 +12,7 @@ from medspa.catalog.schemas import ServiceCreate, ServiceRead, ServiceUpdate
 from medspa.kit.crud import get_owned, list_owned
 from medspa.kit.outbox import record_event
 from medspa.kit.schemas import Page
-from medspa.security.actors import Actor, Permission, require
+from medspa.security.actors import Actor, require
 
 
 def _service(session: Session, actor: Actor, service_id: uuid.UUID) -> Service:
@@ -21,7 +21,7 @@ def _service(session: Session, actor: Actor, service_id: uuid.UUID) -> Service:
 
 def create_service(session: Session, *, actor: Actor, data: ServiceCreate) -> ServiceRead:
     """Add a service to the catalogue. Emits `service.created`."""
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "services", "manage")
     service = Service(organization_id=actor.organization_id, **data.model_dump())
     service.room_types = sorted(set(data.room_types))
     session.add(service)
@@ -57,7 +57,7 @@ def update_service(
     session: Session, *, actor: Actor, service_id: uuid.UUID, data: ServiceUpdate
 ) -> ServiceRead:
     """Change the fields given; null clears `required_license` and `device_type` (`ServiceUpdate`)."""
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "services", "manage")
     service = _service(session, actor, service_id)
     for key, value in data.model_dump(exclude_unset=True).items():
         setattr(service, key, sorted(set(value)) if key == "room_types" else value)
@@ -69,7 +69,7 @@ def update_service(
 
 def deactivate_service(session: Session, *, actor: Actor, service_id: uuid.UUID) -> ServiceRead:
     """Withdraw the service from sale; booked appointments keep it."""
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "services", "manage")
     service = _service(session, actor, service_id)
     service.is_active = False
     session.flush()

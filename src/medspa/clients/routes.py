@@ -20,16 +20,19 @@ from medspa.clients.schemas import (
     SearchQuery,
 )
 from medspa.kit.schemas import Page
+from medspa.security.permissions import permits
 
 router = APIRouter(prefix="/api/v1", tags=["clients"])
 
 
 @router.post("/clients", status_code=201)
+@permits("clients", "create")
 def create_client(data: ClientCreate, session: SessionDep, actor: ActorDep) -> ClientRead:
     return service.create_client(session, actor=actor, data=data)
 
 
 @router.get("/clients")
+@permits("clients", "read")
 def list_clients(
     session: SessionDep,
     actor: ActorDep,
@@ -48,11 +51,13 @@ def list_clients(
 
 
 @router.get("/clients/{client_id}")
+@permits("clients", "read")
 def get_client(client_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ClientRead:
     return service.get_client(session, actor=actor, client_id=client_id)
 
 
 @router.patch("/clients/{client_id}")
+@permits("clients", "update")
 def update_client(
     client_id: uuid.UUID, data: ClientUpdate, session: SessionDep, actor: ActorDep
 ) -> ClientRead:
@@ -60,11 +65,13 @@ def update_client(
 
 
 @router.delete("/clients/{client_id}")
+@permits("clients", "deactivate")
 def deactivate_client(client_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ClientRead:
     return service.deactivate_client(session, actor=actor, client_id=client_id)
 
 
 @router.post("/clients/{client_id}/erasure-requests", status_code=201)
+@permits("clients", "request_erasure")
 def request_erasure(
     client_id: uuid.UUID, data: ErasureRequest, session: SessionDep, actor: ActorDep
 ) -> ClientErasureRead:
@@ -74,6 +81,7 @@ def request_erasure(
 
 
 @router.get("/erasure-requests")
+@permits("clients", "list_erasures")
 def list_erasures(
     session: SessionDep,
     actor: ActorDep,
@@ -85,6 +93,7 @@ def list_erasures(
 
 
 @router.post("/erasure-requests/{erasure_id}/approve")
+@permits("clients", "erase")
 def approve_erasure(erasure_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ClientErasureRead:
     """Erase the client now: its record key is destroyed and its PHI emptied, for good; a tombstone
     (id and dates) stays, and its appointments show "(erased client)"."""
@@ -92,5 +101,6 @@ def approve_erasure(erasure_id: uuid.UUID, session: SessionDep, actor: ActorDep)
 
 
 @router.post("/erasure-requests/{erasure_id}/refuse")
+@permits("clients", "erase")
 def refuse_erasure(erasure_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ClientErasureRead:
     return service.decide_erasure(session, actor=actor, erasure_id=erasure_id, approve=False)

@@ -74,8 +74,9 @@ class ClientRead(ReadSchema):
     email: str | None
     phone: str | None
     date_of_birth: date | None
-    preferences: dict[str, Any]
-    notes: str
+    # Clinical fields: null for a role that may not read them (marketing).
+    preferences: dict[str, Any] | None
+    notes: str | None
     is_active: bool
     created_at: datetime
     updated_at: datetime

@@ -22,7 +22,7 @@ from medspa.kit.crud import get_owned, list_owned
 from medspa.kit.errors import ConflictError, NotFoundError, PermissionDeniedError
 from medspa.kit.outbox import record_event
 from medspa.kit.schemas import Page
-from medspa.security.actors import Actor, Permission, require, system_actor
+from medspa.security.actors import Actor, require, system_actor
 
 # The lookup form of a phone number (its national digits), for callers that tell a phone from a name.
 phone_key = phi.phone_lookup
@@ -39,6 +39,15 @@ def _client(session: Session, actor: Actor, client_id: uuid.UUID, *, lock: bool 
     return client
 
 
+def _read(session: Session, actor: Actor, client: Client) -> ClientRead:
+    """The client as the actor may see them: without the clinical fields (date of birth, preferences,
+    notes: null) for a role the permission matrix does not let read them (marketing)."""
+    read = phi.read(session, client)
+    if actor.can("clients", "read_clinical"):
+        return read
+    return read.model_copy(update={"date_of_birth": None, "preferences": None, "notes": None})
+
+
 def _not_erased(client: Client) -> None:
     if client.erased_at is not None:
         raise ConflictError(f"this client was erased on {client.erased_at:%Y-%m-%d}")
@@ -46,7 +55,7 @@ def _not_erased(client: Client) -> None:
 
 def create_client(session: Session, *, actor: Actor, data: ClientCreate) -> ClientRead:
     """Register a client. Emits `client.created` (id only)."""
-    require(actor, Permission.MANAGE_CLIENTS)
+    require(actor, "clients", "create")
     now = clock.now()
     values = data.model_dump()
     client = phi.new_client(
@@ -56,12 +65,12 @@ def create_client(session: Session, *, actor: Actor, data: ClientCreate) -> Clie
     session.flush()
     phi.add_search_terms(session, client, values)
     record_event(session, actor, "client.created", client.id, {"id": str(client.id)})
-    return phi.read(session, client)
+    return _read(session, actor, client)
 
 
 def get_client(session: Session, *, actor: Actor, client_id: uuid.UUID) -> ClientRead:
-    require(actor, Permission.READ)
-    return phi.read(session, _client(session, actor, client_id))
+    require(actor, "clients", "read")
+    return _read(session, actor, _client(session, actor, client_id))
 
 
 def list_clients(
@@ -76,7 +85,7 @@ def list_clients(
 ) -> Page[ClientRead]:
     """Clients in the order they were registered; `email` and `phone` filter by exact match (case and
     punctuation ignored)."""
-    require(actor, Permission.READ)
+    require(actor, "clients", "read")
     filters: list[ColumnElement[bool]] = [] if include_inactive else [Client.is_active.is_(True)]
     if email is not None:
         filters.append(Client.email_key == phi.email_index(session, actor.organization_id, email))
@@ -91,7 +100,7 @@ def list_clients(
         limit=limit,
         offset=offset,
     )
-    return Page(items=[phi.read(session, c) for c in rows], total=total, limit=limit, offset=offset)
+    return Page(items=[_read(session, actor, c) for c in rows], total=total, limit=limit, offset=offset)
 
 
 def search_clients(
@@ -100,7 +109,7 @@ def search_clients(
     """Active clients found by what the front desk typed (`phi.query_strings`): any prefix of a word of
     the name or of the e-mail, or a phone number in any format, or its start or last digits; every word
     typed must match. Best match first (`phi.rank`)."""
-    require(actor, Permission.READ)
+    require(actor, "clients", "read")
     ids = phi.matching_ids(session, actor.organization_id, query)
     if not ids:
         return Page(items=[], total=0, limit=limit, offset=offset)
@@ -109,7 +118,7 @@ def search_clients(
             Client.organization_id == actor.organization_id, Client.id.in_(ids), Client.is_active.is_(True)
         )
     ).all()
-    ranked = phi.rank(query, [phi.read(session, c) for c in rows])
+    ranked = phi.rank(query, [_read(session, actor, c) for c in rows])
     return Page(items=ranked[offset : offset + limit], total=len(ranked), limit=limit, offset=offset)
 
 
@@ -118,7 +127,7 @@ def client_names(
 ) -> dict[uuid.UUID, str]:
     """Display names ("first last") of the given clients, by id, in one query: for lists such as the day
     view that show many appointments. Ids of other organizations (or unknown ids) are simply absent."""
-    require(actor, Permission.READ)
+    require(actor, "clients", "read")
     if not client_ids:
         return {}
     rows = session.scalars(
@@ -130,7 +139,7 @@ def client_names(
 def update_client(session: Session, *, actor: Actor, client_id: uuid.UUID, data: ClientUpdate) -> ClientRead:
     """Change the fields given; null clears `email`, `phone` and `date_of_birth` (`ClientUpdate`).
     Emits `client.updated` with the names of the changed fields."""
-    require(actor, Permission.MANAGE_CLIENTS)
+    require(actor, "clients", "update")
     client = _client(session, actor, client_id, lock=True)
     _not_erased(client)
     current = phi.open_values(session, client)
@@ -146,17 +155,17 @@ def update_client(session: Session, *, actor: Actor, client_id: uuid.UUID, data:
     record_event(
         session, actor, "client.updated", client.id, {"id": str(client.id), "fields": sorted(changes)}
     )
-    return phi.read(session, client)
+    return _read(session, actor, client)
 
 
 def deactivate_client(session: Session, *, actor: Actor, client_id: uuid.UUID) -> ClientRead:
-    require(actor, Permission.MANAGE_CLIENTS)
+    require(actor, "clients", "deactivate")
     client = _client(session, actor, client_id, lock=True)
     client.is_active = False
     client.updated_at = clock.now()
     session.flush()
     record_event(session, actor, "client.deactivated", client.id, {"id": str(client.id)})
-    return phi.read(session, client)
+    return _read(session, actor, client)
 
 
 def request_erasure(
@@ -164,7 +173,7 @@ def request_erasure(
 ) -> ClientErasureRead:
     """Ask that a client be erased (right to delete). Nothing is erased until a manager approves
     (`decide_erasure`). One open request per client. Emits `client.erasure_requested`."""
-    require(actor, Permission.MANAGE_CLIENTS)
+    require(actor, "clients", "request_erasure")
     client = _client(session, actor, client_id, lock=True)
     _not_erased(client)
     open_request = session.scalar(
@@ -199,7 +208,7 @@ def list_erasures(
     session: Session, *, actor: Actor, state: str | None = None, limit: int = 50, offset: int = 0
 ) -> Page[ClientErasureRead]:
     """Erasure requests, newest first; `state` filters (`requested`, `erased`, `refused`)."""
-    require(actor, Permission.MANAGE_CLIENTS)
+    require(actor, "clients", "list_erasures")
     filters = [] if state is None else [ClientErasure.state == state]
     rows, total = list_owned(
         session,
@@ -222,7 +231,7 @@ def decide_erasure(
     not approve their own request. Approving destroys the client's record key and empties its PHI
     (`phi.shred`), leaving a tombstone, and writes the erasure ledger before the transaction commits.
     Emits `client.erased` or `client.erasure_refused`."""
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "clients", "erase")
     erasure = session.get(ClientErasure, erasure_id, with_for_update=True, populate_existing=True)
     if erasure is None or erasure.organization_id != actor.organization_id:
         raise NotFoundError("erasure request", erasure_id)

@@ -53,6 +53,7 @@ from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import BookingRequest, WaitlistCreate
 from medspa.security import service as security
 from medspa.security.actors import Actor, Role, system_actor
+from medspa.security.permissions import SECOND_FACTOR_REQUIRED
 from medspa.security.schemas import OrganizationRead, UserCreate
 
 DEMO_SLUG = "demo"
@@ -63,7 +64,14 @@ STAFF = [
     ("manager@lumen.example", "Sam Patel (manager)", Role.MANAGER),
     ("frontdesk@lumen.example", "Riley Chen (front desk)", Role.FRONT_DESK),
     ("provider@lumen.example", "Dr. Elena Marsh (provider)", Role.PROVIDER),
+    ("marketing@lumen.example", "Jordan Lee (marketing)", Role.MARKETING),
+    ("contractor@lumen.example", "Casey Ruiz (contractor)", Role.CONTRACTOR),
 ]
+# The second factor of the demo owner and manager: published, so that `medspa demo code` can print the
+# current code for a visitor. Never a real clinic's (enrol with `medspa users totp-enrol`).
+DEMO_TOTP_SECRET = "MEDSPADEMOLUMENSECONDFACTORDEMOQ"
+# The demo contractor's access ends this many days after the clinic is seeded.
+CONTRACTOR_DAYS = 90
 # How many days ahead bookings are made, and how often.
 LEAD_DAYS = [0, 1, 2, 3, 5, 7, 10, 14, 21, 30, 45]
 LEAD_WEIGHTS = [10, 12, 12, 10, 10, 12, 10, 9, 7, 5, 3]
@@ -209,17 +217,40 @@ def _seed_waitlist(
     return count
 
 
+def _seed_staff(
+    session: Session, actor: Actor, today: date, *, provider_id: uuid.UUID, location_id: uuid.UUID
+) -> None:
+    """One user per role: the provider is Dr. Marsh's provider record, the contractor works at the
+    location until CONTRACTOR_DAYS after `today`, the owner and manager sign in with DEMO_TOTP_SECRET's
+    codes."""
+    for email, name, role in STAFF:
+        is_contractor = role is Role.CONTRACTOR
+        security.create_user(
+            session,
+            actor=actor,
+            data=UserCreate(
+                email=email,
+                display_name=name,
+                role=role,
+                password=DEMO_PASSWORD,
+                provider_id=provider_id if role is Role.PROVIDER else None,
+                expires_at=(
+                    datetime.combine(today + timedelta(days=CONTRACTOR_DAYS), time(0), UTC)
+                    if is_contractor
+                    else None
+                ),
+                location_ids=[location_id] if is_contractor else [],
+            ),
+        )
+        if role in SECOND_FACTOR_REQUIRED:
+            security.enrol_totp(session, actor=actor, email=email, secret=DEMO_TOTP_SECRET)
+
+
 def _seed_setup(
     session: Session, rng: random.Random, today: date, slug: str
 ) -> tuple[OrganizationRead, LocationRead, list[tuple[ServiceRead, int]]]:
     organization = security.create_organization(session, slug=slug, name="Lumen Aesthetics")
     actor = system_actor(organization.id, "demo-seed")
-    for email, name, role in STAFF:
-        security.create_user(
-            session,
-            actor=actor,
-            data=UserCreate(email=email, display_name=name, role=role, password=DEMO_PASSWORD),
-        )
     location = resources.create_location(
         session,
         actor=actor,
@@ -241,8 +272,9 @@ def _seed_setup(
             location_id=location.id,
             data=ClosureCreate(closed_on=holiday, reason="holiday"),
         )
+    providers = []
     for name, title, skills, licenses, shifts, (lunch_start, lunch_end) in PROVIDERS:
-        resources.create_provider(
+        provider = resources.create_provider(
             session,
             actor=actor,
             data=ProviderCreate(
@@ -267,6 +299,8 @@ def _seed_setup(
                 ],
             ),
         )
+        providers.append(provider)
+    _seed_staff(session, actor, today, provider_id=providers[0].id, location_id=location.id)
     for name, room_type in ROOMS:
         resources.create_room(
             session, actor=actor, data=RoomCreate(location_id=location.id, name=name, room_type=room_type)

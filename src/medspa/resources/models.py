@@ -47,6 +47,7 @@ class Closure(TenantMixin, Base):
     reason: Mapped[str] = mapped_column(String(200), default="")
 
 
+@owned_kind("provider")
 class Provider(TenantMixin, Base):
     __tablename__ = "providers"
 

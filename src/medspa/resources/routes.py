@@ -28,16 +28,19 @@ from medspa.resources.schemas import (
     RoomRead,
     RoomUpdate,
 )
+from medspa.security.permissions import permits
 
 router = APIRouter(prefix="/api/v1", tags=["resources"])
 
 
 @router.post("/locations", status_code=201)
+@permits("locations", "manage")
 def create_location(data: LocationCreate, session: SessionDep, actor: ActorDep) -> LocationRead:
     return service.create_location(session, actor=actor, data=data)
 
 
 @router.get("/locations")
+@permits("locations", "read")
 def list_locations(
     session: SessionDep, actor: ActorDep, limit: Limit = 50, offset: Offset = 0
 ) -> Page[LocationRead]:
@@ -45,11 +48,13 @@ def list_locations(
 
 
 @router.get("/locations/{location_id}")
+@permits("locations", "read")
 def get_location(location_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> LocationRead:
     return service.get_location(session, actor=actor, location_id=location_id)
 
 
 @router.patch("/locations/{location_id}")
+@permits("locations", "manage")
 def update_location(
     location_id: uuid.UUID, data: LocationUpdate, session: SessionDep, actor: ActorDep
 ) -> LocationRead:
@@ -57,11 +62,13 @@ def update_location(
 
 
 @router.delete("/locations/{location_id}")
+@permits("locations", "manage")
 def deactivate_location(location_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> LocationRead:
     return service.deactivate_location(session, actor=actor, location_id=location_id)
 
 
 @router.post("/locations/{location_id}/closures", status_code=201)
+@permits("locations", "manage")
 def add_closure(
     location_id: uuid.UUID, data: ClosureCreate, session: SessionDep, actor: ActorDep
 ) -> ClosureRead:
@@ -69,6 +76,7 @@ def add_closure(
 
 
 @router.get("/locations/{location_id}/closures")
+@permits("locations", "read")
 def list_closures(
     location_id: uuid.UUID,
     session: SessionDep,
@@ -80,11 +88,13 @@ def list_closures(
 
 
 @router.post("/providers", status_code=201)
+@permits("providers", "manage")
 def create_provider(data: ProviderCreate, session: SessionDep, actor: ActorDep) -> ProviderRead:
     return service.create_provider(session, actor=actor, data=data)
 
 
 @router.get("/providers")
+@permits("providers", "read")
 def list_providers(
     session: SessionDep,
     actor: ActorDep,
@@ -96,11 +106,13 @@ def list_providers(
 
 
 @router.get("/providers/{provider_id}")
+@permits("providers", "read")
 def get_provider(provider_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ProviderRead:
     return service.get_provider(session, actor=actor, provider_id=provider_id)
 
 
 @router.patch("/providers/{provider_id}")
+@permits("providers", "manage")
 def update_provider(
     provider_id: uuid.UUID, data: ProviderUpdate, session: SessionDep, actor: ActorDep
 ) -> ProviderRead:
@@ -108,11 +120,13 @@ def update_provider(
 
 
 @router.delete("/providers/{provider_id}")
+@permits("providers", "manage")
 def deactivate_provider(provider_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ProviderRead:
     return service.deactivate_provider(session, actor=actor, provider_id=provider_id)
 
 
 @router.post("/providers/{provider_id}/time-off", status_code=201)
+@permits("providers", "manage")
 def add_time_off(
     provider_id: uuid.UUID, data: PeriodCreate, session: SessionDep, actor: ActorDep
 ) -> PeriodRead:
@@ -120,11 +134,13 @@ def add_time_off(
 
 
 @router.post("/rooms", status_code=201)
+@permits("rooms", "manage")
 def create_room(data: RoomCreate, session: SessionDep, actor: ActorDep) -> RoomRead:
     return service.create_room(session, actor=actor, data=data)
 
 
 @router.get("/rooms")
+@permits("rooms", "read")
 def list_rooms(
     session: SessionDep,
     actor: ActorDep,
@@ -136,26 +152,31 @@ def list_rooms(
 
 
 @router.get("/rooms/{room_id}")
+@permits("rooms", "read")
 def get_room(room_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> RoomRead:
     return service.get_room(session, actor=actor, room_id=room_id)
 
 
 @router.patch("/rooms/{room_id}")
+@permits("rooms", "manage")
 def update_room(room_id: uuid.UUID, data: RoomUpdate, session: SessionDep, actor: ActorDep) -> RoomRead:
     return service.update_room(session, actor=actor, room_id=room_id, data=data)
 
 
 @router.delete("/rooms/{room_id}")
+@permits("rooms", "manage")
 def deactivate_room(room_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> RoomRead:
     return service.deactivate_room(session, actor=actor, room_id=room_id)
 
 
 @router.post("/devices", status_code=201)
+@permits("devices", "manage")
 def create_device(data: DeviceCreate, session: SessionDep, actor: ActorDep) -> DeviceRead:
     return service.create_device(session, actor=actor, data=data)
 
 
 @router.get("/devices")
+@permits("devices", "read")
 def list_devices(
     session: SessionDep,
     actor: ActorDep,
@@ -167,11 +188,13 @@ def list_devices(
 
 
 @router.get("/devices/{device_id}")
+@permits("devices", "read")
 def get_device(device_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> DeviceRead:
     return service.get_device(session, actor=actor, device_id=device_id)
 
 
 @router.patch("/devices/{device_id}")
+@permits("devices", "manage")
 def update_device(
     device_id: uuid.UUID, data: DeviceUpdate, session: SessionDep, actor: ActorDep
 ) -> DeviceRead:
@@ -179,11 +202,13 @@ def update_device(
 
 
 @router.delete("/devices/{device_id}")
+@permits("devices", "manage")
 def deactivate_device(device_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> DeviceRead:
     return service.deactivate_device(session, actor=actor, device_id=device_id)
 
 
 @router.post("/devices/{device_id}/maintenance", status_code=201)
+@permits("devices", "manage")
 def add_maintenance(
     device_id: uuid.UUID, data: PeriodCreate, session: SessionDep, actor: ActorDep
 ) -> PeriodRead:

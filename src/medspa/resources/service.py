@@ -53,7 +53,7 @@ from medspa.resources.schemas import (
     RoomUpdate,
     WeeklySpan,
 )
-from medspa.security.actors import Actor, Permission, require
+from medspa.security.actors import Actor, require
 
 # --- locations ---------------------------------------------------------------------------------------
 
@@ -85,7 +85,7 @@ def _hours_rows(actor: Actor, location_id: uuid.UUID, spans: list[WeeklySpan]) -
 
 def create_location(session: Session, *, actor: Actor, data: LocationCreate) -> LocationRead:
     """Create a location with its weekly opening hours. Emits `location.created`."""
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "locations", "manage")
     location = Location(organization_id=actor.organization_id, **data.model_dump(exclude={"opening_hours"}))
     session.add(location)
     session.flush()
@@ -97,7 +97,10 @@ def create_location(session: Session, *, actor: Actor, data: LocationCreate) -> 
 
 
 def _location(session: Session, actor: Actor, location_id: uuid.UUID) -> Location:
-    return get_owned(session, Location, actor.organization_id, location_id, "location")
+    """The location, if it is the organization's and one the actor works at; NotFoundError otherwise."""
+    location = get_owned(session, Location, actor.organization_id, location_id, "location")
+    actor.require_location(location.id)
+    return location
 
 
 def get_location(session: Session, *, actor: Actor, location_id: uuid.UUID) -> LocationRead:
@@ -109,6 +112,8 @@ def list_locations(
     session: Session, *, actor: Actor, limit: int = 50, offset: int = 0, include_inactive: bool = False
 ) -> Page[LocationRead]:
     filters: list[ColumnElement[bool]] = [] if include_inactive else [Location.is_active.is_(True)]
+    if actor.location_ids is not None:
+        filters.append(Location.id.in_(actor.location_ids))
     rows, total = list_owned(
         session, Location, actor.organization_id, *filters, order_by=Location.name, limit=limit, offset=offset
     )
@@ -119,7 +124,7 @@ def update_location(
     session: Session, *, actor: Actor, location_id: uuid.UUID, data: LocationUpdate
 ) -> LocationRead:
     """Change the fields given; `opening_hours`, when given, replaces the whole week."""
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "locations", "manage")
     location = _location(session, actor, location_id)
     changes = data.model_dump(exclude_unset=True, exclude={"opening_hours"})
     for key, value in changes.items():
@@ -137,7 +142,7 @@ def update_location(
 
 def deactivate_location(session: Session, *, actor: Actor, location_id: uuid.UUID) -> LocationRead:
     """Mark the location inactive: it keeps its history but offers no more slots."""
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "locations", "manage")
     location = _location(session, actor, location_id)
     location.is_active = False
     session.flush()
@@ -150,7 +155,7 @@ def add_closure(
     session: Session, *, actor: Actor, location_id: uuid.UUID, data: ClosureCreate
 ) -> ClosureRead:
     """Close the location for a whole local date (a holiday)."""
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "locations", "manage")
     location = _location(session, actor, location_id)
     closure = Closure(organization_id=actor.organization_id, location_id=location.id, **data.model_dump())
     session.add(closure)
@@ -236,7 +241,7 @@ def _provider(session: Session, actor: Actor, provider_id: uuid.UUID) -> Provide
 
 def create_provider(session: Session, *, actor: Actor, data: ProviderCreate) -> ProviderRead:
     """Create a provider at a location with skills, licenses, weekly shifts and breaks."""
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "providers", "manage")
     _location(session, actor, data.location_id)
     provider = Provider(
         organization_id=actor.organization_id,
@@ -281,7 +286,7 @@ def update_provider(
     session: Session, *, actor: Actor, provider_id: uuid.UUID, data: ProviderUpdate
 ) -> ProviderRead:
     """Change the fields given; licenses, shifts and breaks, when given, replace the whole list."""
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "providers", "manage")
     provider = _provider(session, actor, provider_id)
     for key in ("name", "title"):
         if key in data.model_fields_set and getattr(data, key) is not None:
@@ -297,7 +302,7 @@ def update_provider(
 
 
 def deactivate_provider(session: Session, *, actor: Actor, provider_id: uuid.UUID) -> ProviderRead:
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "providers", "manage")
     provider = _provider(session, actor, provider_id)
     provider.is_active = False
     session.flush()
@@ -308,7 +313,7 @@ def deactivate_provider(session: Session, *, actor: Actor, provider_id: uuid.UUI
 
 def add_time_off(session: Session, *, actor: Actor, provider_id: uuid.UUID, data: PeriodCreate) -> PeriodRead:
     """Block a provider between two instants (vacation, training, a sick day)."""
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "providers", "manage")
     provider = _provider(session, actor, provider_id)
     row = TimeOff(organization_id=actor.organization_id, provider_id=provider.id, **data.model_dump())
     session.add(row)
@@ -333,7 +338,7 @@ def _create_equipment(
     data: RoomCreate | DeviceCreate,
     read: type[EquipmentRead],
 ) -> EquipmentRead:
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "rooms" if model is Room else "devices", "manage")
     _location(session, actor, data.location_id)
     record = model(organization_id=actor.organization_id, **data.model_dump())
     session.add(record)
@@ -409,12 +414,12 @@ def list_rooms(
 
 
 def update_room(session: Session, *, actor: Actor, room_id: uuid.UUID, data: RoomUpdate) -> RoomRead:
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "rooms", "manage")
     return _update_equipment(session, actor, _room(session, actor, room_id), data, RoomRead)
 
 
 def deactivate_room(session: Session, *, actor: Actor, room_id: uuid.UUID) -> RoomRead:
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "rooms", "manage")
     return _deactivate_equipment(session, actor, _room(session, actor, room_id), RoomRead)
 
 
@@ -437,12 +442,12 @@ def list_devices(
 
 
 def update_device(session: Session, *, actor: Actor, device_id: uuid.UUID, data: DeviceUpdate) -> DeviceRead:
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "devices", "manage")
     return _update_equipment(session, actor, _device(session, actor, device_id), data, DeviceRead)
 
 
 def deactivate_device(session: Session, *, actor: Actor, device_id: uuid.UUID) -> DeviceRead:
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "devices", "manage")
     return _deactivate_equipment(session, actor, _device(session, actor, device_id), DeviceRead)
 
 
@@ -450,7 +455,7 @@ def add_maintenance(
     session: Session, *, actor: Actor, device_id: uuid.UUID, data: PeriodCreate
 ) -> PeriodRead:
     """Take a device out of service between two instants."""
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "devices", "manage")
     device = _device(session, actor, device_id)
     row = DeviceMaintenance(organization_id=actor.organization_id, device_id=device.id, **data.model_dump())
     session.add(row)

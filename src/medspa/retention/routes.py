@@ -9,11 +9,13 @@ from fastapi import APIRouter
 from medspa.api import ActorDep, SessionDep
 from medspa.retention import service
 from medspa.retention.schemas import RetentionScoreRead
+from medspa.security.permissions import permits
 
 router = APIRouter(prefix="/api/v1", tags=["retention"])
 
 
 @router.get("/clients/{client_id}/retention")
+@permits("retention", "read")
 def get_retention_score(client_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> RetentionScoreRead:
     """The client's retention score (lapse risk, expected next visit) from the active return model;
     404 until the worker has scored the client."""

@@ -14,13 +14,13 @@ from medspa.clients import service as clients
 from medspa.kit.errors import NotFoundError
 from medspa.retention import repository
 from medspa.retention.schemas import RetentionScoreRead
-from medspa.security.actors import Actor, Permission, require
+from medspa.security.actors import Actor, require
 
 
 def get_retention_score(session: Session, *, actor: Actor, client_id: uuid.UUID) -> RetentionScoreRead:
     """The client's stored retention score. NotFoundError for another organization's client, and for a
     client not scored yet (no appointment, or no active return model)."""
-    require(actor, Permission.READ)
+    require(actor, "retention", "read")
     client = clients.get_client(session, actor=actor, client_id=client_id)
     score = repository.find_score(session, actor.organization_id, client.id)
     if score is None:

@@ -35,7 +35,7 @@ from medspa.scheduling.schemas import (
 )
 from medspa.scheduling.slots import active_service
 from medspa.scheduling.wording import appointment_label
-from medspa.security.actors import Actor, Permission, require
+from medspa.security.actors import Actor, require
 
 EVENT_VERB = {
     Status.HELD: "held",
@@ -55,14 +55,14 @@ def hold_slot(session: Session, *, actor: Actor, data: HoldRequest, hold_minutes
     """Reserve a slot for `hold_minutes` (or the request's own) while the client decides. An expired hold
     stops blocking at once; it is recorded as cancelled ("hold expired") by the next booking that needs
     its time, or by the background sweep (`release_expired_holds`), whichever comes first."""
-    require(actor, Permission.BOOK)
+    require(actor, "appointments", "hold")
     minutes = data.hold_minutes or hold_minutes
     return _create(session, actor, data, Status.HELD, clock.now() + timedelta(minutes=minutes))
 
 
 def book_appointment(session: Session, *, actor: Actor, data: BookingRequest) -> AppointmentRead:
     """Book directly. Emits `appointment.booked`. See the module docstring for the conflict rules."""
-    require(actor, Permission.BOOK)
+    require(actor, "appointments", "book")
     return _create(session, actor, data, Status.BOOKED, None)
 
 
@@ -70,6 +70,7 @@ def _create(
     session: Session, actor: Actor, data: BookingRequest, status: Status, hold_expires_at: datetime | None
 ) -> AppointmentRead:
     now = clock.now()
+    actor.require_location(data.location_id)
     # One round trip for the three records every booking reads (the lookups below then find them).
     loaded = prefetch(
         session,

@@ -28,7 +28,7 @@ from medspa.scheduling.schemas import (
     TransitionRead,
 )
 from medspa.scheduling.wording import STATUS_WORDS, STEP_WORDS, appointment_label
-from medspa.security.actors import Actor, Permission, require
+from medspa.security.actors import Actor, require
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.HELD: frozenset({Status.BOOKED, Status.CANCELLED}),
@@ -45,16 +45,20 @@ RESCHEDULABLE = frozenset({Status.HELD, Status.BOOKED, Status.CONFIRMED})
 
 
 def _appointment(session: Session, actor: Actor, appointment_id: uuid.UUID) -> Appointment:
-    return get_owned(session, Appointment, actor.organization_id, appointment_id, "appointment")
+    """The appointment, if it is the organization's at a location the actor works at; NotFoundError
+    otherwise."""
+    appointment = get_owned(session, Appointment, actor.organization_id, appointment_id, "appointment")
+    actor.require_location(appointment.location_id, "appointment", appointment_id)
+    return appointment
 
 
 def get_appointment(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
-    require(actor, Permission.READ)
+    require(actor, "appointments", "read")
     return AppointmentRead.model_validate(_appointment(session, actor, appointment_id))
 
 
 def appointment_history(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> list[TransitionRead]:
-    require(actor, Permission.READ)
+    require(actor, "appointments", "read")
     appointment = _appointment(session, actor, appointment_id)
     return [TransitionRead.model_validate(t) for t in repository.transitions(session, appointment.id)]
 
@@ -71,10 +75,12 @@ def list_appointments(
     limit: int = 50,
     offset: int = 0,
 ) -> Page[AppointmentRead]:
-    require(actor, Permission.READ)
+    require(actor, "appointments", "read")
     filters = []
     if location_id is not None:
         filters.append(Appointment.location_id == location_id)
+    if actor.location_ids is not None:
+        filters.append(Appointment.location_id.in_(actor.location_ids))
     if client_id is not None:
         filters.append(Appointment.client_id == client_id)
     if status is not None:
@@ -99,10 +105,16 @@ def list_appointments(
 
 def _locked(session: Session, actor: Actor, appointment_id: uuid.UUID) -> Appointment:
     """The appointment, locked until this transaction ends: every change of an appointment starts here,
-    so two changes of one appointment never interleave; the second sees what the first left."""
+    so two changes of one appointment never interleave; the second sees what the first left.
+
+    NotFoundError for another organization's or another location's (of a user limited to some);
+    PermissionDeniedError (403) when the actor may change only their own appointments and this one is
+    another provider's."""
     appointment = repository.lock_appointment(session, actor.organization_id, appointment_id)
     if appointment is None:
         raise NotFoundError("appointment", appointment_id)
+    actor.require_location(appointment.location_id, "appointment", appointment_id)
+    actor.require_own_appointment(appointment.provider_id)
     return appointment
 
 
@@ -157,28 +169,28 @@ def _transition(
 
 def confirm_hold(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
     """held -> booked, while the hold is unexpired. Emits `appointment.booked`."""
-    require(actor, Permission.BOOK)
+    require(actor, "appointments", "book")
     return _transition(session, actor, appointment_id, Status.BOOKED)
 
 
 def confirm_appointment(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
     """booked -> confirmed (the client said they will come)."""
-    require(actor, Permission.BOOK)
+    require(actor, "appointments", "confirm")
     return _transition(session, actor, appointment_id, Status.CONFIRMED)
 
 
 def check_in(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
-    require(actor, Permission.BOOK)
+    require(actor, "appointments", "check_in")
     return _transition(session, actor, appointment_id, Status.CHECKED_IN)
 
 
 def start_service(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
-    require(actor, Permission.BOOK)
+    require(actor, "appointments", "start")
     return _transition(session, actor, appointment_id, Status.IN_SERVICE)
 
 
 def complete_appointment(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
-    require(actor, Permission.BOOK)
+    require(actor, "appointments", "complete")
     return _transition(session, actor, appointment_id, Status.COMPLETED)
 
 
@@ -186,13 +198,13 @@ def cancel_appointment(
     session: Session, *, actor: Actor, appointment_id: uuid.UUID, reason: str
 ) -> AppointmentRead:
     """Cancel with a reason; the provider, room and device are free again at once."""
-    require(actor, Permission.BOOK)
+    require(actor, "appointments", "cancel")
     return _transition(session, actor, appointment_id, Status.CANCELLED, reason)
 
 
 def mark_no_show(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
     """The client did not come (only once the start has passed); the rest of the time is freed."""
-    require(actor, Permission.BOOK)
+    require(actor, "appointments", "no_show")
     return _transition(session, actor, appointment_id, Status.NO_SHOW)
 
 
@@ -202,9 +214,14 @@ def reschedule_appointment(
     """Move a held, booked or confirmed appointment to a new start (and resources), atomically: on the
     locked appointment, its reservations are released and the new ones taken in one transaction, or
     nothing changes. Concurrent reschedules of one appointment therefore happen one after the other,
-    each releasing what the one before took."""
-    require(actor, Permission.BOOK)
+    each releasing what the one before took. A provider (who changes only their own appointments) may
+    not give one to another provider (403)."""
+    require(actor, "appointments", "reschedule")
     appointment = _locked(session, actor, appointment_id)
+    if actor.changes_own_appointments_only:  # a provider moves their own in time, not to a colleague
+        provider_id = data.provider_id or appointment.provider_id
+        actor.require_own_appointment(provider_id)
+        data = data.model_copy(update={"provider_id": provider_id})
     current = Status(appointment.status)
     now = clock.now()
     _refuse_expired_hold(session, actor, appointment, now)

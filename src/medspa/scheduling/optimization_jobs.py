@@ -36,7 +36,7 @@ from medspa.resources import service as resources
 from medspa.scheduling.models import OptimizationJob
 from medspa.scheduling.proposals import check_limits, plan_day, read_day, store_proposal
 from medspa.scheduling.schemas import OptimizationJobRead, OptimizationJobStatus, ProposalRead
-from medspa.security.actors import Actor, Permission, require, system_actor
+from medspa.security.actors import Actor, require, system_actor
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def request_optimization(
     with `max_moves`). The worker runs it once this transaction commits and the caller hands it the id.
     ValidationFailedError for a time limit outside (0, 120] s, a negative move limit or a date at the
     end of the calendar; NotFoundError for an unknown location. Emits `optimization.requested`."""
-    require(actor, Permission.BOOK)
+    require(actor, "optimizer", "run")
     check_limits(time_limit_seconds, max_moves)
     location = resources.get_location(session, actor=actor, location_id=location_id)
     try:
@@ -91,8 +91,10 @@ def request_optimization(
 
 
 def get_optimization_job(session: Session, *, actor: Actor, job_id: uuid.UUID) -> OptimizationJobRead:
-    require(actor, Permission.READ)
-    return _job_read(get_owned(session, OptimizationJob, actor.organization_id, job_id, "optimization job"))
+    require(actor, "optimizer", "read")
+    job = get_owned(session, OptimizationJob, actor.organization_id, job_id, "optimization job")
+    actor.require_location(job.location_id, "optimization job", job_id)
+    return _job_read(job)
 
 
 def _job_read(job: OptimizationJob) -> OptimizationJobRead:

@@ -57,7 +57,7 @@ from medspa.scheduling.schemas import (
 from medspa.scheduling.solver.errors import MoveLimitError
 from medspa.scheduling.solver.instance import instance_document, parse_time
 from medspa.scheduling.solver.solution import Assignment, Replan, Solution, change_of
-from medspa.security.actors import Actor, Permission, require
+from medspa.security.actors import Actor, require
 
 # What the objective charges for each booking moved (to another provider, room or device) or dropped
 # when replanning: a call to the client and the disruption, in dollars.
@@ -125,7 +125,7 @@ def read_day(
 ) -> DayInstance:
     """The day as the optimizer will see it (a read: nothing is written). ConflictError when it cannot
     be planned (see `build_day_instance`)."""
-    require(actor, Permission.BOOK)
+    require(actor, "optimizer", "run")
     check_limits(MAX_TIME_LIMIT_SECONDS, max_moves)
     return build_day_instance(
         session,
@@ -246,7 +246,7 @@ def _reason(violation: str) -> str:
 def store_proposal(session: Session, *, actor: Actor, planned: PlannedDay, created_by: str) -> ProposalRead:
     """Store a planned day as a proposal (one short write) with what it saw of the day. Emits
     `proposal.created`."""
-    require(actor, Permission.BOOK)
+    require(actor, "optimizer", "run")
     day = planned.day
     proposal = ScheduleProposal(
         organization_id=actor.organization_id,
@@ -371,10 +371,10 @@ def placement(assignment: Assignment) -> dict[str, Any]:
 
 
 def get_proposal(session: Session, *, actor: Actor, proposal_id: uuid.UUID) -> ProposalRead:
-    require(actor, Permission.READ)
-    return _proposal_read(
-        get_owned(session, ScheduleProposal, actor.organization_id, proposal_id, "proposal")
-    )
+    require(actor, "optimizer", "read")
+    proposal = get_owned(session, ScheduleProposal, actor.organization_id, proposal_id, "proposal")
+    actor.require_location(proposal.location_id, "proposal", proposal_id)
+    return _proposal_read(proposal)
 
 
 # --- applying a proposal --------------------------------------------------------------------------------
@@ -394,7 +394,7 @@ def apply_proposal(
     booking moved, cancelled or added since, and a change of the location's set-up, and nothing
     changes. A booking path refusal (ResourceBusyError / ConflictError) also changes nothing. Emits
     `proposal.applied`."""
-    require(actor, Permission.BOOK)
+    require(actor, "optimizer", "apply")
     proposal = get_owned(session, ScheduleProposal, actor.organization_id, proposal_id, "proposal")
     booked = _solution(proposal).by_request()
     placements = [

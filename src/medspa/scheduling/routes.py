@@ -28,11 +28,13 @@ from medspa.scheduling.schemas import (
     WaitlistCreate,
     WaitlistRead,
 )
+from medspa.security.permissions import permits
 
 router = APIRouter(prefix="/api/v1", tags=["scheduling"])
 
 
 @router.get("/availability")
+@permits("availability", "read")
 def availability(
     session: SessionDep,
     actor: ActorDep,
@@ -58,6 +60,7 @@ def availability(
 
 
 @router.post("/holds", status_code=201)
+@permits("appointments", "hold")
 async def hold(data: HoldRequest, request: Request) -> AppointmentRead:
     minutes = load_settings().hold_minutes
     return await in_unit_of_work(
@@ -67,6 +70,7 @@ async def hold(data: HoldRequest, request: Request) -> AppointmentRead:
 
 
 @router.post("/holds/{appointment_id}/confirm")
+@permits("appointments", "book")
 async def confirm_hold(appointment_id: uuid.UUID, request: Request) -> AppointmentRead:
     return await in_unit_of_work(
         request,
@@ -75,6 +79,7 @@ async def confirm_hold(appointment_id: uuid.UUID, request: Request) -> Appointme
 
 
 @router.post("/appointments", status_code=201)
+@permits("appointments", "book")
 async def book(data: BookingRequest, request: Request) -> AppointmentRead:
     return await in_unit_of_work(
         request, lambda session, actor: service.book_appointment(session, actor=actor, data=data)
@@ -82,6 +87,7 @@ async def book(data: BookingRequest, request: Request) -> AppointmentRead:
 
 
 @router.get("/appointments")
+@permits("appointments", "read")
 def list_appointments(
     session: SessionDep,
     actor: ActorDep,
@@ -107,11 +113,13 @@ def list_appointments(
 
 
 @router.get("/appointments/{appointment_id}")
+@permits("appointments", "read")
 def get_appointment(appointment_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> AppointmentRead:
     return service.get_appointment(session, actor=actor, appointment_id=appointment_id)
 
 
 @router.get("/appointments/{appointment_id}/history")
+@permits("appointments", "read")
 def history(appointment_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> list[TransitionRead]:
     return service.appointment_history(session, actor=actor, appointment_id=appointment_id)
 
@@ -136,11 +144,13 @@ ACTIONS: dict[Action, Callable[..., AppointmentRead]] = {
 
 
 @router.post("/waitlist", status_code=201)
+@permits("waitlist", "add")
 def add_to_waitlist(data: WaitlistCreate, session: SessionDep, actor: ActorDep) -> WaitlistRead:
     return service.add_to_waitlist(session, actor=actor, data=data)
 
 
 @router.get("/waitlist")
+@permits("waitlist", "read")
 def list_waitlist(
     session: SessionDep,
     actor: ActorDep,
@@ -151,6 +161,7 @@ def list_waitlist(
 
 
 @router.post("/locations/{location_id}/optimize", status_code=202)
+@permits("optimizer", "run")
 def optimize_day(
     location_id: uuid.UUID,
     request: Request,
@@ -187,16 +198,19 @@ def optimize_day(
 
 
 @router.get("/optimization-jobs/{job_id}")
+@permits("optimizer", "read")
 def get_optimization_job(job_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> OptimizationJobRead:
     return service.get_optimization_job(session, actor=actor, job_id=job_id)
 
 
 @router.get("/proposals/{proposal_id}")
+@permits("optimizer", "read")
 def get_proposal(proposal_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ProposalRead:
     return service.get_proposal(session, actor=actor, proposal_id=proposal_id)
 
 
 @router.post("/proposals/{proposal_id}/apply")
+@permits("optimizer", "apply")
 def apply_proposal(
     proposal_id: uuid.UUID, data: ApplyRequest, session: SessionDep, actor: ActorDep
 ) -> ProposalRead:
@@ -206,6 +220,7 @@ def apply_proposal(
 
 
 @router.post("/appointments/{appointment_id}/cancel")
+@permits("appointments", "cancel")
 async def cancel(appointment_id: uuid.UUID, data: CancelRequest, request: Request) -> AppointmentRead:
     return await in_unit_of_work(
         request,
@@ -216,6 +231,7 @@ async def cancel(appointment_id: uuid.UUID, data: CancelRequest, request: Reques
 
 
 @router.post("/appointments/{appointment_id}/reschedule")
+@permits("appointments", "reschedule")
 async def reschedule(appointment_id: uuid.UUID, data: RescheduleRequest, request: Request) -> AppointmentRead:
     return await in_unit_of_work(
         request,
@@ -226,6 +242,7 @@ async def reschedule(appointment_id: uuid.UUID, data: RescheduleRequest, request
 
 
 @router.post("/appointments/{appointment_id}/{action}")
+@permits("appointments", "{action}")
 async def act(appointment_id: uuid.UUID, action: Action, request: Request) -> AppointmentRead:
     """`book` (a hold), `confirm`, `check-in`, `start`, `complete` or `no-show`; 409 when illegal now."""
     step = ACTIONS[action]

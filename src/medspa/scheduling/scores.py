@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from medspa.scheduling.models import Appointment
 from medspa.scheduling.schemas import AppointmentRead
-from medspa.security.actors import Actor, Permission, require
+from medspa.security.actors import Actor, require
 
 NOT_HAPPENED: Final = ("held", "booked", "confirmed")
 NEIGHBOURHOOD_TARGETS: Final = 50
@@ -31,7 +31,7 @@ def store_no_show_scores(
     """Write P(no-show) (0..1), the model version and the scoring instant on the actor's appointments;
     ids of another organization are ignored. Writing the same values again changes nothing else, so a
     redelivered event stores the same result. Returns the number of appointments updated."""
-    require(actor, Permission.BOOK)
+    require(actor, "appointments", "score")
     updated = 0
     for appointment_id, probability in sorted(probabilities.items()):
         if not 0.0 <= probability <= 1.0:
@@ -64,7 +64,7 @@ def scoring_neighbourhood(
     scoring day, whatever the time zone), and every appointment booked in the same minute as a target
     (bookings made together). None when there are more than `NEIGHBOURHOOD_TARGETS` targets: reading
     everything is then cheaper. Ordered by start."""
-    require(actor, Permission.READ)
+    require(actor, "appointments", "read")
     owned = Appointment.organization_id == actor.organization_id
     targets = session.scalars(
         select(Appointment).where(

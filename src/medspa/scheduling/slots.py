@@ -27,7 +27,7 @@ from medspa.scheduling.models import Reservation
 from medspa.scheduling.schemas import (
     SlotRead,
 )
-from medspa.security.actors import Actor, Permission, require
+from medspa.security.actors import Actor, require
 
 MAX_RANGE_DAYS = 62
 
@@ -49,7 +49,7 @@ def find_slots(
 
     Raises ValidationFailedError when the range is reversed or longer than 62 days, NotFoundError for an
     unknown location, service or provider, ConflictError for an inactive service."""
-    require(actor, Permission.READ)
+    require(actor, "availability", "read")
     if last_date < first_date:
         raise ValidationFailedError("to", "must not be before from")
     if (last_date - first_date).days >= MAX_RANGE_DAYS:

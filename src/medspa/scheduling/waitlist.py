@@ -19,7 +19,7 @@ from medspa.scheduling.schemas import (
     WaitlistCreate,
     WaitlistRead,
 )
-from medspa.security.actors import Actor, Permission, require
+from medspa.security.actors import Actor, require
 
 # --- waitlist ------------------------------------------------------------------------------------------
 
@@ -28,7 +28,7 @@ def add_to_waitlist(session: Session, *, actor: Actor, data: WaitlistCreate) -> 
     """Put a client on the waitlist for a service on a local date within a window. Emits
     `waitlist.added`. NotFoundError for unknown client, service, location or provider;
     ValidationFailedError for a date that has passed at the location or lies beyond its horizon."""
-    require(actor, Permission.BOOK)
+    require(actor, "waitlist", "add")
     clients.get_client(session, actor=actor, client_id=data.client_id)
     catalog.get_service(session, actor=actor, service_id=data.service_id)
     location = resources.get_location(session, actor=actor, location_id=data.location_id)
@@ -52,7 +52,8 @@ def add_to_waitlist(session: Session, *, actor: Actor, data: WaitlistCreate) -> 
 def list_waitlist(
     session: Session, *, actor: Actor, location_id: uuid.UUID, service_date: date, status: str = "waiting"
 ) -> list[WaitlistRead]:
-    require(actor, Permission.READ)
+    require(actor, "waitlist", "read")
+    actor.require_location(location_id)
     entries = waiting_entries(session, actor, location_id, service_date, status)
     return [WaitlistRead.model_validate(e) for e in entries]
 

@@ -36,7 +36,7 @@ from medspa.kit.errors import ConflictError, NotFoundError, PermissionDeniedErro
 from medspa.kit.ids import new_id
 from medspa.kit.outbox import record_event
 from medspa.kit.schemas import Page
-from medspa.security.actors import Actor, Permission, Role, require
+from medspa.security.actors import Actor, Role, require
 from medspa.security.models import AgentAction, AgentPolicy
 from medspa.security.schemas import AgentActionRead, AgentPolicyRead, AgentPolicyUpdate
 
@@ -230,7 +230,7 @@ def _agent_of(row: AgentAction) -> Actor:
 
 def decide(session: Session, *, actor: Actor, action_id: uuid.UUID, approve: bool) -> AgentActionRead:
     """A manager or owner approves a queued action (it runs now, as its agent) or rejects it."""
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "agent_actions", "decide")
     if actor.kind not in ("user", "token"):
         raise PermissionDeniedError("an agent action is approved by a person, not by another agent")
     row = session.get(AgentAction, action_id, with_for_update=True, populate_existing=True)
@@ -254,7 +254,7 @@ def list_actions(
     session: Session, *, actor: Actor, state: str | None = None, limit: int = 50, offset: int = 0
 ) -> Page[AgentActionRead]:
     """The action log, newest first; `state=queued` is the approval queue."""
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "agent_actions", "read")
     filters = [] if state is None else [AgentAction.state == state]
     rows, total = list_owned(
         session,
@@ -271,7 +271,7 @@ def list_actions(
 
 
 def list_policies(session: Session, *, actor: Actor) -> list[AgentPolicyRead]:
-    require(actor, Permission.MANAGE_CLINIC)
+    require(actor, "agent_policies", "read")
     found = []
     for name in sorted(_KINDS):
         rule = policy(session, actor.organization_id, name)
@@ -290,7 +290,7 @@ def list_policies(session: Session, *, actor: Actor) -> list[AgentPolicyRead]:
 
 def set_policy(session: Session, *, actor: Actor, action: str, data: AgentPolicyUpdate) -> AgentPolicyRead:
     """The owner sets a kind's tier and thresholds; a tier below the kind's own is refused."""
-    require(actor, Permission.MANAGE_ACCESS)
+    require(actor, "agent_policies", "manage")
     kind = _kind(action)
     if data.tier < kind.tier:
         raise ValidationFailedError("tier", f"{action} is tier {int(kind.tier)} at least, never {data.tier}")

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from medspa.kit.db import Base, TenantMixin
@@ -34,6 +34,24 @@ class User(TenantMixin, Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime]
+    # After this instant the user can neither sign in nor use a session (a contractor's end of contract).
+    expires_at: Mapped[datetime | None]
+    # A provider's own provider record: the appointments they may change (`permissions`).
+    provider_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("providers.id"))
+    # The TOTP secret of the second factor, sealed under the organization's data key (`_store_totp_secret`);
+    # None: not enrolled. `totp_last_step`: the time step of the last code accepted (a code is used once).
+    totp_secret: Mapped[str | None] = mapped_column(String(128))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class UserLocation(TenantMixin, Base):
+    """A location a user works at. A user with none sees every location of the organization."""
+
+    __tablename__ = "user_locations"
+    __table_args__ = (UniqueConstraint("user_id", "location_id"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    location_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("locations.id"))
 
 
 class ApiToken(TenantMixin, Base):
@@ -48,6 +66,8 @@ class ApiToken(TenantMixin, Base):
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # After this instant the token authenticates nothing (None: until revoked).
+    expires_at: Mapped[datetime | None]
     # When it last authenticated a request, to within `security.activity.FLUSH_SECONDS` (None: never).
     last_used_at: Mapped[datetime | None]
 
@@ -63,6 +83,18 @@ class WebSession(TenantMixin, Base):
     expires_at: Mapped[datetime]
     # When a request last used it, to within `security.activity.FLUSH_SECONDS` (None: not since sign-in).
     last_seen_at: Mapped[datetime | None]
+
+
+class PendingSignIn(TenantMixin, Base):
+    """A password accepted, the second factor still to come: the browser holds a random token for a few
+    minutes (only its digest is stored) and exchanges it, with a valid code, for a session."""
+
+    __tablename__ = "pending_sign_ins"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
 
 
 class FailedSignIn(Base):

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Response
 from medspa.api import ActorDep, Limit, Offset, SessionDep
 from medspa.kit.schemas import Page
 from medspa.security import gate, service
+from medspa.security.permissions import permits
 from medspa.security.schemas import (
     AgentActionRead,
     AgentPolicyRead,
@@ -25,22 +26,26 @@ router = APIRouter(prefix="/api/v1", tags=["security"])
 
 
 @router.post("/users", status_code=201)
+@permits("users", "create")
 def create_user(data: UserCreate, session: SessionDep, actor: ActorDep) -> UserRead:
     return service.create_user(session, actor=actor, data=data)
 
 
 @router.post("/tokens", status_code=201)
+@permits("tokens", "create")
 def issue_token(data: TokenCreate, session: SessionDep, actor: ActorDep) -> IssuedToken:
     return service.issue_token(session, actor=actor, data=data)
 
 
 @router.get("/tokens")
+@permits("tokens", "list")
 def list_tokens(session: SessionDep, actor: ActorDep) -> list[TokenRead]:
     """The organization's API tokens with when each was last used and revoked (managers and owners)."""
     return service.list_tokens(session, actor=actor)
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
+@permits("tokens", "revoke")
 def revoke_token(token_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> Response:
     service.revoke_token(session, actor=actor, token_id=token_id)
     return Response(status_code=204)
@@ -51,6 +56,7 @@ ActionName = Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9_.\-]+$")]
 
 
 @router.get("/agent-actions")
+@permits("agent_actions", "read")
 def list_agent_actions(
     session: SessionDep,
     actor: ActorDep,
@@ -64,23 +70,27 @@ def list_agent_actions(
 
 
 @router.post("/agent-actions/{action_id}/approve")
+@permits("agent_actions", "decide")
 def approve_agent_action(action_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> AgentActionRead:
     """Run a queued action now, as its agent, with the approver named in the log."""
     return gate.decide(session, actor=actor, action_id=action_id, approve=True)
 
 
 @router.post("/agent-actions/{action_id}/reject")
+@permits("agent_actions", "decide")
 def reject_agent_action(action_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> AgentActionRead:
     return gate.decide(session, actor=actor, action_id=action_id, approve=False)
 
 
 @router.get("/agent-policies")
+@permits("agent_policies", "read")
 def list_agent_policies(session: SessionDep, actor: ActorDep) -> list[AgentPolicyRead]:
     """Every kind of automated action with its tier and thresholds in force here."""
     return gate.list_policies(session, actor=actor)
 
 
 @router.put("/agent-policies/{action}")
+@permits("agent_policies", "manage")
 def set_agent_policy(
     action: ActionName, data: AgentPolicyUpdate, session: SessionDep, actor: ActorDep
 ) -> AgentPolicyRead:

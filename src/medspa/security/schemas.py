@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from medspa.kit.schemas import Cents, Name, ReadSchema, Schema
-from medspa.security.actors import Role
+from medspa.kit.schemas import AwareDatetime, Cents, Name, ReadSchema, Schema
+from medspa.security.permissions import Role
 
 Slug = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z0-9\-]*$")]
 
@@ -26,6 +26,21 @@ class UserCreate(Schema):
     display_name: Name
     role: Role
     password: Annotated[str, Field(min_length=8, max_length=200)] | None = None
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="when the user stops being able to sign in; required for a contractor"
+    )
+    provider_id: uuid.UUID | None = Field(
+        default=None, description="a provider's own provider record: the appointments they may change"
+    )
+    location_ids: list[uuid.UUID] = Field(
+        default_factory=list, max_length=200, description="the locations the user works at; none: every one"
+    )
+
+    @model_validator(mode="after")
+    def _contractor_expires(self) -> UserCreate:
+        if self.role is Role.CONTRACTOR and self.expires_at is None:
+            raise ValueError("expires_at: a contractor needs an expiry")
+        return self
 
 
 class UserRead(ReadSchema):
@@ -34,11 +49,25 @@ class UserRead(ReadSchema):
     display_name: str
     role: Role
     is_active: bool
+    expires_at: datetime | None = None
+    provider_id: uuid.UUID | None = None
 
 
 class TokenCreate(Schema):
     name: Name = "api"
     role: Role
+    expires_in_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="days until the token stops working; required for a contractor",
+    )
+
+    @model_validator(mode="after")
+    def _contractor_expires(self) -> TokenCreate:
+        if self.role is Role.CONTRACTOR and self.expires_in_days is None:
+            raise ValueError("expires_in_days: a contractor's token needs an expiry")
+        return self
 
 
 class TokenRead(ReadSchema):
@@ -49,6 +78,7 @@ class TokenRead(ReadSchema):
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None = None
+    expires_at: datetime | None = None
 
 
 class IssuedToken(TokenRead):

@@ -151,6 +151,7 @@ class Board:
     now_px: int | None
     appointment_count: int
     waitlist: list[Waiting] = field(default_factory=list)
+    may_optimize: bool = False  # the actor's role may run the optimizer
 
     @property
     def legend(self) -> list[tuple[str, str]]:
@@ -161,8 +162,10 @@ class Board:
 
     @property
     def can_optimize(self) -> bool:
-        """Whether the day optimizer has a day to plan: open, and not over yet."""
-        return self.day >= self.today and self.opening is not None and self.closure is None
+        """Whether to offer the day optimizer: the actor may run it, and it has a day to plan (open, and
+        not over yet)."""
+        open_day = self.opening is not None and self.closure is None
+        return self.may_optimize and self.day >= self.today and open_day
 
     @property
     def previous_day(self) -> date:
@@ -240,7 +243,7 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
                 local_end=local_end,
                 top_px=top,
                 height_px=max(_px((a.ends_at - a.starts_at).total_seconds() / 60) - 2, 18),
-                actions=_actions(a, now),
+                actions=_actions(actor, a, now),
             )
         )
 
@@ -276,6 +279,7 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
             ),
             key=lambda w: (w.entry.window_starts_at, w.entry.window_ends_at, w.client_name),
         ),
+        may_optimize=actor.can("optimizer", "run"),
     )
 
 
@@ -313,11 +317,15 @@ def _is_shown(appointment: AppointmentRead, now: datetime) -> bool:
     return not (appointment.status is Status.HELD and expired)
 
 
-def _actions(appointment: AppointmentRead, now: datetime) -> list[tuple[str, str]]:
+def _actions(actor: Actor, appointment: AppointmentRead, now: datetime) -> list[tuple[str, str]]:
+    """The steps to offer on a block: those its status allows and the actor may take (the permission
+    matrix, and a provider's own appointments only), so a page never offers what would be refused."""
+    if not actor.may_change_appointment_of(appointment.provider_id):
+        return []
     allowed = scheduling.TRANSITIONS[appointment.status]
     offered = []
     for action, label, target in ACTIONS:
-        if target not in allowed:
+        if target not in allowed or not actor.can("appointments", action):
             continue
         if target is Status.NO_SHOW and now < appointment.starts_at:
             continue  # the service refuses a no-show before the start: do not offer it

@@ -20,6 +20,7 @@ from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import BookingRequest, SlotRead
 from medspa.security.actors import Actor
+from medspa.security.permissions import permits
 from medspa.web.board import Board, build_board
 from medspa.web.day import board_of, summary
 from medspa.web.forms import DATE_PROBLEM, form_date, form_uuid
@@ -36,6 +37,7 @@ SEARCH_MAX_LENGTH = 200
 
 
 @router.get("/locations/{location_id}/clients")
+@permits("clients", "read")
 def search_clients(
     request: Request, session: SessionDep, actor: PageActor, location_id: uuid.UUID, q: str = ""
 ) -> Response:
@@ -51,6 +53,7 @@ def search_clients(
 
 
 @router.post("/locations/{location_id}/clients", dependencies=SameOrigin)
+@permits("clients", "create")
 def add_client(
     request: Request,
     session: SessionDep,
@@ -111,6 +114,7 @@ def _client_choice(
 
 
 @router.get("/locations/{location_id}/slots")
+@permits("availability", "read")
 def slots(
     request: Request,
     session: SessionDep,
@@ -186,6 +190,7 @@ def _slots_fragment(
 
 
 @router.post("/locations/{location_id}/appointments", dependencies=SameOrigin)
+@permits("appointments", "book")
 async def book(
     request: Request,
     location_id: uuid.UUID,

@@ -19,6 +19,7 @@ from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import AppointmentRead
 from medspa.security.actors import Actor
+from medspa.security.permissions import permits
 from medspa.web.board import Board, build_board, clock_label, local_today
 from medspa.web.forms import DATE_PROBLEM, LIST_LIMIT, form_date
 from medspa.web.guards import PageActor, PageRoute, SameOrigin, is_htmx, page_actor, readable, templates
@@ -30,6 +31,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
 @router.get("/locations/{location_id}/day")
+@permits("appointments", "read")
 def day_view(
     request: Request,
     session: SessionDep,
@@ -125,6 +127,7 @@ DONE = {
 
 
 @router.post("/appointments/{appointment_id}/{action}", dependencies=SameOrigin)
+@permits("appointments", "{action}")
 async def change_status(
     request: Request,
     appointment_id: uuid.UUID,

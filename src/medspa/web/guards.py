@@ -26,7 +26,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from sqlalchemy.orm import Session
 
-from medspa.api import SESSION_COOKIE, SessionDep, activity_of, require_same_origin
+from medspa.api import SESSION_COOKIE, SessionDep, activity_of, authorize, require_same_origin
 from medspa.kit.db import WriterBusyError
 from medspa.kit.errors import AuthenticationError, MedspaError
 from medspa.security import service as security
@@ -106,14 +106,17 @@ def error_response(request: Request, message: str, status_code: int) -> Response
 
 
 def page_actor(request: Request, session: Session) -> Actor:
-    """The signed-in staff member of a page request; SignInRequiredError (to /login) otherwise."""
+    """The signed-in staff member of a page request, allowed what the page route declares (403
+    otherwise); SignInRequiredError (to /login) when no one is signed in."""
     secret = request.cookies.get(SESSION_COOKIE)
     if not secret:
         raise SignInRequiredError
     try:
-        return security.authenticate_session(session, secret=secret, activity=activity_of(request))
+        actor = security.authenticate_session(session, secret=secret, activity=activity_of(request))
     except AuthenticationError as error:
         raise SignInRequiredError from error
+    authorize(request, actor)
+    return actor
 
 
 def _page_actor_dependency(request: Request, session: SessionDep) -> Actor:

@@ -20,6 +20,7 @@ from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import ProposalRead
 from medspa.scheduling.service import MAX_MOVES, StaleProposalError
 from medspa.security.actors import Actor
+from medspa.security.permissions import permits
 from medspa.web.board import build_board, local_today
 from medspa.web.day import day_fragment, day_page
 from medspa.web.forms import DATE_PROBLEM, LIST_LIMIT, form_date
@@ -45,6 +46,7 @@ templates.env.globals["time_limit_seconds"] = {
 
 
 @router.post("/locations/{location_id}/proposals", dependencies=SameOrigin)
+@permits("optimizer", "run")
 def optimize(
     request: Request,
     background: BackgroundTasks,
@@ -99,6 +101,7 @@ def optimize(
 
 
 @router.get("/optimization-jobs/{job_id}")
+@permits("optimizer", "read")
 def job_view(request: Request, session: SessionDep, actor: PageActor, job_id: uuid.UUID) -> Response:
     """The job while it runs (progress, refreshed every second), or its proposal once done."""
     job = scheduling.get_optimization_job(session, actor=actor, job_id=job_id)
@@ -143,6 +146,7 @@ def _seconds(value: str) -> float | None:
 
 
 @router.get("/proposals/{proposal_id}")
+@permits("optimizer", "read")
 def proposal_view(
     request: Request, session: SessionDep, actor: PageActor, proposal_id: uuid.UUID
 ) -> Response:
@@ -150,6 +154,7 @@ def proposal_view(
 
 
 @router.post("/proposals/{proposal_id}/apply", dependencies=SameOrigin)
+@permits("optimizer", "apply")
 def apply(
     request: Request,
     session: SessionDep,
