@@ -19,6 +19,7 @@ class Settings:
     redis_url: str | None
     huey_path: Path
     max_body_bytes: int
+    audit_head_file: Path
 
     @property
     def is_sqlite(self) -> bool:
@@ -28,8 +29,9 @@ class Settings:
 def load_settings() -> Settings:
     """Read the settings now; nothing is cached, so tests can change the environment.
 
-    Files the embedded shape keeps (the model registry, Huey's SQLite queue) live beside the SQLite
-    database file (`./var/` by default), unless `MEDSPA_MODEL_DIR` / `MEDSPA_HUEY_PATH` say otherwise."""
+    Files the embedded shape keeps (the model registry, Huey's SQLite queue, the audit chains' heads)
+    live beside the SQLite database file (`./var/` by default), unless `MEDSPA_MODEL_DIR` /
+    `MEDSPA_HUEY_PATH` / `MEDSPA_AUDIT_HEAD_FILE` say otherwise."""
     database_url = os.environ.get("MEDSPA_DATABASE_URL") or DEFAULT_DATABASE_URL
     database_file = sqlite_path(database_url)
     data_dir = database_file.parent if database_file is not None else DEFAULT_DATA_DIR
@@ -41,6 +43,7 @@ def load_settings() -> Settings:
         redis_url=os.environ.get("MEDSPA_REDIS_URL") or None,
         huey_path=Path(os.environ.get("MEDSPA_HUEY_PATH") or data_dir / "huey.db"),
         max_body_bytes=int(os.environ.get("MEDSPA_MAX_BODY_BYTES", "1000000")),
+        audit_head_file=Path(os.environ.get("MEDSPA_AUDIT_HEAD_FILE") or data_dir / "audit-heads.jsonl"),
     )
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from medspa.clients.models import Client
 from medspa.clients.schemas import ClientCreate, ClientRead, ClientUpdate
-from medspa.kit import clock
+from medspa.kit import audit_trail, clock
 from medspa.kit.crud import get_owned, list_owned
 from medspa.kit.outbox import record_event
 from medspa.kit.schemas import Page
@@ -55,8 +55,11 @@ def create_client(session: Session, *, actor: Actor, data: ClientCreate) -> Clie
 
 
 def get_client(session: Session, *, actor: Actor, client_id: uuid.UUID) -> ClientRead:
+    """The client's profile (PHI); the read is audited."""
     require(actor, Permission.READ)
-    return ClientRead.model_validate(_client(session, actor, client_id))
+    client = ClientRead.model_validate(_client(session, actor, client_id))
+    audit_trail.record_read(session, actor, "client", [client.id])
+    return client
 
 
 def list_clients(
@@ -69,7 +72,8 @@ def list_clients(
     offset: int = 0,
     include_inactive: bool = False,
 ) -> Page[ClientRead]:
-    """Clients by name; `email` and `phone` filter by exact match (case and punctuation ignored)."""
+    """Clients by name; `email` and `phone` filter by exact match (case and punctuation ignored). The
+    read of the clients listed is audited (a search by email or phone says so, without the value)."""
     require(actor, Permission.READ)
     filters: list[ColumnElement[bool]] = [] if include_inactive else [Client.is_active.is_(True)]
     if email is not None:
@@ -85,21 +89,28 @@ def list_clients(
         limit=limit,
         offset=offset,
     )
-    return Page(items=[ClientRead.model_validate(c) for c in rows], total=total, limit=limit, offset=offset)
+    items = [ClientRead.model_validate(c) for c in rows]
+    searched = [name for name, value in (("email", email), ("phone", phone)) if value is not None]
+    detail = f"search by {' and '.join(searched)}" if searched else "list"
+    audit_trail.record_read(session, actor, "client", [c.id for c in items], detail=detail)
+    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 def client_names(
     session: Session, *, actor: Actor, client_ids: Collection[uuid.UUID]
 ) -> dict[uuid.UUID, str]:
     """Display names ("first last") of the given clients, by id, in one query: for lists such as the day
-    view that show many appointments. Ids of other organizations (or unknown ids) are simply absent."""
+    view that show many appointments. Ids of other organizations (or unknown ids) are simply absent.
+    The read of the names found is audited."""
     require(actor, Permission.READ)
     if not client_ids:
         return {}
     query = select(Client.id, Client.first_name, Client.last_name).where(
         Client.organization_id == actor.organization_id, Client.id.in_(set(client_ids))
     )
-    return {row.id: f"{row.first_name} {row.last_name}" for row in session.execute(query)}
+    names = {row.id: f"{row.first_name} {row.last_name}" for row in session.execute(query)}
+    audit_trail.record_read(session, actor, "client", names, detail="names")
+    return names
 
 
 def update_client(session: Session, *, actor: Actor, client_id: uuid.UUID, data: ClientUpdate) -> ClientRead:

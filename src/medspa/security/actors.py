@@ -58,7 +58,13 @@ def system_actor(organization_id: uuid.UUID, name: str = "medspa") -> Actor:
 
 
 def require(actor: Actor, permission: Permission) -> None:
-    """Refuse (403) an actor whose role lacks the permission. Deny by default: every write checks."""
+    """Refuse (403) an actor whose role lacks the permission. Deny by default: every write checks. The
+    refusal is recorded in the audit trail (by the unit of work that the error ends)."""
 
     if not actor.can(permission):
-        raise PermissionDeniedError(f"role {actor.role.value} may not {permission.value}")
+        raise PermissionDeniedError(
+            f"role {actor.role.value} may not {permission.value}",
+            organization_id=actor.organization_id,
+            actor=actor.label,
+            permission=permission.value,
+        )

@@ -17,7 +17,7 @@ from argon2.exceptions import VerificationError
 from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.orm import Session
 
-from medspa.kit import clock
+from medspa.kit import audit_trail, clock
 from medspa.kit.errors import AuthenticationError, ConflictError, NotFoundError, RateLimitedError
 from medspa.kit.outbox import record_event
 from medspa.kit.schemas import storable_text_problem
@@ -226,7 +226,8 @@ def sign_in(
     AuthenticationError (the same message whatever was wrong) otherwise, after the failure is recorded
     in `session` (the caller commits it: a sign-in page answers the error, it does not roll back).
     RateLimitedError (429) before anything else when the account or the network `address` has failed
-    too often lately (see LOGIN_WINDOW); a success clears the account's failures."""
+    too often lately (see LOGIN_WINDOW); a success clears the account's failures. Successes and failures
+    are recorded in the audit trail (a failure even when the caller rolls back)."""
     now = clock.now()
     account_key = _account_key(organization_slug, email)
     address = address[:64]
@@ -234,8 +235,12 @@ def sign_in(
     user = _user_with_password(session, organization_slug, email, password)
     if user is None:
         _record_failure(session, account_key, address, now)
+        _audit_failure(session, organization_slug, email, address)
         raise AuthenticationError("wrong organization, email or password")
     session.execute(delete(FailedSignIn).where(FailedSignIn.account_key == account_key))
+    audit_trail.record_sign_in(
+        session, organization_id=user.organization_id, user_id=user.id, actor=f"user:{user.email}"
+    )
     secret = secrets.token_urlsafe(32)
     session.add(
         WebSession(
@@ -248,6 +253,26 @@ def sign_in(
     )
     session.flush()
     return secret
+
+
+def _audit_failure(session: Session, organization_slug: str, email: str, address: str) -> None:
+    """Note the failed sign-in in the audit trail, on the organization's chain when the slug names one
+    (with the account tried, when it exists), else on the chain of no organization. What was typed is
+    not recorded: a password typed into the wrong field would end up in the log."""
+    organization_id = user_id = None
+    if len(organization_slug) <= 64 and not storable_text_problem(organization_slug):
+        organization = find_organization(session, slug=organization_slug.strip().lower())
+        if organization is not None:
+            organization_id = organization.id
+            if len(email) <= 320 and not storable_text_problem(email):
+                user_id = session.scalar(
+                    select(User.id).where(
+                        User.organization_id == organization.id, User.email == email.strip().lower()
+                    )
+                )
+    audit_trail.record_failed_sign_in(
+        session, organization_id=organization_id, user_id=user_id, detail=f"from {address}"
+    )
 
 
 def _user_with_password(session: Session, organization_slug: str, email: str, password: str) -> User | None:
