@@ -14,9 +14,10 @@ from sqlalchemy import Engine, Executable, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from medspa.clients import service as clients
+from medspa.kit import audit_trail
 from medspa.kit.audit_trail import NO_ORGANIZATION, AuditEvent, AuditHead, stored_hash
 from medspa.kit.db import unit_of_work
-from medspa.kit.errors import AuthenticationError
+from medspa.kit.errors import AuthenticationError, PermissionDeniedError
 from medspa.retention import export
 from medspa.security import audit
 from medspa.security import service as security
@@ -352,3 +353,22 @@ def test_a_rolled_back_savepoint_takes_its_entries_with_it(engine: Engine, owner
 
     rows = chain(engine, owner.organization_id)
     assert [(r.detail, r.resource_ids) for r in rows[len(before) :]] == [("client.created", [str(kept.id)])]
+
+
+def test_a_denial_a_page_catches_and_shows_is_recorded_when_its_unit_of_work_commits(
+    engine: Engine, owner: Actor
+) -> None:
+    provider = Actor(owner.organization_id, "user", None, Role.PROVIDER, "pat@clinic.example")
+    before = chain(engine, owner.organization_id)
+
+    with unit_of_work(engine) as session:
+        try:
+            with session.begin_nested():
+                make_client(session, actor=provider)
+        except PermissionDeniedError as error:
+            audit_trail.record_refusal(session, error)
+
+    rows = chain(engine, owner.organization_id)[len(before) :]
+    assert [(r.action, r.actor, r.detail) for r in rows] == [
+        ("denied", "user:pat@clinic.example", "manage_clients")
+    ]

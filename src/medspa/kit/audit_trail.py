@@ -25,7 +25,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -209,6 +209,15 @@ def denial_entry(error: PermissionDeniedError) -> Entry | None:
     return _entry(
         error.organization_id, error.actor or "unknown", "denied", "permission", [], error.permission or ""
     )
+
+
+def record_refusal(session: Session, error: Exception) -> None:
+    """Note a denial that the caller catches and shows (a page's message) instead of ending its unit of
+    work with it; any other error is no refusal and is ignored. The entry survives a rollback."""
+    if isinstance(error, PermissionDeniedError):
+        denial = denial_entry(error)
+        if denial is not None:
+            note(session, replace(denial, survives_rollback=True))
 
 
 def take_pending(session: Session) -> list[Entry]:
