@@ -448,3 +448,21 @@ def test_the_nightly_refit_keeps_a_model_whose_history_cannot_refit_it(
     registry = registry_for(tmp_path, owner.organization_id)
     assert registry.active_version("noshow") == noshow
     assert [info.version for info in registry.list("noshow")] == [noshow]
+
+
+def test_the_audit_chains_heads_are_written_outside_the_database_every_five_minutes(
+    engine: Engine, owner: Actor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    head_file = tmp_path / "heads.jsonl"
+    monkeypatch.setenv("MEDSPA_AUDIT_HEAD_FILE", str(head_file))
+    huey = build_huey(load_settings(), immediate=True)
+    tasks = register_tasks(huey, engine, ModelCache(tmp_path))
+    assert "write_audit_heads" in due(huey, datetime(2026, 3, 3, 4, 35, tzinfo=UTC))
+    assert "write_audit_heads" not in due(huey, datetime(2026, 3, 3, 4, 36, tzinfo=UTC))
+
+    tasks.write_audit_heads()
+
+    written = [json.loads(line) for line in head_file.read_text().splitlines()]
+    assert {"organization_id": str(owner.organization_id), "seq": 1} in [
+        {"organization_id": w["organization_id"], "seq": w["seq"]} for w in written
+    ]

@@ -3,7 +3,7 @@ search terms (ADR 17). Existing clients are sealed here, with the key provider o
 file is created when there is none); downgrading opens them again.
 
 Revision ID: 9c4f6a8b0d32
-Revises: 8b3e5d7f9a21
+Revises: 287b207a4130
 Create Date: 2026-12-04 11:00:00
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 revision = "9c4f6a8b0d32"
-down_revision = "8b3e5d7f9a21"
+down_revision = "287b207a4130"
 branch_labels = None
 depends_on = None
 

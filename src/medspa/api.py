@@ -28,7 +28,7 @@ from medspa.kit.errors import (
 from medspa.kit.schemas import MAX_OFFSET
 from medspa.security import service as security
 from medspa.security.activity import Activity
-from medspa.security.actors import Actor
+from medspa.security.actors import Actor, require
 from medspa.security.permissions import PUBLIC, permit_of_request
 
 logger = logging.getLogger(__name__)
@@ -76,10 +76,14 @@ def authorize(request: Request, actor: Actor) -> None:
     nothing lets no one through."""
     permit = permit_of_request(request.scope.get("endpoint"), request.path_params)
     if permit is None:
-        raise PermissionDeniedError("this route declares no permission, so no one may use it")
-    if permit != PUBLIC and not actor.can(*permit):
-        resource, action = permit
-        raise PermissionDeniedError(f"role {actor.role.value} may not {action.replace('_', ' ')} {resource}")
+        raise PermissionDeniedError(
+            "this route declares no permission, so no one may use it",
+            organization_id=actor.organization_id,
+            actor=actor.label,
+            permission="undeclared",
+        )
+    if permit != PUBLIC:
+        require(actor, *permit)  # 403, recorded in the audit trail
 
 
 def _credentials(request: Request, session: Session) -> Actor:

@@ -20,6 +20,7 @@ from medspa.kit import clock as clocks
 from medspa.kit.db import default_engine
 from medspa.kit.limits import BodyLimit, refuse_unstorable_parameters
 from medspa.kit.openapi import document_errors
+from medspa.kit.request_ids import RequestIdMiddleware
 from medspa.resources.routes import router as resources_router
 from medspa.retention.routes import router as retention_router
 from medspa.scheduling.routes import router as scheduling_router
@@ -91,6 +92,7 @@ def create_app(
     app.state.activity = activity
     app.state.clock = told
     app.add_middleware(ClockMiddleware, clock=told)
+    app.add_middleware(RequestIdMiddleware)
     app.state.optimization_queue = optimization_queue or OptimizationQueue(bound)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=load_settings().max_body_bytes)

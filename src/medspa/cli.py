@@ -34,6 +34,10 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+audit_app = typer.Typer(
+    help="The audit trail (hash-chained, one chain per organization).", no_args_is_help=True
+)
+app.add_typer(audit_app, name="audit")
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 
@@ -348,6 +352,45 @@ def demo_code(
     if code is None:
         _fail(f"{email} is not a demo user with the demo's second factor")
     print(code)
+
+
+HeadFileOption = typer.Option(
+    None, "--head-file", help="the chains' heads kept outside the database (default: MEDSPA_AUDIT_HEAD_FILE)"
+)
+
+
+@audit_app.command("verify")
+def audit_verify(head_file: Path | None = HeadFileOption) -> None:
+    """Check every organization's audit chain and its heads (in the database and in the head file); exit
+    1 naming the first edited, deleted, inserted or reordered row of each broken chain."""
+    from medspa.kit.db import unit_of_work
+    from medspa.security import audit
+
+    path = head_file or load_settings().audit_head_file
+    recorded = audit.read_heads(path)
+    with unit_of_work(write=False) as session:
+        result = audit.verify(session, recorded=recorded)
+    if not result.is_intact:
+        for problem in result.problems:
+            errors.print("[red]audit trail broken:[/red] ", escape(str(problem)), sep="")
+        raise typer.Exit(1)
+    if path.exists():
+        against = f"{result.heads_checked} heads checked against {path}"
+    else:
+        against = f"no head file at {path}: the chains' ends were checked against the database only"
+    console.print(f"audit trail intact: {result.rows} rows in {result.chains} chains; {escape(against)}")
+
+
+@audit_app.command("heads")
+def audit_heads(head_file: Path | None = HeadFileOption) -> None:
+    """Append each chain's head to the head file (the worker does it every five minutes)."""
+    from medspa.kit.db import unit_of_work
+    from medspa.security import audit
+
+    path = head_file or load_settings().audit_head_file
+    with unit_of_work(write=False) as session:
+        written = audit.write_heads(session, path)
+    console.print(f"{written} chain heads appended to {path}")
 
 
 def _actor_for(session: Session, organization: str) -> Actor:

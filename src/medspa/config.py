@@ -21,6 +21,7 @@ class Settings:
     max_body_bytes: int
     key_file: Path
     erasure_ledger: Path
+    audit_head_file: Path
 
     @property
     def is_sqlite(self) -> bool:
@@ -31,9 +32,9 @@ def load_settings() -> Settings:
     """Read the settings now; nothing is cached, so tests can change the environment.
 
     Files the embedded shape keeps (the model registry, Huey's SQLite queue, the key file that wraps the
-    PHI data keys, the ledger of erased clients) live beside the SQLite database file (`./var/` by
-    default), unless `MEDSPA_MODEL_DIR` / `MEDSPA_HUEY_PATH` / `MEDSPA_KEY_FILE` /
-    `MEDSPA_ERASURE_LEDGER` say otherwise."""
+    PHI data keys, the ledger of erased clients, the audit chains' heads) live beside the SQLite database
+    file (`./var/` by default), unless `MEDSPA_MODEL_DIR` / `MEDSPA_HUEY_PATH` / `MEDSPA_KEY_FILE` /
+    `MEDSPA_ERASURE_LEDGER` / `MEDSPA_AUDIT_HEAD_FILE` say otherwise."""
     database_url = os.environ.get("MEDSPA_DATABASE_URL") or DEFAULT_DATABASE_URL
     database_file = sqlite_path(database_url)
     data_dir = database_file.parent if database_file is not None else DEFAULT_DATA_DIR
@@ -47,6 +48,7 @@ def load_settings() -> Settings:
         max_body_bytes=int(os.environ.get("MEDSPA_MAX_BODY_BYTES", "1000000")),
         key_file=Path(os.environ.get("MEDSPA_KEY_FILE") or data_dir / "medspa.keys"),
         erasure_ledger=Path(os.environ.get("MEDSPA_ERASURE_LEDGER") or data_dir / "erasures.jsonl"),
+        audit_head_file=Path(os.environ.get("MEDSPA_AUDIT_HEAD_FILE") or data_dir / "audit-heads.jsonl"),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from medspa.catalog import models as catalog_models
 from medspa.clients import models as clients_models
-from medspa.kit import outbox
+from medspa.kit import audit_trail, outbox
 from medspa.kit.db import Base
 from medspa.resources import models as resources_models
 from medspa.retention import models as retention_models
@@ -20,4 +20,5 @@ MODULES = (
     scheduling_models,
     retention_models,
     outbox,
+    audit_trail,
 )

@@ -10,10 +10,12 @@
   `models evaluate noshow` measures); every organization's scores refreshed weekly (Sunday 02:00 UTC), expired
   holds released every minute (`scheduling.service.release_expired_holds`; a booking that needs a hold's
   time releases it sooner), events every consumer has read deleted after `OUTBOX_KEEP_DAYS` (daily,
-  03:30 UTC), and on demand `refresh_organization` and `optimize_day` (an optimization job: the day is
-  read, solved outside any transaction, and the proposal stored, `scheduling.optimization_jobs`); two
-  consumer threads, so a long solve does not hold back the sweep. Storage: SQLite beside the database
-  (`var/huey.db`) in the embedded shape, Redis when `MEDSPA_REDIS_URL` is set.
+  03:30 UTC), every audit chain's head appended to the head file outside the database every five minutes
+  (`security.audit.write_heads`), and on demand `refresh_organization` and `optimize_day` (an
+  optimization job: the day is read, solved outside any transaction, and the proposal stored,
+  `scheduling.optimization_jobs`); two consumer threads, so a long solve does not hold back the
+  sweep. Storage: SQLite beside the database (`var/huey.db`) in the embedded shape, Redis when
+  `MEDSPA_REDIS_URL` is set.
 
 `medspa worker` runs both until stopped; `medspa serve` runs them in threads of the web process unless
 `--no-worker` (or with several web processes), so the embedded shape needs no second process.
@@ -162,6 +164,7 @@ class Tasks:
     refresh_organization: Any
     release_expired_holds: Any
     prune_outbox: Any
+    write_audit_heads: Any
     optimize_day: Any
 
 
@@ -236,6 +239,14 @@ def register_tasks(huey: Huey, engine: Engine, cache: ModelCache, clock: Clock =
         with unit_of_work(engine) as session:
             return prune_events(session, created_before=clocks.now() - timedelta(days=OUTBOX_KEEP_DAYS))
 
+    def write_audit_heads() -> int:
+        from medspa.config import load_settings
+        from medspa.kit.db import unit_of_work
+        from medspa.security.audit import write_heads
+
+        with unit_of_work(engine, write=False) as session:
+            return write_heads(session, load_settings().audit_head_file)
+
     weekly = crontab(minute="0", hour="2", day_of_week="0")
     return Tasks(
         weekly_refresh=huey.periodic_task(weekly, name="refresh_all_scores")(on_clock(weekly_refresh)),
@@ -248,6 +259,9 @@ def register_tasks(huey: Huey, engine: Engine, cache: ModelCache, clock: Clock =
         ),
         prune_outbox=huey.periodic_task(crontab(minute="30", hour="3"), name="prune_outbox")(
             on_clock(prune_outbox)
+        ),
+        write_audit_heads=huey.periodic_task(crontab(minute="*/5"), name="write_audit_heads")(
+            on_clock(write_audit_heads)
         ),
         optimize_day=register_optimize_day(huey, engine, clock),
     )

@@ -19,10 +19,11 @@ from medspa.clients import ledger
 from medspa.clients import service as clients
 from medspa.clients.models import Client, ClientSearchTerm
 from medspa.clients.schemas import ClientCreate, ClientUpdate, ErasureRequest
+from medspa.kit.audit_trail import AuditEvent
 from medspa.kit.db import make_engine, unit_of_work
 from medspa.kit.errors import ConflictError, PermissionDeniedError
 from medspa.kit.migrate import upgrade
-from medspa.security import keys
+from medspa.security import audit, keys
 from medspa.security import service as security
 from medspa.security.actors import Actor, Role, system_actor
 from tests.conftest import BACKENDS, database_of_its_own, token_for
@@ -106,6 +107,16 @@ def test_an_approved_erasure_leaves_a_tombstone_and_nothing_to_read_or_find(
         erasure,
         owner.organization_id,
     )
+    with unit_of_work(engine, write=False) as session:  # the audit trail still verifies, and says who erased
+        assert audit.verify(session, organization_ids=[owner.organization_id]).problems == []
+        assert session.scalar(
+            select(AuditEvent.id).where(
+                AuditEvent.organization_id == owner.organization_id,
+                AuditEvent.action == "write",
+                AuditEvent.detail == "client.erased",
+                AuditEvent.actor == manager.label,
+            )
+        )
     assert "Wilhelmina" not in erasure_ledger.read_text()
     # An erased client is not changed, erased or asked about again.
     with unit_of_work(engine) as session, pytest.raises(ConflictError, match="erased"):

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from medspa.clients import ledger, phi
 from medspa.clients.models import PHI_FIELDS, Client, ClientErasure
 from medspa.clients.schemas import ClientCreate, ClientErasureRead, ClientRead, ClientUpdate, ErasureRequest
-from medspa.kit import clock
+from medspa.kit import audit_trail, clock
 from medspa.kit.crud import get_owned, list_owned
 from medspa.kit.errors import ConflictError, NotFoundError, PermissionDeniedError
 from medspa.kit.outbox import record_event
@@ -70,7 +70,9 @@ def create_client(session: Session, *, actor: Actor, data: ClientCreate) -> Clie
 
 def get_client(session: Session, *, actor: Actor, client_id: uuid.UUID) -> ClientRead:
     require(actor, "clients", "read")
-    return _read(session, actor, _client(session, actor, client_id))
+    client = _read(session, actor, _client(session, actor, client_id))
+    audit_trail.record_read(session, actor, "client", [client.id])
+    return client
 
 
 def list_clients(
@@ -100,7 +102,11 @@ def list_clients(
         limit=limit,
         offset=offset,
     )
-    return Page(items=[_read(session, actor, c) for c in rows], total=total, limit=limit, offset=offset)
+    items = [_read(session, actor, c) for c in rows]
+    searched = [name for name, value in (("email", email), ("phone", phone)) if value is not None]
+    detail = f"search by {' and '.join(searched)}" if searched else "list"
+    audit_trail.record_read(session, actor, "client", [c.id for c in items], detail=detail)
+    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 def search_clients(
@@ -112,6 +118,7 @@ def search_clients(
     require(actor, "clients", "read")
     ids = phi.matching_ids(session, actor.organization_id, query)
     if not ids:
+        audit_trail.record_read(session, actor, "client", [], detail="search")
         return Page(items=[], total=0, limit=limit, offset=offset)
     rows = session.scalars(
         select(Client).where(
@@ -119,7 +126,9 @@ def search_clients(
         )
     ).all()
     ranked = phi.rank(query, [_read(session, actor, c) for c in rows])
-    return Page(items=ranked[offset : offset + limit], total=len(ranked), limit=limit, offset=offset)
+    shown = ranked[offset : offset + limit]
+    audit_trail.record_read(session, actor, "client", [c.id for c in shown], detail="search")
+    return Page(items=shown, total=len(ranked), limit=limit, offset=offset)
 
 
 def client_names(
@@ -133,7 +142,9 @@ def client_names(
     rows = session.scalars(
         select(Client).where(Client.organization_id == actor.organization_id, Client.id.in_(set(client_ids)))
     )
-    return {client.id: phi.display_name(session, client) for client in rows}
+    names = {client.id: phi.display_name(session, client) for client in rows}
+    audit_trail.record_read(session, actor, "client", names, detail="names")
+    return names
 
 
 def update_client(session: Session, *, actor: Actor, client_id: uuid.UUID, data: ClientUpdate) -> ClientRead:

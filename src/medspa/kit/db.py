@@ -8,6 +8,7 @@ with another writer's (PostgreSQL instead backs bookings with an exclusion const
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -40,6 +41,8 @@ from sqlalchemy.types import TypeDecorator
 
 from medspa.config import load_settings, sqlite_path
 from medspa.kit.ids import new_id
+
+logger = logging.getLogger(__name__)
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -237,17 +240,47 @@ def unit_of_work(engine: Engine | None = None, *, write: bool = True) -> Iterato
     lock = _writer_lock(base) if serialize else None
     if lock is not None and not lock.acquire(timeout=SQLITE_WRITE_WAIT_SECONDS):
         raise WriterBusyError(f"no SQLite write lock after {SQLITE_WRITE_WAIT_SECONDS} s")
+    from medspa.kit import audit_trail  # (it builds on this module)
+
     session = factory()
+    after: list[audit_trail.Entry] = []
     try:
         yield session
+        if not write and base.dialect.name == "sqlite":
+            # A SQLite reader cannot become a writer once another writer has committed: its audit
+            # entries are appended under the writer lock right after its reads commit (see audit_trail).
+            after = audit_trail.take_pending(session)
         session.commit()
-    except BaseException:
+    except BaseException as error:
+        kept = audit_trail.kept_after_rollback(session, error)
         session.rollback()
+        session.close()
+        if lock is not None:
+            lock.release()
+            lock = None
+        _append_audit_entries(base, kept, error)
         raise
     finally:
         session.close()
         if lock is not None:
             lock.release()
+    if after:
+        with unit_of_work(base) as writer:
+            audit_trail.append(writer.connection(), after)
+
+
+def _append_audit_entries(engine: Engine, entries: list[Any], cause: BaseException) -> None:
+    """Append what a rolled-back unit of work must still record (failed sign-ins, a denial) in a unit of
+    work of its own; a failure to do so is logged and does not hide the error that ended the work."""
+    if not entries:
+        return
+    from medspa.kit import audit_trail
+
+    try:
+        with unit_of_work(engine) as writer:
+            audit_trail.append(writer.connection(), entries)
+    except Exception:
+        logger.exception("could not record %d audit entries after %r", len(entries), cause)
 
 
 # Row-level security on PostgreSQL (ADR 21). Every tenant table carries a policy that shows a

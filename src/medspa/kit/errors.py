@@ -81,8 +81,22 @@ class AuthenticationError(MedspaError):
 
 
 class PermissionDeniedError(MedspaError):
+    """Refused (403). When the refused actor is known (`organization_id`, `actor` label, `permission`),
+    the unit of work records the denial in the audit trail even though it rolls back."""
+
     code = "forbidden"
     status_code = 403
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        organization_id: uuid.UUID | None = None,
+        actor: str | None = None,
+        permission: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.organization_id, self.actor, self.permission = organization_id, actor, permission
 
 
 class RateLimitedError(MedspaError):

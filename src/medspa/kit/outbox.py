@@ -23,13 +23,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Engine, String, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from medspa.kit import clock
+from medspa.kit import audit_trail, clock
+from medspa.kit.audit_trail import Acting
 from medspa.kit.db import Base, SequenceKey, unit_of_work
 
 logger = logging.getLogger(__name__)
@@ -64,18 +65,12 @@ class OutboxCursor(Base):
     updated_at: Mapped[datetime]
 
 
-class Acting(Protocol):
-    @property
-    def organization_id(self) -> uuid.UUID: ...
-
-    @property
-    def label(self) -> str: ...
-
-
 def record_event(
     session: Session, actor: Acting, topic: str, aggregate_id: uuid.UUID, payload: dict[str, Any]
 ) -> None:
-    """Write an event in the current transaction (it commits or rolls back with the change).
+    """Write an event in the current transaction (it commits or rolls back with the change), and note
+    the change in the audit trail (`kit.audit_trail.record_write`: every write of the domains emits an
+    event, so this is where every write is audited).
 
     `topic` is `<aggregate>.<verb>` (`appointment.booked`); `payload` must be JSON-serializable. The row
     is inserted at once with a prepared statement rather than through the session's flush: every
@@ -93,6 +88,7 @@ def record_event(
             "published_at": None,
         },
     )
+    audit_trail.record_write(session, actor, topic.split(".", 1)[0], aggregate_id, topic)
 
 
 _INSERT = insert(OutboxEvent)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from medspa.catalog import service as catalog
+from medspa.kit import audit_trail
 from medspa.kit.tz import to_local
 from medspa.resources import service as resources
 from medspa.retention.formats import (
@@ -118,13 +119,19 @@ def transaction_rows(
 
 
 def export_appointment_history(session: Session, *, actor: Actor, path: Path) -> int:
-    """Write the organization's finished appointments as `appointment-history`; the number of rows."""
-    return write_rows(path, HISTORY_COLUMNS, history_rows(session, actor=actor))
+    """Write the organization's finished appointments as `appointment-history`; the number of rows. The
+    export is audited."""
+    rows = write_rows(path, HISTORY_COLUMNS, history_rows(session, actor=actor))
+    audit_trail.record_export(session, actor, "appointment", detail=f"appointment-history: {rows} rows")
+    return rows
 
 
 def export_visit_transactions(session: Session, *, actor: Actor, path: Path) -> int:
-    """Write the organization's completed appointments as `visit-transactions`; the number of rows."""
-    return write_rows(path, TRANSACTION_COLUMNS, transaction_rows(session, actor=actor))
+    """Write the organization's completed appointments as `visit-transactions`; the number of rows. The
+    export is audited."""
+    rows = write_rows(path, TRANSACTION_COLUMNS, transaction_rows(session, actor=actor))
+    audit_trail.record_export(session, actor, "appointment", detail=f"visit-transactions: {rows} rows")
+    return rows
 
 
 def live_history_frame(

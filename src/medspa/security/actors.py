@@ -57,7 +57,12 @@ class Actor:
     def require_own_appointment(self, provider_id: uuid.UUID) -> None:
         """PermissionDeniedError (403) unless `may_change_appointment_of(provider_id)`."""
         if not self.may_change_appointment_of(provider_id):
-            raise PermissionDeniedError(f"role {self.role.value} may change only their own appointments")
+            raise PermissionDeniedError(
+                f"role {self.role.value} may change only their own appointments",
+                organization_id=self.organization_id,
+                actor=self.label,
+                permission="appointments.own_only",
+            )
 
 
 def system_actor(organization_id: uuid.UUID, name: str = "medspa") -> Actor:
@@ -66,6 +71,12 @@ def system_actor(organization_id: uuid.UUID, name: str = "medspa") -> Actor:
 
 def require(actor: Actor, resource: str, action: str) -> None:
     """Refuse (403) an actor whose role the permission matrix does not allow `action` on `resource`.
-    Deny by default: every service function checks, whoever calls it (API, page, CLI, worker)."""
+    Deny by default: every service function checks, whoever calls it (API, page, CLI, worker). The
+    refusal is recorded in the audit trail (by the unit of work that the error ends)."""
     if not actor.can(resource, action):
-        raise PermissionDeniedError(f"role {actor.role.value} may not {action.replace('_', ' ')} {resource}")
+        raise PermissionDeniedError(
+            f"role {actor.role.value} may not {action.replace('_', ' ')} {resource}",
+            organization_id=actor.organization_id,
+            actor=actor.label,
+            permission=f"{resource}.{action}",
+        )

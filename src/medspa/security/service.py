@@ -18,7 +18,7 @@ from argon2.exceptions import VerificationError
 from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.orm import Session
 
-from medspa.kit import clock
+from medspa.kit import audit_trail, clock
 from medspa.kit.crud import prefetch
 from medspa.kit.db import confine_to_tenant
 from medspa.kit.errors import AuthenticationError, ConflictError, NotFoundError, RateLimitedError
@@ -279,7 +279,8 @@ def sign_in(
     message whatever was wrong) otherwise, after the failure is recorded in `session` (the caller commits
     it: a sign-in page answers the error, it does not roll back). RateLimitedError (429) before anything
     else when the account or the network `address` has failed too often lately (see LOGIN_WINDOW); a
-    correct password clears the account's failures."""
+    correct password clears the account's failures. Sessions opened and failures are recorded in the
+    audit trail (a failure even when the caller rolls back)."""
     now = clock.now()
     account_key = _account_key(organization_slug, email)
     address = address[:64]
@@ -287,6 +288,7 @@ def sign_in(
     user = _user_with_password(session, organization_slug, email, password)
     if user is None:
         _record_failure(session, account_key, address, now)
+        _audit_failure(session, organization_slug, email, address)
         raise AuthenticationError("wrong organization, email or password")
     session.execute(delete(FailedSignIn).where(FailedSignIn.account_key == account_key))
     if _totp_secret(session, user) is None:
@@ -295,6 +297,7 @@ def sign_in(
                 "this account needs a second factor and has none yet: ask the clinic's owner to enrol it "
                 "(medspa users totp-enrol)"
             )
+        _audit_sign_in(session, user)
         return SignInStep(_open_session(session, user, now), needs_code=False)
     return SignInStep(_open_session(session, user, now, pending=True), needs_code=True)
 
@@ -324,9 +327,11 @@ def confirm_sign_in(session: Session, *, pending: str, code: str, address: str =
         if row.attempts >= PENDING_ATTEMPTS:
             session.delete(row)
         _record_failure(session, account_key, address, now)
+        _audit_failure(session, organization.slug, user.email, address)
         raise AuthenticationError("wrong or already used code")
     user.totp_last_step = step
     session.delete(row)
+    _audit_sign_in(session, user)
     return _open_session(session, user, now)
 
 
@@ -400,6 +405,32 @@ def current_code(session: Session, *, actor: Actor, email: str, only_secret: str
     if user is None or _totp_secret(session, user) != only_secret:
         return None
     return totp.code_at(only_secret, totp.step_at(clock.now()))
+
+
+def _audit_failure(session: Session, organization_slug: str, email: str, address: str) -> None:
+    """Note the failed sign-in in the audit trail, on the organization's chain when the slug names one
+    (with the account tried, when it exists), else on the chain of no organization. What was typed is
+    not recorded: a password typed into the wrong field would end up in the log."""
+    organization_id = user_id = None
+    if len(organization_slug) <= 64 and not storable_text_problem(organization_slug):
+        organization = find_organization(session, slug=organization_slug.strip().lower())
+        if organization is not None:
+            organization_id = organization.id
+            if len(email) <= 320 and not storable_text_problem(email):
+                user_id = session.scalar(
+                    select(User.id).where(
+                        User.organization_id == organization.id, User.email == email.strip().lower()
+                    )
+                )
+    audit_trail.record_failed_sign_in(
+        session, organization_id=organization_id, user_id=user_id, detail=f"from {address}"
+    )
+
+
+def _audit_sign_in(session: Session, user: User) -> None:
+    audit_trail.record_sign_in(
+        session, organization_id=user.organization_id, user_id=user.id, actor=f"user:{user.email}"
+    )
 
 
 def _user_with_password(session: Session, organization_slug: str, email: str, password: str) -> User | None:

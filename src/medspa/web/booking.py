@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from medspa.api import SessionDep, in_unit_of_work
 from medspa.clients import service as clients
 from medspa.clients.schemas import ClientCreate, ClientRead
+from medspa.kit import audit_trail
 from medspa.kit.errors import MedspaError
 from medspa.kit.tz import to_local
 from medspa.resources import service as resources
@@ -172,6 +173,7 @@ def _slots_fragment(
                 provider_id=provider_id,
             )
         except MedspaError as error:
+            audit_trail.record_refusal(session, error)
             message, kind = readable(error), "error"
     context = {
         "location": location,
@@ -262,6 +264,7 @@ def _book(
         with session.begin_nested():
             appointment = scheduling.book_appointment(session, actor=actor, data=request_data)
     except MedspaError as error:
+        audit_trail.record_refusal(session, error)
         if error.status_code != 409:
             return again(f"Could not book: {readable(error)}.", error.status_code)
         # Someone took it: show what is free now, and the day as it now stands.

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from medspa.api import SessionDep, in_unit_of_work
 from medspa.catalog import service as catalog
 from medspa.clients import service as clients
+from medspa.kit import audit_trail
 from medspa.kit.errors import MedspaError, NotFoundError
 from medspa.kit.tz import to_local
 from medspa.resources import service as resources
@@ -164,6 +165,7 @@ def _change_status(
                     LIFECYCLE[action](session, actor=actor, appointment_id=appointment.id)
             message = f"{DONE[action]} {summary(session, actor, appointment)}."
         except MedspaError as error:
+            audit_trail.record_refusal(session, error)
             message, kind, status_code = readable(error), "error", error.status_code
     board = board_of(session, actor, appointment)
     return day_fragment(request, board, message=message, kind=kind, status_code=status_code)

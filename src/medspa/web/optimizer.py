@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from medspa.api import SessionDep
-from medspa.kit import clock
+from medspa.kit import audit_trail, clock
 from medspa.kit.errors import MedspaError
 from medspa.kit.money import format_cents
 from medspa.resources import service as resources
@@ -86,6 +86,7 @@ def optimize(
                     max_moves=moves,
                 )
         except MedspaError as error:
+            audit_trail.record_refusal(session, error)
             message, status_code = f"Could not optimize the day: {readable(error)}.", error.status_code
         else:
             # Handed to the worker after the response, so after this request's unit of work has committed.
@@ -183,6 +184,7 @@ def apply(
         message = f"Nothing was changed: {readable(error)}."
         return _proposal_page(request, session, actor, proposal.id, message=message, status_code=409)
     except MedspaError as error:
+        audit_trail.record_refusal(session, error)
         message = f"Could not apply: {readable(error)}. Nothing was changed."
         if error.status_code == 409 and len(set(chosen)) < len(_changes(proposal)):
             message += " A change you left out may be what makes room for one you chose."
