@@ -3,7 +3,8 @@ the day optimizer's proposals.
 
 Server-rendered with Jinja2 and HTMX. Handlers parse, call service functions and render, one module per
 page: `sign_in`, `day` (the day view and its lifecycle buttons), `booking` (client picker, slots,
-booking), `optimizer` (running the optimizer, a proposal's page). The sign-in and CSRF guards live in
+booking), `optimizer` (running the optimizer, a proposal's page), `approvals` (the manager's queue of
+automated actions and client erasures). The sign-in and CSRF guards live in
 `guards` (every page needs a signed-in user; every POST a same-host Origin), the layout of the day in
 `board`, the slot buttons in `slots`, a proposal's content in `proposals`.
 """
@@ -14,10 +15,16 @@ from fastapi import FastAPI
 from fastapi.routing import APIRouter
 from fastapi.staticfiles import StaticFiles
 
-from medspa.web import booking, day, optimizer, sign_in
+from medspa.web import approvals, booking, day, optimizer, sign_in
 from medspa.web.guards import WEB
 
-ROUTERS: tuple[APIRouter, ...] = (sign_in.router, day.router, booking.router, optimizer.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    sign_in.router,
+    day.router,
+    booking.router,
+    optimizer.router,
+    approvals.router,
+)
 
 
 def install_pages(app: FastAPI) -> None:
