@@ -17,7 +17,7 @@ import argparse
 import collections
 import time as timer
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -26,6 +26,7 @@ from typing import Any
 
 import hypothesis
 import schemathesis
+from fastapi.routing import APIRoute
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure, FailureGroup
@@ -36,6 +37,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from sqlalchemy import Engine, select
+from starlette.routing import BaseRoute
 
 from medspa.app import create_app
 from medspa.kit import clock
@@ -46,6 +48,7 @@ from medspa.scheduling.models import OptimizationJob
 from medspa.scheduling.schemas import BookingRequest, WaitlistCreate
 from medspa.security import service as security
 from medspa.security.actors import Actor, Role, system_actor
+from medspa.security.permissions import PUBLIC, Permit, allows, permit_of_request
 from medspa.security.schemas import TokenCreate
 from tests import factories
 
@@ -58,18 +61,30 @@ MAX_SOLVE_SECONDS = 0.2
 
 @dataclass
 class Seeded:
-    """The ids of a seeded clinic, by the parameter names that carry them, and the owner's token."""
+    """The ids of a seeded clinic, by the parameter names that carry them, and the token the requests
+    are sent with: of a role in that clinic, or of an owner of another organization (`foreign`)."""
 
     token: str
     ids: dict[str, str]
+    role: Role = Role.OWNER
+    foreign: bool = False
 
 
-def seed_clinic(engine: Engine) -> Seeded:
-    """A fresh organization with one of everything, an appointment, a waitlist entry and a proposal."""
+def seed_clinic(engine: Engine, role: Role = Role.OWNER, *, foreign: bool = False) -> Seeded:
+    """A fresh organization with one of everything, an appointment, a waitlist entry and a proposal;
+    the requests' token is of `role` there, or, `foreign`, of another organization's owner."""
     with unit_of_work(engine) as session:
         org = security.create_organization(session, slug=f"f-{uuid.uuid4().hex[:12]}", name="Fuzz Clinic")
         owner = system_actor(org.id, "fuzz")
-        token = security.issue_token(session, actor=owner, data=TokenCreate(name="fuzz", role=Role.OWNER))
+        if foreign:
+            other = security.create_organization(session, slug=f"x-{uuid.uuid4().hex[:12]}", name="Other")
+            holder = system_actor(other.id, "fuzz")
+        else:
+            holder = owner
+        days = 30 if role is Role.CONTRACTOR else None
+        token = security.issue_token(
+            session, actor=holder, data=TokenCreate(name="fuzz", role=role, expires_in_days=days)
+        )
         spare = security.issue_token(session, actor=owner, data=TokenCreate(name="spare", role=Role.OWNER))
     with clock.frozen_at(NOW):
         with unit_of_work(engine) as session:
@@ -89,7 +104,7 @@ def seed_clinic(engine: Engine) -> Seeded:
     ids["proposal_id"] = str(proposal.id)
     ids["job_id"] = str(job)
     ids["token_id"] = str(spare.id)
-    return Seeded(token=token.token, ids=ids)
+    return Seeded(token=token.token, ids=ids, role=role, foreign=foreign)
 
 
 def _seed_records(session: Any, owner: Actor) -> dict[str, str]:
@@ -163,6 +178,9 @@ class Outcome:
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
     failures: dict[str, str] = field(default_factory=dict)
     server_errors: int = 0
+    # Answers 2xx that the role's permissions refuse, and 2xx answers holding another organization's ids.
+    beyond_permissions: int = 0
+    foreign_rows: int = 0
 
 
 def load_schema(engine: Engine) -> schemathesis.BaseSchema:
@@ -175,12 +193,48 @@ def operations(schema: schemathesis.BaseSchema) -> list[Any]:
     return [result.ok() for result in schema.get_all_operations()]
 
 
+def flattened(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """The routes, those of included routers among them (FastAPI keeps an included router whole)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from flattened(included.routes)
+        else:
+            yield route
+
+
+def _permit(operation: Any, path_parameters: dict[str, Any] | None) -> Permit | None:
+    """What the route of `operation` declares it takes, for these path parameters."""
+    for route in flattened(operation.app.routes):
+        if (
+            isinstance(route, APIRoute)
+            and route.path == operation.path
+            and operation.method.upper() in route.methods
+        ):
+            return permit_of_request(route.endpoint, path_parameters or {})
+    return None
+
+
 def run_operation(
-    engine: Engine, operation: Any, *, examples: int, keep_going: bool, seed: int = 12
+    engine: Engine,
+    operation: Any,
+    *,
+    examples: int,
+    keep_going: bool,
+    seed: int = 12,
+    role: Role = Role.OWNER,
+    foreign: bool = False,
+    seeded: Seeded | None = None,
 ) -> Outcome:
     """Call `operation` with up to `examples` generated requests in each mode (valid, invalid) and
-    check every response. With `keep_going`, count every failure; else stop at the first."""
-    seeded = seed_clinic(engine)
+    check every response, as `role` in the seeded clinic or (`foreign`) as another organization's
+    owner: besides the documented answers, no 2xx that the role's permissions refuse, and no 2xx that
+    holds an id of another organization. With `keep_going`, count every failure; else stop at the
+    first. `seeded`: a clinic seeded already (for `role` and `foreign`), shared by several operations."""
+    if seeded is None:
+        seeded = seed_clinic(engine, role, foreign=foreign)
+    role, foreign = seeded.role, seeded.foreign
+    others = set(seeded.ids.values()) if foreign else set()
     outcome = Outcome()
     client = ASGIClient(operation.app)
     client.headers["Authorization"] = f"Bearer {seeded.token}"
@@ -210,6 +264,25 @@ def run_operation(
             outcome.statuses[response.status_code] += 1
             if response.status_code >= 500:
                 outcome.server_errors += 1
+            if 200 <= response.status_code < 300:
+                permit = _permit(operation, case.path_parameters)
+                if permit is not None and permit != PUBLIC and not allows(role, *permit):
+                    outcome.beyond_permissions += 1
+                    _fail(
+                        outcome,
+                        f"beyond {role.value}'s permissions ({response.status_code}): {permit}",
+                        case,
+                        keep_going,
+                    )
+                leaked = sorted(i for i in others if i in response.text)
+                if leaked:
+                    outcome.foreign_rows += 1
+                    _fail(
+                        outcome,
+                        f"another organization's ids ({response.status_code}): {leaked[:3]}",
+                        case,
+                        keep_going,
+                    )
             try:
                 case.validate_response(response, checks=CHECKS)
             except FailureGroup as group:

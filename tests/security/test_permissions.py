@@ -4,14 +4,14 @@ matrix gives it, on both databases."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import Mount, Route
 
 from medspa.api import ActorDep
 from medspa.app import create_app
@@ -21,27 +21,18 @@ from medspa.security.actors import Actor
 from medspa.security.permissions import MATRIX, PUBLIC, Role, allows, declared_permit
 from medspa.web.day import DONE
 from tests.conftest import token_for
+from tests.fuzzing import flattened
 
 # The framework's own pages (the OpenAPI document and its viewer) are not ours to declare.
 FRAMEWORK_PATHS = {"/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
 PUBLIC_PATHS = {"/api/v1/health", "/login", "/login/code", "/logout"}
 
 
-def _flattened(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
-    """The routes, those of included routers among them (FastAPI keeps an included router whole)."""
-    for route in routes:
-        included = getattr(route, "original_router", None)
-        if included is not None:
-            yield from _flattened(included.routes)
-        else:
-            yield route
-
-
 @pytest.fixture
 def app_routes(engine: Engine) -> list[APIRoute]:
     app = create_app(engine)
     routes = []
-    for route in _flattened(app.routes):
+    for route in flattened(app.routes):
         if isinstance(route, APIRoute):
             routes.append(route)
         elif isinstance(route, Mount):
