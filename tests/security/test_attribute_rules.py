@@ -46,6 +46,11 @@ class Clinic:
 
 @pytest.fixture
 def clinic(engine: Engine, owner: Actor) -> Clinic:
+    return make_clinic(engine, owner)
+
+
+def make_clinic(engine: Engine, owner: Actor) -> Clinic:
+    """Two locations (two providers and two rooms at the first), a service and two clients."""
     with clock.frozen_at(NOW), unit_of_work(engine) as session:
         first, second = (make_location(session, actor=owner) for _ in range(2))
         providers = [make_provider(session, actor=owner, location_id=first.id).id for _ in range(2)]

@@ -91,3 +91,49 @@ def test_other_roles_are_not_offered_the_approvals_and_are_refused(
     assert 'href="/approvals"' not in client.get("/").text
     assert client.get("/approvals").status_code == 403
     assert client.post(f"/approvals/actions/{action}/approve").status_code == 403
+
+
+def test_the_manager_sees_emergency_access_on_the_alert_list_and_ends_it(
+    client: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    from medspa.resources import service as resources
+    from medspa.resources.schemas import LocationCreate
+    from medspa.security import emergency
+    from medspa.security.schemas import EmergencyAccessOpen
+
+    with unit_of_work(engine) as session:
+        annex = resources.create_location(
+            session,
+            actor=demo_template.actor,
+            data=LocationCreate(name="Annex", time_zone="America/New_York"),
+        )
+    from sqlalchemy import select
+
+    from medspa.security.models import User
+
+    with unit_of_work(engine, write=False) as session:
+        desk_id = session.scalar(select(User.id).where(User.email == "frontdesk@lumen.example"))
+    desk = Actor(
+        demo_template.organization_id,
+        "user",
+        desk_id,
+        Role.FRONT_DESK,
+        "frontdesk@lumen.example",
+        location_ids=frozenset({demo_template.location_id}),
+    )
+    reason = "a client at the annex fainted; checking her allergies"
+    with unit_of_work(engine) as session:
+        grant = emergency.open_access(
+            session,
+            actor=desk,
+            data=EmergencyAccessOpen(location_id=annex.id, reason=reason),
+            location_exists=True,
+        )
+    sign_in(client, Role.MANAGER)
+    page = client.get("/approvals").text
+    assert reason in page
+    assert "Annex" in page
+    ended = client.post(f"/approvals/emergency/{grant.id}/close")
+    assert ended.status_code == 200
+    assert "The emergency access was ended." in ended.text
+    assert "ended by user:manager@lumen.example" in ended.text

@@ -101,13 +101,14 @@ def test_every_page_but_signing_in_and_out_needs_a_session(client: TestClient, d
             action_id=uuid.uuid4(),
             erasure_id=uuid.uuid4(),
             decision="approve",
+            access_id=uuid.uuid4(),
         )
         for method in sorted(route.methods):
             response = client.request(method, path, follow_redirects=False)
             assert (method, path, response.status_code) == (method, path, 303)
             assert response.headers["location"] == "/login"
             checked += 1
-    assert checked == 14
+    assert checked == 15
 
 
 def test_wrong_password_shows_the_form_again_with_one_message(client: TestClient) -> None:

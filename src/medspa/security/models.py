@@ -165,3 +165,20 @@ class AgentPolicy(TenantMixin, Base):
     value_limit_cents: Mapped[int | None]
     updated_by: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime]
+
+
+class EmergencyAccess(TenantMixin, Base):
+    """Break-glass: a user's access to a location outside their own, opened by themselves with a written
+    reason, for at most `security.emergency.MAX_MINUTES`; audited, and on the managers' alert list."""
+
+    __tablename__ = "emergency_access"
+    __table_args__ = (Index("ix_emergency_access_user_id_expires_at", "user_id", "expires_at"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    user_label: Mapped[str] = mapped_column(String(200))
+    location_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("locations.id"))
+    reason: Mapped[str] = mapped_column(String(1000))
+    opened_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(200))

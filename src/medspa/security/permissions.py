@@ -94,6 +94,10 @@ MATRIX: dict[Permit, frozenset[Role]] = {
     ("agent_actions", "decide"): LEADS,
     ("agent_policies", "read"): LEADS,
     ("agent_policies", "manage"): frozenset({OWNER}),
+    # break-glass: a person limited to some locations opens another for a while; managers see and end it
+    ("emergency_access", "open"): STAFF,
+    ("emergency_access", "read"): LEADS,
+    ("emergency_access", "close"): LEADS,
 }
 
 # Roles whose changes of an appointment are limited to the appointments of their own provider record.

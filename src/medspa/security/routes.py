@@ -8,13 +8,18 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Response
 
 from medspa.api import ActorDep, Limit, Offset, SessionDep
+from medspa.kit.errors import NotFoundError
 from medspa.kit.schemas import Page
-from medspa.security import gate, service
+from medspa.resources import service as resources
+from medspa.security import emergency, gate, service
+from medspa.security.actors import system_actor
 from medspa.security.permissions import permits
 from medspa.security.schemas import (
     AgentActionRead,
     AgentPolicyRead,
     AgentPolicyUpdate,
+    EmergencyAccessOpen,
+    EmergencyAccessRead,
     IssuedToken,
     TokenCreate,
     TokenRead,
@@ -96,3 +101,35 @@ def set_agent_policy(
 ) -> AgentPolicyRead:
     """Make a kind stricter (owners): a higher tier, or tier 2's thresholds. Never below its own tier."""
     return gate.set_policy(session, actor=actor, action=action, data=data)
+
+
+@router.post("/emergency-access", status_code=201)
+@permits("emergency_access", "open")
+def open_emergency_access(
+    data: EmergencyAccessOpen, session: SessionDep, actor: ActorDep
+) -> EmergencyAccessRead:
+    """Break-glass: open access to a location outside your own for at most 4 hours (`minutes`), with a
+    written reason. It is audited and shows on the managers' alert list."""
+    try:
+        resources.get_location(
+            session, actor=system_actor(actor.organization_id), location_id=data.location_id
+        )
+    except NotFoundError:
+        exists = False
+    else:
+        exists = True
+    return emergency.open_access(session, actor=actor, data=data, location_exists=exists)
+
+
+@router.get("/emergency-access")
+@permits("emergency_access", "read")
+def list_emergency_access(session: SessionDep, actor: ActorDep) -> list[EmergencyAccessRead]:
+    """The alert list: emergency access open now or ended within the last day."""
+    return emergency.list_open(session, actor=actor)
+
+
+@router.post("/emergency-access/{access_id}/close")
+@permits("emergency_access", "open")
+def close_emergency_access(access_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> EmergencyAccessRead:
+    """End emergency access now: its holder, or a manager or owner."""
+    return emergency.close_access(session, actor=actor, access_id=access_id)

@@ -118,3 +118,20 @@ class AgentPolicyUpdate(Schema):
     tier: Annotated[int, Field(ge=1, le=3)]
     daily_limit: Annotated[int, Field(ge=0, le=100_000)] | None = None
     value_limit_cents: Cents | None = None
+
+
+class EmergencyAccessOpen(Schema):
+    location_id: uuid.UUID
+    reason: Annotated[str, Field(min_length=10, max_length=1000, description="why, in words (audited)")]
+    minutes: Annotated[int, Field(ge=1, le=240, description="how long, at most 4 hours")] = 60
+
+
+class EmergencyAccessRead(ReadSchema):
+    id: uuid.UUID
+    user_label: str
+    location_id: uuid.UUID
+    reason: str
+    opened_at: datetime
+    expires_at: datetime
+    closed_at: datetime | None
+    closed_by: str | None

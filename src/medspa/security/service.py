@@ -24,7 +24,7 @@ from medspa.kit.db import confine_to_tenant
 from medspa.kit.errors import AuthenticationError, ConflictError, NotFoundError, RateLimitedError
 from medspa.kit.outbox import record_event
 from medspa.kit.schemas import storable_text_problem
-from medspa.security import keys, totp
+from medspa.security import emergency, keys, totp
 from medspa.security.activity import SESSION_IDLE, Activity
 from medspa.security.actors import Actor, Role, require, system_actor
 from medspa.security.models import (
@@ -497,6 +497,8 @@ def user_actor(session: Session, user: User) -> Actor:
             )
         )
     )
+    if locations:  # break-glass grants open now add their locations (`security.emergency`)
+        locations |= emergency.locations_open_to(session, user.id, clock.now())
     return Actor(
         organization_id=user.organization_id,
         kind="user",
