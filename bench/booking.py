@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from common import ROOT, build_location, host_loop_ms, machine, median, write_section
+from medspa.config import load_settings
 from medspa.kit.db import make_engine, unit_of_work
 from medspa.kit.migrate import upgrade
 from medspa.scheduling.models import Reservation
@@ -75,7 +76,9 @@ def run_once(url: str, workers: int, env: dict[str, str] | None = None) -> tuple
         starts += [(first + timedelta(minutes=45 * i)).isoformat() for i in range(15)]
     shares = plan(starts, providers)
     port = free_port()
-    env = {**os.environ, **(env or {}), "MEDSPA_DATABASE_URL": url}
+    # The server must unwrap the clients' keys this process wrapped: the same key file for both.
+    key_file = str(load_settings().key_file.resolve())
+    env = {**os.environ, **(env or {}), "MEDSPA_DATABASE_URL": url, "MEDSPA_KEY_FILE": key_file}
     server = subprocess.Popen(
         [str(ROOT / ".venv/bin/medspa"), "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
