@@ -48,7 +48,7 @@ from medspa.scheduling.models import OptimizationJob
 from medspa.scheduling.schemas import BookingRequest, WaitlistCreate
 from medspa.security import service as security
 from medspa.security.actors import Actor, Role, system_actor
-from medspa.security.permissions import PUBLIC, Permit, allows, permit_of_request
+from medspa.security.permissions import PUBLIC, allows, permit_of_request
 from medspa.security.schemas import TokenCreate
 from tests import factories
 
@@ -203,15 +203,15 @@ def flattened(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
             yield route
 
 
-def _permit(operation: Any, path_parameters: dict[str, Any] | None) -> Permit | None:
-    """What the route of `operation` declares it takes, for these path parameters."""
+def _endpoint(operation: Any) -> object | None:
+    """The function that serves `operation` (its route declares what it takes)."""
     for route in flattened(operation.app.routes):
         if (
             isinstance(route, APIRoute)
             and route.path == operation.path
             and operation.method.upper() in route.methods
         ):
-            return permit_of_request(route.endpoint, path_parameters or {})
+            return route.endpoint
     return None
 
 
@@ -235,6 +235,7 @@ def run_operation(
         seeded = seed_clinic(engine, role, foreign=foreign)
     role, foreign = seeded.role, seeded.foreign
     others = set(seeded.ids.values()) if foreign else set()
+    endpoint = _endpoint(operation)
     outcome = Outcome()
     client = ASGIClient(operation.app)
     client.headers["Authorization"] = f"Bearer {seeded.token}"
@@ -265,7 +266,7 @@ def run_operation(
             if response.status_code >= 500:
                 outcome.server_errors += 1
             if 200 <= response.status_code < 300:
-                permit = _permit(operation, case.path_parameters)
+                permit = permit_of_request(endpoint, case.path_parameters or {})
                 if permit is not None and permit != PUBLIC and not allows(role, *permit):
                     outcome.beyond_permissions += 1
                     _fail(

@@ -41,9 +41,9 @@ def app_role_url(owner_url: str) -> str:
     with admin.connect() as connection:
         connection.execute(
             text(
-                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :role) THEN"
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN"
                 f" CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;"
-                " END IF; END $$".replace(":role", f"'{APP_ROLE}'")
+                " END IF; END $$"
             )
         )
         connection.execute(text(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}"))

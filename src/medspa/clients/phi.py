@@ -188,12 +188,8 @@ def shred(session: Session, client: Client) -> None:
     id, the organization and the dates. A copy of the row made before (a backup) still holds the
     ciphertext and the wrapped key: `medspa restore` erases it again from the erasure ledger."""
     client.phi_key = b""
-    for field in PHI_FIELDS:
-        setattr(
-            client,
-            f"{field}_sealed",
-            "" if field in ("first_name", "last_name", "preferences", "notes") else None,
-        )
+    for field in PHI_FIELDS:  # the columns that may not be null keep an empty text
+        setattr(client, f"{field}_sealed", None if ERASED_VALUES[field] is None else "")
     client.email_key = client.phone_key = None
     client.is_active = False
     session.execute(delete(ClientSearchTerm).where(ClientSearchTerm.client_id == client.id))

@@ -30,12 +30,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import BigInteger, Connection, String, UniqueConstraint, event, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from medspa.kit import clock, request_ids
-from medspa.kit.db import Base, SequenceKey
+from medspa.kit.db import Base, SequenceKey, insert_ignoring_conflict
 from medspa.kit.errors import PermissionDeniedError
 
 GENESIS = "0" * 64
@@ -276,10 +274,7 @@ def chain_hash(fields: dict[str, Any], prev_hash: str) -> str:
 def _locked_head(connection: Connection, organization_id: uuid.UUID) -> tuple[int, str]:
     """The chain's head, created at seq 0 when missing, locked until the transaction ends (PostgreSQL)."""
     values = {"organization_id": organization_id, "seq": 0, "row_hash": GENESIS, "updated_at": clock.now()}
-    if connection.dialect.name == "postgresql":
-        connection.execute(pg_insert(AuditHead).values(values).on_conflict_do_nothing())
-    else:
-        connection.execute(sqlite_insert(AuditHead).values(values).on_conflict_do_nothing())
+    insert_ignoring_conflict(connection, AuditHead, values)
     row = connection.execute(
         select(AuditHead.seq, AuditHead.row_hash)
         .where(AuditHead.organization_id == organization_id)

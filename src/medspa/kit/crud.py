@@ -25,10 +25,18 @@ T = TypeVar("T", bound=Owned)
 
 
 def get_owned(
-    session: Session, model: type[T], organization_id: uuid.UUID, record_id: uuid.UUID, kind: str
+    session: Session,
+    model: type[T],
+    organization_id: uuid.UUID,
+    record_id: uuid.UUID,
+    kind: str,
+    *,
+    lock: bool = False,
 ) -> T:
-    """The record, or NotFoundError when it is missing or belongs to another organization."""
-    record = session.get(model, record_id)
+    """The record, or NotFoundError when it is missing or belongs to another organization. With `lock`,
+    read afresh and its row locked until the transaction ends (PostgreSQL; SQLite serializes writers),
+    so that changes of one record happen one after the other."""
+    record = session.get(model, record_id, with_for_update=lock, populate_existing=lock)
     if record is None or record.organization_id != organization_id:
         raise NotFoundError(kind, record_id)
     return record

@@ -34,6 +34,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -335,6 +337,16 @@ def row_security_bypass(engine: Engine) -> str | None:
         r for r, holds in (("superuser", superuser), ("BYPASSRLS", bypass), ("table owner", owned)) if holds
     ]
     return f"role {role} is {' and '.join(reasons)}" if reasons else None
+
+
+def insert_ignoring_conflict(
+    connection: Connection | Session, model: type[Any], values: dict[str, Any]
+) -> None:
+    """Insert a row unless one with the same unique key exists (then nothing, and no error): how a row
+    that concurrent transactions may all want to create first is made, on either database."""
+    dialect = (connection.get_bind() if isinstance(connection, Session) else connection).dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    connection.execute(insert(model).values(values).on_conflict_do_nothing())
 
 
 def run_in_unit_of_work(

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from medspa.kit import audit_trail, clock
+from medspa.kit.crud import get_owned
 from medspa.kit.errors import ConflictError, NotFoundError, PermissionDeniedError
 from medspa.kit.outbox import record_event
 from medspa.security.actors import Actor, require
@@ -98,9 +99,9 @@ def open_access(
 
 def close_access(session: Session, *, actor: Actor, access_id: uuid.UUID) -> EmergencyAccessRead:
     """End a grant early: by its holder, or by a manager or owner."""
-    grant = session.get(EmergencyAccess, access_id, with_for_update=True, populate_existing=True)
-    if grant is None or grant.organization_id != actor.organization_id:
-        raise NotFoundError("emergency access", access_id)
+    grant = get_owned(
+        session, EmergencyAccess, actor.organization_id, access_id, "emergency access", lock=True
+    )
     if grant.user_id != actor.actor_id:
         require(actor, "emergency_access", "close")
     now = clock.now()

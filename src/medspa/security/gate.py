@@ -26,12 +26,11 @@ from enum import IntEnum
 from typing import Any, Final
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from medspa.kit import clock
-from medspa.kit.crud import list_owned
+from medspa.kit.crud import get_owned, list_owned
+from medspa.kit.db import insert_ignoring_conflict
 from medspa.kit.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
 from medspa.kit.ids import new_id
 from medspa.kit.outbox import record_event
@@ -182,21 +181,19 @@ def _lock_policy(session: Session, organization_id: uuid.UUID, action: str) -> N
     cannot both see room under the daily limit: they lock the policy row, made first when there is none
     (a concurrent maker wins quietly)."""
     kind = _kind(action)
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(
-        insert(AgentPolicy)
-        .values(
-            id=new_id(),
-            organization_id=organization_id,
-            action=action,
-            tier=int(kind.tier),
-            daily_limit=kind.daily_limit,
-            value_limit_cents=kind.value_limit_cents,
-            updated_by="system:defaults",
-            updated_at=clock.now(),
-        )
-        .on_conflict_do_nothing()
+    insert_ignoring_conflict(
+        session,
+        AgentPolicy,
+        {
+            "id": new_id(),
+            "organization_id": organization_id,
+            "action": action,
+            "tier": int(kind.tier),
+            "daily_limit": kind.daily_limit,
+            "value_limit_cents": kind.value_limit_cents,
+            "updated_by": "system:defaults",
+            "updated_at": clock.now(),
+        },
     )
     session.scalar(
         select(AgentPolicy.id)
@@ -233,9 +230,7 @@ def decide(session: Session, *, actor: Actor, action_id: uuid.UUID, approve: boo
     require(actor, "agent_actions", "decide")
     if actor.kind not in ("user", "token"):
         raise PermissionDeniedError("an agent action is approved by a person, not by another agent")
-    row = session.get(AgentAction, action_id, with_for_update=True, populate_existing=True)
-    if row is None or row.organization_id != actor.organization_id:
-        raise NotFoundError("agent action", action_id)
+    row = get_owned(session, AgentAction, actor.organization_id, action_id, "agent action", lock=True)
     if row.state != "queued":
         raise ConflictError(f"this action was decided already ({row.state})")
     row.decided_by, row.decided_at = actor.label, clock.now()

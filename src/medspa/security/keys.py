@@ -37,13 +37,11 @@ from typing import Final, Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from medspa.config import load_settings
 from medspa.kit import clock
-from medspa.kit.db import unit_of_work
+from medspa.kit.db import insert_ignoring_conflict, unit_of_work
 from medspa.security.models import OrganizationKey
 
 KEY_BYTES: Final = 32  # AES-256
@@ -253,13 +251,6 @@ def _data_key_context(organization_id: uuid.UUID, purpose: str) -> str:
     return f"organization_keys.{organization_id}.{purpose}"
 
 
-def _insert_ignoring_conflict(session: Session, values: dict[str, object]) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(OrganizationKey).values(**values).on_conflict_do_nothing()
-    session.execute(statement)
-
-
 def ensure_organization_keys(session: Session, organization_id: uuid.UUID) -> None:
     """Create the organization's data keys that do not exist yet (a concurrent creator wins quietly)."""
     existing = set(
@@ -275,8 +266,9 @@ def ensure_organization_keys(session: Session, organization_id: uuid.UUID) -> No
         kek_id, wrapped = key_provider.wrap(
             secrets.token_bytes(KEY_BYTES), context=_data_key_context(organization_id, purpose)
         )
-        _insert_ignoring_conflict(
+        insert_ignoring_conflict(
             session,
+            OrganizationKey,
             {
                 "id": uuid.uuid4(),
                 "organization_id": organization_id,

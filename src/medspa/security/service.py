@@ -416,12 +416,8 @@ def _audit_failure(session: Session, organization_slug: str, email: str, address
         organization = find_organization(session, slug=organization_slug.strip().lower())
         if organization is not None:
             organization_id = organization.id
-            if len(email) <= 320 and not storable_text_problem(email):
-                user_id = session.scalar(
-                    select(User.id).where(
-                        User.organization_id == organization.id, User.email == email.strip().lower()
-                    )
-                )
+            user = _user_by_email(session, organization.id, email)
+            user_id = user.id if user is not None else None
     audit_trail.record_failed_sign_in(
         session, organization_id=organization_id, user_id=user_id, detail=f"from {address}"
     )
