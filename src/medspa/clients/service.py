@@ -19,24 +19,16 @@ from medspa.clients.models import PHI_FIELDS, Client, ClientErasure
 from medspa.clients.schemas import ClientCreate, ClientErasureRead, ClientRead, ClientUpdate, ErasureRequest
 from medspa.kit import audit_trail, clock
 from medspa.kit.crud import get_owned, list_owned
-from medspa.kit.errors import ConflictError, NotFoundError, PermissionDeniedError
+from medspa.kit.errors import ConflictError, PermissionDeniedError
 from medspa.kit.outbox import record_event
 from medspa.kit.schemas import Page
 from medspa.security.actors import Actor, require, system_actor
-
-# The lookup form of a phone number (its national digits), for callers that tell a phone from a name.
-phone_key = phi.phone_lookup
 
 
 def _client(session: Session, actor: Actor, client_id: uuid.UUID, *, lock: bool = False) -> Client:
     """The organization's client; with `lock`, its row locked for this transaction (on PostgreSQL), so
     that a change and an erasure of one client happen one after the other."""
-    if not lock:
-        return get_owned(session, Client, actor.organization_id, client_id, "client")
-    client = session.get(Client, client_id, with_for_update=True, populate_existing=True)
-    if client is None or client.organization_id != actor.organization_id:
-        raise NotFoundError("client", client_id)
-    return client
+    return get_owned(session, Client, actor.organization_id, client_id, "client", lock=lock)
 
 
 def _read(session: Session, actor: Actor, client: Client) -> ClientRead:
@@ -73,6 +65,13 @@ def get_client(session: Session, *, actor: Actor, client_id: uuid.UUID) -> Clien
     client = _read(session, actor, _client(session, actor, client_id))
     audit_trail.record_read(session, actor, "client", [client.id])
     return client
+
+
+def is_active(session: Session, *, actor: Actor, client_id: uuid.UUID) -> bool:
+    """Whether the client may be booked (not deactivated, not erased), without opening their PHI: what
+    the booking path asks of every booking. NotFoundError for an unknown or foreign id."""
+    require(actor, "clients", "read")
+    return _client(session, actor, client_id).is_active
 
 
 def list_clients(
@@ -243,9 +242,9 @@ def decide_erasure(
     (`phi.shred`), leaving a tombstone, and writes the erasure ledger before the transaction commits.
     Emits `client.erased` or `client.erasure_refused`."""
     require(actor, "clients", "erase")
-    erasure = session.get(ClientErasure, erasure_id, with_for_update=True, populate_existing=True)
-    if erasure is None or erasure.organization_id != actor.organization_id:
-        raise NotFoundError("erasure request", erasure_id)
+    erasure = get_owned(
+        session, ClientErasure, actor.organization_id, erasure_id, "erasure request", lock=True
+    )
     if erasure.state != "requested":
         raise ConflictError(f"this erasure request was decided already ({erasure.state})")
     if approve and actor.actor_id is not None and actor.actor_id == erasure.requested_by_id:

@@ -79,15 +79,15 @@ def _create(
         ("service", data.service_id),
         ("location", data.location_id),
     )
-    client = clients.get_client(session, actor=actor, client_id=data.client_id)
-    if not client.is_active:
-        raise ConflictError(f"client {client.first_name} {client.last_name} is deactivated")
+    if not clients.is_active(session, actor=actor, client_id=data.client_id):
+        name = clients.client_names(session, actor=actor, client_ids={data.client_id})[data.client_id]
+        raise ConflictError(f"client {name} is deactivated")
     service = active_service(session, actor, data.service_id)
     choice = choose(session, actor, data, data.location_id, service, now, exclude=None)
     appointment = Appointment(
         organization_id=actor.organization_id,
         location_id=data.location_id,
-        client_id=client.id,
+        client_id=data.client_id,
         service_id=service.id,
         status=status.value,
         starts_at=data.starts_at,
@@ -201,8 +201,9 @@ def _reserve(
 
 
 def _client_busy(session: Session, actor: Actor, appointment: Appointment) -> ClientBusyError:
-    client = clients.get_client(session, actor=actor, client_id=appointment.client_id)
-    name = f"{client.first_name} {client.last_name}"
+    name = clients.client_names(session, actor=actor, client_ids={appointment.client_id})[
+        appointment.client_id
+    ]
     other = repository.overlapping_appointment(
         session, appointment.client_id, appointment.starts_at, appointment.ends_at, other_than=appointment.id
     )
