@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from medspa.catalog import service as catalog
 from medspa.catalog.schemas import ServiceCreate, ServiceRead
 from medspa.clients import service as clients
-from medspa.clients.schemas import ClientCreate, ClientRead
+from medspa.clients.schemas import ClientCreate, ClientRead, ConsentChange
 from medspa.resources import service as resources
 from medspa.resources.schemas import (
     DeviceCreate,
@@ -127,6 +127,8 @@ def make_service(
     room_types: list[str] | None = None,
     device_type: str | None = None,
     price_cents: int = 45000,
+    post_care: str = "",
+    follow_up_days: int | None = None,
 ) -> ServiceRead:
     return catalog.create_service(
         session,
@@ -143,12 +145,19 @@ def make_service(
             device_type=device_type,
             price_cents=price_cents,
             cost_cents=price_cents // 3,
+            post_care_instructions=post_care,
+            follow_up_days=follow_up_days,
         ),
     )
 
 
 def make_client(
-    session: Session, *, actor: Actor, email: str | None = None, phone: str | None = None
+    session: Session,
+    *,
+    actor: Actor,
+    email: str | None = None,
+    phone: str | None = None,
+    consent: ConsentChange | None = None,
 ) -> ClientRead:
     number = next(_counter)
     return clients.create_client(
@@ -159,5 +168,6 @@ def make_client(
             last_name=f"Number{number}",
             email=email or f"client{number}@example.org",
             phone=phone,
+            consent=consent or ConsentChange(),
         ),
     )

@@ -16,6 +16,7 @@ from medspa.api import ClockMiddleware, install_error_handlers
 from medspa.catalog.routes import router as catalog_router
 from medspa.clients.routes import router as clients_router
 from medspa.config import load_settings
+from medspa.engagement.routes import router as engagement_router
 from medspa.kit import clock as clocks
 from medspa.kit.db import default_engine
 from medspa.kit.limits import BodyLimit, refuse_unstorable_parameters
@@ -30,7 +31,16 @@ from medspa.security.routes import router as security_router
 from medspa.web.pages import install_pages
 
 EMBEDDED_WORKER_VARIABLE = "MEDSPA_EMBEDDED_WORKER"
-OPENAPI_TAG_ORDER = ("health", "security", "resources", "catalog", "clients", "scheduling", "retention")
+OPENAPI_TAG_ORDER = (
+    "health",
+    "security",
+    "resources",
+    "catalog",
+    "clients",
+    "scheduling",
+    "engagement",
+    "retention",
+)
 
 
 def create_app(
@@ -110,6 +120,7 @@ def create_app(
         resources_router,
         catalog_router,
         clients_router,
+        engagement_router,
         retention_router,
     ):
         app.include_router(router)

@@ -95,6 +95,9 @@ def serve(
         os.environ["MEDSPA_SECURE_COOKIES"] = "1"
     worker_note = "worker: in this process" if embedded else "worker: run `medspa worker`"
     scheme = "https" if listening.tls else "http"
+    # The links in clients' messages lead here unless MEDSPA_PUBLIC_URL names the address they reach.
+    os.environ.setdefault("MEDSPA_PUBLIC_URL", f"{scheme}://{host}:{port}")
+    _check_channels()
     console.print(
         f"medspa on {scheme}://{host}:{port}  (database: {load_settings().database_url}; {worker_note})"
     )
@@ -109,6 +112,18 @@ def serve(
         ssl_certfile=str(listening.certfile) if listening.certfile else None,
         ssl_keyfile=str(listening.keyfile) if listening.keyfile else None,
     )
+
+
+def _check_channels() -> None:
+    """Refuse to start (exit 2, one line) with a malformed MEDSPA_SMTP_URL or MEDSPA_SMS_URL."""
+    import os
+
+    from medspa.engagement.service import configured
+
+    try:
+        configured(os.environ)
+    except ValueError as error:
+        _fail(str(error), 2)
 
 
 def _warn_when_row_security_is_bypassed() -> None:
@@ -148,6 +163,7 @@ def worker(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
+    _check_channels()
     queue = f"Redis {settings.redis_url}" if settings.redis_url else f"SQLite {settings.huey_path}"
     console.print(
         f"medspa worker (database: {settings.database_url}; jobs: {queue}; models: {settings.model_dir})"

@@ -8,6 +8,8 @@ from pathlib import Path
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/medspa.db"
 DEFAULT_DATA_DIR = Path("var")
+# Where clients reach the server (the links in their messages); `medspa serve` sets it from its address.
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class Settings:
     key_file: Path
     erasure_ledger: Path
     audit_head_file: Path
+    public_url: str
 
     @property
     def is_sqlite(self) -> bool:
@@ -49,6 +52,7 @@ def load_settings() -> Settings:
         key_file=Path(os.environ.get("MEDSPA_KEY_FILE") or data_dir / "medspa.keys"),
         erasure_ledger=Path(os.environ.get("MEDSPA_ERASURE_LEDGER") or data_dir / "erasures.jsonl"),
         audit_head_file=Path(os.environ.get("MEDSPA_AUDIT_HEAD_FILE") or data_dir / "audit-heads.jsonl"),
+        public_url=os.environ.get("MEDSPA_PUBLIC_URL") or DEFAULT_PUBLIC_URL,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from medspa.catalog import models as catalog_models
 from medspa.clients import models as clients_models
+from medspa.engagement import models as engagement_models
 from medspa.kit import audit_trail, outbox
 from medspa.kit.db import Base
 from medspa.resources import models as resources_models
@@ -19,6 +20,7 @@ MODULES = (
     clients_models,
     scheduling_models,
     retention_models,
+    engagement_models,
     outbox,
     audit_trail,
 )

@@ -5,17 +5,22 @@
   no-show model; `appointment.completed` / `.cancelled` / `.no_show` -> that client's retention score,
   and P(no-show) of their appointments not yet happened (their history changed). Handlers are idempotent
   and the cursor moves only past handled events (`kit.outbox.OutboxConsumer`), so a failure is retried.
+- A second watcher drains the `engagement` consumer (appointment events -> messages to clients and freed
+  times for the waitlist, `engagement.planner`), sends the messages that are due through the channels
+  `MEDSPA_SMTP_URL` / `MEDSPA_SMS_URL` configure (`engagement.dispatch`), and every 15 s advances the
+  waitlist offers (lapsed ones pass on) and releases interrupted sends. It has its own thread so that a
+  slow mail server never delays a booking's score.
 - Huey runs the scheduled jobs: every organization's active no-show model refitted nightly (01:15 UTC) on
-  the outcomes known by then, keeping its calibration map (`scoring.refit_noshow_model`; what
-  `models evaluate noshow` measures); every organization's scores refreshed weekly (Sunday 02:00 UTC), expired
+  the outcomes known by then, keeping its calibration map (`scoring.refit_noshow_model`; what `models
+  evaluate noshow` measures); every organization's scores refreshed weekly (Sunday 02:00 UTC), expired
   holds released every minute (`scheduling.service.release_expired_holds`; a booking that needs a hold's
-  time releases it sooner), events every consumer has read deleted after `OUTBOX_KEEP_DAYS` (daily,
-  03:30 UTC), every audit chain's head appended to the head file outside the database every five minutes
-  (`security.audit.write_heads`), and on demand `refresh_organization` and `optimize_day` (an
-  optimization job: the day is read, solved outside any transaction, and the proposal stored,
-  `scheduling.optimization_jobs`); two consumer threads, so a long solve does not hold back the
-  sweep. Storage: SQLite beside the database (`var/huey.db`) in the embedded shape, Redis when
-  `MEDSPA_REDIS_URL` is set.
+  time releases it sooner), events every consumer has read deleted after `OUTBOX_KEEP_DAYS` (daily, 03:30
+  UTC), every audit chain's head appended to the head file outside the database every five minutes
+  (`security.audit.write_heads`), lapse outreach daily at 15:00 UTC (`engagement.outreach`), and on demand
+  `refresh_organization` and `optimize_day` (an optimization job: the day is read, solved outside any
+  transaction, and the proposal stored, `scheduling.optimization_jobs`); two consumer threads, so a long
+  solve does not hold back the sweep. Storage: SQLite beside the database (`var/huey.db`) in the embedded
+  shape, Redis when `MEDSPA_REDIS_URL` is set.
 
 `medspa worker` runs both until stopped; `medspa serve` runs them in threads of the web process unless
 `--no-worker` (or with several web processes), so the embedded shape needs no second process.
@@ -45,6 +50,7 @@ from medspa.kit.outbox import Delivered, OutboxConsumer, head_event_id
 if TYPE_CHECKING:
     from huey import Huey
 
+    from medspa.engagement.service import Channels
     from medspa.retention.scoring import ScoringReport
     from medspa.retention.serving import ModelCache
 
@@ -165,6 +171,7 @@ class Tasks:
     release_expired_holds: Any
     prune_outbox: Any
     write_audit_heads: Any
+    lapse_outreach: Any
     optimize_day: Any
 
 
@@ -247,6 +254,11 @@ def register_tasks(huey: Huey, engine: Engine, cache: ModelCache, clock: Clock =
         with unit_of_work(engine, write=False) as session:
             return write_heads(session, load_settings().audit_head_file)
 
+    def lapse_outreach() -> int:
+        from medspa.engagement.service import reach_out
+
+        return sum(reach_out(engine).values())
+
     weekly = crontab(minute="0", hour="2", day_of_week="0")
     return Tasks(
         weekly_refresh=huey.periodic_task(weekly, name="refresh_all_scores")(on_clock(weekly_refresh)),
@@ -262,6 +274,10 @@ def register_tasks(huey: Huey, engine: Engine, cache: ModelCache, clock: Clock =
         ),
         write_audit_heads=huey.periodic_task(crontab(minute="*/5"), name="write_audit_heads")(
             on_clock(write_audit_heads)
+        ),
+        # Mid-morning in the Americas, afternoon in Europe; each message still waits out quiet hours.
+        lapse_outreach=huey.periodic_task(crontab(minute="0", hour="15"), name="lapse_outreach")(
+            on_clock(lapse_outreach)
         ),
         optimize_day=register_optimize_day(huey, engine, clock),
     )
@@ -281,14 +297,32 @@ class BackgroundWorker:
         poll_seconds: float = 0.5,
         periodic: bool = True,
         clock: Clock | None = None,
+        channels: Channels | None = None,
     ) -> None:
+        import os
+
+        from medspa.engagement.service import configured
+
         self.engine, self.cache, self.poll_seconds = engine, cache, poll_seconds
         # The clock of whoever made the worker, unless one is given: the threads below tell time by it.
         self.clock = clock or clocks.current()
         self.consumer = model_consumer(engine, cache)
+        self.engagement = Engagement(
+            engine,
+            channels or configured(os.environ),
+            organizations=lambda: _organizations_with_models(cache),
+        )
+        self.readers = {
+            "models": [_Reader(self.consumer, poll_seconds)],
+            "engagement": [_Reader(self.engagement.consumer, poll_seconds)],
+        }
         self.huey = huey
         self._stopping = threading.Event()
-        self._watcher = threading.Thread(target=self._watch_on_clock, name="medspa-outbox", daemon=True)
+        # Two watchers, so that a slow mail server never holds back a booking's score.
+        self._watchers = [
+            threading.Thread(target=self._watch_on_clock, args=(name,), name=f"medspa-{name}", daemon=True)
+            for name in self.readers
+        ]
         self._huey_consumer: Any = None
         self.tasks: Tasks | None = None
         if huey is not None:
@@ -306,13 +340,15 @@ class BackgroundWorker:
             )
 
     def start(self) -> None:
-        self._watcher.start()
+        for watcher in self._watchers:
+            watcher.start()
         if self._huey_consumer is not None:
             self._huey_consumer.start()
 
     def stop(self) -> None:
         self._stopping.set()
-        self._watcher.join(timeout=30)
+        for watcher in self._watchers:
+            watcher.join(timeout=30)
         if self._huey_consumer is not None:
             self._huey_consumer.stop(graceful=True)
 
@@ -329,28 +365,87 @@ class BackgroundWorker:
             pass
         self.stop()
 
-    def _watch_on_clock(self) -> None:
+    def _watch_on_clock(self, name: str) -> None:
         with clocks.using(self.clock):
-            self._watch()
+            self._watch(name)
 
-    def _watch(self) -> None:
-        """Drain when a new event was committed, and retry events left unhandled with a growing delay
-        (up to a minute) so that a failing handler neither spins nor holds back new events."""
-        drained_to, retry_delay, retry_at = -1, self.poll_seconds, 0.0
+    def _watch(self, name: str) -> None:
+        """Drain the consumer `name` when a new event was committed, retrying events left unhandled with
+        a growing delay (up to a minute) so that a failing handler neither spins nor holds back new
+        events; the engagement watcher then sends the messages that are due and advances the waitlist
+        offers."""
+        backoff = self.poll_seconds
         while not self._stopping.is_set():
             try:
                 head, now = head_event_id(self.engine), time.monotonic()
-                if head != drained_to or (self.consumer.has_pending and now >= retry_at):
-                    report = self.consumer.drain()
-                    drained_to = head
-                    if report.handled < report.read:
-                        retry_delay = min(60.0, retry_delay * 2)
-                        retry_at = now + retry_delay
-                    else:
-                        retry_delay, retry_at = self.poll_seconds, 0.0
+                for reader in self.readers[name]:
+                    reader.read_to(head, now)
+                if name == "engagement":
+                    self.engagement.tick(now)
+                backoff = self.poll_seconds
             except Exception:  # the database is unreachable, say: try again later, not at once
                 logger.exception("outbox watcher: drain failed; retrying")
-                retry_delay = min(60.0, retry_delay * 2)
-                self._stopping.wait(retry_delay)
+                backoff = min(60.0, backoff * 2)
+                self._stopping.wait(backoff)
                 continue
             self._stopping.wait(self.poll_seconds)
+
+
+class _Reader:
+    """One consumer of the outbox as the watcher drives it."""
+
+    def __init__(self, consumer: OutboxConsumer, poll_seconds: float) -> None:
+        self.consumer, self.poll_seconds = consumer, poll_seconds
+        self.drained_to, self.retry_delay, self.retry_at = -1, poll_seconds, 0.0
+
+    def read_to(self, head: int, now: float) -> None:
+        if head == self.drained_to and not (self.consumer.has_pending and now >= self.retry_at):
+            return
+        report = self.consumer.drain()
+        self.drained_to = head
+        if report.handled < report.read:
+            self.retry_delay = min(60.0, self.retry_delay * 2)
+            self.retry_at = now + self.retry_delay
+        else:
+            self.retry_delay, self.retry_at = self.poll_seconds, 0.0
+
+
+class Engagement:
+    """Messages and offers (`medspa.engagement`): the `engagement` consumer plans them from events; each
+    tick sends what is due; every `SWEEP_SECONDS` the open freed times are advanced (lapsed offers pass
+    on) and interrupted sends are released; every `RISK_SECONDS` the organizations with models ask their
+    risky bookings to confirm (`engagement.risk`)."""
+
+    SWEEP_SECONDS: Final = 15.0
+    RISK_SECONDS: Final = 600.0
+
+    def __init__(
+        self,
+        engine: Engine,
+        channels: Channels,
+        *,
+        organizations: Callable[[], list[uuid.UUID]] = list,
+        gap_grace_seconds: float = 60.0,
+    ) -> None:
+        from medspa.engagement.service import CONSUMER, EngagementHandler
+
+        self.engine, self.channels, self.organizations = engine, channels, organizations
+        self._asked_at = float("-inf")
+        self.consumer = OutboxConsumer(
+            engine, CONSUMER, EngagementHandler(engine), gap_grace_seconds=gap_grace_seconds
+        )
+        self._swept_at = float("-inf")
+
+    def tick(self, now: float) -> None:
+        from medspa.engagement.service import ask_everywhere, dispatch_due, release_interrupted, sweep
+        from medspa.kit.db import unit_of_work
+
+        dispatch_due(self.engine, self.channels)
+        if now - self._swept_at >= self.SWEEP_SECONDS:
+            self._swept_at = now
+            sweep(self.engine)
+            with unit_of_work(self.engine) as session:
+                release_interrupted(session)
+        if now - self._asked_at >= self.RISK_SECONDS:
+            self._asked_at = now
+            ask_everywhere(self.engine, self.organizations())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import String
+from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from medspa.kit.crud import owned_kind
@@ -27,4 +27,8 @@ class Service(TenantMixin, Base):
     device_type: Mapped[str | None] = mapped_column(String(64))
     price_cents: Mapped[int]
     cost_cents: Mapped[int] = mapped_column(default=0)
+    # What the client is told after the visit (sent when the appointment is completed; empty: nothing).
+    post_care_instructions: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # When a client usually comes back for this service (the follow-up cadence), in days.
+    follow_up_days: Mapped[int | None]
     is_active: Mapped[bool] = mapped_column(default=True)

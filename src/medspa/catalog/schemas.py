@@ -11,6 +11,8 @@ from medspa.kit.schemas import Cents, Code, Name, ReadSchema, Schema, UpdateSche
 
 Minutes = Annotated[int, Field(ge=0, le=12 * 60, description="whole minutes")]
 Duration = Annotated[int, Field(gt=0, le=12 * 60, description="whole minutes, more than zero")]
+Instructions = Annotated[str, Field(max_length=4000)]
+FollowUpDays = Annotated[int, Field(gt=0, le=730, description="days")]
 RoomTypes = Annotated[list[Code], Field(min_length=1, max_length=20)]
 
 
@@ -26,10 +28,12 @@ class ServiceCreate(Schema):
     device_type: Code | None = None
     price_cents: Cents
     cost_cents: Cents = 0
+    post_care_instructions: Instructions = ""
+    follow_up_days: FollowUpDays | None = None
 
 
 class ServiceUpdate(UpdateSchema):
-    clearable = frozenset({"required_license", "device_type"})
+    clearable = frozenset({"required_license", "device_type", "follow_up_days"})
 
     name: Name | None = None
     category: Code | None = None
@@ -42,6 +46,8 @@ class ServiceUpdate(UpdateSchema):
     device_type: Code | None = None
     price_cents: Cents | None = None
     cost_cents: Cents | None = None
+    post_care_instructions: Instructions | None = None
+    follow_up_days: FollowUpDays | None = None
 
 
 class ServiceRead(ReadSchema):
@@ -57,4 +63,6 @@ class ServiceRead(ReadSchema):
     device_type: str | None
     price_cents: int
     cost_cents: int
+    post_care_instructions: str
+    follow_up_days: int | None
     is_active: bool

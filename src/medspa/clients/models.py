@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from medspa.kit.crud import owned_kind
@@ -41,6 +41,13 @@ class Client(TenantMixin, Base):
     email_key: Mapped[str | None] = mapped_column(String(320), index=True)
     phone_key: Mapped[str | None] = mapped_column(String(32), index=True)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # Contact permissions (not PHI): appointment messages by e-mail and by SMS, and marketing (follow-up
+    # cadences, lapse outreach) on top of the channel's own permission. Changed when the client asks,
+    # by a reply (STOP) or a link (unsubscribe), or at the desk; `consent_updated_at` says when.
+    consent_email: Mapped[bool] = mapped_column(default=False, server_default=false())
+    consent_sms: Mapped[bool] = mapped_column(default=False, server_default=false())
+    consent_marketing: Mapped[bool] = mapped_column(default=False, server_default=false())
+    consent_updated_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     # Set when the client was erased: the record key destroyed, every PHI column emptied (a tombstone).

@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from medspa.clients.models import PHI_FIELDS, Client, ClientSearchTerm
-from medspa.clients.schemas import ClientRead
+from medspa.clients.schemas import ClientRead, Consent
 from medspa.security import keys
 
 # Prefixes of a word are indexed from this many characters (a single letter would match a good part of
@@ -176,6 +176,12 @@ def read(session: Session, client: Client) -> ClientRead:
         id=client.id,
         **values,
         is_active=client.is_active,
+        consent=Consent(
+            email=client.consent_email,
+            sms=client.consent_sms,
+            marketing=client.consent_marketing,
+            updated_at=client.consent_updated_at,
+        ),
         created_at=client.created_at,
         updated_at=client.updated_at,
         erased_at=client.erased_at,
@@ -192,6 +198,7 @@ def shred(session: Session, client: Client) -> None:
         setattr(client, f"{field}_sealed", None if ERASED_VALUES[field] is None else "")
     client.email_key = client.phone_key = None
     client.is_active = False
+    client.consent_email = client.consent_sms = client.consent_marketing = False
     session.execute(delete(ClientSearchTerm).where(ClientSearchTerm.client_id == client.id))
 
 

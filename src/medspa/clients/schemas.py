@@ -45,6 +45,22 @@ SearchQuery = Annotated[str, Field(max_length=200)]
 BirthDate = Annotated[BoundedDate, AfterValidator(_not_future)]
 
 
+class ConsentChange(Schema):
+    """Contact permissions to set; a field left out stays as it is (on create: e-mail appointment
+    messages on when an address is given, SMS and marketing off until the client says yes)."""
+
+    email: bool | None = None
+    sms: bool | None = None
+    marketing: bool | None = None
+
+
+class Consent(ReadSchema):
+    email: bool
+    sms: bool
+    marketing: bool
+    updated_at: datetime | None = None
+
+
 class ClientCreate(Schema):
     first_name: Name
     last_name: Name
@@ -53,6 +69,7 @@ class ClientCreate(Schema):
     date_of_birth: BirthDate | None = None
     preferences: JSONObject = {}
     notes: Notes = ""
+    consent: ConsentChange = ConsentChange()
 
 
 class ClientUpdate(UpdateSchema):
@@ -65,6 +82,7 @@ class ClientUpdate(UpdateSchema):
     date_of_birth: BirthDate | None = None
     preferences: JSONObject | None = None
     notes: Notes | None = None
+    consent: ConsentChange | None = None
 
 
 class ClientRead(ReadSchema):
@@ -78,6 +96,7 @@ class ClientRead(ReadSchema):
     preferences: dict[str, Any] | None
     notes: str | None
     is_active: bool
+    consent: Consent
     created_at: datetime
     updated_at: datetime
     # Set once the client was erased: every field above but the id and dates is then empty.

@@ -16,7 +16,14 @@ from sqlalchemy.orm import Session
 
 from medspa.clients import ledger, phi
 from medspa.clients.models import PHI_FIELDS, Client, ClientErasure
-from medspa.clients.schemas import ClientCreate, ClientErasureRead, ClientRead, ClientUpdate, ErasureRequest
+from medspa.clients.schemas import (
+    ClientCreate,
+    ClientErasureRead,
+    ClientRead,
+    ClientUpdate,
+    ConsentChange,
+    ErasureRequest,
+)
 from medspa.kit import audit_trail, clock
 from medspa.kit.crud import get_owned, list_owned
 from medspa.kit.errors import ConflictError, PermissionDeniedError
@@ -49,9 +56,19 @@ def create_client(session: Session, *, actor: Actor, data: ClientCreate) -> Clie
     """Register a client. Emits `client.created` (id only)."""
     require(actor, "clients", "create")
     now = clock.now()
-    values = data.model_dump()
+    values = data.model_dump(exclude={"consent"})
+    consent = data.consent
     client = phi.new_client(
-        session, actor.organization_id, values, is_active=True, created_at=now, updated_at=now
+        session,
+        actor.organization_id,
+        values,
+        is_active=True,
+        consent_email=data.email is not None if consent.email is None else consent.email,
+        consent_sms=bool(consent.sms),
+        consent_marketing=bool(consent.marketing),
+        consent_updated_at=now,
+        created_at=now,
+        updated_at=now,
     )
     session.add(client)
     session.flush()
@@ -60,9 +77,11 @@ def create_client(session: Session, *, actor: Actor, data: ClientCreate) -> Clie
     return _read(session, actor, client)
 
 
-def get_client(session: Session, *, actor: Actor, client_id: uuid.UUID) -> ClientRead:
+def get_client(session: Session, *, actor: Actor, client_id: uuid.UUID, lock: bool = False) -> ClientRead:
+    """The client; with `lock`, their row stays locked until the transaction ends (on PostgreSQL), so
+    that decisions about one client (is one more message within their caps?) are taken in turn."""
     require(actor, "clients", "read")
-    client = _read(session, actor, _client(session, actor, client_id))
+    client = _read(session, actor, _client(session, actor, client_id, lock=lock))
     audit_trail.record_read(session, actor, "client", [client.id])
     return client
 
@@ -160,11 +179,45 @@ def update_client(session: Session, *, actor: Actor, client_id: uuid.UUID, data:
     }
     if changes:
         phi.seal(session, client, changes)
+    consented = _change_consent(client, data.consent) if data.consent is not None else []
     client.updated_at = clock.now()
     session.flush()
-    record_event(
-        session, actor, "client.updated", client.id, {"id": str(client.id), "fields": sorted(changes)}
-    )
+    fields = sorted(changes) + [f"consent.{channel}" for channel in consented]
+    record_event(session, actor, "client.updated", client.id, {"id": str(client.id), "fields": fields})
+    return _read(session, actor, client)
+
+
+def _change_consent(client: Client, change: ConsentChange) -> list[str]:
+    """Apply the permissions given; the names of those that changed."""
+    changed = []
+    for channel, value in change.model_dump(exclude_none=True).items():
+        if getattr(client, f"consent_{channel}") != value:
+            setattr(client, f"consent_{channel}", value)
+            changed.append(channel)
+    if changed:
+        client.consent_updated_at = clock.now()
+    return changed
+
+
+def change_consent(
+    session: Session, *, actor: Actor, client_id: uuid.UUID, change: ConsentChange, source: str
+) -> ClientRead:
+    """Change a client's contact permissions as they asked (`source`: "sms reply STOP", "unsubscribe
+    link", "front desk"); takes effect for every message not yet sent. Emits `client.consent_changed`
+    with the permissions that changed and the source (no PHI). ConflictError for an erased client."""
+    require(actor, "clients", "update")
+    client = _client(session, actor, client_id, lock=True)
+    _not_erased(client)
+    changed = _change_consent(client, change)
+    session.flush()
+    if changed:
+        record_event(
+            session,
+            actor,
+            "client.consent_changed",
+            client.id,
+            {"id": str(client.id), "fields": changed, "source": source[:200]},
+        )
     return _read(session, actor, client)
 
 

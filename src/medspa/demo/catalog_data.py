@@ -424,3 +424,36 @@ CANCELLATION_REASONS = [
 def hhmm(text: str) -> time:
     hours, minutes = text.split(":")
     return time(int(hours), int(minutes))
+
+
+# Follow-up cadence (days until the client is asked to book again) and post-care instructions, by service.
+AFTERCARE: dict[str, tuple[int | None, str]] = {
+    "Botox (neurotoxin)": (
+        90,
+        "Stay upright for 4 hours, do not rub the treated area, and skip strenuous exercise until tomorrow. "
+        "Results show in 3 to 14 days.",
+    ),
+    "Dermal filler, cheek": (
+        300,
+        "Expect some swelling for a few days. Avoid heat, alcohol and strenuous exercise for 24 hours, and "
+        "call us at once if the skin turns pale or painful.",
+    ),
+    "Lip filler": (
+        270,
+        "Swelling peaks on day two. Use a cold compress, and avoid heat and alcohol for 24 hours.",
+    ),
+    "HydraFacial": (
+        35,
+        "Use a gentle cleanser and SPF 30 or higher; no retinoids or exfoliants for 48 hours.",
+    ),
+    "Chemical peel": (
+        35,
+        "Do not pick peeling skin. Moisturise, stay out of the sun, and wear SPF 30 or higher.",
+    ),
+    "Dermaplaning": (30, "Skip exfoliants for 48 hours and wear SPF 30 or higher."),
+    "RF microneedling": (28, "No make-up for 24 hours; gentle cleanser and SPF only for three days."),
+    "Laser hair removal, small area": (
+        42,
+        "Avoid sun and heat for 48 hours; shave, do not wax, between sessions.",
+    ),
+}

@@ -24,6 +24,7 @@ from medspa.catalog.schemas import ServiceCreate, ServiceRead
 from medspa.clients import service as clients
 from medspa.clients.schemas import ClientCreate
 from medspa.demo.catalog_data import (
+    AFTERCARE,
     CANCELLATION_REASONS,
     DEVICES,
     FIRST_NAMES,
@@ -34,6 +35,7 @@ from medspa.demo.catalog_data import (
     SERVICES,
     hhmm,
 )
+from medspa.engagement import service as engagement
 from medspa.kit import clock
 from medspa.kit.db import unit_of_work
 from medspa.kit.errors import ConflictError, ValidationFailedError
@@ -148,6 +150,9 @@ def seed_demo(
     with clock.frozen_at(now), unit_of_work(engine) as session:
         waiting = _seed_waitlist(session, actor, rng, location.id, services, client_ids, today, future_days)
     statuses["waitlisted"] = waiting
+    # The seeded history is news to no one: no client is told of it (engagement reads on from here).
+    with unit_of_work(engine) as session:
+        engagement.start_after_history(session)
     summary = SeedSummary(organization.id, location.id, len(client_ids), past, future, statuses)
     if model_dir is not None:
         _seed_models(engine, summary, model_dir, now)
@@ -343,6 +348,8 @@ def _seed_setup(
                 device_type=device,
                 price_cents=price * 100,
                 cost_cents=cost * 100,
+                follow_up_days=AFTERCARE.get(name, (None, ""))[0],
+                post_care_instructions=AFTERCARE.get(name, (None, ""))[1],
             ),
         )
         services.append((created, weight))

@@ -90,6 +90,7 @@ class Base(DeclarativeBase):
         uuid.UUID: Uuid(),
         dict[str, Any]: JSONType,
         list[str]: JSONType,
+        list[int]: JSONType,
     }
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from medspa.clients import service as clients
 from medspa.kit.errors import NotFoundError
 from medspa.retention import repository
+from medspa.retention.models import ClientRetentionScore
 from medspa.retention.schemas import RetentionScoreRead
 from medspa.security.actors import Actor, require
 
@@ -26,3 +28,27 @@ def get_retention_score(session: Session, *, actor: Actor, client_id: uuid.UUID)
     if score is None:
         raise NotFoundError("retention score of client", client.id)
     return RetentionScoreRead.model_validate(score)
+
+
+def clients_drifting_away(
+    session: Session, *, actor: Actor, minimum_lapse_risk: float, limit: int = 500
+) -> list[RetentionScoreRead]:
+    """Scored clients with at least one visit whose lapse risk is `minimum_lapse_risk` or more, the most
+    at risk first: whom lapse outreach considers (without opening anyone's PHI)."""
+    require(actor, "retention", "read")
+    rows = session.scalars(
+        select(ClientRetentionScore)
+        .where(
+            ClientRetentionScore.organization_id == actor.organization_id,
+            ClientRetentionScore.visits > 0,
+            ClientRetentionScore.lapse_risk >= minimum_lapse_risk,
+        )
+        .order_by(ClientRetentionScore.lapse_risk.desc(), ClientRetentionScore.client_id)
+        .limit(limit)
+    )
+    return [RetentionScoreRead.model_validate(row) for row in rows]
+
+
+def scored_organizations(session: Session) -> list[uuid.UUID]:
+    """The organizations with retention scores (what the worker's daily outreach goes through)."""
+    return list(session.scalars(select(ClientRetentionScore.organization_id).distinct()))

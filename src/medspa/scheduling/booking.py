@@ -222,9 +222,10 @@ def record_step(
     reason: str | None,
     now: datetime,
     topic: str | None = None,
+    extra: dict[str, str] | None = None,
 ) -> AppointmentRead:
-    """Record the step and its outbox event; the appointment as it now reads. (The appointment has been
-    flushed: the history row refers to it.)"""
+    """Record the step and its outbox event (the appointment as it now reads, and `extra`); the
+    appointment as it now reads. (The appointment has been flushed: the history row refers to it.)"""
     repository.add_transition(
         session,
         organization_id=actor.organization_id,
@@ -236,6 +237,6 @@ def record_step(
         occurred_at=now,
     )
     read = AppointmentRead.model_validate(appointment)
-    payload = read.model_dump(mode="json")
+    payload = read.model_dump(mode="json") | (extra or {})
     record_event(session, actor, topic or f"appointment.{EVENT_VERB[to_status]}", appointment.id, payload)
     return read

@@ -234,6 +234,12 @@ def reschedule_appointment(
     choice = choose(session, actor, data, appointment.location_id, service, now, exclude=appointment.id)
     repository.deactivate_reservations(session, [appointment.id])
     previous = appointment.starts_at.isoformat()
+    # Where it was: the time it frees (offered to the waitlist by engagement).
+    was = {
+        "previous_starts_at": previous,
+        "previous_ends_at": appointment.ends_at.isoformat(),
+        "previous_provider_id": str(appointment.provider_id),
+    }
     appointment.starts_at = data.starts_at
     appointment.ends_at = data.starts_at + timedelta(minutes=service.duration_minutes)
     assign(appointment, choice)
@@ -249,4 +255,5 @@ def reschedule_appointment(
         f"rescheduled from {previous}",
         now,
         topic="appointment.rescheduled",
+        extra=was,
     )

@@ -35,7 +35,6 @@ from medspa.kit.outbox import record_event
 from medspa.kit.tz import clock_label, local_day_bounds, local_label, local_minutes_to_utc, to_local
 from medspa.resources import service as resources
 from medspa.scheduling import repository
-from medspa.scheduling.booking import book_appointment
 from medspa.scheduling.day_instance import (
     KEEPS_TIME,
     REASSIGNABLE,
@@ -48,7 +47,6 @@ from medspa.scheduling.day_instance import (
 from medspa.scheduling.lifecycle import reschedule_appointment
 from medspa.scheduling.models import Appointment, ScheduleProposal, WaitlistEntry
 from medspa.scheduling.schemas import (
-    BookingRequest,
     PlacementRead,
     ProposalItem,
     ProposalRead,
@@ -57,6 +55,7 @@ from medspa.scheduling.schemas import (
 from medspa.scheduling.solver.errors import MoveLimitError
 from medspa.scheduling.solver.instance import instance_document, parse_time
 from medspa.scheduling.solver.solution import Assignment, Replan, Solution, change_of
+from medspa.scheduling.waitlist import book_entry
 from medspa.security.actors import Actor, require
 
 # What the objective charges for each booking moved (to another provider, room or device) or dropped
@@ -613,18 +612,12 @@ def _book_placement(
         who = clients.client_names(session, actor=actor, client_ids={entry.client_id}).get(entry.client_id)
         raise StaleProposalError([f"{who or 'a client'} is no longer on the waitlist ({entry.status})"])
     with _naming(session, actor, proposal, key, "cannot be booked as proposed"):
-        appointment = book_appointment(
+        book_entry(
             session,
-            actor=actor,
-            data=BookingRequest(
-                client_id=entry.client_id,
-                service_id=entry.service_id,
-                location_id=entry.location_id,
-                starts_at=instant_at(_origin(proposal), assignment.start),
-                provider_id=uuid.UUID(assignment.provider),
-                room_id=uuid.UUID(assignment.room),
-                device_id=uuid.UUID(assignment.device) if assignment.device else None,
-            ),
+            actor,
+            entry,
+            instant_at(_origin(proposal), assignment.start),
+            uuid.UUID(assignment.provider),
+            uuid.UUID(assignment.room),
+            uuid.UUID(assignment.device) if assignment.device else None,
         )
-    entry.status = "booked"
-    entry.appointment_id = appointment.id

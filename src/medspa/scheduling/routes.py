@@ -25,6 +25,7 @@ from medspa.scheduling.schemas import (
     SlotRead,
     Status,
     TransitionRead,
+    WaitlistBooking,
     WaitlistCreate,
     WaitlistRead,
 )
@@ -158,6 +159,25 @@ def list_waitlist(
     service_date: Annotated[BoundedDate, Query(alias="date")],
 ) -> list[WaitlistRead]:
     return service.list_waitlist(session, actor=actor, location_id=location_id, service_date=service_date)
+
+
+@router.post("/waitlist/{entry_id}/book", status_code=201)
+@permits("waitlist", "book")
+def book_from_waitlist(
+    entry_id: uuid.UUID, data: WaitlistBooking, session: SessionDep, actor: ActorDep
+) -> AppointmentRead:
+    """Book the waiting client at `starts_at` (409 when the time was taken, or the entry is no longer
+    waiting); the entry is marked booked."""
+    return service.book_from_waitlist(
+        session, actor=actor, entry_id=entry_id, starts_at=data.starts_at, provider_id=data.provider_id
+    )
+
+
+@router.delete("/waitlist/{entry_id}")
+@permits("waitlist", "remove")
+def remove_from_waitlist(entry_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> WaitlistRead:
+    """Take the client off the waitlist (409 when the entry is no longer waiting)."""
+    return service.remove_from_waitlist(session, actor=actor, entry_id=entry_id)
 
 
 @router.post("/locations/{location_id}/optimize", status_code=202)

@@ -95,6 +95,13 @@ class AppointmentRead(ReadSchema):
     no_show_scored_at: datetime | None = None
 
 
+class WaitlistBooking(Schema):
+    """Where to book a waiting client: a start, and the provider when it matters."""
+
+    starts_at: AwareDatetime
+    provider_id: uuid.UUID | None = None
+
+
 class WaitlistCreate(Schema):
     """A client who wants `service_id` on the local date `service_date`, starting no earlier than
     `window_starts_at` and finishing by `window_ends_at` (location wall-clock time)."""
@@ -129,6 +136,7 @@ class WaitlistRead(ReadSchema):
     priority: str
     status: str
     appointment_id: uuid.UUID | None
+    created_at: datetime
 
 
 class PlacementRead(ReadSchema):

@@ -49,7 +49,13 @@ from medspa.scheduling.optimization_jobs import (
 from medspa.scheduling.proposals import MAX_MOVES, StaleProposalError, apply_proposal, get_proposal
 from medspa.scheduling.scores import NOT_HAPPENED, scoring_neighbourhood, store_no_show_scores
 from medspa.scheduling.slots import MAX_RANGE_DAYS, find_slots
-from medspa.scheduling.waitlist import add_to_waitlist, list_waitlist
+from medspa.scheduling.waitlist import (
+    add_to_waitlist,
+    book_from_waitlist,
+    get_waitlist_entry,
+    list_waitlist,
+    remove_from_waitlist,
+)
 
 __all__ = [
     "MAX_MOVES",
@@ -64,6 +70,7 @@ __all__ = [
     "apply_proposal",
     "appointment_history",
     "book_appointment",
+    "book_from_waitlist",
     "build_day_instance",
     "cancel_appointment",
     "check_in",
@@ -74,12 +81,14 @@ __all__ = [
     "get_appointment",
     "get_optimization_job",
     "get_proposal",
+    "get_waitlist_entry",
     "hold_slot",
     "list_appointments",
     "list_waitlist",
     "mark_no_show",
     "optimize_day",
     "release_expired_holds",
+    "remove_from_waitlist",
     "request_optimization",
     "reschedule_appointment",
     "run_optimization_job",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,11 +11,16 @@ from sqlalchemy.orm import Session
 from medspa.catalog import service as catalog
 from medspa.clients import service as clients
 from medspa.kit import clock
+from medspa.kit.crud import get_owned
+from medspa.kit.errors import ConflictError
 from medspa.kit.outbox import record_event
 from medspa.resources import service as resources
 from medspa.scheduling import bounds
+from medspa.scheduling.booking import book_appointment
 from medspa.scheduling.models import WaitlistEntry
 from medspa.scheduling.schemas import (
+    AppointmentRead,
+    BookingRequest,
     WaitlistCreate,
     WaitlistRead,
 )
@@ -68,3 +73,78 @@ def waiting_entries(
         WaitlistEntry.status == status,
     )
     return list(session.scalars(query.order_by(WaitlistEntry.created_at, WaitlistEntry.id)))
+
+
+def get_waitlist_entry(session: Session, *, actor: Actor, entry_id: uuid.UUID) -> WaitlistRead:
+    """One entry (NotFoundError for another organization's or another location's)."""
+    require(actor, "waitlist", "read")
+    entry = get_owned(session, WaitlistEntry, actor.organization_id, entry_id, "waitlist entry")
+    actor.require_location(entry.location_id, "waitlist entry", entry_id)
+    return WaitlistRead.model_validate(entry)
+
+
+def _waiting(session: Session, actor: Actor, entry_id: uuid.UUID) -> WaitlistEntry:
+    """The entry, locked, if it is still waiting; NotFoundError, or ConflictError naming its status."""
+    entry = get_owned(session, WaitlistEntry, actor.organization_id, entry_id, "waitlist entry", lock=True)
+    actor.require_location(entry.location_id, "waitlist entry", entry_id)
+    if entry.status != "waiting":
+        raise ConflictError(f"this waitlist entry is {entry.status} already")
+    return entry
+
+
+def book_from_waitlist(
+    session: Session,
+    *,
+    actor: Actor,
+    entry_id: uuid.UUID,
+    starts_at: datetime,
+    provider_id: uuid.UUID | None = None,
+) -> AppointmentRead:
+    """Book a waiting client at `starts_at` through the booking path (its guards and conflicts: 409
+    when the time was taken), and mark the entry booked. Emits `appointment.booked` and
+    `waitlist.booked`. ConflictError when the entry is no longer waiting (booked or removed since)."""
+    require(actor, "waitlist", "book")
+    return book_entry(session, actor, _waiting(session, actor, entry_id), starts_at, provider_id)
+
+
+def book_entry(
+    session: Session,
+    actor: Actor,
+    entry: WaitlistEntry,
+    starts_at: datetime,
+    provider_id: uuid.UUID | None,
+    room_id: uuid.UUID | None = None,
+    device_id: uuid.UUID | None = None,
+) -> AppointmentRead:
+    """Book a waiting entry the caller has checked (and locked) through the booking path, and mark it
+    booked: what booking from the list, an accepted offer and an applied proposal share."""
+    appointment = book_appointment(
+        session,
+        actor=actor,
+        data=BookingRequest(
+            client_id=entry.client_id,
+            service_id=entry.service_id,
+            location_id=entry.location_id,
+            starts_at=starts_at,
+            provider_id=provider_id,
+            room_id=room_id,
+            device_id=device_id,
+        ),
+    )
+    entry.status, entry.appointment_id = "booked", appointment.id
+    session.flush()
+    read = WaitlistRead.model_validate(entry)
+    record_event(session, actor, "waitlist.booked", entry.id, read.model_dump(mode="json"))
+    return appointment
+
+
+def remove_from_waitlist(session: Session, *, actor: Actor, entry_id: uuid.UUID) -> WaitlistRead:
+    """Take a waiting client off the waitlist (they booked elsewhere, or no longer want it). Emits
+    `waitlist.removed`. ConflictError when the entry is no longer waiting."""
+    require(actor, "waitlist", "remove")
+    entry = _waiting(session, actor, entry_id)
+    entry.status = "removed"
+    session.flush()
+    read = WaitlistRead.model_validate(entry)
+    record_event(session, actor, "waitlist.removed", entry.id, read.model_dump(mode="json"))
+    return read

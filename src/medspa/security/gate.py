@@ -21,7 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any, Final
 
@@ -174,6 +174,24 @@ def submit(
     else:
         record_event(session, agent, "agent_action.queued", row.id, {"id": str(row.id), "action": kind.name})
     return AgentActionRead.model_validate(row)
+
+
+def submitted_since(
+    session: Session, organization_id: uuid.UUID, action: str, subject_id: uuid.UUID, since: datetime
+) -> bool:
+    """Whether an action of this kind about `subject_id` was submitted at or after `since`, whatever
+    became of it (ran, waiting, rejected): so an agent does not ask twice."""
+    found = session.scalar(
+        select(AgentAction.id)
+        .where(
+            AgentAction.organization_id == organization_id,
+            AgentAction.action == action,
+            AgentAction.subject_id == subject_id,
+            AgentAction.created_at >= since,
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 def _lock_policy(session: Session, organization_id: uuid.UUID, action: str) -> None:

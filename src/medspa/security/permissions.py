@@ -86,9 +86,15 @@ MATRIX: dict[Permit, frozenset[Role]] = {
     ("appointments", "reschedule"): DESK | {PROVIDER},
     ("waitlist", "read"): STAFF,
     ("waitlist", "add"): DESK | {CONTRACTOR},
+    ("waitlist", "book"): DESK | {CONTRACTOR},
+    ("waitlist", "remove"): DESK,
     ("optimizer", "run"): DESK,
     ("optimizer", "read"): DESK,
     ("optimizer", "apply"): DESK,
+    # messages to clients: what was sent and why not; each location's limits and wording
+    ("messages", "read"): DESK,
+    ("engagement", "read"): DESK,
+    ("engagement", "manage"): LEADS,
     # automated actions: the log and approval queue, and the policies that tier them (ADR 20)
     ("agent_actions", "read"): LEADS,
     ("agent_actions", "decide"): LEADS,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from medspa.catalog import service as catalog
 from medspa.clients import service as clients
+from medspa.engagement import service as engagement
 from medspa.kit import clock
 from medspa.kit.tz import clock_label as clock_label  # the pages import it from here
 from medspa.kit.tz import local_day_bounds, to_local
@@ -127,6 +128,7 @@ class Waiting:
     entry: WaitlistRead
     client_name: str
     service_name: str
+    offer: str | None = None  # the latest waitlist offer to this entry, in words
 
     @property
     def window(self) -> str:
@@ -152,6 +154,8 @@ class Board:
     appointment_count: int
     waitlist: list[Waiting] = field(default_factory=list)
     may_optimize: bool = False  # the actor's role may run the optimizer
+    may_book_waitlist: bool = False
+    may_remove_waitlist: bool = False
 
     @property
     def legend(self) -> list[tuple[str, str]]:
@@ -210,6 +214,7 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
     first_minute, last_minute = _axis(spans, appointments, zone)
 
     waitlist = scheduling.list_waitlist(session, actor=actor, location_id=location.id, service_date=day)
+    offers = _offers_by_entry(session, actor, location.id, zone) if waitlist else {}
     client_ids = {a.client_id for a in appointments} | {w.client_id for w in waitlist}
     names = clients.client_names(session, actor=actor, client_ids=client_ids)
     services = {
@@ -274,13 +279,42 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
                     entry=w,
                     client_name=names.get(w.client_id, "(unknown client)"),
                     service_name=services.get(w.service_id, "(unknown service)"),
+                    offer=offers.get(w.id),
                 )
                 for w in waitlist
             ),
             key=lambda w: (w.entry.window_starts_at, w.entry.window_ends_at, w.client_name),
         ),
         may_optimize=actor.can("optimizer", "run"),
+        may_book_waitlist=actor.can("waitlist", "book"),
+        may_remove_waitlist=actor.can("waitlist", "remove"),
     )
+
+
+OFFER_WORDS = {
+    "open": "offered {start}, open until {expires}",
+    "expired": "offer of {start} lapsed",
+    "gone": "offer of {start} taken by another",
+    "accepted": "booked {start} from an offer",
+}
+
+
+def _offers_by_entry(
+    session: Session, actor: Actor, location_id: uuid.UUID, zone: str
+) -> dict[uuid.UUID, str]:
+    """The latest offer to each waiting entry at the location, in words ("offered 2:30 PM, open until
+    10:20 AM")."""
+    if not actor.can("waitlist", "read"):
+        return {}
+    latest: dict[uuid.UUID, str] = {}
+    for offer in engagement.list_offers(session, actor=actor, location_id=location_id, limit=200).items:
+        if offer.waitlist_entry_id in latest:
+            continue  # newest first
+        start, expires = (to_local(t, zone) for t in (offer.starts_at, offer.expires_at))
+        latest[offer.waitlist_entry_id] = OFFER_WORDS.get(offer.state, "{start}").format(
+            start=clock_label(start.hour, start.minute), expires=clock_label(expires.hour, expires.minute)
+        )
+    return latest
 
 
 def _shades(provider: ProviderRead, day: date, first_minute: int, last_minute: int) -> list[Shade]:

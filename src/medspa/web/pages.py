@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRouter
 from fastapi.staticfiles import StaticFiles
 
-from medspa.web import approvals, booking, day, optimizer, sign_in
+from medspa.web import approvals, booking, client_links, day, messages, optimizer, sign_in, waitlist
 from medspa.web.guards import WEB
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -24,6 +24,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     booking.router,
     optimizer.router,
     approvals.router,
+    client_links.router,
+    waitlist.router,
+    messages.router,
 )
 
 

@@ -1,0 +1,330 @@
+"""Waitlist backfill on the demo clinic's next month: its bookings, cancelled and missed at the rates of
+its seeded history, replayed under each policy with the real engagement code on a SQLite copy of the
+clinic. Reports the share of freed provider time refilled, the median time to refill, provider overflow
+minutes and the margin recovered; writes them to docs/benchmarks.md.
+
+- The clinic: `medspa demo seed` as of Monday 2027-04-05 12:00 UTC with 30 days of future bookings; its
+  waitlist (seeded for the coming week) extended to every open day of the month in the seed's shape
+  (6-12 more clients a day, random services, windows of 2-4 hours, 30 % members).
+- Cancellations and no-shows: each future booking cancels with the history's cancellation rate, at a
+  uniform time 2-72 hours before its start (not before now), or is missed with its no-show rate.
+- Clients offered a time accept with probability `ACCEPT` after an exponential delay (mean
+  `ACCEPT_MINUTES`); one who does not respond lets the offer lapse (20 minutes), passing the time on.
+- Policies: no backfill (the freed time stays empty); backfill (`engagement`: offers, acceptance through
+  the booking path, the sweep every few minutes of simulated time). Overbooking is not built yet: its
+  row says so.
+
+    .venv/bin/python bench/engagement.py [--seeds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from common import machine, write_section
+from medspa.catalog import service as catalog
+from medspa.catalog.models import Service
+from medspa.engagement import service as engagement
+from medspa.engagement.links import link_token
+from medspa.engagement.models import FreedSlot, WaitlistOffer
+from medspa.kit import clock, tz
+from medspa.kit.db import make_engine, unit_of_work
+from medspa.kit.migrate import upgrade
+from medspa.kit.outbox import Delivered, OutboxEvent
+from medspa.resources import service as resources
+from medspa.scheduling import service as scheduling
+from medspa.scheduling.models import Appointment, WaitlistEntry
+from medspa.scheduling.schemas import WaitlistCreate
+from medspa.security.actors import system_actor
+
+NOW = datetime(2027, 4, 5, 12, 0, tzinfo=UTC)
+DAYS = 30
+ACCEPT = 0.35
+ACCEPT_MINUTES = 8.0
+SWEEP_MINUTES = 5
+# Clients added to the waitlist per open day (the seed gives the first week 4-8 of its own).
+WAITING_PER_DAY = (6, 12)
+
+
+@dataclass(order=True)
+class Event:
+    at: datetime
+    order: int
+    kind: str = field(compare=False)
+    subject: Any = field(compare=False)
+
+
+@dataclass
+class Outcome:
+    freed: int = 0
+    freed_minutes: float = 0.0
+    refilled: int = 0
+    refilled_minutes: float = 0.0
+    refill_minutes: list[float] = field(default_factory=list)
+    margin_cents: int = 0
+    offers: int = 0
+    accepted: int = 0
+    lapsed: int = 0
+    overflow_minutes: float = 0.0
+
+
+def seed(directory: Path) -> tuple[Path, uuid.UUID, uuid.UUID, dict[str, int], int]:
+    from medspa.demo.seed import seed_demo
+
+    path = directory / "demo.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    engine = make_engine(url)
+    with clock.frozen_at(NOW):
+        summary = seed_demo(engine, now=NOW, client_count=800, future_days=DAYS)
+    engine.dispose()
+    return path, summary.organization_id, summary.location_id, summary.statuses, summary.past_appointments
+
+
+def extend_waitlist(
+    engine: Engine, organization_id: uuid.UUID, location_id: uuid.UUID, rng: random.Random
+) -> None:
+    """Waiting clients for every open day of the month (beside the seed's first week), in the seed's shape
+    but `WAITING_PER_DAY` of them."""
+    actor = system_actor(organization_id, "bench")
+    with clock.frozen_at(NOW), unit_of_work(engine) as session:
+        services = catalog.list_services(session, actor=actor, limit=100).items
+        client_ids = list(session.scalars(select(Appointment.client_id).distinct()))
+        location = resources.get_location(session, actor=actor, location_id=location_id)
+        open_days = {span.weekday for span in location.opening_hours}
+        today = tz.to_local(NOW, location.time_zone).date()
+        for offset in range(1, DAYS + 1):
+            day = today + timedelta(days=offset)
+            if day.weekday() not in open_days:
+                continue
+            for _ in range(rng.randint(*WAITING_PER_DAY)):
+                start = rng.choice([9, 10, 11, 12, 13, 14, 15])
+                scheduling.add_to_waitlist(
+                    session,
+                    actor=actor,
+                    data=WaitlistCreate(
+                        client_id=rng.choice(client_ids),
+                        service_id=rng.choice(services).id,
+                        location_id=location_id,
+                        service_date=day,
+                        window_starts_at=time(start, 0),
+                        window_ends_at=time(min(start + rng.choice([2, 3, 4]), 19), 0),
+                        priority="member" if rng.random() < 0.3 else "standard",
+                    ),
+                )
+
+
+def disruptions(
+    engine: Engine, rates: tuple[float, float], rng: random.Random
+) -> list[tuple[datetime, str, uuid.UUID, float]]:
+    """(when, "cancel" | "no_show", appointment, its minutes) for the month's live bookings."""
+    p_cancel, p_no_show = rates
+    with unit_of_work(engine, write=False) as session:
+        live = session.execute(
+            select(Appointment.id, Appointment.starts_at, Appointment.ends_at)
+            .where(
+                Appointment.status.in_(("booked", "confirmed")),
+                Appointment.starts_at > NOW,
+                Appointment.starts_at < NOW + timedelta(days=DAYS),
+            )
+            .order_by(Appointment.starts_at, Appointment.id)
+        ).all()
+    plan = []
+    for appointment_id, starts_at, ends_at in live:
+        draw = rng.random()
+        minutes = (ends_at - starts_at).total_seconds() / 60
+        if draw < p_cancel:
+            lead = timedelta(hours=rng.uniform(2, 72))
+            plan.append(
+                (max(NOW + timedelta(minutes=1), starts_at - lead), "cancel", appointment_id, minutes)
+            )
+        elif draw < p_cancel + p_no_show:
+            plan.append((starts_at + timedelta(minutes=15), "no_show", appointment_id, minutes))
+    return plan
+
+
+def replay(
+    path: Path,
+    organization_id: uuid.UUID,
+    plan: list[tuple[datetime, str, uuid.UUID, float]],
+    *,
+    backfill: bool,
+    rng: random.Random,
+) -> Outcome:
+    engine = make_engine(f"sqlite:///{path}")
+    actor = system_actor(organization_id, "bench")
+    manual = clock.ManualClock()
+    outcome = Outcome()
+    handler = engagement.EngagementHandler(engine)
+    with unit_of_work(engine, write=False) as session:
+        seen = int(session.scalar(select(OutboxEvent.id).order_by(OutboxEvent.id.desc()).limit(1)) or 0)
+    events: list[Event] = []
+    counter = 0
+
+    def push(at: datetime, kind: str, subject: Any) -> None:
+        nonlocal counter
+        counter += 1
+        heapq.heappush(events, Event(at, counter, kind, subject))
+
+    for at, kind, appointment_id, minutes in plan:
+        push(at, kind, (appointment_id, minutes))
+    if backfill:
+        tick = NOW
+        while tick < NOW + timedelta(days=DAYS):
+            tick += timedelta(minutes=SWEEP_MINUTES)
+            push(tick, "sweep", None)
+    known_offers: set[uuid.UUID] = set()
+    checked_at = NOW
+    with clock.using(manual):
+        while events:
+            event = heapq.heappop(events)
+            manual.set(event.at)
+            if event.kind in ("cancel", "no_show"):
+                appointment_id, minutes = event.subject
+                with unit_of_work(engine) as session:
+                    if event.kind == "cancel":
+                        scheduling.cancel_appointment(
+                            session, actor=actor, appointment_id=appointment_id, reason="bench"
+                        )
+                    else:
+                        scheduling.mark_no_show(session, actor=actor, appointment_id=appointment_id)
+                outcome.freed += 1
+                outcome.freed_minutes += minutes if event.kind == "cancel" else max(0.0, minutes - 15)
+            elif event.kind == "accept":
+                with unit_of_work(engine) as session:
+                    result = engagement.accept_offer(session, token=event.subject)
+                outcome.accepted += result.outcome == "booked"
+            elif event.kind == "sweep":
+                engagement.sweep(engine, organization_id=organization_id)
+            if not backfill:
+                continue
+            with unit_of_work(engine, write=False) as session:
+                rows = session.scalars(
+                    select(OutboxEvent).where(OutboxEvent.id > seen).order_by(OutboxEvent.id)
+                ).all()
+                fresh = [
+                    Delivered(e.id, e.organization_id, e.topic, e.aggregate_id, dict(e.payload), e.created_at)
+                    for e in rows
+                ]
+            if fresh:
+                seen = fresh[-1].id
+                handler(fresh)
+            with unit_of_work(engine, write=False) as session:
+                fresh_offers = session.scalars(
+                    select(WaitlistOffer).where(WaitlistOffer.created_at >= checked_at)
+                )
+                checked_at = event.at
+                for offer in fresh_offers:
+                    if offer.id in known_offers:
+                        continue
+                    known_offers.add(offer.id)
+                    if rng.random() < ACCEPT:
+                        delay = timedelta(minutes=rng.expovariate(1 / ACCEPT_MINUTES))
+                        if offer.created_at + delay < offer.expires_at:
+                            push(
+                                offer.created_at + delay,
+                                "accept",
+                                link_token(session, organization_id, "offer", offer.id),
+                            )
+    with unit_of_work(engine, write=False) as session:
+        offers = session.scalars(select(WaitlistOffer)).all()
+        outcome.offers = len(offers)
+        outcome.lapsed = sum(1 for o in offers if o.state == "expired")
+        for slot in session.scalars(select(FreedSlot).where(FreedSlot.state == "filled")):
+            appointment = session.get(Appointment, slot.appointment_id)
+            assert appointment is not None
+            outcome.refilled += 1
+            outcome.refilled_minutes += (appointment.ends_at - appointment.starts_at).total_seconds() / 60
+            outcome.refill_minutes.append((slot.updated_at - slot.created_at).total_seconds() / 60)
+            priced = session.get(Service, appointment.service_id)
+            outcome.margin_cents += appointment.price_cents - (priced.cost_cents if priced else 0)
+        assert not session.scalars(
+            select(WaitlistEntry).where(
+                WaitlistEntry.status == "booked", WaitlistEntry.appointment_id.is_(None)
+            )
+        ).first()
+    engine.dispose()
+    return outcome
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def _row(policy: str, outcomes: list[Outcome]) -> str:
+    refill = [statistics.median(o.refill_minutes) for o in outcomes if o.refill_minutes]
+    cells = [
+        policy,
+        f"{_median([o.freed for o in outcomes]):.0f}",
+        f"{_median([o.freed_minutes / 60 for o in outcomes]):.1f}",
+        f"{_median([o.refilled / max(1, o.freed) for o in outcomes]):.0%}",
+        f"{_median([o.refilled_minutes / 60 for o in outcomes]):.1f}",
+        f"{_median(refill):.0f} min" if refill else "-",
+        f"{_median([o.offers for o in outcomes]):.0f} ({_median([o.accepted for o in outcomes]):.0f} / "
+        f"{_median([o.lapsed for o in outcomes]):.0f})",
+        f"${_median([o.margin_cents / 100 for o in outcomes]):,.0f}",
+        f"{_median([o.overflow_minutes for o in outcomes]):.0f} min",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3, help="replays with different draws")
+    arguments = parser.parse_args()
+    rows: dict[str, list[Outcome]] = {"no backfill": [], "backfill": []}
+    with tempfile.TemporaryDirectory() as folder:
+        directory = Path(folder)
+        template, organization_id, location_id, statuses, past = seed(directory)
+        rates = (statuses.get("cancelled", 0) / past, statuses.get("no_show", 0) / past)
+        for draw in range(arguments.seeds):
+            rng = random.Random(1000 + draw)
+            base = directory / f"base-{draw}.db"
+            shutil.copyfile(template, base)
+            extend_waitlist(make_engine(f"sqlite:///{base}"), organization_id, location_id, rng)
+            plan = disruptions(make_engine(f"sqlite:///{base}"), rates, rng)
+            for policy in rows:
+                copy = directory / f"{policy.replace(' ', '-')}-{draw}.db"
+                shutil.copyfile(base, copy)
+                rows[policy].append(
+                    replay(
+                        copy,
+                        organization_id,
+                        plan,
+                        backfill=policy == "backfill",
+                        rng=random.Random(2000 + draw),
+                    )
+                )
+                print(policy, draw, rows[policy][-1], file=sys.stderr)
+    lines = [
+        f"Machine: {machine()}. Date: {datetime.now(UTC):%Y-%m-%d}. Demo clinic (800 clients) as of "
+        f"{NOW:%Y-%m-%d}, next {DAYS} days; the history's rates: cancellation {rates[0]:.1%}, no-show "
+        f"{rates[1]:.1%}; clients accept an offer with probability {ACCEPT:.0%} after {ACCEPT_MINUTES:.0f} "
+        f"minutes on average. Medians over {arguments.seeds} draws.",
+        "",
+        "| policy | freed visits | provider hours freed | refilled | hours refilled | median time to refill "
+        "| offers (accepted / lapsed) | margin recovered | provider overflow |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for policy, outcomes in rows.items():
+        lines.append(_row(policy, outcomes))
+    lines.append("| backfill + overbooking | not built yet (issue 14, item 6) | | | | | | | |")
+    write_section("engagement", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
