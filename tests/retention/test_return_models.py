@@ -221,6 +221,8 @@ def test_evaluate_returns_on_a_few_months_of_visits(tmp_path: Path, days: int, c
         assert report["chosen_model"] == "bgnbd"
         refusals = {c["refused"] for c in report["selection"]["backtest"]["candidates"].values()}
         assert all("a return model needs 21" in reason for reason in refusals)
+        assert "no backtest window could score bgnbd (" in report["selection"]["chosen_by"]
+        assert "a return model needs 21)" in report["selection"]["chosen_by"]
     assert report["holdout"]["roc_auc"] > 0.6
 
 

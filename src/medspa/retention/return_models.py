@@ -779,9 +779,11 @@ def select_return_model(
         elif attempt.name == STACKED or "windows" in backtest["candidates"].get(attempt.name, {}):
             chosen_by = "rolling backtest"
         else:
+            # Why the windows could not score it: too short a history, or a fit that told no one apart.
+            refusal = backtest["candidates"].get(attempt.name, {}).get("refused", "not a candidate")
             chosen_by = (
-                f"fallback: the history is too short for any backtest window to score {attempt.name}; it "
-                f"is the simplest model that fits the whole period"
+                f"fallback: no backtest window could score {attempt.name} ({refusal}); it is the simplest "
+                f"model that fits the whole period"
             )
         return Selection(fitted, backtest, chosen_by, fallbacks, fits)
     reasons = "; ".join(f"{f['model']}: {f['reason']}" for f in fallbacks)
