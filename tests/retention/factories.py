@@ -132,6 +132,27 @@ def simulate_clinic_visits(
     return pd.DataFrame(rows, columns=["client_id", "date", "amount"])
 
 
+def simulate_regular_visits(
+    *, days: int, clients: int = 400, seed: int = 3, after_days: int = 90
+) -> pd.DataFrame:
+    """A clinic of regular clients: each arrives in the first `days` days (from 2026-01-05), comes back
+    every 14, 21, 28, 42 or 56 days (give or take 3) and stops after a uniform 0 to 3 x `days` days,
+    through `after_days` more days (a holdout). A `visit-transactions` frame."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2026-01-05")
+    rows: list[tuple[str, pd.Timestamp, float]] = []
+    for client in range(clients):
+        day = int(rng.integers(0, days))
+        gap = int(rng.choice([14, 21, 28, 42, 56]))
+        stops = int(rng.integers(0, 3 * days))
+        while day < days + after_days:
+            rows.append((f"c{client}", start + pd.Timedelta(days=day), 120.0))
+            day += int(max(1, rng.normal(gap, 3)))
+            if day > stops:
+                break
+    return pd.DataFrame(rows, columns=["client_id", "date", "amount"])
+
+
 def simulate_memberships(*, clients: int = 400, seed: int = 11) -> pd.DataFrame:
     """Memberships in months: the monthly churn hazard is higher on the basic plan and for younger
     clients; observation ends after a uniform 3-24 months (censoring). `x_lifetime_spend` grows with the

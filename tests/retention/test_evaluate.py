@@ -53,6 +53,7 @@ def test_evaluate_noshow_writes_every_test_row_a_report_and_a_plot(tmp_path: Pat
     assert [g["group"] for g in report["subgroups"]["sex"]] == ["F", "M"]
     assert [g["group"] for g in report["subgroups"]["age_band"]] == ["18-34", "35-49", "50-64", "65+"]
     assert report["leak_guard"]["leaking_features"] == []
+    assert report["leak_guard"]["features_seeing_later_bookings"] == []
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # and the test figures of five seeds, the served one first, with their mean
     seeds = report["test"]["seeds"]

@@ -8,6 +8,7 @@ import pandas as pd
 from medspa.retention.features import (
     ScoringTime,
     build_features,
+    find_booking_leaks,
     find_outcome_leaks,
     recent_no_show_rate,
     scoring_instants,
@@ -106,6 +107,56 @@ def test_leak_guard_names_a_feature_that_sees_the_outcome() -> None:
     # when the guard runs, then it names exactly the leaking columns
     assert find_outcome_leaks(history, _leaky_builder) == ["client_no_shows_all_time"]
     assert find_outcome_leaks(history, _own_outcome_builder) == ["no_shows_through_today"]
+
+
+def test_booking_guard_passes_the_feature_module() -> None:
+    # given a history where clients book 0-29 days ahead, many in the same second
+    history, _ = simulate_history(clients=200, days=30)
+    # when every booking made after the start or noon of a day is removed, then no row scored by then
+    # moves, whether rows are scored at the start of their day or when booked
+    assert find_booking_leaks(history) == []
+
+    def at_booking(frame: pd.DataFrame) -> pd.DataFrame:
+        return build_features(frame, ScoringTime.BOOKING)
+
+    assert find_booking_leaks(history, at_booking, scoring=ScoringTime.BOOKING) == []
+
+
+def _all_bookings_builder(history: pd.DataFrame) -> pd.DataFrame:
+    """The existence mistake: the client's bookings in the whole file, those made later included."""
+    features = build_features(history)
+    features["client_bookings_in_file"] = history.groupby("client_id")["client_id"].transform("size")
+    return features
+
+
+def _same_day_volume_builder(history: pd.DataFrame) -> pd.DataFrame:
+    """Subtler: the clinic's bookings for the appointment's day, including those made during that day."""
+    features = build_features(history)
+    day = history["starts_at"].dt.normalize()
+    features["clinic_bookings_that_day"] = day.map(day.value_counts()).astype(float)
+    return features
+
+
+def test_booking_guard_names_a_feature_that_sees_later_bookings() -> None:
+    # given a history and two builders that each add one column counting bookings not yet made
+    history, _ = simulate_history(clients=200, days=30)
+    # when the guard runs, then it names exactly those columns (and the outcome guard cannot see them)
+    assert find_booking_leaks(history, _all_bookings_builder) == ["client_bookings_in_file"]
+    assert find_booking_leaks(history, _same_day_volume_builder) == ["clinic_bookings_that_day"]
+    assert find_outcome_leaks(history, _all_bookings_builder) == []
+
+
+def test_a_booking_made_after_the_scoring_instant_changes_no_earlier_row() -> None:
+    # given the history, and the same with a booking made on the 10th at 17:00 for the 12th
+    history = _history()
+    booking = {"client_id": "c", "booked_at": "2024-03-10T17:00", "starts_at": "2024-03-12"}
+    later = make_history_frame([booking | {"status": "completed"}])
+    extended = pd.concat([history, later.assign(appointment_id="99")], ignore_index=True)
+    # then every row scored by then keeps its features; the row of the 20th, scored later, sees it
+    before, after = build_features(history), build_features(extended)
+    pd.testing.assert_frame_equal(before.iloc[:4], after.iloc[:4])
+    pd.testing.assert_frame_equal(before.iloc[5:6], after.iloc[5:6])
+    assert after.loc[4, "known_bookings"] == before.loc[4, "known_bookings"] + 1
 
 
 def test_features_do_not_change_when_an_unknown_outcome_changes() -> None:

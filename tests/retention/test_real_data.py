@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 
 from medspa.retention import metrics
-from medspa.retention.features import build_features, encode, find_outcome_leaks, infer_schema
+from medspa.retention.features import (
+    build_features,
+    encode,
+    find_booking_leaks,
+    find_outcome_leaks,
+    infer_schema,
+)
 from medspa.retention.formats import read_appointment_history
 from medspa.retention.importers import import_noshow_brazil
 
@@ -46,6 +52,7 @@ def test_classic_leak_on_brazil_is_caught(tmp_path: Path) -> None:
     sample = history[history["starts_at"] < "2016-05-10"]
     assert find_outcome_leaks(sample, _leaky) == ["patient_no_shows"]
     assert find_outcome_leaks(sample) == []
+    assert find_booking_leaks(sample) == []
     # and every real feature is leak-free enough that none alone ranks test rows above 0.75
     features = build_features(history)
     schema = infer_schema(features)

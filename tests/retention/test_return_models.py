@@ -6,6 +6,7 @@ import csv
 import json
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,11 @@ from medspa.retention.return_models import (
     rolling_backtest,
 )
 from medspa.retention.returns import ParetoNbd, fit_pareto_nbd, summarize
-from tests.retention.factories import simulate_clinic_visits, simulate_pareto_nbd_visits
+from tests.retention.factories import (
+    simulate_clinic_visits,
+    simulate_pareto_nbd_visits,
+    simulate_regular_visits,
+)
 
 START = date(2026, 1, 5)
 
@@ -178,15 +183,15 @@ def test_too_short_a_history_is_refused_with_the_reason() -> None:
         fit_return_model("bgnbd", transactions, calibration_end=START + timedelta(days=19), horizon_days=90)
 
 
-@pytest.mark.parametrize(("days", "chosen_by"), [(60, "fallback"), (97, "rolling backtest")])
-def test_evaluate_returns_on_a_few_months_of_visits(tmp_path: Path, days: int, chosen_by: str) -> None:
-    # given a small clinic's first 60 or 97 days of visits (300 clients), and 90 days after
-    transactions = simulate_clinic_visits(days=days, clients=300, seed=1)
+def _evaluate_first_days(
+    tmp_path: Path, transactions: pd.DataFrame, days: int
+) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """`evaluate_returns` fitted on the first `days` days of `transactions`, over the 90 days after: the
+    report and the prediction rows."""
     transactions.assign(date=transactions["date"].dt.strftime("%Y-%m-%d")).to_csv(
         tmp_path / "t.csv", index=False
     )
     end = START + timedelta(days=days - 1)
-    # when evaluated
     report = evaluate_returns(
         tmp_path / "t.csv",
         calibration_end=end,
@@ -194,10 +199,19 @@ def test_evaluate_returns_on_a_few_months_of_visits(tmp_path: Path, days: int, c
         predictions_path=tmp_path / "p.csv",
         report_path=tmp_path / "r.json",
     )
+    with (tmp_path / "p.csv").open() as handle:
+        return report, list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize(("days", "chosen_by"), [(60, "fallback"), (97, "rolling backtest")])
+def test_evaluate_returns_on_a_few_months_of_visits(tmp_path: Path, days: int, chosen_by: str) -> None:
+    # given a small clinic's first 60 or 97 days of visits (300 clients), and 90 days after
+    transactions = simulate_clinic_visits(days=days, clients=300, seed=1)
+    end = START + timedelta(days=days - 1)
+    # when evaluated
+    report, rows = _evaluate_first_days(tmp_path, transactions, days)
     # then every client seen gets a forecast, the probabilities tell clients apart, and the report says
     # how the model was chosen (on 60 days no window can be scored: the simplest model, said so)
-    with (tmp_path / "p.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
     assert len(rows) == transactions[transactions["date"] <= pd.Timestamp(end)]["client_id"].nunique()
     probabilities = np.array([float(r["probability_return"]) for r in rows])
     assert 0.0 <= probabilities.min() < probabilities.max() <= 1.0
@@ -207,4 +221,25 @@ def test_evaluate_returns_on_a_few_months_of_visits(tmp_path: Path, days: int, c
         assert report["chosen_model"] == "bgnbd"
         refusals = {c["refused"] for c in report["selection"]["backtest"]["candidates"].values()}
         assert all("a return model needs 21" in reason for reason in refusals)
+        assert "no backtest window could score bgnbd (" in report["selection"]["chosen_by"]
+        assert "a return model needs 21)" in report["selection"]["chosen_by"]
     assert report["holdout"]["roc_auc"] > 0.6
+
+
+def test_a_few_months_of_regular_visits_get_probabilities_that_tell_clients_apart(tmp_path: Path) -> None:
+    # given 97 days of a clinic whose clients come back on a cadence: a return curve learnt over the last
+    # third of the period saturates over 90 days (every client at P(return) = 1.000), which refused every
+    # candidate; such a curve gives way to the base model's own P(return)
+    transactions = simulate_regular_visits(days=97, clients=400, seed=3)
+    # when evaluated over the next 90 days
+    report, rows = _evaluate_first_days(tmp_path, transactions, 97)
+    # then a model is served, its probabilities spread and are not all near 1, they rank the returns, and
+    # the served model's notes say which curve gave way
+    probabilities = np.array([float(r["probability_return"]) for r in rows])
+    assert report["selection"]["chosen_by"] == "rolling backtest"
+    assert float(np.ptp(probabilities)) > 0.1
+    assert float(np.mean(probabilities)) < 0.9
+    assert report["holdout"]["roc_auc"] > 0.65
+    served = [report["model"], *(c["model"] for c in report["model"]["components"])]
+    notes = [note for model in served for note in model["notes"]]
+    assert any(note.startswith("return curve dropped") for note in notes)

@@ -21,7 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from medspa.retention import metrics
-from medspa.retention.features import build_features, find_outcome_leaks
+from medspa.retention.features import build_features, find_booking_leaks, find_outcome_leaks
 from medspa.retention.formats import read_appointment_history, read_visit_transactions, write_rows
 from medspa.retention.noshow import (
     NoShowModel,
@@ -199,6 +199,7 @@ def evaluate_noshow(
     baseline_p = baseline.predict_features(test_features)
     training_history = history[(start_day < pd.Timestamp(test_from)).to_numpy()]
     leaks = find_outcome_leaks(training_history)
+    booking_leaks = find_booking_leaks(training_history)
     report: dict[str, Any] = {
         "kind": "noshow",
         "history": str(history_path),
@@ -225,7 +226,11 @@ def evaluate_noshow(
             "reliability": [b.__dict__ for b in metrics.reliability(model_p, labels)],
         },
         "subgroups": {},
-        "leak_guard": {"checked_rows": len(training_history), "leaking_features": leaks},
+        "leak_guard": {
+            "checked_rows": len(training_history),
+            "leaking_features": leaks,
+            "features_seeing_later_bookings": booking_leaks,
+        },
         "seconds": round(time.monotonic() - started, 1),
     }
     test_history = history[test_rows][scored]

@@ -19,9 +19,10 @@ made on the day of another appointment, days since the client was first seen; fr
 were booked in the same second / minute (a family or group). `clinic_no_show_rate_recent` is context for
 the calibration, not a model input.
 
-`find_outcome_leaks` checks these invariants empirically for any feature builder: it rewrites outcomes that
-were not known yet and reports every feature column that moved. The status column itself never enters
-the feature matrix.
+Two guards check these invariants empirically for any feature builder and report every feature column
+that moved: `find_outcome_leaks` rewrites outcomes that were not known yet (every outcome from a day on),
+`find_booking_leaks` removes bookings that had not been made yet (every booking after an instant). The
+status column itself never enters the feature matrix.
 
 Units: `*_days` are days (float; calendar-day differences), `*_hour` is the hour of day 0-23, weekdays are
 0 = Monday; counts are appointment counts. Missing values are NaN (LightGBM handles them natively).
@@ -359,6 +360,23 @@ def encode(features: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
 FeatureBuilder = Callable[[pd.DataFrame], pd.DataFrame]
 
 
+def _default_cut_days(history: pd.DataFrame) -> list[pd.Timestamp]:
+    """Three appointment days spread over the history (30, 60 and 90 % of its distinct days)."""
+    days = np.sort(history["starts_at"].dt.normalize().unique())
+    return [pd.Timestamp(days[int(len(days) * q)]) for q in (0.3, 0.6, 0.9)] if len(days) else []
+
+
+def _moved_columns(base: pd.DataFrame, rebuilt: pd.DataFrame, rows: pd.Series) -> set[str]:
+    """Columns of `base` whose values on the `rows` (a boolean mask over `base`'s index) differ in
+    `rebuilt` (matched by index), or that `rebuilt` lacks."""
+    checked = rows[rows].index
+    moved: set[str] = set()
+    for column in base.columns:
+        if column not in rebuilt or not _same_values(base.loc[checked, column], rebuilt.loc[checked, column]):
+            moved.add(str(column))
+    return moved
+
+
 def find_outcome_leaks(
     history: pd.DataFrame,
     builder: FeatureBuilder = build_features,
@@ -376,24 +394,43 @@ def find_outcome_leaks(
     base = builder(history)
     start_day = history["starts_at"].dt.normalize()
     as_of_day = scoring_instants(history, scoring).dt.normalize()
-    if cut_days is None:
-        days = np.sort(start_day.unique())
-        cut_days = [pd.Timestamp(days[int(len(days) * q)]) for q in (0.3, 0.6, 0.9)] if len(days) else []
     flipped_status = history["status"].map(
         {ATTENDED: MISSED, MISSED: ATTENDED, "cancelled": ATTENDED, "late_cancelled": ATTENDED}
     )
     leaks: set[str] = set()
-    for cut in cut_days:
+    for cut in _default_cut_days(history) if cut_days is None else cut_days:
         changed = history.copy()
         later = start_day >= cut
         changed.loc[later, "status"] = flipped_status[later]
-        rebuilt = builder(changed)
-        scored_by_cut = as_of_day <= cut
-        for column in base.columns:
-            before = base.loc[scored_by_cut, column]
-            after = rebuilt.loc[scored_by_cut, column] if column in rebuilt else None
-            if after is None or not _same_values(before, after):
-                leaks.add(str(column))
+        leaks |= _moved_columns(base, builder(changed), as_of_day <= cut)
+    return sorted(leaks)
+
+
+def find_booking_leaks(
+    history: pd.DataFrame,
+    builder: FeatureBuilder = build_features,
+    *,
+    cut_instants: Sequence[pd.Timestamp] | None = None,
+    scoring: ScoringTime = ScoringTime.APPOINTMENT_DAY,
+) -> list[str]:
+    """Feature columns that change when bookings made after a row's scoring instant are removed.
+
+    Features may use the *existence* of bookings known at the scoring instant, never of later ones. For
+    each cut instant C (default: the start and noon of three days spread over the history), every
+    appointment booked after C (without a booking time: at the start of its day) is dropped from the
+    history; then the features of every remaining row scored at or before C must be identical. Returns
+    the sorted names of the columns that moved (empty = no leak found).
+    """
+    base = builder(history)
+    as_of = scoring_instants(history, scoring)
+    booked = history["booked_at"].fillna(history["starts_at"].dt.normalize())
+    if cut_instants is None:
+        cut_instants = [day + pd.Timedelta(hours=h) for day in _default_cut_days(history) for h in (0, 12)]
+    leaks: set[str] = set()
+    for cut in cut_instants:
+        known = booked <= cut
+        rebuilt = builder(history[known])
+        leaks |= _moved_columns(base, rebuilt, (as_of <= cut) & known)
     return sorted(leaks)
 
 

@@ -288,7 +288,8 @@ def train_noshow(
         classifier.fit(matrix[in_training], labels[in_training])
     booster_text = classifier.booster_.model_to_string()
     recent = features.loc[calibration_rows, RECENT_RATE_COLUMN].to_numpy(dtype=float)
-    # The recent rate's window is 7 calendar days, so count rows per calendar week of the training span.
+    # The threshold is per calendar week (the 28-day window spans four), so count rows per calendar week of
+    # the training span, closed days included.
     span_days = (pd.Timestamp(days[-1]) - pd.Timestamp(days[0])).days + 1
     weekly_rows = 7 * int(in_training.sum()) / span_days
     trusted = weekly_rows >= config.min_weekly_rows_to_anchor and np.isfinite(recent).any()

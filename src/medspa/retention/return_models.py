@@ -14,11 +14,13 @@ Every candidate forecasts, for each client with a visit by the calibration end, 
   covariates at the cut are its inputs and the visits after the cut its target. At the calibration end
   the booster's correction multiplies the Pareto/NBD forecast over the requested horizon.
 
-For the last three, P(return) is sigmoid(a + b log E[visits]), a logistic curve learnt inside the period
-(the base model fitted `curve_days` before its end, against who visited in those days), because
-expected visits rank "any visit" better than the models' own probabilities (docs/models.md); without a
-usable inner period the base model's own P(return) is used, and a forecast whose probabilities do not
-separate anyone is refused (`ValueError`).
+For every candidate, P(return) is sigmoid(a + b log E[visits]), a logistic curve learnt inside the period
+(the base model fitted `CURVE_FRACTION` of the period before its end, against who visited in those
+days), because expected visits rank "any visit" better than the models' own probabilities
+(docs/models.md). Without a usable inner period, or when the curve gives every client one probability
+(learnt over a third of a short history and applied over a longer horizon, it can saturate at 1), the
+base model's own P(return) is used and the model's notes say so; a forecast whose probabilities still do
+not separate anyone is refused (`ValueError`).
 
 `rolling_backtest` fits every candidate at several origins inside the calibration period and scores each
 on a window after its origin shaped like the real task (`backtest_windows`), then scores their stack
@@ -484,12 +486,29 @@ def fit_return_model(
         )
     try:
         fitted = _FITTERS[name](fits, calibration_end, horizon_days)
-        fitted.check_separates(fits.transactions, as_of=calibration_end, horizon_days=horizon_days)
+        _check_separates_or_drop_curve(fitted, fits, calibration_end, horizon_days)
     except ShortHistoryError:
         raise
     except (ValueError, np.linalg.LinAlgError) as error:
         raise ShortHistoryError(f"{name} could not be fitted: {error}") from error
     return fitted
+
+
+def _check_separates_or_drop_curve(
+    fitted: FittedReturnModel, fits: BaseFits, calibration_end: date, horizon_days: float
+) -> None:
+    """Refuse a fit whose P(return) is one value for everyone, after one fallback: a return curve
+    learnt over the inner period (a third of the history) and applied to expected visits over a longer
+    horizon can saturate (every client at 1.000 on a few months of regular visits), so the base model's
+    own P(return), which is computed for the horizon, replaces it, and the notes say so."""
+    try:
+        fitted.check_separates(fits.transactions, as_of=calibration_end, horizon_days=horizon_days)
+    except ValueError as error:
+        if fitted.curve is None:
+            raise
+        fitted.curve = None
+        fitted.notes.append(f"return curve dropped ({error}): the base model's own P(return)")
+        fitted.check_separates(fits.transactions, as_of=calibration_end, horizon_days=horizon_days)
 
 
 def backtest_windows(first_day: date, calibration_end: date, horizon_days: float) -> list[tuple[date, date]]:
@@ -760,9 +779,11 @@ def select_return_model(
         elif attempt.name == STACKED or "windows" in backtest["candidates"].get(attempt.name, {}):
             chosen_by = "rolling backtest"
         else:
+            # Why the windows could not score it: too short a history, or a fit that told no one apart.
+            refusal = backtest["candidates"].get(attempt.name, {}).get("refused", "not a candidate")
             chosen_by = (
-                f"fallback: the history is too short for any backtest window to score {attempt.name}; it "
-                f"is the simplest model that fits the whole period"
+                f"fallback: no backtest window could score {attempt.name} ({refusal}); it is the simplest "
+                f"model that fits the whole period"
             )
         return Selection(fitted, backtest, chosen_by, fallbacks, fits)
     reasons = "; ".join(f"{f['model']}: {f['reason']}" for f in fallbacks)
