@@ -5,7 +5,7 @@ minutes and the margin recovered; writes them to docs/benchmarks.md.
 
 - The clinic: `medspa demo seed` as of Monday 2027-04-05 12:00 UTC with 30 days of future bookings; its
   waitlist (seeded for the coming week) extended to every open day of the month in the seed's shape
-  (6-12 more clients a day, random services, windows of 2-4 hours, 30 % members).
+  (6-12 more clients a day, services as often as the seed books them, windows of 2-4 hours, 30 % members).
 - Cancellations and no-shows: each future booking cancels with the history's cancellation rate, at a
   uniform time 2-72 hours before its start (not before now), or is missed with its no-show rate.
 - Clients offered a time accept with probability `ACCEPT` after an exponential delay (mean
@@ -37,6 +37,7 @@ from sqlalchemy import Engine, select
 from common import machine, write_section
 from medspa.catalog import service as catalog
 from medspa.catalog.models import Service
+from medspa.demo.catalog_data import SERVICES
 from medspa.engagement import service as engagement
 from medspa.engagement.links import link_token
 from medspa.engagement.models import FreedSlot, WaitlistOffer
@@ -55,6 +56,8 @@ DAYS = 30
 ACCEPT = 0.35
 ACCEPT_MINUTES = 8.0
 SWEEP_MINUTES = 5
+# How often each service is asked for (the seed's weights, which its bookings and waitlist follow).
+WEIGHTS = {row[0]: row[-1] for row in SERVICES}
 # Clients added to the waitlist per open day (the seed gives the first week 4-8 of its own).
 WAITING_PER_DAY = (6, 12)
 
@@ -117,7 +120,9 @@ def extend_waitlist(
                     actor=actor,
                     data=WaitlistCreate(
                         client_id=rng.choice(client_ids),
-                        service_id=rng.choice(services).id,
+                        service_id=rng.choices(services, weights=[WEIGHTS.get(x.name, 1) for x in services])[
+                            0
+                        ].id,
                         location_id=location_id,
                         service_date=day,
                         window_starts_at=time(start, 0),

@@ -16,8 +16,6 @@ from typing import Any, Final
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-CHANNELS: Final = ("email", "sms")
-
 
 @dataclass(frozen=True)
 class Template:
