@@ -26,9 +26,21 @@ def test_the_desk_adds_books_and_removes_waitlisted_clients(
     actor = demo_template.actor
     with unit_of_work(engine) as session:
         location = resources.get_location(session, actor=actor, location_id=demo_template.location_id)
-        day = local_today(location) + timedelta(days=20)  # beyond the seeded bookings: the day is free
         service = next(
             s for s in catalog.list_services(session, actor=actor, limit=100).items if s.name == "HydraFacial"
+        )
+        # A day past the seeded waitlist (a week) with free HydraFacial times, whatever today is.
+        day = next(
+            d
+            for d in (local_today(location) + timedelta(days=n) for n in range(8, 40))
+            if scheduling.find_slots(
+                session,
+                actor=actor,
+                location_id=location.id,
+                service_id=service.id,
+                first_date=d,
+                last_date=d,
+            )
         )
         first = make_client(session, actor=actor)
         second = make_client(session, actor=actor)
