@@ -120,6 +120,10 @@ def test_a_cancellation_tells_the_client_and_its_reminders_are_not_sent(
         scheduling.cancel_appointment(
             session, actor=clinic.owner, appointment_id=appointment.id, reason="ill"
         )
+    events = clinic.events()
+    handler = engagement.EngagementHandler(clinic.engine)
+    handler(events)
+    handler(events)  # delivered twice before its notice went: the notice stays
     clinic.run()
     clinic.at(VISIT - timedelta(hours=23))  # past both reminders' times
     clinic.run()

@@ -284,10 +284,12 @@ def _reminders(session: Session, event: Delivered, now: datetime) -> list[Planne
     return plans
 
 
-def _plan_follow_up(session: Session, event: Delivered, days: int, now: datetime) -> None:
-    """The service's follow-up cadence: `days` after the visit, a marketing message asking the client to
-    book again (dropped if they booked since), through the gate as `engagement.follow_up`."""
-    due_at = now + timedelta(days=days)
+def _plan_follow_up(session: Session, event: Delivered, days: int) -> None:
+    """The service's follow-up cadence: `days` after the visit ended (the event), a marketing message
+    asking the client to book again (dropped if they booked since), through the gate as
+    `engagement.follow_up`."""
+    ended = event.created_at
+    due_at = ended + timedelta(days=days)
     payload = event.payload
     follow_ups = [
         planned(
@@ -297,7 +299,7 @@ def _plan_follow_up(session: Session, event: Delivered, days: int, now: datetime
             kind="follow_up",
             channel=channel,
             dedup_key=f"{event.id}:follow_up:{channel}",
-            context={"service_id": payload["service_id"], "visit_ended_at": now.isoformat()},
+            context={"service_id": payload["service_id"], "visit_ended_at": ended.isoformat()},
             due_at=due_at,
             not_after=due_at + FOLLOW_UP_WITHIN,
             is_reply=False,
@@ -330,7 +332,9 @@ def _obsolete_pending(session: Session, event: Delivered) -> None:
     moved = event.topic == "appointment.rescheduled"
     for message in pending:
         if moved and message.context.get("starts_at") == event.payload["starts_at"]:
-            continue
+            continue  # about the new time (planned by this event, handled before)
+        if message.kind == "cancellation":
+            continue  # the notice of this very cancellation, when the event is handled again
         message.state = "obsolete"
         message.outcome = (
             "the appointment moved" if moved else f"the appointment was {event.topic.split('.')[1]}"
@@ -363,7 +367,7 @@ def plan_event(session: Session, event: Delivered) -> None:
                 event, "post_care", both, is_reply=False, due_at=now, not_after=now + POST_CARE_WITHIN
             )
         if service.follow_up_days:
-            _plan_follow_up(session, event, service.follow_up_days, now)
+            _plan_follow_up(session, event, service.follow_up_days)
     if event.topic in ("appointment.cancelled", "appointment.no_show", "appointment.rescheduled"):
         _obsolete_pending(session, event)
     submit_messages(session, event.organization_id, plans, trigger=trigger, subject_id=event.aggregate_id)
