@@ -450,3 +450,28 @@ def test_a_stricter_policy_queues_the_messages_for_a_person(
     clinic.run()
 
     assert len(box.to("approve@example.org")) == 1
+
+
+def test_a_message_that_cannot_be_prepared_fails_once_saying_why(
+    clinic: Clinic, mailbox: tuple[Mailbox, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box, _ = mailbox
+    clinic.at(MORNING)
+    client = clinic.client(email="fault@example.org")
+    clinic.book(client.id, VISIT)
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("the provider record is unreadable for fault@example.org")
+
+    monkeypatch.setattr("medspa.engagement.dispatch._outgoing", broken)
+    first = clinic.run()
+    second = clinic.run()
+
+    confirmation = next(m for m in clinic.messages() if m.kind == "confirmation" and m.channel == "email")
+    assert (first.failed, second.failed) == (1, 0)
+    assert confirmation.state == "failed"
+    assert (
+        confirmation.outcome
+        == "could not be prepared: RuntimeError: the provider record is unreadable for [address]"
+    )
+    assert box.to("fault@example.org") == []

@@ -31,7 +31,7 @@ from medspa.catalog import service as catalog
 from medspa.clients import service as clients
 from medspa.clients.schemas import ClientRead
 from medspa.engagement import channels as channel_types
-from medspa.engagement.channels import Channels, Email, SendError, Sms, TransientSendError
+from medspa.engagement.channels import Channels, Email, SendError, Sms, TransientSendError, scrub
 from medspa.engagement.links import link_token, public_link
 from medspa.engagement.models import Message, WaitlistOffer
 from medspa.engagement.planner import agent as engagement_agent
@@ -39,7 +39,7 @@ from medspa.engagement.rules import WEEK, Facts, decide
 from medspa.engagement.settings import policy_for, template_for
 from medspa.engagement.templates import TemplateInvalidError, render
 from medspa.kit import clock, tz
-from medspa.kit.db import unit_of_work
+from medspa.kit.db import WriterBusyError, unit_of_work
 from medspa.kit.errors import NotFoundError
 from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
@@ -308,6 +308,15 @@ def record(session: Session, outgoing: Outgoing, *, provider_id: str | None, err
     return message.state
 
 
+def give_up(session: Session, message_id: uuid.UUID, why: str) -> None:
+    """Mark a queued message `failed` with `why` (scrubbed of addresses and numbers)."""
+    session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.state == "queued")
+        .values(state="failed", outcome=scrub(why)[:1000])
+    )
+
+
 def release_interrupted(session: Session) -> int:
     """Mark `failed` the messages whose sending was interrupted (claimed, never recorded): they may have
     gone out, and are not sent twice. How many."""
@@ -346,8 +355,15 @@ def dispatch_due(
                     if outgoing
                     else session.scalar(select(Message.state).where(Message.id == message_id))
                 )
-        except Exception:
-            logger.exception("message %s: deciding failed; it stays queued", message_id)
+        except WriterBusyError:
+            continue  # the database is busy: the next round tries again
+        except Exception as fault:
+            # Not a rule but a fault (a record it needs is gone, a template raised): it would fail the same
+            # way every round, so it fails once, saying why.
+            logger.exception("message %s: deciding failed; it is marked failed", message_id)
+            with unit_of_work(engine) as session:
+                give_up(session, message_id, f"could not be prepared: {type(fault).__name__}: {fault}")
+            failed += 1
             continue
         if outgoing is None:
             deferred += state == "queued"
