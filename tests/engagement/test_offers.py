@@ -19,6 +19,7 @@ from medspa.engagement.links import link_token
 from medspa.engagement.models import WaitlistOffer
 from medspa.engagement.offers import rank_score, response_likelihood
 from medspa.engagement.schemas import OfferRead
+from medspa.kit import clock
 from medspa.kit.db import unit_of_work
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.models import Appointment
@@ -217,7 +218,8 @@ def test_of_twenty_concurrent_acceptances_exactly_one_books(clinic: Clinic, same
 
     def accept(token: str) -> None:
         barrier.wait()
-        with unit_of_work(clinic.engine) as session:
+        # A new thread starts on the system clock: it tells time by the test's, as the offers did.
+        with clock.using(clinic.clock), unit_of_work(clinic.engine) as session:
             result = engagement.accept_offer(session, token=token)
         with lock:
             outcomes.append(result.outcome)
