@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from medspa.catalog import service as catalog
@@ -381,12 +380,3 @@ def dispatch_due(
         sent += outcome == "sent"
         failed += outcome == "failed"
     return DispatchReport(sent=sent, deferred=deferred, suppressed=suppressed, failed=failed)
-
-
-def counts_by_state(session: Session, organization_id: uuid.UUID) -> Mapping[str, int]:
-    rows = session.execute(
-        select(Message.state, func.count())
-        .where(Message.organization_id == organization_id)
-        .group_by(Message.state)
-    ).all()
-    return {str(state): int(n) for state, n in rows}
