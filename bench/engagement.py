@@ -11,8 +11,12 @@ minutes and the margin recovered; writes them to docs/benchmarks.md.
 - Clients offered a time accept with probability `ACCEPT` after an exponential delay (mean
   `ACCEPT_MINUTES`); one who does not respond lets the offer lapse (20 minutes), passing the time on.
 - Policies: no backfill (the freed time stays empty); backfill (`engagement`: offers, acceptance through
-  the booking path, the sweep every few minutes of simulated time). Overbooking is not built yet: its
-  row says so.
+  the booking path, the sweep every few minutes of simulated time); backfill plus overbooking: before
+  the month starts, each waiting client is overbooked (`engagement.overbooking`, through the agent gate)
+  beside the riskiest booking of their day that fits their window and service, while the provider's
+  expected overflow stays within `OVERBOOKING_CAP` minutes a day; an overbooked client misses their
+  visit with the history's no-show rate. Provider overflow is the minutes where an overbooked client and
+  the booking beside them both came.
 
     .venv/bin/python bench/engagement.py [--seeds 3]
 """
@@ -38,24 +42,30 @@ from common import machine, write_section
 from medspa.catalog import service as catalog
 from medspa.catalog.models import Service
 from medspa.demo.catalog_data import SERVICES
+from medspa.engagement import overbooking
 from medspa.engagement import service as engagement
 from medspa.engagement.links import link_token
 from medspa.engagement.models import FreedSlot, WaitlistOffer
+from medspa.engagement.schemas import PolicyUpdate
 from medspa.kit import clock, tz
 from medspa.kit.db import make_engine, unit_of_work
+from medspa.kit.errors import MedspaError
 from medspa.kit.migrate import upgrade
 from medspa.kit.outbox import Delivered, OutboxEvent
 from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.models import Appointment, WaitlistEntry
-from medspa.scheduling.schemas import WaitlistCreate
-from medspa.security.actors import system_actor
+from medspa.scheduling.schemas import BookingRequest, WaitlistCreate
+from medspa.security import gate
+from medspa.security.actors import Actor, system_actor
+from medspa.security.schemas import AgentPolicyUpdate
 
 NOW = datetime(2027, 4, 5, 12, 0, tzinfo=UTC)
 DAYS = 30
 ACCEPT = 0.35
 ACCEPT_MINUTES = 8.0
 SWEEP_MINUTES = 5
+OVERBOOKING_CAP = 20
 # How often each service is asked for (the seed's weights, which its bookings and waitlist follow).
 WEIGHTS = {row[0]: row[-1] for row in SERVICES}
 # Clients added to the waitlist per open day (the seed gives the first week 4-8 of its own).
@@ -82,6 +92,8 @@ class Outcome:
     accepted: int = 0
     lapsed: int = 0
     overflow_minutes: float = 0.0
+    overbooked: int = 0
+    overbooked_came: int = 0
 
 
 def seed(directory: Path) -> tuple[Path, uuid.UUID, uuid.UUID, dict[str, int], int]:
@@ -161,18 +173,100 @@ def disruptions(
     return plan
 
 
+def overbook_waitlist(
+    engine: Engine, actor: Actor, location_id: uuid.UUID, p_no_show: float, rng: random.Random
+) -> tuple[list[tuple[datetime, str, uuid.UUID, float]], list[uuid.UUID]]:
+    """Overbook each waiting client beside the riskiest booking of their day that fits (see the module);
+    the no-shows of those overbooked, as disruptions, and the overbooked appointments."""
+    with clock.frozen_at(NOW), unit_of_work(engine) as session:
+        engagement.set_policy(
+            session,
+            actor=actor,
+            location_id=location_id,
+            data=PolicyUpdate(overbooking_cap_minutes=OVERBOOKING_CAP),
+        )
+        gate.set_policy(
+            session, actor=actor, action=overbooking.KIND, data=AgentPolicyUpdate(tier=2, daily_limit=100_000)
+        )
+        location = resources.get_location(session, actor=actor, location_id=location_id)
+        entries = session.scalars(
+            select(WaitlistEntry)
+            .where(WaitlistEntry.status == "waiting")
+            .order_by(WaitlistEntry.service_date, WaitlistEntry.created_at, WaitlistEntry.id)
+        ).all()
+        waiting = [
+            (e.id, e.client_id, e.service_id, e.service_date, e.window_starts_at, e.window_ends_at)
+            for e in entries
+        ]
+    missed = []
+    made_ids = []
+    for entry_id, client_id, service_id, day, window_from, window_to in waiting:
+        start, end = tz.local_day_bounds(day, location.time_zone)
+        with clock.frozen_at(NOW), unit_of_work(engine, write=False) as session:
+            service = catalog.get_service(session, actor=actor, service_id=service_id)
+            booked = session.scalars(
+                select(Appointment).where(
+                    Appointment.status == "booked",
+                    Appointment.starts_at >= start,
+                    Appointment.starts_at < end,
+                )
+            ).all()
+            risk = scheduling.no_show_risk(session, actor, [a.client_id for a in booked])
+            hosts = sorted(
+                (
+                    (scheduling.no_show_probability(a, risk), a.starts_at, a.provider_id)
+                    for a in booked
+                    if window_from <= tz.to_local(a.starts_at, location.time_zone).time()
+                    and tz.to_local(
+                        a.starts_at + timedelta(minutes=service.duration_minutes), location.time_zone
+                    ).time()
+                    <= window_to
+                ),
+                key=lambda h: (-h[0], h[1], str(h[2])),
+            )
+        for _, starts_at, provider_id in hosts[:6]:
+            data = BookingRequest(
+                client_id=client_id,
+                service_id=service_id,
+                location_id=location_id,
+                starts_at=starts_at,
+                provider_id=provider_id,
+            )
+            try:
+                with clock.frozen_at(NOW), unit_of_work(engine) as session:
+                    made = overbooking.overbook(session, actor=actor, data=data).appointment
+                    scheduling.remove_from_waitlist(session, actor=actor, entry_id=entry_id)
+            except MedspaError:
+                continue
+            if made is None:
+                break
+            made_ids.append(made.id)
+            if rng.random() < p_no_show:
+                minutes = (made.ends_at - made.starts_at).total_seconds() / 60
+                missed.append((made.starts_at + timedelta(minutes=15), "no_show", made.id, minutes))
+            break
+    return missed, made_ids
+
+
 def replay(
     path: Path,
     organization_id: uuid.UUID,
     plan: list[tuple[datetime, str, uuid.UUID, float]],
     *,
     backfill: bool,
+    overbook: bool,
+    rates: tuple[float, float],
+    location_id: uuid.UUID,
     rng: random.Random,
 ) -> Outcome:
     engine = make_engine(f"sqlite:///{path}")
     actor = system_actor(organization_id, "bench")
     manual = clock.ManualClock()
     outcome = Outcome()
+    extras: list[uuid.UUID] = []
+    if overbook:
+        missed, extras = overbook_waitlist(engine, actor, location_id, rates[1], random.Random(rng.random()))
+        plan = sorted(plan + missed)
     handler = engagement.EngagementHandler(engine)
     with unit_of_work(engine, write=False) as session:
         seen = int(session.scalar(select(OutboxEvent.id).order_by(OutboxEvent.id.desc()).limit(1)) or 0)
@@ -256,6 +350,25 @@ def replay(
             outcome.refill_minutes.append((slot.updated_at - slot.created_at).total_seconds() / 60)
             priced = session.get(Service, appointment.service_id)
             outcome.margin_cents += appointment.price_cents - (priced.cost_cents if priced else 0)
+        for extra in session.scalars(select(Appointment).where(Appointment.id.in_(extras))):
+            outcome.overbooked += 1
+            if extra.status not in ("booked", "confirmed"):
+                continue  # missed, so nothing earned
+            outcome.overbooked_came += 1
+            priced = session.get(Service, extra.service_id)
+            outcome.margin_cents += extra.price_cents - (priced.cost_cents if priced else 0)
+            beside = session.scalars(
+                select(Appointment).where(
+                    Appointment.provider_id == extra.provider_id,
+                    Appointment.id != extra.id,
+                    Appointment.status.in_(("booked", "confirmed")),
+                    Appointment.starts_at < extra.ends_at,
+                    Appointment.ends_at > extra.starts_at,
+                )
+            ).all()
+            for host in beside:  # both came: the provider runs over by their overlap
+                overlap = min(host.ends_at, extra.ends_at) - max(host.starts_at, extra.starts_at)
+                outcome.overflow_minutes += overlap.total_seconds() / 60
         assert not session.scalars(
             select(WaitlistEntry).where(
                 WaitlistEntry.status == "booked", WaitlistEntry.appointment_id.is_(None)
@@ -281,6 +394,8 @@ def _row(policy: str, outcomes: list[Outcome]) -> str:
         f"{_median([o.offers for o in outcomes]):.0f} ({_median([o.accepted for o in outcomes]):.0f} / "
         f"{_median([o.lapsed for o in outcomes]):.0f})",
         f"${_median([o.margin_cents / 100 for o in outcomes]):,.0f}",
+        f"{_median([o.overbooked for o in outcomes]):.0f} "
+        f"({_median([o.overbooked_came for o in outcomes]):.0f})",
         f"{_median([o.overflow_minutes for o in outcomes]):.0f} min",
     ]
     return "| " + " | ".join(cells) + " |"
@@ -290,7 +405,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="replays with different draws")
     arguments = parser.parse_args()
-    rows: dict[str, list[Outcome]] = {"no backfill": [], "backfill": []}
+    rows: dict[str, list[Outcome]] = {"no backfill": [], "backfill": [], "backfill + overbooking": []}
     with tempfile.TemporaryDirectory() as folder:
         directory = Path(folder)
         template, organization_id, location_id, statuses, past = seed(directory)
@@ -309,7 +424,10 @@ def main() -> None:
                         copy,
                         organization_id,
                         plan,
-                        backfill=policy == "backfill",
+                        backfill=policy != "no backfill",
+                        overbook=policy == "backfill + overbooking",
+                        rates=rates,
+                        location_id=location_id,
                         rng=random.Random(2000 + draw),
                     )
                 )
@@ -318,15 +436,15 @@ def main() -> None:
         f"Machine: {machine()}. Date: {datetime.now(UTC):%Y-%m-%d}. Demo clinic (800 clients) as of "
         f"{NOW:%Y-%m-%d}, next {DAYS} days; the history's rates: cancellation {rates[0]:.1%}, no-show "
         f"{rates[1]:.1%}; clients accept an offer with probability {ACCEPT:.0%} after {ACCEPT_MINUTES:.0f} "
-        f"minutes on average. Medians over {arguments.seeds} draws.",
+        f"minutes on average; overbooking cap {OVERBOOKING_CAP} expected minutes per provider and day. "
+        f"Medians over {arguments.seeds} draws.",
         "",
         "| policy | freed visits | provider hours freed | refilled | hours refilled | median time to refill "
-        "| offers (accepted / lapsed) | margin recovered | provider overflow |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| offers (accepted / lapsed) | margin recovered | overbooked (came) | provider overflow |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for policy, outcomes in rows.items():
         lines.append(_row(policy, outcomes))
-    lines.append("| backfill + overbooking | not built yet (issue 14, item 6) | | | | | | | |")
     write_section("engagement", "\n".join(lines))
     print("\n".join(lines))
 

@@ -61,7 +61,8 @@ class Message(TenantMixin, Base):
 
 
 class EngagementPolicy(TenantMixin, Base):
-    """A location's limits on messages (its row, else the defaults of `engagement.rules.DEFAULTS`)."""
+    """A location's limits on messages and on overbooking (its row, else the defaults of
+    `engagement.rules.DEFAULTS`)."""
 
     __tablename__ = "engagement_policies"
     __table_args__ = (UniqueConstraint("location_id", name="uq_engagement_policies_location_id"),)
@@ -77,6 +78,7 @@ class EngagementPolicy(TenantMixin, Base):
     offer_expiry_minutes: Mapped[int]
     open_offers_per_slot: Mapped[int]
     offers_per_client_per_day: Mapped[int]
+    overbooking_cap_minutes: Mapped[int] = mapped_column(default=0, server_default="0")
     updated_by: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime]
 

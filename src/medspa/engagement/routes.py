@@ -24,6 +24,7 @@ from medspa.engagement.schemas import (
     MessageState,
     OfferRead,
     OfferState,
+    OverbookingRead,
     PolicyRead,
     PolicyUpdate,
     PreviewRead,
@@ -33,6 +34,7 @@ from medspa.engagement.schemas import (
 from medspa.kit.db import run_in_unit_of_work
 from medspa.kit.errors import AuthenticationError, NotFoundError, ValidationFailedError
 from medspa.kit.schemas import BoundedDate, Page
+from medspa.scheduling.schemas import BookingRequest
 from medspa.security import service as security
 from medspa.security.permissions import permits, public
 
@@ -148,6 +150,25 @@ def list_offers(
     return service.list_offers(
         session, actor=actor, location_id=location_id, state=state, limit=limit, offset=offset
     )
+
+
+@router.post(
+    "/appointments/overbook",
+    status_code=201,
+    responses={202: {"model": OverbookingRead, "description": "waiting for a manager's approval"}},
+)
+@permits("appointments", "overbook")
+def overbook_appointment(
+    data: BookingRequest, session: SessionDep, actor: ActorDep, response: Response
+) -> OverbookingRead:
+    """Book beside the named provider's own booking while the provider's expected overflow that day
+    (minutes beyond capacity, from the served no-show probabilities) stays within the location's
+    `overbooking_cap_minutes`. 201 with the appointment when booked; 202 when the agent gate holds it
+    for a manager's approval; 409 with the reason when the policy does not allow it (nothing written)."""
+    result = service.overbook(session, actor=actor, data=data)
+    if result.appointment is None:
+        response.status_code = 202
+    return result
 
 
 @router.post("/sms/{organization}/replies", response_class=Response)

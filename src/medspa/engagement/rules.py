@@ -44,6 +44,9 @@ class Policy:
     offer_expiry_minutes: int = 20
     open_offers_per_slot: int = 3
     offers_per_client_per_day: int = 3
+    # Controlled overbooking: the expected minutes of provider time beyond capacity allowed per provider
+    # and day (0: no overbooking).
+    overbooking_cap_minutes: int = 0
 
 
 DEFAULTS: Final = Policy()

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from medspa.kit.schemas import ReadSchema, Schema, WallClockTime
+from medspa.scheduling.schemas import AppointmentRead
 
 MessageKind = Literal[
     "confirmation",
@@ -63,6 +64,9 @@ class PolicyRead(ReadSchema):
     offer_expiry_minutes: int
     open_offers_per_slot: int
     offers_per_client_per_day: int
+    overbooking_cap_minutes: int = Field(
+        description="expected minutes of provider time beyond capacity allowed per provider and day; 0: off"
+    )
     is_default: bool
 
 
@@ -79,6 +83,7 @@ class PolicyUpdate(Schema):
     offer_expiry_minutes: Annotated[int, Field(ge=5, le=24 * 60)] | None = None
     open_offers_per_slot: Annotated[int, Field(ge=1, le=10)] | None = None
     offers_per_client_per_day: Annotated[int, Field(ge=1, le=10)] | None = None
+    overbooking_cap_minutes: Annotated[int, Field(ge=0, le=480)] | None = None
 
 
 class TemplateBody(Schema):
@@ -135,3 +140,14 @@ class CallListRead(ReadSchema):
     starts_at: datetime
     local_start: str
     no_show_probability: float
+
+
+class OverbookingRead(ReadSchema):
+    """An overbooking asked for: booked at once (`state` "ran", with the appointment) or waiting for a
+    manager's approval in the agent actions (`state` "queued", with why)."""
+
+    action_id: uuid.UUID
+    state: str
+    why: str
+    expected_overflow_minutes: float
+    appointment: AppointmentRead | None

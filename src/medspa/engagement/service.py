@@ -23,6 +23,7 @@ from medspa.engagement.dispatch import DispatchReport, dispatch_due, release_int
 from medspa.engagement.models import EngagementPolicy, Message, MessageTemplate, WaitlistOffer
 from medspa.engagement.offers import Acceptance, accept_offer, find_offer, sweep
 from medspa.engagement.outreach import reach_out
+from medspa.engagement.overbooking import overbook
 from medspa.engagement.planner import CONSUMER, EngagementHandler, agent, plan_event
 from medspa.engagement.risk import ask_everywhere, call_list
 from medspa.engagement.rules import DEFAULTS
@@ -62,6 +63,7 @@ __all__ = [
     "list_messages",
     "list_offers",
     "offer_view",
+    "overbook",
     "plan_event",
     "preview_template",
     "reach_out",

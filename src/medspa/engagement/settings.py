@@ -36,6 +36,7 @@ def policy_for(session: Session, organization_id: uuid.UUID, location_id: uuid.U
         offer_expiry_minutes=row.offer_expiry_minutes,
         open_offers_per_slot=row.open_offers_per_slot,
         offers_per_client_per_day=row.offers_per_client_per_day,
+        overbooking_cap_minutes=row.overbooking_cap_minutes,
     )
 
 

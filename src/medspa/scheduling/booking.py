@@ -8,6 +8,7 @@ naming the resource. Functions flush, never commit.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -22,7 +23,7 @@ from medspa.kit.errors import (
 )
 from medspa.kit.ids import new_id
 from medspa.kit.outbox import record_event
-from medspa.scheduling import repository
+from medspa.scheduling import lanes, repository
 from medspa.scheduling.choice import Choice, choose
 from medspa.scheduling.errors import ClientBusyError
 from medspa.scheduling.models import Appointment
@@ -66,8 +67,26 @@ def book_appointment(session: Session, *, actor: Actor, data: BookingRequest) ->
     return _create(session, actor, data, Status.BOOKED, None)
 
 
+def overbook_appointment(
+    session: Session, *, actor: Actor, data: BookingRequest, appointment_id: uuid.UUID, explanation: str
+) -> AppointmentRead:
+    """Book beside the provider's own bookings, on their overbooking lane (`lanes`), with `explanation`
+    kept on the appointment. Only `engagement.overbooking` calls this, after its policy allowed it; the
+    request names the provider. Emits `appointment.booked`."""
+    require(actor, "appointments", "book")
+    return _create(
+        session, actor, data, Status.BOOKED, None, overbooking=explanation, appointment_id=appointment_id
+    )
+
+
 def _create(
-    session: Session, actor: Actor, data: BookingRequest, status: Status, hold_expires_at: datetime | None
+    session: Session,
+    actor: Actor,
+    data: BookingRequest,
+    status: Status,
+    hold_expires_at: datetime | None,
+    overbooking: str | None = None,
+    appointment_id: uuid.UUID | None = None,
 ) -> AppointmentRead:
     now = clock.now()
     actor.require_location(data.location_id)
@@ -83,8 +102,18 @@ def _create(
         name = clients.client_names(session, actor=actor, client_ids={data.client_id})[data.client_id]
         raise ConflictError(f"client {name} is deactivated")
     service = active_service(session, actor, data.service_id)
-    choice = choose(session, actor, data, data.location_id, service, now, exclude=None)
+    choice = choose(
+        session,
+        actor,
+        data,
+        data.location_id,
+        service,
+        now,
+        exclude=None,
+        overbooking=overbooking is not None,
+    )
     appointment = Appointment(
+        id=appointment_id or new_id(),
         organization_id=actor.organization_id,
         location_id=data.location_id,
         client_id=data.client_id,
@@ -97,6 +126,7 @@ def _create(
         created_by=actor.label,
         created_at=now,
         updated_at=now,
+        overbooking=overbooking,
     )
     del loaded
     assign(appointment, choice)
@@ -137,7 +167,14 @@ def reserve_or_rechoose(
             if attempt == RESERVE_ATTEMPTS - 1:
                 raise
         choice = choose(
-            session, actor, request, appointment.location_id, service, now, exclude=appointment.id
+            session,
+            actor,
+            request,
+            appointment.location_id,
+            service,
+            now,
+            exclude=appointment.id,
+            overbooking=appointment.overbooking is not None,
         )
         assign(appointment, choice)
         session.flush()
@@ -148,13 +185,18 @@ def _reserve(
 ) -> None:
     """Insert the appointment's reservations in resource-id order (so concurrent bookings lock in one
     order and cannot deadlock): its provider, room (with setup and cleanup), device (with cooldown) and
-    its client, who cannot be in two places at once. A reservation that would overlap an active one of
+    its client, who cannot be in two places at once; an overbooked appointment holds its provider's
+    overbooking lane instead of the provider (`lanes`). A reservation that would overlap an active one of
     its resource is refused (on PostgreSQL by the exclusion constraint); then the others are taken back
     and ClientBusyError names the client's other appointment, or ResourceBusyError the resource."""
     start = appointment.starts_at
+    if appointment.overbooking is None:
+        provider_time = ("provider", choice.provider.id, start, appointment.ends_at)
+    else:
+        provider_time = (lanes.KIND, lanes.lane_of(choice.provider.id), start, appointment.ends_at)
     wanted = [
         ("client", appointment.client_id, start, appointment.ends_at),
-        ("provider", choice.provider.id, start, appointment.ends_at),
+        provider_time,
         (
             "room",
             choice.room.id,
@@ -194,6 +236,12 @@ def _reserve(
     if any(kind == "client" for kind, _ in refused):
         raise _client_busy(session, actor, appointment)
     kind, resource_id = refused[0]
+    if kind == lanes.KIND:
+        raise ResourceBusyError(
+            "provider",
+            choice.provider.id,
+            f"provider {choice.provider.name} already has an overbooked visit at that time",
+        )
     names = {"provider": choice.provider.name, "room": choice.room.name}
     if choice.device is not None:
         names["device"] = choice.device.name

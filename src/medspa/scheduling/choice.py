@@ -46,10 +46,13 @@ def choose(
     service: ServiceRead,
     now: datetime,
     exclude: uuid.UUID | None,
+    overbooking: bool = False,
 ) -> Choice:
     """The provider, room and device for a booking at `request.starts_at`, or the reason there is none:
     ValidationFailedError (422) for a start off the grid, too soon, or outside opening hours;
-    ConflictError / ResourceBusyError (409) when resources are unqualified, off duty or taken."""
+    ConflictError / ResourceBusyError (409) when resources are unqualified, off duty or taken. For an
+    overbooking (of the provider the request names) the provider's own bookings do not count, only
+    their overbooking lane (`lanes`)."""
     config = resources.location_config(session, actor=actor, location_id=location_id)
     location = config.location
     require_open_for_business(location)
@@ -75,7 +78,16 @@ def choose(
         starts_at
         + timedelta(minutes=service.duration_minutes + max(service.cleanup_minutes, longest_cooldown)),
     )
-    context = load_context(session, service, config, start, end, now, booking=(actor, exclude, reach))
+    context = load_context(
+        session,
+        service,
+        config,
+        start,
+        end,
+        now,
+        booking=(actor, exclude, reach),
+        overbooking=request.provider_id if overbooking else None,
+    )
     providers = providers_for(session, actor, context.resources, request.provider_id)
     options = availability.day_options(context.resources, service, day, context.busy, providers)
     if options is None:

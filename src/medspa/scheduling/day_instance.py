@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from medspa.catalog import service as catalog
@@ -29,6 +29,7 @@ from medspa.resources import service as resources
 from medspa.resources.schemas import ProviderRead
 from medspa.scheduling import availability
 from medspa.scheduling.models import Appointment
+from medspa.scheduling.no_show import PRIOR_NO_SHOWS, PRIOR_VISITS, no_show_probability, no_show_risk
 from medspa.scheduling.solver import instance as model
 from medspa.scheduling.solver.solution import Assignment
 from medspa.scheduling.waitlist import waiting_entries
@@ -38,9 +39,6 @@ from medspa.security.actors import Actor
 CONTINUITY_BONUS = 40.0
 PRIORITY_BONUS = {"member": 60.0, "standard": 0.0}
 WAIT_COST_PER_HOUR = 12.0
-# A client's no-show probability until the no-show model serves it: the client's own record, shrunk
-# towards the clinic-wide prior (Beta(0.8, 9.2): mean 8 %, worth ten visits of evidence).
-PRIOR_NO_SHOWS, PRIOR_VISITS = 0.8, 10.0
 KEEPS_TIME = ("held", "booked", "confirmed", "checked_in", "in_service", "completed")
 REASSIGNABLE = ("booked", "confirmed")
 
@@ -191,9 +189,7 @@ def build_day_instance(
         )
     ]
     known = {p.id for p in providers} | {r.id for r in model_rooms(config.rooms)} | {d.id for d in devices}
-    risk = _no_show_risk(
-        session, actor, [a.client_id for a in appointments] + [w.client_id for w in waitlist]
-    )
+    risk = no_show_risk(session, actor, [a.client_id for a in appointments] + [w.client_id for w in waitlist])
     requests: list[model.Request] = []
     records: dict[str, tuple[str, uuid.UUID]] = {}
     movable: dict[str, Assignment] = {}
@@ -202,6 +198,10 @@ def build_day_instance(
     )
     labels: dict[str, str] = {}
     for appointment in sorted(appointments, key=lambda a: (a.starts_at, str(a.id))):
+        if appointment.overbooking is not None:
+            # It stands beside a booking of its provider, which one provider cannot do in the model:
+            # left out (applying a proposal re-checks every place it takes against it, ADR 24).
+            continue
         start = clock_of_day.of(appointment.starts_at)
         duration = services[appointment.service_id].duration_minutes
         request_id = f"a-{appointment.id.hex[:12]}"
@@ -234,7 +234,7 @@ def build_day_instance(
                 windows=(model.TimeRange(start, start + duration),),
                 preferred_provider=str(appointment.provider_id),
                 priority="standard",
-                no_show_probability=_no_show_probability(appointment, risk),
+                no_show_probability=no_show_probability(appointment, risk),
                 locked=lock,
             )
         )
@@ -419,35 +419,3 @@ def _provider(
         ),
         breaks=tuple(breaks),
     )
-
-
-def _no_show_probability(appointment: Appointment, risk: dict[uuid.UUID, float]) -> float:
-    """The booking's stored P(no-show) from the active no-show model when the worker has scored it;
-    otherwise the client's smoothed rate (`_no_show_risk`), or the prior for a client without history."""
-    if appointment.no_show_probability is not None:
-        return appointment.no_show_probability
-    return risk.get(appointment.client_id, PRIOR_NO_SHOWS / PRIOR_VISITS)
-
-
-def _no_show_risk(session: Session, actor: Actor, client_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, float]:
-    """Each client's no-show rate over their finished visits, shrunk towards the clinic-wide prior: the
-    fallback for a request without a stored model probability (a waitlist entry, an unscored booking)."""
-    if not client_ids:
-        return {}
-    rows = session.execute(
-        select(Appointment.client_id, Appointment.status, func.count())
-        .where(
-            Appointment.organization_id == actor.organization_id,
-            Appointment.client_id.in_(set(client_ids)),
-            Appointment.status.in_(("completed", "no_show")),
-        )
-        .group_by(Appointment.client_id, Appointment.status)
-    )
-    counts: dict[uuid.UUID, dict[str, int]] = {}
-    for client_id, status, number in rows:
-        counts.setdefault(client_id, {})[status] = number
-    return {
-        client: (c.get("no_show", 0) + PRIOR_NO_SHOWS)
-        / (c.get("no_show", 0) + c.get("completed", 0) + PRIOR_VISITS)
-        for client, c in counts.items()
-    }

@@ -17,7 +17,7 @@ from medspa.kit import clock
 from medspa.kit.crud import get_owned, list_owned
 from medspa.kit.errors import IllegalTransitionError, NotFoundError
 from medspa.kit.schemas import Page
-from medspa.scheduling import repository
+from medspa.scheduling import lanes, repository
 from medspa.scheduling.booking import assign, record_step, reserve_or_rechoose
 from medspa.scheduling.choice import choose
 from medspa.scheduling.models import Appointment
@@ -163,6 +163,9 @@ def _transition(
         appointment.cancelled_by = actor.label
     if to_status in RELEASING:
         repository.deactivate_reservations(session, [appointment.id])
+        session.flush()
+        if appointment.overbooking is None:  # an overbooked visit it hosted may take its time over
+            lanes.settle(session, actor, appointment.provider_id, appointment.starts_at, appointment.ends_at)
     session.flush()
     return record_step(session, actor, appointment, current, to_status, reason, now)
 
@@ -235,6 +238,11 @@ def reschedule_appointment(
     repository.deactivate_reservations(session, [appointment.id])
     previous = appointment.starts_at.isoformat()
     # Where it was: the time it frees (offered to the waitlist by engagement).
+    hosted = (
+        None
+        if appointment.overbooking
+        else (appointment.provider_id, appointment.starts_at, appointment.ends_at)
+    )
     was = {
         "previous_starts_at": previous,
         "previous_ends_at": appointment.ends_at.isoformat(),
@@ -244,8 +252,11 @@ def reschedule_appointment(
     appointment.ends_at = data.starts_at + timedelta(minutes=service.duration_minutes)
     assign(appointment, choice)
     appointment.updated_at = now
+    appointment.overbooking = None  # moved, it holds its provider's time like any booking
     session.flush()
     reserve_or_rechoose(session, actor, appointment, service, choice, data, now)
+    if hosted is not None:
+        lanes.settle(session, actor, *hosted)
     return record_step(
         session,
         actor,

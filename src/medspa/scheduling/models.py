@@ -18,7 +18,11 @@ class Appointment(TenantMixin, Base):
 
     `no_show_probability` is P(no-show) from the organization's active no-show model, written by the
     worker after the booking commits (null until then, or when no model is active), with the model
-    version that produced it and when; the booking path never writes them."""
+    version that produced it and when; the booking path never writes them.
+
+    `overbooking` says why an appointment shares its provider's time with another booking (controlled
+    overbooking, see `scheduling.lanes`); null for every other appointment, and again once it holds the
+    provider's time alone."""
 
     __tablename__ = "appointments"
     __table_args__ = (Index("ix_appointments_location_starts", "location_id", "starts_at"),)
@@ -42,6 +46,7 @@ class Appointment(TenantMixin, Base):
     no_show_probability: Mapped[float | None]
     no_show_model_version: Mapped[str | None] = mapped_column(String(64))
     no_show_scored_at: Mapped[datetime | None]
+    overbooking: Mapped[str | None] = mapped_column(String(500))
 
 
 class AppointmentTransition(Base):

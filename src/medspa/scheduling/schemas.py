@@ -93,6 +93,11 @@ class AppointmentRead(ReadSchema):
     )
     no_show_model_version: str | None = None
     no_show_scored_at: datetime | None = None
+    overbooking: str | None = Field(
+        default=None,
+        description="why this appointment shares its provider's time with another booking (controlled "
+        "overbooking); null for every other appointment",
+    )
 
 
 class WaitlistBooking(Schema):

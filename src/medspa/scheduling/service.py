@@ -5,27 +5,25 @@ The work is done in modules of one responsibility each, which nothing outside th
 - `slots`: bookable starts, and the resources and reservations every decision reads first;
 - `choice`: choosing the provider, room and device for one start, or the reason there is none;
 - `booking`: holds and bookings, the writes that take resources;
+- `lanes`: where an overbooked appointment holds its provider's time, and taking it over when freed;
 - `holds`: releasing expired holds;
 - `lifecycle`: reading appointments, the lifecycle steps, rescheduling;
 - `waitlist`: the waitlist;
 - `day_instance`: a location's day as a clinic-day instance for the optimizer (`solver/`);
 - `proposals`: the optimizer's proposals in shadow mode, and applying them;
 - `optimization_jobs`: optimizing a day as a job the worker runs, solving outside any transaction;
-- `scores`: model scores stored on appointments.
+- `scores`: model scores stored on appointments;
+- `no_show`: P(no-show) where the model has not served one.
 
 No provider, room or device is ever double-booked (see `booking`). Every function flushes, never commits.
 """
 
 from __future__ import annotations
 
-from medspa.scheduling.booking import book_appointment, hold_slot
-from medspa.scheduling.day_instance import (
-    PRIOR_NO_SHOWS,
-    PRIOR_VISITS,
-    DayInstance,
-    build_day_instance,
-)
+from medspa.scheduling.booking import book_appointment, hold_slot, overbook_appointment
+from medspa.scheduling.day_instance import DayInstance, build_day_instance
 from medspa.scheduling.holds import release_expired_holds
+from medspa.scheduling.lanes import OverbookingPlan, plan_overbooking
 from medspa.scheduling.lifecycle import (
     TRANSITIONS,
     appointment_history,
@@ -40,6 +38,7 @@ from medspa.scheduling.lifecycle import (
     reschedule_appointment,
     start_service,
 )
+from medspa.scheduling.no_show import PRIOR_NO_SHOWS, PRIOR_VISITS, no_show_probability, no_show_risk
 from medspa.scheduling.optimization_jobs import (
     get_optimization_job,
     optimize_day,
@@ -65,6 +64,7 @@ __all__ = [
     "PRIOR_VISITS",
     "TRANSITIONS",
     "DayInstance",
+    "OverbookingPlan",
     "StaleProposalError",
     "add_to_waitlist",
     "apply_proposal",
@@ -86,7 +86,11 @@ __all__ = [
     "list_appointments",
     "list_waitlist",
     "mark_no_show",
+    "no_show_probability",
+    "no_show_risk",
     "optimize_day",
+    "overbook_appointment",
+    "plan_overbooking",
     "release_expired_holds",
     "remove_from_waitlist",
     "request_optimization",

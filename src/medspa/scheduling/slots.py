@@ -21,7 +21,7 @@ from medspa.kit.tz import local_day_bounds
 from medspa.resources import service as resources
 from medspa.resources.schemas import LocationRead, ProviderRead
 from medspa.resources.service import LocationResources
-from medspa.scheduling import availability, repository
+from medspa.scheduling import availability, lanes, repository
 from medspa.scheduling.holds import release_expired_holds_at
 from medspa.scheduling.models import Reservation
 from medspa.scheduling.schemas import (
@@ -97,8 +97,11 @@ def load_context(
     now: datetime,
     *,
     booking: tuple[Actor, uuid.UUID | None, tuple[datetime, datetime]] | None = None,
+    overbooking: uuid.UUID | None = None,
 ) -> Context:
-    """The location's resources over `[start, end)` and the reservations that block them.
+    """The location's resources over `[start, end)` and the reservations that block them (a provider's
+    overbooking lane blocks the provider, see `lanes`; for an overbooking of provider `overbooking`
+    only that provider's lane does).
 
     For a booking, `(actor, appointment being moved or None, window)`: only reservations within the
     window around its own start are read, the moved appointment's own do not count, and expired holds
@@ -109,8 +112,15 @@ def load_context(
     busy_start, busy_end = booking[2] if booking else (start - margin, end + margin)
     location_id = config.location.id
     relevant = _relevant_resources(loaded, service)
+    provider_lanes = lanes.lanes_of(p.id for p in loaded.providers)
     rows, expired_in_the_way = repository.busy_reservations(
-        session, location_id, busy_start, busy_end, now, relevant, report_expired=booking is not None
+        session,
+        location_id,
+        busy_start,
+        busy_end,
+        now,
+        relevant + list(provider_lanes),
+        report_expired=booking is not None,
     )
     if booking is not None:
         actor, moving, _ = booking
@@ -119,6 +129,7 @@ def load_context(
         if moving is not None:
             own = {r.resource_id: (r.starts_at, r.ends_at) for r in reservations_of(session, moving)}
             rows = [row for row in rows if own.get(row[0]) != (row[1], row[2])]
+    rows = lanes.as_provider_time(rows, provider_lanes, overbooking)
     return Context(loaded, availability.busy_by_resource(rows))
 
 

@@ -84,6 +84,7 @@ MATRIX: dict[Permit, frozenset[Role]] = {
     ("appointments", "score"): frozenset({OWNER}),  # the worker, acting as the system, stores scores
     ("appointments", "cancel"): DESK | {PROVIDER},
     ("appointments", "reschedule"): DESK | {PROVIDER},
+    ("appointments", "overbook"): DESK,
     ("waitlist", "read"): STAFF,
     ("waitlist", "add"): DESK | {CONTRACTOR},
     ("waitlist", "book"): DESK | {CONTRACTOR},

@@ -1,5 +1,6 @@
-"""A location's messages to clients: what was sent lately and what became of each, the location's limits,
-and the wording of every kind of message, previewed with sample values and edited by a manager."""
+"""A location's messages to clients: what was sent lately and what became of each, the location's limits
+(and its cap on overbooking, which a manager sets here), and the wording of every kind of message,
+previewed with sample values and edited by a manager."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from medspa.api import SessionDep
 from medspa.engagement import service as engagement
-from medspa.engagement.schemas import TemplateBody
+from medspa.engagement.schemas import PolicyUpdate, TemplateBody
 from medspa.engagement.templates import BUILT_IN
 from medspa.kit import audit_trail
 from medspa.kit.errors import MedspaError, NotFoundError
@@ -63,12 +64,51 @@ def _page(
     return templates.TemplateResponse(request, "messages.html", context, status_code=status_code)
 
 
+def _refused(
+    request: Request, session: Session, actor: Actor, location_id: uuid.UUID, error: MedspaError
+) -> Response:
+    """The page again, saying why a change was refused (and the refusal in the audit trail)."""
+    audit_trail.record_refusal(session, error)
+    return _page(
+        request,
+        session,
+        actor,
+        location_id,
+        message=readable(error),
+        kind="error",
+        status_code=error.status_code,
+    )
+
+
 @router.get("/locations/{location_id}/messages")
 @permits("engagement", "read")
 def messages_page(
     request: Request, session: SessionDep, actor: PageActor, location_id: uuid.UUID
 ) -> Response:
     return _page(request, session, actor, location_id)
+
+
+@router.post("/locations/{location_id}/messages/overbooking", dependencies=SameOrigin)
+@permits("engagement", "manage")
+def save_overbooking_cap(
+    request: Request,
+    session: SessionDep,
+    actor: PageActor,
+    location_id: uuid.UUID,
+    cap: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Set the location's cap on the expected overflow of overbooking, in minutes per provider and day
+    (0: no overbooking)."""
+    try:
+        data = PolicyUpdate.model_validate({"overbooking_cap_minutes": cap.strip()})
+        with session.begin_nested():
+            engagement.set_policy(session, actor=actor, location_id=location_id, data=data)
+    except ValidationError:
+        problem = "the cap is a whole number of minutes from 0 to 480"
+        return _page(request, session, actor, location_id, message=problem, kind="error", status_code=422)
+    except MedspaError as error:
+        return _refused(request, session, actor, location_id, error)
+    return _page(request, session, actor, location_id, message="Overbooking cap saved.")
 
 
 @router.post("/locations/{location_id}/messages/{kind}/{channel}", dependencies=SameOrigin)
@@ -98,16 +138,7 @@ def save_template(
         problem = "; ".join(str(e["msg"]) for e in error.errors())
         return _page(request, session, actor, location_id, message=problem, kind="error", status_code=422)
     except MedspaError as error:
-        audit_trail.record_refusal(session, error)
-        return _page(
-            request,
-            session,
-            actor,
-            location_id,
-            message=readable(error),
-            kind="error",
-            status_code=error.status_code,
-        )
+        return _refused(request, session, actor, location_id, error)
     return _page(
         request, session, actor, location_id, message=f"Saved the {kind.replace('_', ' ')} {channel}."
     )
