@@ -90,3 +90,61 @@ def test_a_manager_sets_the_overbooking_cap_on_the_messages_page(
     with unit_of_work(engine, write=False) as session:
         policy = engagement.get_policy(session, actor=actor, location_id=demo_template.location_id)
     assert policy.overbooking_cap_minutes == 45
+
+
+def test_the_desk_overbooks_from_the_booking_form(
+    signed_in: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    actor = demo_template.actor
+    with unit_of_work(engine) as session:
+        location = resources.get_location(session, actor=actor, location_id=demo_template.location_id)
+        start, _ = tz.local_day_bounds(local_today(location) + timedelta(days=3), location.time_zone)
+        visits = scheduling.list_appointments(
+            session,
+            actor=actor,
+            location_id=location.id,
+            status=Status.BOOKED,
+            starts_from=start,
+            starts_before=start + timedelta(days=1),
+            limit=200,
+        ).items
+        client = make_client(session, actor=actor)
+    base = f"/locations/{location.id}"
+    form = {"client_id": str(client.id), "date": "", "service_id": ""}
+    made = None
+    for visit in visits:
+        with unit_of_work(engine) as session:
+            engagement.set_policy(
+                session, actor=actor, location_id=location.id, data=PolicyUpdate(overbooking_cap_minutes=0)
+            )
+            scheduling.store_no_show_scores(
+                session,
+                actor=actor,
+                probabilities={visit.id: 0.65},
+                model_version="test",
+                scored_at=visit.created_at,
+            )
+        day = tz.to_local(visit.starts_at, location.time_zone).date().isoformat()
+        form = {"client_id": str(client.id), "date": day, "service_id": str(visit.service_id)}
+        query = {"service_id": form["service_id"], "date": day}
+        assert "overbook beside" not in signed_in.get(f"{base}/slots", params=query).text  # off: not offered
+        with unit_of_work(engine) as session:
+            engagement.set_policy(
+                session, actor=actor, location_id=location.id, data=PolicyUpdate(overbooking_cap_minutes=120)
+            )
+        fragment = signed_in.get(f"{base}/slots", params=query).text
+        assert "Or overbook beside a likely no-show" in fragment
+        assert "no-show risk 65%" in fragment
+        value = f"{visit.starts_at.isoformat()}|{visit.provider_id}"
+        done = signed_in.post(f"{base}/overbook", data={**form, "beside": value})
+        if done.status_code == 200:
+            made = done
+            break
+    assert made is not None
+    assert "Overbooked" in made.text
+    assert "Overbooked beside" in made.text
+    for bad in ("", "nonsense", "2027-01-01T10:00:00|x", f"2027-01-01T10:00:00|{client.id}"):
+        refused = signed_in.post(f"{base}/overbook", data={**form, "beside": bad})
+        assert refused.status_code == 422, bad
+    no_client = signed_in.post(f"{base}/overbook", data={**form, "client_id": "", "beside": value})
+    assert no_client.status_code == 422

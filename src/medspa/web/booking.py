@@ -1,10 +1,12 @@
-"""Booking from the day view: the client picker (search, new client), the free slots, and the booking."""
+"""Booking from the day view: the client picker (search, new client), the free slots, and the booking;
+where the location allows overbooking, the day's likely no-shows to overbook beside."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import date
-from typing import Annotated
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
@@ -12,14 +14,17 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from medspa.api import SessionDep, in_unit_of_work
+from medspa.catalog import service as catalog
 from medspa.clients import service as clients
 from medspa.clients.schemas import ClientCreate, ClientRead
+from medspa.engagement import service as engagement
 from medspa.kit import audit_trail
 from medspa.kit.errors import MedspaError
-from medspa.kit.tz import to_local
+from medspa.kit.tz import clock_label, local_day_bounds, to_local
 from medspa.resources import service as resources
+from medspa.resources.schemas import LocationRead
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.schemas import BookingRequest, SlotRead
+from medspa.scheduling.schemas import BookingRequest, SlotRead, Status
 from medspa.security.actors import Actor
 from medspa.security.permissions import permits
 from medspa.web.board import Board, build_board
@@ -32,6 +37,9 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
 CLIENT_MATCHES = 10
+# The likely no-shows offered to overbook beside: at least this P(no-show), the riskiest few.
+OVERBOOK_RISK: Final = 0.3
+OVERBOOK_OPTIONS: Final = 6
 SEARCH_MAX_LENGTH = 200
 
 # --- clients for the booking form ---------------------------------------------------------------------
@@ -175,9 +183,13 @@ def _slots_fragment(
         except MedspaError as error:
             audit_trail.record_refusal(session, error)
             message, kind = readable(error), "error"
+    beside = []
+    if service_id is not None and day is not None and actor.can("appointments", "overbook"):
+        beside = _overbook_options(session, actor, location, service_id, day)
     context = {
         "location": location,
         "day": day,
+        "beside": beside,
         "groups": by_provider(found),
         "count": len(found),
         "searched": service_id is not None and day is not None,
@@ -189,6 +201,152 @@ def _slots_fragment(
     return templates.TemplateResponse(
         request, "_slots.html", context, status_code=status_code, headers=headers
     )
+
+
+@dataclass(frozen=True)
+class BesideOption:
+    label: str
+    value: str  # `<start, ISO 8601 UTC>|<provider id>`
+
+
+def _overbook_options(
+    session: Session, actor: Actor, location: LocationRead, service_id: uuid.UUID, day: date
+) -> list[BesideOption]:
+    """The day's booked visits most likely to be missed, of providers who can give the service, to
+    overbook beside; none while the location's overbooking cap is 0."""
+    policy = engagement.get_policy(session, actor=actor, location_id=location.id)
+    if not policy.overbooking_cap_minutes:
+        return []
+    skill = catalog.get_service(session, actor=actor, service_id=service_id).required_skill
+    start, end = local_day_bounds(day, location.time_zone)
+    visits = scheduling.list_appointments(
+        session, actor=actor, location_id=location.id, starts_from=start, starts_before=end, limit=500
+    ).items
+    risky = sorted(
+        (
+            a
+            for a in visits
+            if a.status in (Status.BOOKED, Status.CONFIRMED)
+            and a.overbooking is None
+            and (a.no_show_probability or 0.0) >= OVERBOOK_RISK
+        ),
+        key=lambda a: (-(a.no_show_probability or 0.0), a.starts_at),
+    )
+    providers = {
+        p.id: p
+        for p in resources.list_providers(session, actor=actor, location_id=location.id, limit=200).items
+    }
+    options = []
+    for visit in risky:
+        provider = providers.get(visit.provider_id)
+        if provider is None or skill not in provider.skills:
+            continue
+        local = to_local(visit.starts_at, location.time_zone)
+        options.append(
+            BesideOption(
+                label=f"{clock_label(local.hour, local.minute)} with {provider.name} · no-show risk "
+                f"{visit.no_show_probability or 0.0:.0%}",
+                value=f"{visit.starts_at.isoformat()}|{visit.provider_id}",
+            )
+        )
+        if len(options) == OVERBOOK_OPTIONS:
+            break
+    return options
+
+
+@router.post("/locations/{location_id}/overbook", dependencies=SameOrigin)
+@permits("appointments", "overbook")
+async def overbook(
+    request: Request,
+    location_id: uuid.UUID,
+    client_id: Annotated[str, Form()] = "",
+    service_id: Annotated[str, Form()] = "",
+    provider_id: Annotated[str, Form()] = "",
+    on: Annotated[str, Form(alias="date")] = "",
+    beside: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Overbook the chosen client beside the visit picked (`engagement.overbook`, as the API does): the
+    booking, or that it waits for a manager's approval, or why it is not allowed."""
+    service, provider, day = form_uuid(service_id), form_uuid(provider_id), form_date(on)
+    return await in_unit_of_work(
+        request,
+        lambda session, actor: _overbook(
+            request, session, actor, location_id, service, provider, day, client_id, beside
+        ),
+        authenticate_with=page_actor,
+    )
+
+
+def _parse_beside(value: str) -> tuple[datetime, uuid.UUID] | None:
+    starts, _, provider = value.partition("|")
+    try:
+        starts_at, provider_id = datetime.fromisoformat(starts), uuid.UUID(provider)
+    except ValueError:
+        return None
+    return (starts_at, provider_id) if starts_at.tzinfo is not None else None
+
+
+def _overbook(
+    request: Request,
+    session: Session,
+    actor: Actor,
+    location_id: uuid.UUID,
+    service: uuid.UUID | None,
+    provider: uuid.UUID | None,
+    day: date | None,
+    client_id: str,
+    beside: str,
+) -> Response:
+
+    def again(message: str | None, status_code: int, kind: str = "error") -> Response:
+        return _slots_fragment(
+            request,
+            session,
+            actor,
+            location_id,
+            service,
+            provider,
+            day,
+            message=message,
+            kind=kind,
+            status_code=status_code,
+        )
+
+    chosen, client = _parse_beside(beside), form_uuid(client_id)
+    if chosen is None:
+        return again("Pick one of the visits to overbook beside.", 422)
+    if client is None:
+        return again("Choose or add a client first.", 422)
+    if service is None:
+        return again("Choose a service.", 422)
+    try:
+        data = BookingRequest(
+            client_id=client,
+            service_id=service,
+            location_id=location_id,
+            starts_at=chosen[0],
+            provider_id=chosen[1],
+        )
+        with session.begin_nested():
+            result = engagement.overbook(session, actor=actor, data=data)
+    except ValidationError:
+        return again("Not a time to book.", 422)
+    except MedspaError as error:
+        audit_trail.record_refusal(session, error)
+        return again(f"Could not overbook: {readable(error)}.", error.status_code)
+    if result.appointment is None:
+        return again(f"Waiting for a manager's approval: {result.why}.", 202, kind="ok")
+    board = board_of(session, actor, result.appointment)
+    said = summary(session, actor, result.appointment)
+    context = {
+        "board": board,
+        "message": f"Overbooked {said}. {result.appointment.overbooking}",
+        "kind": "ok",
+        "oob": True,
+        "new_id": result.appointment.id,
+    }
+    headers = {"HX-Push-Url": f"/locations/{location_id}/day?date={board.day.isoformat()}"}
+    return templates.TemplateResponse(request, "_booked.html", context, headers=headers)
 
 
 @router.post("/locations/{location_id}/appointments", dependencies=SameOrigin)
