@@ -4,6 +4,7 @@ where the location allows overbooking, the day's likely no-shows to overbook bes
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Final
@@ -24,7 +25,7 @@ from medspa.kit.tz import clock_label, local_day_bounds, to_local
 from medspa.resources import service as resources
 from medspa.resources.schemas import LocationRead
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.schemas import BookingRequest, SlotRead, Status
+from medspa.scheduling.schemas import AppointmentRead, BookingRequest, SlotRead, Status
 from medspa.security.actors import Actor
 from medspa.security.permissions import permits
 from medspa.web.board import Board, build_board
@@ -270,8 +271,8 @@ async def overbook(
     service, provider, day = form_uuid(service_id), form_uuid(provider_id), form_date(on)
     return await in_unit_of_work(
         request,
-        lambda session, actor: _overbook(
-            request, session, actor, location_id, service, provider, day, client_id, beside
+        lambda session, actor: _book(
+            request, session, actor, location_id, service, provider, day, client_id, "", beside
         ),
         authenticate_with=page_actor,
     )
@@ -288,30 +289,14 @@ def _parse_beside(value: str) -> tuple[datetime, uuid.UUID] | None:
 
 def _overbook(
     request: Request,
+    again: Callable[..., Response],
     session: Session,
     actor: Actor,
     location_id: uuid.UUID,
     service: uuid.UUID | None,
-    provider: uuid.UUID | None,
-    day: date | None,
     client_id: str,
     beside: str,
 ) -> Response:
-
-    def again(message: str | None, status_code: int, kind: str = "error") -> Response:
-        return _slots_fragment(
-            request,
-            session,
-            actor,
-            location_id,
-            service,
-            provider,
-            day,
-            message=message,
-            kind=kind,
-            status_code=status_code,
-        )
-
     chosen, client = _parse_beside(beside), form_uuid(client_id)
     if chosen is None:
         return again("Pick one of the visits to overbook beside.", 422)
@@ -336,17 +321,7 @@ def _overbook(
         return again(f"Could not overbook: {readable(error)}.", error.status_code)
     if result.appointment is None:
         return again(f"Waiting for a manager's approval: {result.why}.", 202, kind="ok")
-    board = board_of(session, actor, result.appointment)
-    said = summary(session, actor, result.appointment)
-    context = {
-        "board": board,
-        "message": f"Overbooked {said}. {result.appointment.overbooking}",
-        "kind": "ok",
-        "oob": True,
-        "new_id": result.appointment.id,
-    }
-    headers = {"HX-Push-Url": f"/locations/{location_id}/day?date={board.day.isoformat()}"}
-    return templates.TemplateResponse(request, "_booked.html", context, headers=headers)
+    return _booked(request, session, actor, result.appointment, "Overbooked")
 
 
 @router.post("/locations/{location_id}/appointments", dependencies=SameOrigin)
@@ -385,9 +360,11 @@ def _book(
     day: date | None,
     client_id: str,
     slot: str,
+    beside: str | None = None,
 ) -> Response:
+    """Book the slot chosen, or with `beside`, overbook beside the visit chosen (`_overbook`)."""
 
-    def again(message: str, status_code: int, board: Board | None = None) -> Response:
+    def again(message: str, status_code: int, board: Board | None = None, kind: str = "error") -> Response:
         return _slots_fragment(
             request,
             session,
@@ -397,9 +374,13 @@ def _book(
             provider,
             day,
             message=message,
+            kind=kind,
             status_code=status_code,
             board=board,
         )
+
+    if beside is not None:
+        return _overbook(request, again, session, actor, location_id, service, client_id, beside)
 
     chosen = parse_slot(slot)
     client = form_uuid(client_id)
@@ -431,14 +412,22 @@ def _book(
         board = build_board(session, actor=actor, location_id=location_id, day=taken_day)
         message = f"Could not book: {readable(error)}. Here are the slots free now."
         return again(message, 409, board)
+    return _booked(request, session, actor, appointment, "Booked")
+
+
+def _booked(
+    request: Request, session: Session, actor: Actor, appointment: AppointmentRead, verb: str
+) -> Response:
+    """The confirmation in place of the slots, and the booking's day swapped in out of band."""
     board = board_of(session, actor, appointment)
     said = summary(session, actor, appointment)
+    why = f" {appointment.overbooking}" if appointment.overbooking else ""
     context = {
         "board": board,
-        "message": f"Booked {said}.",
+        "message": f"{verb} {said}.{why}",
         "kind": "ok",
         "oob": True,
         "new_id": appointment.id,
     }
-    headers = {"HX-Push-Url": f"/locations/{location_id}/day?date={board.day.isoformat()}"}
+    headers = {"HX-Push-Url": f"/locations/{appointment.location_id}/day?date={board.day.isoformat()}"}
     return templates.TemplateResponse(request, "_booked.html", context, headers=headers)
