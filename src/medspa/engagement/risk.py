@@ -116,12 +116,13 @@ def call_list(
         limit=500,
     ).items
     risky = _risky(booked, HIGH_RISK)
-    names = clients.client_names(session, actor=actor, client_ids={a.client_id for a in risky})
+    people = {c: clients.get_client(session, actor=actor, client_id=c) for c in {a.client_id for a in risky}}
     return [
         CallListRead(
             appointment_id=a.id,
             client_id=a.client_id,
-            client_name=names.get(a.client_id, "(unknown client)"),
+            client_name=f"{people[a.client_id].first_name} {people[a.client_id].last_name}",
+            phone=people[a.client_id].phone,
             starts_at=a.starts_at,
             local_start=tz.local_label(a.starts_at, location.time_zone),
             no_show_probability=a.no_show_probability or 0.0,

@@ -137,6 +137,7 @@ class CallListRead(ReadSchema):
     appointment_id: uuid.UUID
     client_id: uuid.UUID
     client_name: str
+    phone: str | None = None
     starts_at: datetime
     local_start: str
     no_show_probability: float

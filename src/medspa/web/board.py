@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from medspa.catalog import service as catalog
 from medspa.clients import service as clients
 from medspa.engagement import service as engagement
+from medspa.engagement.schemas import CallListRead
 from medspa.kit import clock
 from medspa.kit.tz import clock_label as clock_label  # the pages import it from here
 from medspa.kit.tz import local_day_bounds, to_local
@@ -153,6 +154,8 @@ class Board:
     now_px: int | None
     appointment_count: int
     waitlist: list[Waiting] = field(default_factory=list)
+    # Booked, unconfirmed visits of the day likely to be missed: whom the desk should ring.
+    call_list: list[CallListRead] = field(default_factory=list)
     may_optimize: bool = False  # the actor's role may run the optimizer
     may_book_waitlist: bool = False
     may_remove_waitlist: bool = False
@@ -285,6 +288,9 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
             ),
             key=lambda w: (w.entry.window_starts_at, w.entry.window_ends_at, w.client_name),
         ),
+        call_list=engagement.call_list(session, actor=actor, location_id=location.id, local_day=day)
+        if actor.can("engagement", "read") and day >= today
+        else [],
         may_optimize=actor.can("optimizer", "run"),
         may_book_waitlist=actor.can("waitlist", "book"),
         may_remove_waitlist=actor.can("waitlist", "remove"),
