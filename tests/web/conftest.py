@@ -21,8 +21,9 @@ from medspa.kit.db import make_engine, unit_of_work
 from medspa.kit.migrate import upgrade
 from medspa.kit.tz import local_day_bounds, to_local
 from medspa.resources import service as resources
+from medspa.resources.schemas import LocationRead
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.schemas import AppointmentRead, SlotRead
+from medspa.scheduling.schemas import AppointmentRead, SlotRead, Status
 from medspa.security.actors import Actor, system_actor
 
 ORIGIN = "http://testserver"
@@ -150,3 +151,23 @@ def appointments_on(engine: Engine, demo: Demo, day: date) -> list[AppointmentRe
             starts_before=end,
             limit=500,
         ).items
+
+
+def booked_visits(
+    engine: Engine, demo: Demo, days_ahead: int, days: int
+) -> tuple[LocationRead, list[AppointmentRead]]:
+    """The demo location and its booked visits from `days_ahead` days after its today, for `days` days."""
+    with unit_of_work(engine, write=False) as session:
+        location = resources.get_location(session, actor=demo.actor, location_id=demo.location_id)
+        today = to_local(clock.now(), location.time_zone).date()
+        start, _ = local_day_bounds(today + timedelta(days=days_ahead), location.time_zone)
+        visits = scheduling.list_appointments(
+            session,
+            actor=demo.actor,
+            location_id=location.id,
+            status=Status.BOOKED,
+            starts_from=start,
+            starts_before=start + timedelta(days=days),
+            limit=500,
+        ).items
+    return location, visits

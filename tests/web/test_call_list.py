@@ -3,7 +3,7 @@ a provider, who does not ring clients, does not see it."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -11,33 +11,21 @@ from sqlalchemy import Engine
 from medspa.clients import service as clients
 from medspa.kit import tz
 from medspa.kit.db import unit_of_work
-from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.schemas import AppointmentRead, Status
+from medspa.scheduling.schemas import AppointmentRead
 from medspa.security.actors import Role
-from medspa.web.board import local_today
-from tests.web.conftest import Demo
+from tests.web.conftest import Demo, booked_visits
 from tests.web.test_roles import sign_in
 
 
 def test_the_day_page_lists_whom_to_call(client: TestClient, engine: Engine, demo_template: Demo) -> None:
     actor = demo_template.actor
+    location, visits = booked_visits(engine, demo_template, 2, 14)
+    by_day: dict[date, list[AppointmentRead]] = {}
+    for visit in visits:
+        by_day.setdefault(tz.to_local(visit.starts_at, location.time_zone).date(), []).append(visit)
+    risky, safe = next(v for v in by_day.values() if len(v) >= 2)[:2]
     with unit_of_work(engine) as session:
-        location = resources.get_location(session, actor=actor, location_id=demo_template.location_id)
-        start, _ = tz.local_day_bounds(local_today(location) + timedelta(days=2), location.time_zone)
-        visits = scheduling.list_appointments(
-            session,
-            actor=actor,
-            location_id=location.id,
-            status=Status.BOOKED,
-            starts_from=start,
-            starts_before=start + timedelta(days=14),
-            limit=500,
-        ).items
-        by_day: dict[date, list[AppointmentRead]] = {}
-        for visit in visits:
-            by_day.setdefault(tz.to_local(visit.starts_at, location.time_zone).date(), []).append(visit)
-        risky, safe = next(v for v in by_day.values() if len(v) >= 2)[:2]
         scheduling.store_no_show_scores(
             session,
             actor=actor,

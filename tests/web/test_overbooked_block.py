@@ -3,8 +3,6 @@ with the reason it was allowed."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -14,13 +12,11 @@ from medspa.engagement.schemas import PolicyUpdate
 from medspa.kit import tz
 from medspa.kit.db import unit_of_work
 from medspa.kit.errors import MedspaError
-from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.schemas import BookingRequest, Status
+from medspa.scheduling.schemas import BookingRequest
 from medspa.security.actors import Role
-from medspa.web.board import local_today
 from tests.factories import make_client
-from tests.web.conftest import Demo
+from tests.web.conftest import Demo, booked_visits
 from tests.web.test_roles import sign_in
 
 
@@ -28,21 +24,11 @@ def test_the_day_page_marks_an_overbooked_visit_and_says_why(
     signed_in: TestClient, engine: Engine, demo_template: Demo
 ) -> None:
     actor = demo_template.actor
+    location, booked = booked_visits(engine, demo_template, 2, 5)
     with unit_of_work(engine) as session:
-        location = resources.get_location(session, actor=actor, location_id=demo_template.location_id)
         engagement.set_policy(
             session, actor=actor, location_id=location.id, data=PolicyUpdate(overbooking_cap_minutes=240)
         )
-        start, _ = tz.local_day_bounds(local_today(location) + timedelta(days=2), location.time_zone)
-        booked = scheduling.list_appointments(
-            session,
-            actor=actor,
-            location_id=location.id,
-            status=Status.BOOKED,
-            starts_from=start,
-            starts_before=start + timedelta(days=5),
-            limit=200,
-        ).items
         client = make_client(session, actor=actor)
     made = None
     for host in booked:  # the first whose provider's time has a free room beside it
@@ -96,18 +82,8 @@ def test_the_desk_overbooks_from_the_booking_form(
     signed_in: TestClient, engine: Engine, demo_template: Demo
 ) -> None:
     actor = demo_template.actor
+    location, visits = booked_visits(engine, demo_template, 3, 1)
     with unit_of_work(engine) as session:
-        location = resources.get_location(session, actor=actor, location_id=demo_template.location_id)
-        start, _ = tz.local_day_bounds(local_today(location) + timedelta(days=3), location.time_zone)
-        visits = scheduling.list_appointments(
-            session,
-            actor=actor,
-            location_id=location.id,
-            status=Status.BOOKED,
-            starts_from=start,
-            starts_before=start + timedelta(days=1),
-            limit=200,
-        ).items
         client = make_client(session, actor=actor)
     base = f"/locations/{location.id}"
     form = {"client_id": str(client.id), "date": "", "service_id": ""}
