@@ -3,7 +3,8 @@ its seeded history, replayed under each policy with the real engagement code on 
 clinic. Reports the share of freed provider time refilled, the median time to refill, provider overflow
 minutes and the margin recovered; writes them to docs/benchmarks.md.
 
-- The clinic: `medspa demo seed` as of Monday 2027-04-05 12:00 UTC with 30 days of future bookings; its
+- The clinic: `medspa demo seed` as of Monday 2027-04-05 12:00 UTC with 30 days of future bookings, its
+  models trained and every upcoming booking scored (the served P(no-show) overbooking reads); its
   waitlist (seeded for the coming week) extended to every open day of the month in the seed's shape
   (6-12 more clients a day, services as often as the seed books them, windows of 2-4 hours, 30 % members).
 - Cancellations and no-shows: each future booking cancels with the history's cancellation rate, at a
@@ -104,7 +105,9 @@ def seed(directory: Path) -> tuple[Path, uuid.UUID, uuid.UUID, dict[str, int], i
     upgrade(url)
     engine = make_engine(url)
     with clock.frozen_at(NOW):
-        summary = seed_demo(engine, now=NOW, client_count=800, future_days=DAYS)
+        summary = seed_demo(
+            engine, now=NOW, client_count=800, future_days=DAYS, model_dir=directory / "models"
+        )
     engine.dispose()
     return path, summary.organization_id, summary.location_id, summary.statuses, summary.past_appointments
 

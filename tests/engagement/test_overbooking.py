@@ -28,10 +28,14 @@ from tests.factories import make_room
 
 @pytest.fixture
 def day(clinic: Clinic) -> datetime:
-    """09:00 in New York three days from the clock's date, as UTC; the clinic has a second room."""
+    """09:00 in New York three days or more from the clock's date (on a day without a change of the
+    clocks), as UTC; the clinic has a second room."""
     with unit_of_work(clinic.engine) as session:
         make_room(session, actor=clinic.owner, location_id=clinic.location_id)
-    return clinic.local_day_start(3) + timedelta(hours=9)
+    ahead = 3
+    while clinic.local_day_start(ahead + 1) - clinic.local_day_start(ahead) != timedelta(hours=24):
+        ahead += 1  # a day without a change of the clocks, so that hours after 09:00 are wall-clock hours
+    return clinic.local_day_start(ahead) + timedelta(hours=9)
 
 
 def request(clinic: Clinic, client_id: uuid.UUID, starts_at: datetime) -> BookingRequest:
@@ -381,3 +385,7 @@ def test_no_input_makes_the_overbooking_endpoint_fail(clinic: Clinic, day: datet
         == 422
     )
     assert all(code in (403, 404, 409, 422) for code in answers), sorted(set(answers))
+    policy = f"/api/v1/locations/{clinic.location_id}/engagement-policy"
+    for cap in (-1, 481, 10**30, "x", "\x00", [], 1.5):
+        assert api.patch(policy, json={"overbooking_cap_minutes": cap}).status_code == 422, cap
+    assert api.get(policy).json()["overbooking_cap_minutes"] == 60
