@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -391,6 +392,19 @@ def test_openapi_is_served(api: TestClient) -> None:
     schema = api.get("/openapi.json").json()
     assert "/api/v1/availability" in schema["paths"]
     assert api.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_docs_load_everything_from_medspa_itself(api: TestClient, page: str) -> None:
+    """On a clinic's closed network the docs work: every script, style and icon they load is ours."""
+    html = api.get(page).text
+    loaded = re.findall(r"""(?:src|href|url)\s*[=:(]\s*['"]?([^'" )>]+)""", html)
+    assert loaded
+    assert not [u for u in loaded if "//" in u], loaded
+    for url in loaded:
+        if url.startswith("/api-docs-assets/"):
+            assert api.get(url).status_code == 200, url
+    assert any(u.endswith(".js") for u in loaded)
 
 
 def test_waitlist_optimize_and_apply_over_http(api: TestClient, engine: Engine) -> None:

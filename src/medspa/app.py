@@ -18,6 +18,7 @@ from medspa.clients.routes import router as clients_router
 from medspa.config import load_settings
 from medspa.engagement.routes import router as engagement_router
 from medspa.kit import clock as clocks
+from medspa.kit.api_docs import install_api_docs
 from medspa.kit.db import default_engine
 from medspa.kit.limits import BodyLimit, refuse_unstorable_parameters
 from medspa.kit.openapi import document_errors
@@ -92,7 +93,8 @@ def create_app(
     app = FastAPI(
         title="medspa",
         version=__version__,
-        docs_url="/docs",
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
         lifespan=lifespan,
         openapi_tags=[{"name": tag} for tag in OPENAPI_TAG_ORDER],
@@ -107,6 +109,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=load_settings().max_body_bytes)
     document_errors(app)
+    install_api_docs(app, title="medspa")
 
     @app.get("/api/v1/health", tags=["health"])
     @public
