@@ -17,10 +17,13 @@ import uvicorn
 from sqlalchemy import Engine
 
 from medspa.app import create_app
-from medspa.demo.seed import DEMO_PASSWORD
+from medspa.demo.seed import DEMO_PASSWORD, DEMO_TOTP_SECRET
+from medspa.kit import clock
 from medspa.kit.db import unit_of_work
 from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
+from medspa.security import totp
+from medspa.security.permissions import Role
 from tests.web.conftest import (
     BOOKING_SERVICE,
     FRONT_DESK,
@@ -29,6 +32,7 @@ from tests.web.conftest import (
     first_day_with_a_waitlist,
     first_day_with_slots,
 )
+from tests.web.test_roles import ROLES
 
 pytestmark = pytest.mark.browser
 
@@ -228,3 +232,62 @@ def test_front_desk_optimizes_a_day_and_applies_the_proposal(
     page.wait_for_url(f"**/locations/{demo_template.location_id}/day?date={day.isoformat()}")
     assert page.locator(".waitlist .waiting li").count() == waiting - booked
     assert [p for p in problems if "status of 4" not in p] == []
+
+
+# --- every role's pages at a desktop's and a phone's width ---------------------------------------------
+
+WIDTHS = (1280, 390)
+
+
+def pages_of(role: Role, demo: Demo) -> list[str]:
+    day = f"/locations/{demo.location_id}/day"
+    pages = [day]
+    if role in (Role.FRONT_DESK, Role.MANAGER, Role.OWNER):
+        pages.append(f"/locations/{demo.location_id}/messages")
+    if role in (Role.MANAGER, Role.OWNER):
+        pages.append("/approvals")
+    return pages
+
+
+def sign_in_as(page: Any, role: Role) -> None:
+    page.goto("/login")
+    page.fill("input[name=organization]", "demo")
+    page.fill("input[name=email]", ROLES[role])
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.press("input[name=password]", "Enter")
+    page.wait_for_load_state("networkidle")
+    if page.url.endswith("/login/code"):
+        page.fill("input[name=code]", totp.code_at(DEMO_TOTP_SECRET, totp.step_at(clock.now())))
+        page.press("input[name=code]", "Enter")
+        page.wait_for_load_state("networkidle")
+
+
+@pytest.mark.parametrize("role", [Role.FRONT_DESK, Role.PROVIDER, Role.MANAGER, Role.OWNER])
+def test_each_roles_pages_fit_a_phone_and_pass_axe(
+    page: Any,
+    engine: Engine,
+    demo_template: Demo,
+    role: Role,
+) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe = Axe()
+    problems = []
+    sign_in_as(page, role)
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        for path in pages_of(role, demo_template):
+            page.goto(path)
+            page.wait_for_load_state("networkidle")
+            assert page.url.endswith(path), f"{role.value} could not open {path}: at {page.url}"
+            scroll = page.evaluate("document.documentElement.scrollWidth")
+            found = axe.run(page).response["violations"]
+            bad = [
+                f"{v['id']} ({len(v['nodes'])})" for v in found if v.get("impact") in ("serious", "critical")
+            ]
+            print(f"{role.value} {width}px {path}: {scroll} px wide; axe serious/critical: {bad or 'none'}")
+            if scroll > width:
+                problems.append(f"{path} at {width} px is {scroll} px wide")
+            if bad:
+                problems.append(f"{path} at {width} px: {bad}")
+    assert problems == []
