@@ -239,9 +239,11 @@ def test_front_desk_optimizes_a_day_and_applies_the_proposal(
 WIDTHS = (1280, 390)
 
 
-def pages_of(role: Role, demo: Demo) -> list[str]:
+def pages_of(role: Role, demo: Demo, engine: Engine) -> list[str]:
+    with unit_of_work(engine, write=False) as session:
+        someone = scheduling.list_appointments(session, actor=demo.actor, limit=1).items[0].client_id
     day = f"/locations/{demo.location_id}/day"
-    pages = [day]
+    pages = [day, "/clients?q=an", f"/clients/{someone}"]
     if role in (Role.FRONT_DESK, Role.MANAGER, Role.OWNER):
         pages.append(f"/locations/{demo.location_id}/messages")
     if role in (Role.MANAGER, Role.OWNER):
@@ -276,7 +278,7 @@ def test_each_roles_pages_fit_a_phone_and_pass_axe(
     sign_in_as(page, role)
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})
-        for path in pages_of(role, demo_template):
+        for path in pages_of(role, demo_template, engine):
             page.goto(path)
             page.wait_for_load_state("networkidle")
             assert page.url.endswith(path), f"{role.value} could not open {path}: at {page.url}"

@@ -4,7 +4,8 @@ the day optimizer's proposals.
 Server-rendered with Jinja2 and HTMX. Handlers parse, call service functions and render, one module per
 page: `sign_in`, `day` (the day view and its lifecycle buttons), `booking` (client picker, slots,
 booking), `optimizer` (running the optimizer, a proposal's page), `approvals` (the manager's queue of
-automated actions and client erasures). The sign-in and CSRF guards live in
+automated actions and client erasures), `client_card` (finding a client, the client card), `messages`,
+`waitlist`, `client_links` (what a client reaches from a message). The sign-in and CSRF guards live in
 `guards` (every page needs a signed-in user; every POST a same-host Origin), the layout of the day in
 `board`, the slot buttons in `slots`, a proposal's content in `proposals`.
 """
@@ -15,7 +16,17 @@ from fastapi import FastAPI
 from fastapi.routing import APIRouter
 from fastapi.staticfiles import StaticFiles
 
-from medspa.web import approvals, booking, client_links, day, messages, optimizer, sign_in, waitlist
+from medspa.web import (
+    approvals,
+    booking,
+    client_card,
+    client_links,
+    day,
+    messages,
+    optimizer,
+    sign_in,
+    waitlist,
+)
 from medspa.web.guards import WEB
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -27,6 +38,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     client_links.router,
     waitlist.router,
     messages.router,
+    client_card.router,
 )
 
 

@@ -1,0 +1,145 @@
+"""Finding a client and their card: the search box on every page (`/clients?q=`, any part of the name,
+e-mail or phone, best match first, as you type) and the client card (`/clients/{id}`): contact and
+consents, preferences and notes, visit history with services, providers and amounts, upcoming bookings,
+no-shows, and the served no-show and lapse risk in plain words with the next best action."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Final
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from medspa.api import SessionDep
+from medspa.catalog import service as catalog
+from medspa.clients import service as clients
+from medspa.clients.schemas import ClientRead
+from medspa.kit import clock, tz
+from medspa.kit.errors import NotFoundError
+from medspa.resources import service as resources
+from medspa.retention import service as retention
+from medspa.retention.schemas import RetentionScoreRead
+from medspa.scheduling import service as scheduling
+from medspa.scheduling.schemas import AppointmentRead, Status
+from medspa.security.actors import Actor
+from medspa.security.permissions import permits
+from medspa.web.forms import LIST_LIMIT
+from medspa.web.guards import PageActor, PageRoute, templates
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+SEARCH_MAX_LENGTH: Final = 200
+MATCHES: Final = 25
+HISTORY: Final = 500
+UPCOMING: Final = (Status.HELD, Status.BOOKED, Status.CONFIRMED, Status.CHECKED_IN, Status.IN_SERVICE)
+# The served next best actions, as staff would say them.
+ACTIONS: Final = {
+    "none": "Nothing to do: the client is expected back on their own.",
+    "normal_reminder": "A normal reminder to book when the time comes.",
+    "personal_rebooking": "A personal note to rebook.",
+    "staff_outreach": "A call from the staff: the client may be drifting away.",
+    "win_back_offer": "A win-back offer: the client looks lost.",
+}
+
+
+@router.get("/clients")
+@permits("clients", "read")
+def search_page(request: Request, session: SessionDep, actor: PageActor, q: str = "") -> Response:
+    """Clients found by what was typed; the results alone for the box's as-you-type requests."""
+    query = q.strip()[:SEARCH_MAX_LENGTH]
+    matches = clients.search_clients(session, actor=actor, query=query, limit=MATCHES).items if query else []
+    context = {"actor": actor, "query": query, "matches": matches, **_frame(session, actor)}
+    name = "_client_results.html" if request.headers.get("hx-target") == "client-results" else "clients.html"
+    return templates.TemplateResponse(request, name, context)
+
+
+@dataclass(frozen=True)
+class Visit:
+    appointment: AppointmentRead
+    local: str
+    day: str  # the local date, ISO 8601
+    service: str
+    provider: str
+    location: str
+
+
+@router.get("/clients/{client_id}")
+@permits("clients", "read")
+def client_card(request: Request, session: SessionDep, actor: PageActor, client_id: uuid.UUID) -> Response:
+    client = clients.get_client(session, actor=actor, client_id=client_id)
+    visits = _visits(session, actor, client)
+    now = clock.now()
+    upcoming = [v for v in visits if v.appointment.status in UPCOMING and v.appointment.ends_at > now]
+    history = [v for v in reversed(visits) if v not in upcoming]
+    done = [v.appointment.price_cents for v in history if v.appointment.status is Status.COMPLETED]
+    counts = Counter(v.appointment.status for v in history)
+    finished = counts[Status.COMPLETED] + counts[Status.NO_SHOW]
+    context = {
+        "actor": actor,
+        "client": client,
+        "upcoming": upcoming,
+        "history": history,
+        "completed": counts[Status.COMPLETED],
+        "no_shows": counts[Status.NO_SHOW],
+        "cancelled": counts[Status.CANCELLED],
+        "finished": finished,
+        "spent_cents": sum(done),
+        "retention": _retention(session, actor, client),
+        "actions": ACTIONS,
+        **_frame(session, actor),
+    }
+    return templates.TemplateResponse(request, "client.html", context)
+
+
+def _frame(session: Session, actor: Actor) -> dict[str, Any]:
+    """What the top bar needs."""
+    return {
+        "locations": resources.list_locations(session, actor=actor, limit=LIST_LIMIT).items,
+        "current_location_id": None,
+        "current_page": "clients",
+    }
+
+
+def _visits(session: Session, actor: Actor, client: ClientRead) -> list[Visit]:
+    """The client's appointments the actor may see, oldest first, with names as staff say them."""
+    if not actor.can("appointments", "read"):
+        return []
+    appointments = scheduling.list_appointments(
+        session, actor=actor, client_id=client.id, limit=HISTORY
+    ).items
+    services = {s.id: s.name for s in catalog.list_services(session, actor=actor, limit=LIST_LIMIT).items}
+    locations = {
+        loc.id: loc for loc in resources.list_locations(session, actor=actor, limit=LIST_LIMIT).items
+    }
+    providers = {
+        p.id: p.name
+        for p in resources.list_providers(session, actor=actor, limit=LIST_LIMIT, include_inactive=True).items
+    }
+    out = []
+    for a in appointments:
+        location = locations.get(a.location_id)
+        zone = location.time_zone if location else "UTC"
+        out.append(
+            Visit(
+                appointment=a,
+                local=tz.local_label(a.starts_at, zone),
+                day=tz.to_local(a.starts_at, zone).date().isoformat(),
+                service=services.get(a.service_id, "(a service no longer offered)"),
+                provider=providers.get(a.provider_id, "(a provider no longer here)"),
+                location=location.name if location else "",
+            )
+        )
+    return out
+
+
+def _retention(session: Session, actor: Actor, client: ClientRead) -> RetentionScoreRead | None:
+    if not actor.can("retention", "read"):
+        return None
+    try:
+        return retention.get_retention_score(session, actor=actor, client_id=client.id)
+    except NotFoundError:
+        return None

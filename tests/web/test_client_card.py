@@ -1,0 +1,95 @@
+"""Finding a client from the box on every page, and the client card: contact and consents, preferences
+and notes, visit history and upcoming bookings, no-shows and the served risks, for each role as it may
+see them."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from medspa.clients import service as clients
+from medspa.clients.schemas import ClientRead
+from medspa.kit.db import unit_of_work
+from medspa.scheduling import service as scheduling
+from medspa.scheduling.schemas import Status
+from medspa.security.actors import Role
+from tests.web.conftest import Demo
+from tests.web.test_roles import sign_in
+
+
+def regular_with_a_note(engine: Engine, demo: Demo) -> tuple[ClientRead, int]:
+    """A demo client with a note for the provider and completed visits, and how many."""
+    with unit_of_work(engine, write=False) as session:
+        done = scheduling.list_appointments(
+            session, actor=demo.actor, status=Status.COMPLETED, limit=500
+        ).items
+        visits: dict[uuid.UUID, int] = {}
+        for a in done:
+            visits[a.client_id] = visits.get(a.client_id, 0) + 1
+        for client_id, count in sorted(visits.items(), key=lambda kv: -kv[1]):
+            client = clients.get_client(session, actor=demo.actor, client_id=client_id)
+            if client.preferences and "notes_for_provider" in client.preferences:
+                return client, count
+    raise AssertionError("the demo has no client with a note and a visit")
+
+
+def test_the_search_box_finds_a_client_by_part_of_the_name_or_the_phone_written_another_way(
+    client: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    person, _ = regular_with_a_note(engine, demo_template)
+    desk = sign_in(client, Role.FRONT_DESK)
+    day = desk.get(f"/locations/{demo_template.location_id}/day").text
+    assert 'action="/clients"' in day  # the box is on the page
+    assert person.phone is not None
+    digits = person.phone[-10:]
+    other_format = f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
+    for query in (person.last_name[:4].lower(), f"{person.first_name} {person.last_name[:3]}", other_format):
+        found = desk.get("/clients", params={"q": query})
+        assert found.status_code == 200
+        assert f"/clients/{person.id}" in found.text, query
+    typed = desk.get(
+        "/clients",
+        params={"q": person.last_name},
+        headers={"HX-Request": "true", "HX-Target": "client-results"},
+    )
+    assert typed.text.lstrip().startswith('<div id="client-results"')
+    assert "No client found" in desk.get("/clients", params={"q": "zzqxv"}).text
+    assert desk.get("/clients", params={"q": "x" * 10_000}).status_code == 200
+    assert desk.get("/clients", params={"q": "a\x00b"}).status_code == 422
+
+
+def test_the_client_card_shows_history_notes_and_risk_to_each_role_as_it_may(
+    client: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    person, visits = regular_with_a_note(engine, demo_template)
+    note = str(person.preferences["notes_for_provider"]) if person.preferences else ""
+    card = f"/clients/{person.id}"
+    desk = sign_in(client, Role.FRONT_DESK).get(card)
+    assert desk.status_code == 200
+    text = desk.text
+    assert f"{person.first_name} {person.last_name}" in text
+    assert note in text
+    assert f"{visits} completed visit" in text
+    assert "No-shows:" in text
+    assert "Lapse risk" in text or "Not scored by the return model yet" in text
+    assert "appointment e-mails" in text
+    client.post("/logout")
+    provider = sign_in(client, Role.PROVIDER).get(card).text
+    assert note in provider  # the provider sees what they need
+    assert "Lapse risk" not in provider  # not the retention figures
+    assert "Not scored" not in provider
+    client.post("/logout")
+    marketing = sign_in(client, Role.MARKETING).get(card).text
+    assert note not in marketing  # no clinical notes for marketing
+    assert sign_in(client, Role.FRONT_DESK).get(f"/clients/{uuid.uuid4()}").status_code == 404
+
+
+def test_every_block_of_the_day_opens_its_clients_card(
+    client: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    page = sign_in(client, Role.FRONT_DESK).get(f"/locations/{demo_template.location_id}/day").text
+    blocks = page.count('<article id="appt-')
+    assert blocks > 0
+    assert page.count('<div class="client"><a href="/clients/') == blocks
