@@ -417,8 +417,12 @@ def main() -> None:
             rng = random.Random(1000 + draw)
             base = directory / f"base-{draw}.db"
             shutil.copyfile(template, base)
-            extend_waitlist(make_engine(f"sqlite:///{base}"), organization_id, location_id, rng)
-            plan = disruptions(make_engine(f"sqlite:///{base}"), rates, rng)
+            prepared = make_engine(f"sqlite:///{base}")
+            extend_waitlist(prepared, organization_id, location_id, rng)
+            plan = disruptions(prepared, rates, rng)
+            prepared.dispose()  # the last connection closed: the write-ahead log is in the file copied next
+            wal = Path(f"{base}-wal")
+            assert not wal.exists() or wal.stat().st_size == 0, "the copy would miss the waitlist's writes"
             for policy in rows:
                 copy = directory / f"{policy.replace(' ', '-')}-{draw}.db"
                 shutil.copyfile(base, copy)

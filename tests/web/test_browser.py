@@ -293,3 +293,27 @@ def test_each_roles_pages_fit_a_phone_and_pass_axe(
             if bad:
                 problems.append(f"{path} at {width} px: {bad}")
     assert problems == []
+
+
+def test_a_keyboard_user_keeps_their_place_after_an_update(page: Any, demo_template: Demo) -> None:
+    """Skip link first; an appointment's actions say whose they are; after an action updates the day,
+    focus is on that appointment again, not lost to the page's body."""
+    sign_in_as(page, Role.FRONT_DESK)
+    page.goto(f"/locations/{demo_template.location_id}/day")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    block = page.locator("article.appt:has(details.actions button)").first
+    article_id = block.get_attribute("id")
+    summary = block.locator("summary")
+    label = summary.get_attribute("aria-label") or ""
+    assert label.startswith("Actions for ")
+    assert block.locator(".client").inner_text() in label
+    summary.focus()
+    page.keyboard.press("Enter")
+    first = block.locator("details.actions button").first
+    first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#day .flash")
+    page.wait_for_timeout(200)
+    focused = page.evaluate("document.activeElement === document.body ? null : document.activeElement.id")
+    assert focused == article_id

@@ -17,7 +17,8 @@ class Actor:
     """A user, an API token, the system itself or an automated agent, acting in one organization.
 
     `location_ids`: the locations the actor may see; None for every location of the organization.
-    `provider_id`: the provider record of a user who is a provider (their own appointments)."""
+    `provider_id`: the provider record of a user who is a provider (their own appointments).
+    `display_name`: how a person is called on the pages (histories name them by `label`)."""
 
     organization_id: uuid.UUID
     kind: str
@@ -26,6 +27,7 @@ class Actor:
     name: str
     location_ids: frozenset[uuid.UUID] | None = None
     provider_id: uuid.UUID | None = None
+    display_name: str | None = None
 
     @property
     def label(self) -> str:

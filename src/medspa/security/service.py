@@ -503,6 +503,7 @@ def user_actor(session: Session, user: User) -> Actor:
         name=user.email,
         location_ids=locations or None,
         provider_id=user.provider_id,
+        display_name=user.display_name,
     )
 
 
