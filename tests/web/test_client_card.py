@@ -93,3 +93,24 @@ def test_every_block_of_the_day_opens_its_clients_card(
     blocks = page.count('<article id="appt-')
     assert blocks > 0
     assert page.count('<div class="client"><a href="/clients/') == blocks
+
+
+def test_adding_a_client_already_on_file_offers_the_existing_record_first(
+    client: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    person, _ = regular_with_a_note(engine, demo_template)
+    assert person.phone is not None
+    desk = sign_in(client, Role.FRONT_DESK)
+    url = f"/locations/{demo_template.location_id}/clients"
+    digits = person.phone[-10:]
+    form = {"first_name": "Someone", "last_name": "Else", "phone": f"{digits[:3]}.{digits[3:6]}.{digits[6:]}"}
+    warned = desk.post(url, data=form, headers={"HX-Request": "true"})
+    assert warned.status_code == 200
+    assert "Already a client?" in warned.text
+    assert f'href="/clients/{person.id}"' in warned.text
+    assert "Add the new client anyway" in warned.text
+    with unit_of_work(engine, write=False) as session:
+        assert not clients.search_clients(session, actor=demo_template.actor, query="Someone Else").items
+    added = desk.post(url, data={**form, "anyway": "yes"}, headers={"HX-Request": "true"})
+    assert "Added Someone." in added.text
+    assert desk.post(url, data={**form, "date_of_birth": "not a date"}).status_code == 422

@@ -50,6 +50,14 @@ def list_clients(
     return service.list_clients(session, actor=actor, email=email, phone=phone, limit=limit, offset=offset)
 
 
+@router.post("/clients/duplicates")
+@permits("clients", "read")
+def find_duplicates(data: ClientCreate, session: SessionDep, actor: ActorDep) -> list[ClientRead]:
+    """The clients a new record with these details may duplicate (same e-mail, same phone, or same name
+    and birth date), to ask before creating it; nothing is created."""
+    return service.find_duplicates(session, actor=actor, data=data)
+
+
 @router.get("/clients/{client_id}")
 @permits("clients", "read")
 def get_client(client_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ClientRead:

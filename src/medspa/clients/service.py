@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from medspa.clients import ledger, phi
@@ -147,6 +147,48 @@ def search_clients(
     shown = ranked[offset : offset + limit]
     audit_trail.record_read(session, actor, "client", [c.id for c in shown], detail="search")
     return Page(items=shown, total=len(ranked), limit=limit, offset=offset)
+
+
+def find_duplicates(session: Session, *, actor: Actor, data: ClientCreate) -> list[ClientRead]:
+    """Active clients that `data` may be a second record of: the same e-mail, the same phone, or the same
+    first and last name and birth date. Ordered as registered."""
+    require(actor, "clients", "read")
+    email_key = phi.email_index(session, actor.organization_id, data.email)
+    phone_key = phi.phone_index(session, actor.organization_id, data.phone)
+    same = [
+        column == key for column, key in ((Client.email_key, email_key), (Client.phone_key, phone_key)) if key
+    ]
+    ids: set[uuid.UUID] = set()
+    if same:
+        ids |= set(
+            session.scalars(
+                select(Client.id).where(Client.organization_id == actor.organization_id, or_(*same))
+            )
+        )
+    if data.date_of_birth is not None:
+        ids |= phi.matching_ids(session, actor.organization_id, f"{data.first_name} {data.last_name}")
+    rows = session.scalars(
+        select(Client)
+        .where(
+            Client.organization_id == actor.organization_id, Client.id.in_(ids), Client.is_active.is_(True)
+        )
+        .order_by(Client.created_at, Client.id)
+    ).all()
+    found = []
+    for row in rows:
+        read = _read(session, actor, row)
+        same_person = (read.first_name.casefold(), read.last_name.casefold(), read.date_of_birth) == (
+            data.first_name.casefold(),
+            data.last_name.casefold(),
+            data.date_of_birth,
+        )
+        same_contact = (email_key and row.email_key == email_key) or (
+            phone_key and row.phone_key == phone_key
+        )
+        if same_person or same_contact:
+            found.append(read)
+    audit_trail.record_read(session, actor, "client", [c.id for c in found], detail="duplicate check")
+    return found
 
 
 def client_names(

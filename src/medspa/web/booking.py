@@ -73,13 +73,18 @@ def add_client(
     last_name: Annotated[str, Form()] = "",
     email: Annotated[str, Form()] = "",
     phone: Annotated[str, Form()] = "",
+    date_of_birth: Annotated[str, Form(max_length=20)] = "",
+    anyway: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
+    """Add a client from the booking form; first, when the details match existing clients (same e-mail,
+    phone, or name and birth date), offer those instead, with "add anyway"."""
     try:
         data = ClientCreate(
             first_name=first_name.strip(),
             last_name=last_name.strip(),
             email=email.strip() or None,
             phone=phone.strip() or None,
+            date_of_birth=date_of_birth.strip() or None,
         )
     except ValidationError as error:
         problems = "; ".join(
@@ -92,6 +97,16 @@ def add_client(
     if data.email is None and data.phone is None:
         message = "Give the new client an email or a phone."
         return _client_choice(request, location_id, [], message=message, kind="error")
+    if not anyway:
+        existing = clients.find_duplicates(session, actor=actor, data=data)
+        if existing:
+            message = (
+                "Already a client? The same e-mail, phone, or name and birth date is on file: choose the "
+                "existing record below, or add the new one anyway."
+            )
+            return _client_choice(
+                request, location_id, existing, message=message, kind="warning", duplicates=True
+            )
     client = clients.create_client(session, actor=actor, data=data)
     # The answer also resets the new-client form (closed and empty), out of band.
     return _client_choice(
@@ -107,10 +122,13 @@ def _client_choice(
     selected: uuid.UUID | None = None,
     message: str | None = None,
     kind: str = "note",
+    duplicates: bool = False,
 ) -> Response:
-    """The client picker's fragment; a message of kind "error" answers 422."""
+    """The client picker's fragment; a message of kind "error" answers 422. With `duplicates`, the
+    matches are existing records the new client may be, with a button to add the new one anyway."""
     context = {
         "location_id": location_id,
+        "duplicates": duplicates,
         "matches": matches,
         "selected": selected,
         "message": message,
