@@ -248,6 +248,8 @@ def pages_of(role: Role, demo: Demo, engine: Engine) -> list[str]:
         pages.append(f"/locations/{demo.location_id}/messages")
     if role in (Role.MANAGER, Role.OWNER):
         pages.append("/approvals")
+    if role in (Role.FRONT_DESK, Role.MANAGER, Role.OWNER):
+        pages.append("/clients/drifting")
     return pages
 
 

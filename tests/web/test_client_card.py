@@ -5,13 +5,16 @@ see them."""
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
 
 from medspa.clients import service as clients
 from medspa.clients.schemas import ClientRead
+from medspa.kit import clock
 from medspa.kit.db import unit_of_work
+from medspa.retention.models import ClientRetentionScore
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import Status
 from medspa.security.actors import Role
@@ -114,3 +117,45 @@ def test_adding_a_client_already_on_file_offers_the_existing_record_first(
     added = desk.post(url, data={**form, "anyway": "yes"}, headers={"HX-Request": "true"})
     assert "Added Someone." in added.text
     assert desk.post(url, data={**form, "date_of_birth": "not a date"}).status_code == 422
+
+
+def test_clients_drifting_away_are_listed_by_what_is_at_stake(
+    client: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    regular, _ = regular_with_a_note(engine, demo_template)
+    with unit_of_work(engine) as session:
+        done = scheduling.list_appointments(
+            session, actor=demo_template.actor, status=Status.COMPLETED, limit=500
+        ).items
+        someone_else = next(a.client_id for a in done if a.client_id != regular.id)
+        for client_id, risk in ((regular.id, 0.55), (someone_else, 0.9)):
+            session.execute(delete(ClientRetentionScore).where(ClientRetentionScore.client_id == client_id))
+            session.add(
+                ClientRetentionScore(
+                    organization_id=demo_template.organization_id,
+                    client_id=client_id,
+                    visits=3,
+                    last_visit_on=date(2026, 1, 5),
+                    expected_next_visit_on=None,
+                    horizon_days=180,
+                    probability_return=1 - risk,
+                    expected_visits=0.4,
+                    lapse_risk=risk,
+                    model_version="test",
+                    scored_at=clock.now(),
+                    next_action="staff_outreach",
+                    next_action_reason="test",
+                    next_action_send_after=None,
+                )
+            )
+        names = clients.client_names(
+            session, actor=demo_template.actor, client_ids={regular.id, someone_else}
+        )
+    page = sign_in(client, Role.FRONT_DESK).get("/clients/drifting")
+    assert page.status_code == 200
+    assert names[regular.id] in page.text
+    assert names[someone_else] in page.text
+    assert "55%" in page.text
+    assert "A call from the staff" in page.text
+    client.post("/logout")
+    assert sign_in(client, Role.PROVIDER).get("/clients/drifting").status_code == 403

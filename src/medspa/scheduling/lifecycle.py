@@ -8,8 +8,10 @@ IllegalTransitionError (409).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from medspa.catalog import service as catalog
@@ -101,6 +103,25 @@ def list_appointments(
     return Page(
         items=[AppointmentRead.model_validate(a) for a in rows], total=total, limit=limit, offset=offset
     )
+
+
+def spending_by_client(
+    session: Session, *, actor: Actor, client_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """What each client's completed visits came to, in cents (clients without one are absent)."""
+    require(actor, "appointments", "read")
+    if not client_ids:
+        return {}
+    rows = session.execute(
+        select(Appointment.client_id, func.sum(Appointment.price_cents))
+        .where(
+            Appointment.organization_id == actor.organization_id,
+            Appointment.client_id.in_(set(client_ids)),
+            Appointment.status == Status.COMPLETED.value,
+        )
+        .group_by(Appointment.client_id)
+    )
+    return {client_id: int(total or 0) for client_id, total in rows}
 
 
 def _locked(session: Session, actor: Actor, appointment_id: uuid.UUID) -> Appointment:

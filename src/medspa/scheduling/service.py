@@ -36,6 +36,7 @@ from medspa.scheduling.lifecycle import (
     list_appointments,
     mark_no_show,
     reschedule_appointment,
+    spending_by_client,
     start_service,
 )
 from medspa.scheduling.no_show import PRIOR_NO_SHOWS, PRIOR_VISITS, no_show_probability, no_show_risk
@@ -97,6 +98,7 @@ __all__ = [
     "reschedule_appointment",
     "run_optimization_job",
     "scoring_neighbourhood",
+    "spending_by_client",
     "start_service",
     "store_no_show_scores",
 ]

@@ -1,7 +1,8 @@
 """Finding a client and their card: the search box on every page (`/clients?q=`, any part of the name,
 e-mail or phone, best match first, as you type) and the client card (`/clients/{id}`): contact and
 consents, preferences and notes, visit history with services, providers and amounts, upcoming bookings,
-no-shows, and the served no-show and lapse risk in plain words with the next best action."""
+no-shows, and the served no-show and lapse risk in plain words with the next best action. And the
+clients drifting away (`/clients/drifting`), ranked by lapse risk and what their visits came to."""
 
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 SEARCH_MAX_LENGTH: Final = 200
 MATCHES: Final = 25
 HISTORY: Final = 500
+# Clients drifting away: at least this lapse risk; the most at stake of the riskiest read, shown.
+DRIFTING: Final = 0.5
+DRIFT_READ: Final = 500
+DRIFT_SHOWN: Final = 100
 UPCOMING: Final = (Status.HELD, Status.BOOKED, Status.CONFIRMED, Status.CHECKED_IN, Status.IN_SERVICE)
 # The served next best actions, as staff would say them.
 ACTIONS: Final = {
@@ -67,6 +72,51 @@ class Visit:
     location: str
 
 
+@dataclass(frozen=True)
+class Drifting:
+    client_id: uuid.UUID
+    name: str
+    score: RetentionScoreRead
+    spent_cents: int
+
+    @property
+    def at_stake_cents(self) -> int:
+        """What the client's visits came to, weighed by the chance they do not come back."""
+        return round(self.spent_cents * (self.score.lapse_risk or 0.0))
+
+
+@router.get("/clients/drifting")
+@permits("retention", "read")
+def drifting_away(request: Request, session: SessionDep, actor: PageActor) -> Response:
+    """Clients drifting away: lapse risk 0.5 or more from the served return model, ranked by what their
+    visits came to times that risk, with their next best action."""
+    scores = retention.clients_drifting_away(
+        session, actor=actor, minimum_lapse_risk=DRIFTING, limit=DRIFT_READ
+    )
+    ids = {s.client_id for s in scores}
+    names = clients.client_names(session, actor=actor, client_ids=ids)
+    spent = (
+        scheduling.spending_by_client(session, actor=actor, client_ids=ids)
+        if actor.can("appointments", "read")
+        else {}
+    )
+    ranked = sorted(
+        (
+            Drifting(s.client_id, names.get(s.client_id, "(unknown client)"), s, spent.get(s.client_id, 0))
+            for s in scores
+        ),
+        key=lambda d: (-d.at_stake_cents, -(d.score.lapse_risk or 0.0), d.name),
+    )[:DRIFT_SHOWN]
+    context = {
+        "actor": actor,
+        "drifting": ranked,
+        "actions": ACTIONS,
+        "threshold": DRIFTING,
+        **_frame(session, actor, "drifting"),
+    }
+    return templates.TemplateResponse(request, "drifting.html", context)
+
+
 @router.get("/clients/{client_id}")
 @permits("clients", "read")
 def client_card(request: Request, session: SessionDep, actor: PageActor, client_id: uuid.UUID) -> Response:
@@ -95,12 +145,12 @@ def client_card(request: Request, session: SessionDep, actor: PageActor, client_
     return templates.TemplateResponse(request, "client.html", context)
 
 
-def _frame(session: Session, actor: Actor) -> dict[str, Any]:
+def _frame(session: Session, actor: Actor, page: str = "clients") -> dict[str, Any]:
     """What the top bar needs."""
     return {
         "locations": resources.list_locations(session, actor=actor, limit=LIST_LIMIT).items,
         "current_location_id": None,
-        "current_page": "clients",
+        "current_page": page,
     }
 
 
