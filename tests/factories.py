@@ -6,12 +6,14 @@ import itertools
 import uuid
 from datetime import date, time
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from medspa.catalog import service as catalog
 from medspa.catalog.schemas import ServiceCreate, ServiceRead
 from medspa.clients import service as clients
 from medspa.clients.schemas import ClientCreate, ClientRead, ConsentChange
+from medspa.kit import clock
 from medspa.resources import service as resources
 from medspa.resources.schemas import (
     DeviceCreate,
@@ -25,6 +27,7 @@ from medspa.resources.schemas import (
     RoomRead,
     WeeklySpan,
 )
+from medspa.retention.models import ClientRetentionScore
 from medspa.security.actors import Actor
 
 _counter = itertools.count()
@@ -170,4 +173,35 @@ def make_client(
             phone=phone,
             consent=consent or ConsentChange(),
         ),
+    )
+
+
+def store_retention_score(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    client_id: uuid.UUID,
+    lapse_risk: float,
+    visits: int = 1,
+    last_visit_on: date | None = None,
+    next_action: str | None = None,
+) -> None:
+    """A client's retention score as the scoring job would store it (replacing any)."""
+    session.execute(delete(ClientRetentionScore).where(ClientRetentionScore.client_id == client_id))
+    session.add(
+        ClientRetentionScore(
+            organization_id=organization_id,
+            client_id=client_id,
+            visits=visits,
+            last_visit_on=last_visit_on,
+            expected_next_visit_on=None,
+            horizon_days=365,
+            probability_return=1 - lapse_risk,
+            expected_visits=0.5,
+            lapse_risk=lapse_risk,
+            model_version="test",
+            scored_at=clock.now(),
+            next_action=next_action,
+            next_action_reason="test" if next_action else None,
+        )
     )

@@ -10,12 +10,11 @@ from datetime import UTC, date, datetime, timedelta
 from medspa.clients.schemas import ConsentChange
 from medspa.engagement import service as engagement
 from medspa.kit.db import unit_of_work
-from medspa.retention.models import ClientRetentionScore
 from medspa.scheduling import service as scheduling
 from medspa.security import gate
 from medspa.security.schemas import AgentPolicyUpdate
 from tests.engagement.conftest import Clinic, Mailbox
-from tests.factories import make_service
+from tests.factories import make_service, store_retention_score
 
 VISIT_DAY = datetime(2027, 1, 12, 15, 0, tzinfo=UTC)  # Tuesday 10:00 in New York
 MARKETING = ConsentChange(marketing=True)
@@ -70,20 +69,12 @@ def test_a_follow_up_asks_to_book_again_at_the_services_cadence(
 
 def score(clinic: Clinic, client_id: uuid.UUID, lapse_risk: float) -> None:
     with unit_of_work(clinic.engine) as session:
-        session.add(
-            ClientRetentionScore(
-                organization_id=clinic.owner.organization_id,
-                client_id=client_id,
-                visits=1,
-                last_visit_on=date(2027, 1, 12),
-                expected_next_visit_on=None,
-                horizon_days=365,
-                probability_return=1 - lapse_risk,
-                expected_visits=0.5,
-                lapse_risk=lapse_risk,
-                model_version="test",
-                scored_at=clinic.clock.now(),
-            )
+        store_retention_score(
+            session,
+            organization_id=clinic.owner.organization_id,
+            client_id=client_id,
+            lapse_risk=lapse_risk,
+            last_visit_on=date(2027, 1, 12),
         )
 
 

@@ -8,16 +8,15 @@ import uuid
 from datetime import date
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine
 
 from medspa.clients import service as clients
 from medspa.clients.schemas import ClientRead
-from medspa.kit import clock
 from medspa.kit.db import unit_of_work
-from medspa.retention.models import ClientRetentionScore
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import Status
 from medspa.security.actors import Role
+from tests.factories import store_retention_score
 from tests.web.conftest import Demo
 from tests.web.test_roles import sign_in
 
@@ -129,24 +128,14 @@ def test_clients_drifting_away_are_listed_by_what_is_at_stake(
         ).items
         someone_else = next(a.client_id for a in done if a.client_id != regular.id)
         for client_id, risk in ((regular.id, 0.55), (someone_else, 0.9)):
-            session.execute(delete(ClientRetentionScore).where(ClientRetentionScore.client_id == client_id))
-            session.add(
-                ClientRetentionScore(
-                    organization_id=demo_template.organization_id,
-                    client_id=client_id,
-                    visits=3,
-                    last_visit_on=date(2026, 1, 5),
-                    expected_next_visit_on=None,
-                    horizon_days=180,
-                    probability_return=1 - risk,
-                    expected_visits=0.4,
-                    lapse_risk=risk,
-                    model_version="test",
-                    scored_at=clock.now(),
-                    next_action="staff_outreach",
-                    next_action_reason="test",
-                    next_action_send_after=None,
-                )
+            store_retention_score(
+                session,
+                organization_id=demo_template.organization_id,
+                client_id=client_id,
+                lapse_risk=risk,
+                visits=3,
+                last_visit_on=date(2026, 1, 5),
+                next_action="staff_outreach",
             )
         names = clients.client_names(
             session, actor=demo_template.actor, client_ids={regular.id, someone_else}
