@@ -62,7 +62,9 @@ MODEL_CONSUMER: Final = "models"
 # Events every consumer has read are kept this long (for replays and investigations), then deleted.
 OUTBOX_KEEP_DAYS: Final = 90
 SCORE_TOPICS: Final = frozenset({"appointment.booked", "appointment.rescheduled"})
-REFRESH_TOPICS: Final = frozenset({"appointment.completed", "appointment.cancelled", "appointment.no_show"})
+REFRESH_TOPICS: Final = frozenset(
+    {"appointment.completed", "appointment.cancelled", "appointment.no_show", "appointment.corrected"}
+)
 HUEY_WORKERS: Final = 2
 
 

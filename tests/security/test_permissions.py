@@ -99,6 +99,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "/api/v1/holds": BOOKING,
     "/api/v1/appointments": BOOKING,
     "/api/v1/appointments/{appointment_id}/cancel": {"reason": "test"},
+    "/api/v1/appointments/{appointment_id}/correct": {"status": "completed", "reason": "test"},
     "/api/v1/appointments/{appointment_id}/reschedule": {"starts_at": START},
 }
 

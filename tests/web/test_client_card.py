@@ -13,6 +13,8 @@ from sqlalchemy import Engine
 from medspa.clients import service as clients
 from medspa.clients.schemas import ClientRead
 from medspa.kit.db import unit_of_work
+from medspa.kit.tz import to_local
+from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import Status
 from medspa.security.actors import Role
@@ -148,3 +150,33 @@ def test_clients_drifting_away_are_listed_by_what_is_at_stake(
     assert "A call from the staff" in page.text
     client.post("/logout")
     assert sign_in(client, Role.PROVIDER).get("/clients/drifting").status_code == 403
+
+
+def test_a_manager_corrects_a_finished_visit_from_its_block(
+    client: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    with unit_of_work(engine, write=False) as session:
+        done = scheduling.list_appointments(
+            session, actor=demo_template.actor, status=Status.COMPLETED, limit=500
+        ).items
+        location = resources.get_location(
+            session, actor=demo_template.actor, location_id=demo_template.location_id
+        )
+    visit = done[-1]
+    local_day = to_local(visit.starts_at, location.time_zone).date()
+    day = f"/locations/{location.id}/day?date={local_day.isoformat()}"
+    desk_page = sign_in(client, Role.FRONT_DESK).get(day).text
+    assert "Correct to no-show" not in desk_page
+    client.post("/logout")
+    manager = sign_in(client, Role.MANAGER)
+    block = manager.get(day).text.split(f'id="appt-{visit.id}"', 1)[1].split("</article>", 1)[0]
+    assert "Correct to no-show" in block
+    url = f"/appointments/{visit.id}/correct"
+    assert manager.post(url, data={"status": "no_show", "reason": ""}).status_code == 422
+    assert manager.post(url, data={"status": "booked", "reason": "x"}).status_code == 422
+    answer = manager.post(url, data={"status": "no_show", "reason": "never came"})
+    assert answer.status_code == 200
+    assert "Corrected" in answer.text
+    with unit_of_work(engine, write=False) as session:
+        history = scheduling.appointment_history(session, actor=demo_template.actor, appointment_id=visit.id)
+    assert history[-1].reason == "corrected: never came"

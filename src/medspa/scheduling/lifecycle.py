@@ -44,6 +44,11 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 }
 RELEASING = frozenset({Status.CANCELLED, Status.NO_SHOW})
 RESCHEDULABLE = frozenset({Status.HELD, Status.BOOKED, Status.CONFIRMED})
+# What a manager may correct a finished visit's outcome to, after the fact.
+CORRECTIONS: dict[Status, frozenset[Status]] = {
+    Status.COMPLETED: frozenset({Status.NO_SHOW}),
+    Status.NO_SHOW: frozenset({Status.COMPLETED}),
+}
 
 
 def _appointment(session: Session, actor: Actor, appointment_id: uuid.UUID) -> Appointment:
@@ -230,6 +235,39 @@ def mark_no_show(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -
     """The client did not come (only once the start has passed); the rest of the time is freed."""
     require(actor, "appointments", "no_show")
     return _transition(session, actor, appointment_id, Status.NO_SHOW)
+
+
+def correct_status(
+    session: Session, *, actor: Actor, appointment_id: uuid.UUID, to_status: Status, reason: str
+) -> AppointmentRead:
+    """A manager corrects the recorded outcome of a visit that has happened: completed <-> no-show,
+    with the reason, in the appointment's history. Emits `appointment.corrected` (not the step's own
+    event: nothing automated acts again on a visit long past). Its reservations stay as they are: the
+    time has passed."""
+    require(actor, "appointments", "correct")
+    appointment = _locked(session, actor, appointment_id)
+    current = Status(appointment.status)
+    if to_status not in CORRECTIONS.get(current, frozenset()):
+        label = appointment_label(session, actor, appointment)
+        raise IllegalTransitionError(
+            f"{label} is {STATUS_WORDS[current]}; only a completed visit or a no-show can be corrected, "
+            "to the other",
+            current_status=current.value,
+        )
+    now = clock.now()
+    appointment.status = to_status.value
+    appointment.updated_at = now
+    session.flush()
+    return record_step(
+        session,
+        actor,
+        appointment,
+        current,
+        to_status,
+        f"corrected: {reason}",
+        now,
+        topic="appointment.corrected",
+    )
 
 
 def reschedule_appointment(

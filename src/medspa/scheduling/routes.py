@@ -18,6 +18,7 @@ from medspa.scheduling.schemas import (
     AppointmentRead,
     BookingRequest,
     CancelRequest,
+    CorrectionRequest,
     HoldRequest,
     OptimizationJobRead,
     ProposalRead,
@@ -246,6 +247,23 @@ async def cancel(appointment_id: uuid.UUID, data: CancelRequest, request: Reques
         request,
         lambda session, actor: service.cancel_appointment(
             session, actor=actor, appointment_id=appointment_id, reason=data.reason
+        ),
+    )
+
+
+@router.post("/appointments/{appointment_id}/correct")
+@permits("appointments", "correct")
+async def correct(appointment_id: uuid.UUID, data: CorrectionRequest, request: Request) -> AppointmentRead:
+    """A manager corrects a finished visit's outcome (completed <-> no-show), recorded in its history;
+    409 for any other status."""
+    return await in_unit_of_work(
+        request,
+        lambda session, actor: service.correct_status(
+            session,
+            actor=actor,
+            appointment_id=appointment_id,
+            to_status=Status(data.status),
+            reason=data.reason,
         ),
     )
 

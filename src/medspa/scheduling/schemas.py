@@ -62,6 +62,13 @@ class CancelRequest(Schema):
     reason: str = Field(min_length=1, max_length=500)
 
 
+class CorrectionRequest(Schema):
+    """A finished visit's outcome, corrected: `completed` or `no_show`, and why."""
+
+    status: Literal[Status.COMPLETED, Status.NO_SHOW]
+    reason: str = Field(min_length=1, max_length=500)
+
+
 class TransitionRead(ReadSchema):
     from_status: Status | None
     to_status: Status

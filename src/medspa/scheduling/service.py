@@ -25,6 +25,7 @@ from medspa.scheduling.day_instance import DayInstance, build_day_instance
 from medspa.scheduling.holds import release_expired_holds
 from medspa.scheduling.lanes import OverbookingPlan, plan_overbooking
 from medspa.scheduling.lifecycle import (
+    CORRECTIONS,
     TRANSITIONS,
     appointment_history,
     cancel_appointment,
@@ -32,6 +33,7 @@ from medspa.scheduling.lifecycle import (
     complete_appointment,
     confirm_appointment,
     confirm_hold,
+    correct_status,
     get_appointment,
     list_appointments,
     mark_no_show,
@@ -58,6 +60,7 @@ from medspa.scheduling.waitlist import (
 )
 
 __all__ = [
+    "CORRECTIONS",
     "MAX_MOVES",
     "MAX_RANGE_DAYS",
     "NOT_HAPPENED",
@@ -78,6 +81,7 @@ __all__ = [
     "complete_appointment",
     "confirm_appointment",
     "confirm_hold",
+    "correct_status",
     "find_slots",
     "get_appointment",
     "get_optimization_job",

@@ -85,6 +85,7 @@ MATRIX: dict[Permit, frozenset[Role]] = {
     ("appointments", "cancel"): DESK | {PROVIDER},
     ("appointments", "reschedule"): DESK | {PROVIDER},
     ("appointments", "overbook"): DESK,
+    ("appointments", "correct"): frozenset({OWNER, MANAGER}),
     ("waitlist", "read"): STAFF,
     ("waitlist", "add"): DESK | {CONTRACTOR},
     ("waitlist", "book"): DESK | {CONTRACTOR},

@@ -69,6 +69,8 @@ class Block:
     top_px: int
     height_px: int
     actions: list[tuple[str, str]]
+    # A manager's corrections of a finished visit's outcome: (status, label).
+    corrections: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def status_label(self) -> str:
@@ -252,6 +254,7 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
                 top_px=top,
                 height_px=max(_px((a.ends_at - a.starts_at).total_seconds() / 60) - 2, 18),
                 actions=_actions(actor, a, now),
+                corrections=_corrections(actor, a),
             )
         )
 
@@ -371,6 +374,15 @@ def _actions(actor: Actor, appointment: AppointmentRead, now: datetime) -> list[
             continue  # the service refuses a no-show before the start: do not offer it
         offered.append((action, label))
     return offered
+
+
+def _corrections(actor: Actor, appointment: AppointmentRead) -> list[tuple[str, str]]:
+    if not actor.can("appointments", "correct"):
+        return []
+    return [
+        (target.value, f"Correct to {STATUS_LABELS[target].lower()}")
+        for target in sorted(scheduling.CORRECTIONS.get(appointment.status, ()))
+    ]
 
 
 def _axis(spans: list[tuple[time, time]], appointments: list[AppointmentRead], zone: str) -> tuple[int, int]:

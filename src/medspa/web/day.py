@@ -18,7 +18,7 @@ from medspa.kit.errors import MedspaError, NotFoundError
 from medspa.kit.tz import to_local
 from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.schemas import AppointmentRead
+from medspa.scheduling.schemas import AppointmentRead, Status
 from medspa.security.actors import Actor
 from medspa.security.permissions import permits
 from medspa.web.board import Board, build_board, clock_label, local_today
@@ -124,7 +124,26 @@ DONE = {
     "complete": "Completed",
     "no_show": "Marked as no-show:",
     "cancel": "Cancelled",
+    "correct": "Corrected",
 }
+
+
+@router.post("/appointments/{appointment_id}/correct", dependencies=SameOrigin)
+@permits("appointments", "correct")
+async def correct_status(
+    request: Request,
+    appointment_id: uuid.UUID,
+    status: Annotated[str, Form(max_length=20)] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """A manager corrects a finished visit's outcome from its block (completed <-> no-show), with why."""
+    return await in_unit_of_work(
+        request,
+        lambda session, actor: _change_status(
+            request, session, actor, appointment_id, "correct", reason, corrected_to=status
+        ),
+        authenticate_with=page_actor,
+    )
 
 
 @router.post("/appointments/{appointment_id}/{action}", dependencies=SameOrigin)
@@ -148,16 +167,32 @@ async def change_status(
 
 
 def _change_status(
-    request: Request, session: Session, actor: Actor, appointment_id: uuid.UUID, action: str, reason: str
+    request: Request,
+    session: Session,
+    actor: Actor,
+    appointment_id: uuid.UUID,
+    action: str,
+    reason: str,
+    corrected_to: str = "",
 ) -> Response:
     appointment = scheduling.get_appointment(session, actor=actor, appointment_id=appointment_id)
     message, kind, status_code = "", "ok", 200
-    if action == "cancel" and not reason.strip():
-        message, kind, status_code = "Give a reason to cancel.", "error", 422
+    if action in ("cancel", "correct") and not reason.strip():
+        message, kind, status_code = f"Give a reason to {action}.", "error", 422
+    elif action == "correct" and corrected_to not in (Status.COMPLETED.value, Status.NO_SHOW.value):
+        message, kind, status_code = "Correct a visit to completed or to no-show.", "error", 422
     else:
         try:
             with session.begin_nested():
-                if action == "cancel":
+                if action == "correct":
+                    scheduling.correct_status(
+                        session,
+                        actor=actor,
+                        appointment_id=appointment.id,
+                        to_status=Status(corrected_to),
+                        reason=reason.strip()[:500],
+                    )
+                elif action == "cancel":
                     scheduling.cancel_appointment(
                         session, actor=actor, appointment_id=appointment.id, reason=reason.strip()[:500]
                     )
