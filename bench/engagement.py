@@ -8,7 +8,8 @@ minutes and the margin recovered; writes them to docs/benchmarks.md.
   waitlist (seeded for the coming week) extended to every open day of the month in the seed's shape
   (6-12 more clients a day, services as often as the seed books them, windows of 2-4 hours, 30 % members).
 - Cancellations and no-shows: each future booking cancels with the history's cancellation rate, at a
-  uniform time 2-72 hours before its start (not before now), or is missed with its no-show rate.
+  uniform time 2-72 hours before its start (not before now), or else is missed with its served
+  P(no-show) (the model the overbooking policy trusts; the history's rate for a booking without one).
 - Clients offered a time accept with probability `ACCEPT` after an exponential delay (mean
   `ACCEPT_MINUTES`); one who does not respond lets the offer lapse (20 minutes), passing the time on.
 - Policies: no backfill (the freed time stays empty); backfill (`engagement`: offers, acceptance through
@@ -16,8 +17,8 @@ minutes and the margin recovered; writes them to docs/benchmarks.md.
   the month starts, each waiting client is overbooked (`engagement.overbooking`, through the agent gate)
   beside the riskiest booking of their day that fits their window and service, while the provider's
   expected overflow stays within `OVERBOOKING_CAP` minutes a day; an overbooked client misses their
-  visit with the history's no-show rate. Provider overflow is the minutes where an overbooked client and
-  the booking beside them both came.
+  visit with the rate of their own record (what the policy assumed). Provider overflow is the minutes
+  where an overbooked client and the booking beside them both came.
 
     .venv/bin/python bench/engagement.py [--seeds 3]
 """
@@ -150,11 +151,15 @@ def extend_waitlist(
 def disruptions(
     engine: Engine, rates: tuple[float, float], rng: random.Random
 ) -> list[tuple[datetime, str, uuid.UUID, float]]:
-    """(when, "cancel" | "no_show", appointment, its minutes) for the month's live bookings."""
+    """(when, "cancel" | "no_show", appointment, its minutes) for the month's live bookings: each cancels
+    with the history's rate, and one not cancelled is missed with its served P(no-show) (the history's
+    rate where it has none)."""
     p_cancel, p_no_show = rates
     with unit_of_work(engine, write=False) as session:
         live = session.execute(
-            select(Appointment.id, Appointment.starts_at, Appointment.ends_at)
+            select(
+                Appointment.id, Appointment.starts_at, Appointment.ends_at, Appointment.no_show_probability
+            )
             .where(
                 Appointment.status.in_(("booked", "confirmed")),
                 Appointment.starts_at > NOW,
@@ -163,15 +168,14 @@ def disruptions(
             .order_by(Appointment.starts_at, Appointment.id)
         ).all()
     plan = []
-    for appointment_id, starts_at, ends_at in live:
-        draw = rng.random()
+    for appointment_id, starts_at, ends_at, served in live:
         minutes = (ends_at - starts_at).total_seconds() / 60
-        if draw < p_cancel:
+        if rng.random() < p_cancel:
             lead = timedelta(hours=rng.uniform(2, 72))
             plan.append(
                 (max(NOW + timedelta(minutes=1), starts_at - lead), "cancel", appointment_id, minutes)
             )
-        elif draw < p_cancel + p_no_show:
+        elif rng.random() < (p_no_show if served is None else served):
             plan.append((starts_at + timedelta(minutes=15), "no_show", appointment_id, minutes))
     return plan
 
@@ -244,7 +248,9 @@ def overbook_waitlist(
             if made is None:
                 break
             made_ids.append(made.id)
-            if rng.random() < p_no_show:
+            with unit_of_work(engine, write=False) as session:
+                own = scheduling.no_show_risk(session, actor, [client_id]).get(client_id, p_no_show)
+            if rng.random() < own:
                 minutes = (made.ends_at - made.starts_at).total_seconds() / 60
                 missed.append((made.starts_at + timedelta(minutes=15), "no_show", made.id, minutes))
             break
@@ -409,6 +415,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="replays with different draws")
     arguments = parser.parse_args()
     rows: dict[str, list[Outcome]] = {"no backfill": [], "backfill": [], "backfill + overbooking": []}
+    missed: list[int] = []
     with tempfile.TemporaryDirectory() as folder:
         directory = Path(folder)
         template, organization_id, location_id, statuses, past = seed(directory)
@@ -420,6 +427,7 @@ def main() -> None:
             prepared = make_engine(f"sqlite:///{base}")
             extend_waitlist(prepared, organization_id, location_id, rng)
             plan = disruptions(prepared, rates, rng)
+            missed.append(sum(1 for _, kind, _, _ in plan if kind == "no_show"))
             prepared.dispose()  # the last connection closed: the write-ahead log is in the file copied next
             wal = Path(f"{base}-wal")
             assert not wal.exists() or wal.stat().st_size == 0, "the copy would miss the waitlist's writes"
@@ -442,7 +450,9 @@ def main() -> None:
     lines = [
         f"Machine: {machine()}. Date: {datetime.now(UTC):%Y-%m-%d}. Demo clinic (800 clients) as of "
         f"{NOW:%Y-%m-%d}, next {DAYS} days; the history's rates: cancellation {rates[0]:.1%}, no-show "
-        f"{rates[1]:.1%}; clients accept an offer with probability {ACCEPT:.0%} after {ACCEPT_MINUTES:.0f} "
+        f"{rates[1]:.1%} (the month's bookings missed by their served probabilities: "
+        f"{statistics.median(missed):.0f}, median); clients accept an offer with probability {ACCEPT:.0%} "
+        f"after {ACCEPT_MINUTES:.0f} "
         f"minutes on average; overbooking cap {OVERBOOKING_CAP} expected minutes per provider and day. "
         f"Medians over {arguments.seeds} draws.",
         "",

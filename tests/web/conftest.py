@@ -23,7 +23,7 @@ from medspa.kit.tz import local_day_bounds, to_local
 from medspa.resources import service as resources
 from medspa.resources.schemas import LocationRead
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.schemas import AppointmentRead, SlotRead, Status
+from medspa.scheduling.schemas import AppointmentRead, BookingRequest, SlotRead, Status
 from medspa.security.actors import Actor, system_actor
 
 ORIGIN = "http://testserver"
@@ -110,19 +110,11 @@ def booking_service_id(engine: Engine, demo: Demo) -> uuid.UUID:
 def first_day_with_slots(engine: Engine, demo: Demo, service_id: uuid.UUID) -> tuple[date, list[SlotRead]]:
     """The first local date from tomorrow on with free slots for the service, and those slots."""
     today = local_today(engine, demo)
-    with unit_of_work(engine, write=False) as session:
-        for offset in range(1, 15):
-            day = today + timedelta(days=offset)
-            slots = scheduling.find_slots(
-                session,
-                actor=demo.actor,
-                location_id=demo.location_id,
-                service_id=service_id,
-                first_date=day,
-                last_date=day,
-            )
-            if slots:
-                return day, slots
+    for offset in range(1, 15):
+        day = today + timedelta(days=offset)
+        slots = free_slots(engine, demo, service_id, day, day)
+        if slots:
+            return day, slots
     raise AssertionError("the demo has no free slot in the next two weeks")
 
 
@@ -171,3 +163,34 @@ def booked_visits(
             limit=500,
         ).items
     return location, visits
+
+
+def book_new_client(engine: Engine, demo: Demo, service_id: uuid.UUID, slot: SlotRead) -> AppointmentRead:
+    """A new client booked at the slot with its provider."""
+    from tests.factories import make_client
+
+    with unit_of_work(engine) as session:
+        client = make_client(session, actor=demo.actor)
+        return scheduling.book_appointment(
+            session,
+            actor=demo.actor,
+            data=BookingRequest(
+                client_id=client.id,
+                service_id=service_id,
+                location_id=demo.location_id,
+                starts_at=slot.starts_at,
+                provider_id=slot.provider_id,
+            ),
+        )
+
+
+def free_slots(engine: Engine, demo: Demo, service_id: uuid.UUID, first: date, last: date) -> list[SlotRead]:
+    with unit_of_work(engine, write=False) as session:
+        return scheduling.find_slots(
+            session,
+            actor=demo.actor,
+            location_id=demo.location_id,
+            service_id=service_id,
+            first_date=first,
+            last_date=last,
+        )

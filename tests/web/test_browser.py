@@ -319,3 +319,58 @@ def test_a_keyboard_user_keeps_their_place_after_an_update(page: Any, demo_templ
     page.wait_for_timeout(200)
     focused = page.evaluate("document.activeElement === document.body ? null : document.activeElement.id")
     assert focused == article_id
+
+
+def test_the_desk_drags_a_booking_to_another_time_and_is_told_why_a_taken_one_is_refused(
+    page: Any, engine: Engine, demo_template: Demo
+) -> None:
+    from datetime import timedelta
+
+    from medspa.kit.tz import to_local
+    from tests.web.conftest import book_new_client, free_slots, local_today
+
+    service_id = booking_service_id(engine, demo_template)
+    today = local_today(engine, demo_template)
+    zone = "America/New_York"
+    for offset in range(1, 21):
+        day = today + timedelta(days=offset)
+        slots = free_slots(engine, demo_template, service_id, day, day)
+        pairs = [(a, b) for a in slots for b in slots if b.starts_at >= a.ends_at + timedelta(minutes=30)]
+        if pairs:
+            first, later = pairs[0]
+            break
+    else:
+        raise AssertionError("no day with two free times apart")
+    booked = book_new_client(engine, demo_template, service_id, first)
+    sign_in_as(page, Role.FRONT_DESK)
+    page.goto(f"/locations/{demo_template.location_id}/day?date={day.isoformat()}")
+    board = page.locator(".board")
+    first_minute = int(board.get_attribute("data-first-minute") or 0)
+    per_minute = int(board.get_attribute("data-pixels-per-hour") or 0) / 60
+
+    def y_of(instant: Any) -> float:
+        local = to_local(instant, zone)
+        return (local.hour * 60 + local.minute - first_minute) * per_minute + 5
+
+    block = page.locator(f"#appt-{booked.id}")
+    column = page.locator(f'.column[data-provider="{later.provider_id}"]')
+    block.drag_to(
+        column, source_position={"x": 10, "y": 5}, target_position={"x": 12, "y": y_of(later.starts_at)}
+    )
+    page.wait_for_selector("#day .flash.ok")
+    assert "Moved " in page.inner_text("#day .flash.ok")
+    with unit_of_work(engine, write=False) as session:
+        moved = scheduling.get_appointment(session, actor=demo_template.actor, appointment_id=booked.id)
+    taken = book_new_client(engine, demo_template, service_id, first)  # the time just left, taken
+    assert moved.starts_at == later.starts_at
+    page.reload()
+    page.locator(f"#appt-{booked.id}").drag_to(
+        page.locator(f'.column[data-provider="{taken.provider_id}"]'),
+        source_position={"x": 10, "y": 5},
+        target_position={"x": 12, "y": y_of(taken.starts_at)},
+    )
+    page.wait_for_selector("#day .flash.error")
+    assert "Could not move it" in page.inner_text("#day .flash.error")
+    with unit_of_work(engine, write=False) as session:
+        still = scheduling.get_appointment(session, actor=demo_template.actor, appointment_id=booked.id)
+    assert still.starts_at == later.starts_at

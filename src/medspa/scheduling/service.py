@@ -26,6 +26,7 @@ from medspa.scheduling.holds import release_expired_holds
 from medspa.scheduling.lanes import OverbookingPlan, plan_overbooking
 from medspa.scheduling.lifecycle import (
     CORRECTIONS,
+    RESCHEDULABLE,
     TRANSITIONS,
     appointment_history,
     cancel_appointment,
@@ -66,6 +67,7 @@ __all__ = [
     "NOT_HAPPENED",
     "PRIOR_NO_SHOWS",
     "PRIOR_VISITS",
+    "RESCHEDULABLE",
     "TRANSITIONS",
     "DayInstance",
     "OverbookingPlan",

@@ -71,6 +71,7 @@ class Block:
     actions: list[tuple[str, str]]
     # A manager's corrections of a finished visit's outcome: (status, label).
     corrections: list[tuple[str, str]] = field(default_factory=list)
+    can_move: bool = False  # to another time or provider (dragging it, or its Move form)
 
     @property
     def status_label(self) -> str:
@@ -158,6 +159,7 @@ class Board:
     waitlist: list[Waiting] = field(default_factory=list)
     # Booked, unconfirmed visits of the day likely to be missed: whom the desk should ring.
     call_list: list[CallListRead] = field(default_factory=list)
+    first_minute: int = 0  # the axis starts at this minute of the local day
     may_optimize: bool = False  # the actor's role may run the optimizer
     may_book_waitlist: bool = False
     may_remove_waitlist: bool = False
@@ -255,6 +257,9 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
                 height_px=max(_px((a.ends_at - a.starts_at).total_seconds() / 60) - 2, 18),
                 actions=_actions(actor, a, now),
                 corrections=_corrections(actor, a),
+                can_move=a.status in scheduling.RESCHEDULABLE
+                and actor.can("appointments", "reschedule")
+                and actor.may_change_appointment_of(a.provider_id),
             )
         )
 
@@ -268,6 +273,7 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
         location=location,
         day=day,
         today=today,
+        first_minute=first_minute,
         columns=list(columns.values()),
         hours=[
             HourMark(_hour_label(minute // 60), _px(minute - first_minute))

@@ -15,14 +15,14 @@ from medspa.catalog import service as catalog
 from medspa.clients import service as clients
 from medspa.kit import audit_trail
 from medspa.kit.errors import MedspaError, NotFoundError
-from medspa.kit.tz import to_local
+from medspa.kit.tz import local_to_utc, to_local
 from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
-from medspa.scheduling.schemas import AppointmentRead, Status
+from medspa.scheduling.schemas import AppointmentRead, RescheduleRequest, Status
 from medspa.security.actors import Actor
 from medspa.security.permissions import permits
 from medspa.web.board import Board, build_board, clock_label, local_today
-from medspa.web.forms import DATE_PROBLEM, LIST_LIMIT, form_date
+from medspa.web.forms import DATE_PROBLEM, LIST_LIMIT, form_date, form_time, form_uuid
 from medspa.web.guards import PageActor, PageRoute, SameOrigin, is_htmx, page_actor, readable, templates
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -126,6 +126,63 @@ DONE = {
     "cancel": "Cancelled",
     "correct": "Corrected",
 }
+
+
+@router.post("/appointments/{appointment_id}/move", dependencies=SameOrigin)
+@permits("appointments", "reschedule")
+async def move(
+    request: Request,
+    appointment_id: uuid.UUID,
+    on: Annotated[str, Form(alias="date", max_length=20)] = "",
+    at: Annotated[str, Form(alias="time", max_length=20)] = "",
+    provider_id: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Move an appointment to another start (on the location's wall clock) and, dragged to another
+    column, provider: the block's Move form, or a drop on the day's grid. Through the same reschedule as
+    the API; the day shows why when it is refused (the slot taken, out of hours, the provider off)."""
+    return await in_unit_of_work(
+        request,
+        lambda session, actor: _move(request, session, actor, appointment_id, on, at, provider_id),
+        authenticate_with=page_actor,
+    )
+
+
+def _move(
+    request: Request,
+    session: Session,
+    actor: Actor,
+    appointment_id: uuid.UUID,
+    on: str,
+    at: str,
+    provider_id: str,
+) -> Response:
+    appointment = scheduling.get_appointment(session, actor=actor, appointment_id=appointment_id)
+    location = resources.get_location(session, actor=actor, location_id=appointment.location_id)
+    day, wall = form_date(on), form_time(at)
+    starts_at = local_to_utc(day, wall, location.time_zone) if day and wall else None
+    message, kind, status_code = "", "ok", 200
+    if starts_at is None:
+        message, kind, status_code = (
+            "Give the date and a time that exists on the clock that day.",
+            "error",
+            422,
+        )
+    else:
+        try:
+            with session.begin_nested():
+                moved = scheduling.reschedule_appointment(
+                    session,
+                    actor=actor,
+                    appointment_id=appointment.id,
+                    data=RescheduleRequest(starts_at=starts_at, provider_id=form_uuid(provider_id)),
+                )
+            message = f"Moved {summary(session, actor, moved)}."
+            appointment = moved
+        except MedspaError as error:
+            audit_trail.record_refusal(session, error)
+            message, kind, status_code = f"Could not move it: {readable(error)}.", "error", error.status_code
+    board = board_of(session, actor, appointment)
+    return day_fragment(request, board, message=message, kind=kind, status_code=status_code)
 
 
 @router.post("/appointments/{appointment_id}/correct", dependencies=SameOrigin)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, time
 
 from medspa.kit.schemas import EARLIEST_DATE, LATEST_DATE, in_accepted_range
 
@@ -16,6 +16,15 @@ def form_uuid(value: str | None) -> uuid.UUID | None:
         return uuid.UUID(value) if value else None
     except ValueError:
         return None
+
+
+def form_time(value: str) -> time | None:
+    """A wall-clock time given as `HH:MM`, or None."""
+    try:
+        wall = time.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+    return wall.replace(second=0, microsecond=0) if wall is not None and wall.tzinfo is None else None
 
 
 def form_date(value: str) -> date | None:

@@ -30,3 +30,37 @@
     }
   });
 })();
+
+// Dragging an appointment block to another time or provider column of the day moves it: the drop
+// posts to the block's move URL (the same reschedule as its Move form), snapped to the location's
+// booking grid; the day comes back with the result, or with why the move was refused.
+(function () {
+  "use strict";
+  let dragged = null;
+  document.addEventListener("dragstart", function (event) {
+    const block = event.target.closest && event.target.closest("article.appt[data-move]");
+    if (!block) return;
+    dragged = { url: block.dataset.move, grab: event.clientY - block.getBoundingClientRect().top };
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", block.id);
+  });
+  document.addEventListener("dragend", function () { dragged = null; });
+  document.addEventListener("dragover", function (event) {
+    if (dragged && event.target.closest && event.target.closest(".column[data-provider]")) event.preventDefault();
+  });
+  document.addEventListener("drop", function (event) {
+    const column = event.target.closest && event.target.closest(".column[data-provider]");
+    const board = column && column.closest(".board");
+    if (!dragged || !column || !board) return;
+    event.preventDefault();
+    const perMinute = Number(board.dataset.pixelsPerHour) / 60;
+    const grid = Number(board.dataset.grid) || 5;
+    const top = event.clientY - dragged.grab - column.getBoundingClientRect().top;
+    let minute = Number(board.dataset.firstMinute) + Math.round(top / perMinute / grid) * grid;
+    minute = Math.max(0, Math.min(24 * 60 - grid, minute));
+    const time = String(Math.floor(minute / 60)).padStart(2, "0") + ":" + String(minute % 60).padStart(2, "0");
+    const values = { date: board.dataset.date, time: time, provider_id: column.dataset.provider };
+    window.htmx.ajax("POST", dragged.url, { target: "#day", swap: "outerHTML", values: values });
+    dragged = null;
+  });
+})();
