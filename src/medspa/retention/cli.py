@@ -6,6 +6,7 @@ Heavy libraries (pandas, LightGBM, scikit-learn, matplotlib) are imported inside
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -120,13 +121,20 @@ def evaluate_noshow(
     if result["calibration"]["method"] != "platt":
         console.print(f"calibration: {result['calibration']['method']}", highlight=False)
     test = result["test"]
+    if math.isnan(metrics["roc_auc"]):
+        console.print("ROC AUC undefined: the test rows hold one outcome only", highlight=False)
     console.print(
-        f"no-show: {int(metrics['rows'])} labelled test rows, ROC AUC {metrics['roc_auc']:.4f}, "
-        f"PR AUC {metrics['pr_auc']:.4f}, Brier {metrics['brier']:.4f}, ECE {metrics['ece']:.4f} "
-        f"(over {len(test['seeds'])} seeds: ROC AUC {test['roc_auc_mean_over_seeds']:.4f}, "
+        f"no-show: {int(metrics['rows'])} labelled test rows, ROC AUC {_figure(metrics['roc_auc'])}, "
+        f"PR AUC {_figure(metrics['pr_auc'])}, Brier {metrics['brier']:.4f}, ECE {metrics['ece']:.4f} "
+        f"(over {len(test['seeds'])} seeds: ROC AUC {_figure(test['roc_auc_mean_over_seeds'])}, "
         f"ECE {test['ece_mean_over_seeds']:.4f}); report {report}, plot {plot_path}",
         highlight=False,
     )
+
+
+def _figure(value: float) -> str:
+    """A metric to four decimals, or `undefined` (NaN: a ranking metric over one outcome only)."""
+    return "undefined" if math.isnan(value) else f"{value:.4f}"
 
 
 @evaluate_app.command("returns")
