@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medspa.kit import clock
 from medspa.retention import registry as registry_module
 from medspa.retention.features import build_features
 from medspa.retention.noshow import NoShowConfig, NoShowModel, train_noshow
@@ -160,15 +161,19 @@ def test_readers_never_see_a_partly_written_marker(tmp_path: Path) -> None:
 
 
 def test_the_model_cache_is_shared_by_threads_and_keeps_at_most_its_bound(tmp_path: Path) -> None:
-    # given six organizations, each with an active no-show and return model, and a cache of four
+    # given six organizations, each with an active no-show and return model saved under the test's clock,
+    # and a cache of four
+    test_clock = clock.FixedClock(datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
     organizations = [uuid.uuid4() for _ in range(6)]
     expected: dict[tuple[uuid.UUID, str], str] = {}
-    for organization in organizations:
-        registry = registry_for(tmp_path, organization)
-        for kind, payload in (("noshow", noshow_payload()), ("returns", returns_payload())):
-            version = registry.save(kind, payload)
-            registry.activate(kind, version)
-            expected[organization, kind] = version
+    with clock.using(test_clock):
+        for organization in organizations:
+            registry = registry_for(tmp_path, organization)
+            for kind, payload in (("noshow", noshow_payload()), ("returns", returns_payload())):
+                version = registry.save(kind, payload)
+                registry.activate(kind, version)
+                expected[organization, kind] = version
+    assert all(version.startswith("20260302T093000Z-") for version in expected.values())
     cache = ModelCache(tmp_path, max_models=4)
     history, _ = simulate_history(clients=300, days=30)
     features = build_features(history)
@@ -177,14 +182,15 @@ def test_the_model_cache_is_shared_by_threads_and_keeps_at_most_its_bound(tmp_pa
     # when eight threads ask for every model in turn, and score with the no-show models they get
     def work(worker: int) -> list[tuple[uuid.UUID, str, str]]:
         seen = []
-        for step in range(60):
-            organization = organizations[(worker + step) % len(organizations)]
-            kind = ("noshow", "returns")[step % 2]
-            active = cache.active(organization, kind)
-            assert active is not None
-            if kind == "noshow" and step % 10 == 0:
-                np.testing.assert_array_equal(active.model.predict_features(features), reference)
-            seen.append((organization, kind, active.version))
+        with clock.using(test_clock):
+            for step in range(60):
+                organization = organizations[(worker + step) % len(organizations)]
+                kind = ("noshow", "returns")[step % 2]
+                active = cache.active(organization, kind)
+                assert active is not None
+                if kind == "noshow" and step % 10 == 0:
+                    np.testing.assert_array_equal(active.model.predict_features(features), reference)
+                seen.append((organization, kind, active.version))
         return seen
 
     with ThreadPoolExecutor(max_workers=8) as pool:

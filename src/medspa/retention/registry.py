@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from medspa.kit import clock
+
 ARTIFACT_FORMAT: Final = 2
 KEY_ENVIRONMENT: Final = "MEDSPA_MODEL_KEY"
 MIN_KEY_LENGTH: Final = 32
@@ -136,9 +138,10 @@ class FileRegistry:
 
     def save(self, kind: str, payload: dict[str, Any], *, now: datetime | None = None) -> str:
         """Store `payload` as a new version of `kind` (named by time and content hash); returns the
-        version. The artifact is written atomically, with its MAC."""
+        version. The artifact is written atomically, with its MAC. `now` defaults to the injected clock's
+        (`medspa.kit.clock`)."""
         digest = canonical_sha256(payload)
-        created = (now or datetime.now(UTC)).astimezone(UTC)
+        created = (now or clock.now()).astimezone(UTC)
         version = f"{created:%Y%m%dT%H%M%SZ}-{digest[:8]}"
         path = self._path(kind, version)
         if path.exists():
