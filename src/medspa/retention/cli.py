@@ -132,9 +132,10 @@ def evaluate_noshow(
     )
 
 
-def _figure(value: float) -> str:
-    """A metric to four decimals, or `undefined` (NaN: a ranking metric over one outcome only)."""
-    return "undefined" if math.isnan(value) else f"{value:.4f}"
+def _figure(value: float, spec: str = ".4f") -> str:
+    """A metric in `spec`, or `undefined` when it is NaN (a ranking over one outcome only, an error
+    relative to a total of zero)."""
+    return "undefined" if math.isnan(value) else format(value, spec)
 
 
 @evaluate_app.command("returns")
@@ -180,10 +181,14 @@ def evaluate_returns(
         console.print(f"not {fallback['model']}: {fallback['reason']}", highlight=False)
     if result["selection"]["chosen_by"].startswith("fallback"):
         console.print(result["selection"]["chosen_by"], highlight=False)
+    if math.isnan(chosen["aggregate_error"]):
+        console.print("aggregate error undefined: the holdout holds no visit", highlight=False)
+    if math.isnan(chosen["roc_auc"]):
+        console.print("ROC AUC undefined: every client returned in the holdout, or none did", highlight=False)
     console.print(
         f"returns ({result['chosen_model']}): {result['clients']} clients, aggregate error "
-        f"{chosen['aggregate_error']:+.3f}, Poisson deviance {chosen['poisson_deviance']:.3f}, "
-        f"MAE {chosen['mae']:.3f}, ROC AUC {chosen['roc_auc']:.4f}; report {report}",
+        f"{_figure(chosen['aggregate_error'], '+.3f')}, Poisson deviance {chosen['poisson_deviance']:.3f}, "
+        f"MAE {chosen['mae']:.3f}, ROC AUC {_figure(chosen['roc_auc'])}; report {report}",
         highlight=False,
     )
 
