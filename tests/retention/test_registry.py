@@ -133,6 +133,32 @@ def test_a_write_that_dies_midway_leaves_the_old_file_whole(
     )
 
 
+def test_a_write_is_flushed_then_renamed_then_its_directory_flushed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a registry whose file-system calls are recorded
+    registry = FileRegistry(tmp_path, key=KEY)
+    version = registry.save("returns", returns_payload(), now=datetime(2026, 1, 1, tzinfo=UTC))
+    calls: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor: int) -> None:
+        calls.append("fsync directory" if stat.S_ISDIR(os.fstat(descriptor).st_mode) else "fsync file")
+        real_fsync(descriptor)
+
+    def replace(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+        calls.append(f"rename to {Path(target).name}")
+        real_replace(source, target)
+
+    monkeypatch.setattr(registry_module.os, "fsync", fsync)
+    monkeypatch.setattr(registry_module.os, "replace", replace)
+    # when a version is activated
+    registry.activate("returns", version)
+    # then the marker's content reaches the disk before the rename, and the directory's entry after it
+    assert calls == ["fsync file", "rename to ACTIVE", "fsync directory"]
+    assert registry.active_version("returns") == version
+
+
 def test_readers_never_see_a_partly_written_marker(tmp_path: Path) -> None:
     # given two versions, and a writer switching between them as fast as it can
     registry = FileRegistry(tmp_path, key=KEY)

@@ -16,8 +16,8 @@ the key cannot forge a model. (Format 1 carried a plain SHA-256 beside the paylo
 the file could recompute; such artifacts are refused and must be trained again.)
 
 Writes are atomic: a new artifact or ACTIVE marker is written to a temporary file in the same directory,
-flushed to disk and renamed over its final name, so a reader sees the old file or the new one, never a
-part of one, even if the writer dies midway.
+flushed to disk and renamed over its final name (then the directory is flushed, so the rename lasts),
+so a reader sees the old file or the new one, never a part of one, even if the writer dies midway.
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ def model_key(model_dir: Path) -> bytes:
 
 def write_atomically(path: Path, text: str) -> None:
     """Write `text` to `path` so that readers see the old content or the new, never a part: a temporary
-    file in the same directory, flushed to disk, then renamed over `path`."""
+    file in the same directory, flushed to disk, then renamed over `path`; the directory is then flushed
+    too, so that the rename itself survives a power cut (on a file system that supports it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -105,6 +106,21 @@ def write_atomically(path: Path, text: str) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+    _sync_directory(path.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Flush a directory's entries to disk (where the platform can open a directory; else nothing)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some file systems refuse fsync on a directory; the rename is still atomic
+    finally:
+        os.close(descriptor)
 
 
 @dataclass(frozen=True)
