@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from medspa.cli import app
 from medspa.kit import clock
 from medspa.retention import registry as registry_module
 from medspa.retention.features import build_features
@@ -105,6 +107,30 @@ def test_registry_without_an_active_model_says_so(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="no active noshow model"):
         FileRegistry(tmp_path, key=KEY).load("noshow")
     assert FileRegistry(tmp_path, key=KEY).list("noshow") == []
+
+
+def test_listing_names_a_file_that_is_not_an_artifact_and_goes_on(tmp_path: Path) -> None:
+    # given two versions, the first made unreadable by hand
+    registry = FileRegistry(tmp_path, key=KEY)
+    first, second = (
+        registry.save("returns", returns_payload(), now=datetime(2026, 1, day, tzinfo=UTC)) for day in (1, 2)
+    )
+    registry.activate("returns", second)
+    (tmp_path / "returns" / f"{first}.json").write_text('{"payload": ')
+    # when the versions are listed, through the registry and the command line
+    infos = registry.list("returns")
+    listed = CliRunner().invoke(app, ["models", "list", "returns", "--registry", str(tmp_path)])
+    # then the broken one is named with its problem, and the active one is listed as before
+    assert [(i.version, i.is_active, i.problem is None) for i in infos] == [
+        (first, False, False),
+        (second, True, True),
+    ]
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    assert lines[0].startswith(f"  {first}  unreadable: not JSON (")
+    assert lines[1].startswith(f"* {second}  fitted to ")
+    with pytest.raises(ArtifactIntegrityError, match="not JSON"):
+        registry.load("returns", first)
 
 
 def test_a_write_that_dies_midway_leaves_the_old_file_whole(

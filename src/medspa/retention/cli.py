@@ -372,6 +372,9 @@ def list_models(
 
     for info in _registry(registry, organization).list(kind):
         marker = "*" if info.is_active else " "
+        if info.problem:
+            typer.echo(f"{marker} {info.version}  unreadable: {info.problem}")
+            continue
         window = info.training_window
         trained = (
             f"trained before {window['train_end_exclusive']}"

@@ -132,6 +132,7 @@ class ArtifactInfo:
     is_active: bool
     metrics: dict[str, Any]
     training_window: dict[str, Any]
+    problem: str | None = None  # why the file could not be read (it is listed, and `load` refuses it)
 
 
 class FileRegistry:
@@ -208,7 +209,8 @@ class FileRegistry:
         return marker.read_text().strip()
 
     def list(self, kind: str) -> list[ArtifactInfo]:
-        """Every stored version of `kind`, oldest first (listed as written; `load` checks the MAC)."""
+        """Every stored version of `kind`, oldest first (listed as written; `load` checks the MAC). A file
+        that is not an artifact's JSON is listed by its name, with the problem, instead of failing."""
         folder = self.root / kind
         if not folder.exists():
             return []
@@ -218,8 +220,18 @@ class FileRegistry:
             active = ""
         infos: list[ArtifactInfo] = []
         for path in sorted(folder.glob("*.json")):
-            document = json.loads(path.read_text())
+            problem: str | None = None
+            try:
+                document = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                document, problem = {}, f"not JSON ({error})"
+            if not isinstance(document, dict):
+                document, problem = {}, "not a JSON object"
             payload = document.get("payload", {})
+            if not isinstance(payload, dict):
+                payload, problem = {}, "its payload is not a JSON object"
+            if problem:
+                document = {"version": path.stem}
             infos.append(
                 ArtifactInfo(
                     kind=kind,
@@ -229,6 +241,7 @@ class FileRegistry:
                     is_active=document.get("version") == active,
                     metrics=dict(payload.get("metrics", {})),
                     training_window=dict(payload.get("training_window", {})),
+                    problem=problem,
                 )
             )
         return infos
