@@ -32,8 +32,9 @@
   must be known at the start, not accumulate over the tenure (`survival` refuses those that do).
 
 Reading validates every row. Problems are collected (missing columns by name, bad rows by line number,
-column and value) and raised together as a `FormatError`; with `skip_bad_rows=True` bad rows are dropped
-and counted instead. Missing columns are never skippable.
+column and value; a row with more values than the header has columns as column `(row)`) and raised
+together as a `FormatError`; with `skip_bad_rows=True` bad rows are dropped and counted instead. Missing
+columns are never skippable.
 """
 
 from __future__ import annotations
