@@ -307,3 +307,47 @@ def test_each_test_day_is_scored_by_a_booster_refitted_on_the_outcomes_before_it
     # and without refitting every day is the trained model's
     _, unrefitted = predict_refitting_daily(model, history, features, test_rows, refit=False)
     np.testing.assert_allclose(unrefitted, model.raw_scores(features[test_rows]))
+
+
+def test_evaluate_noshow_refuses_test_days_without_an_outcome(tmp_path: Path) -> None:
+    # given a small clinic whose appointments from 2024-04-03 on were all cancelled
+    later = _small_clinic_with_test_days(tmp_path, "cancelled")
+    # when it is evaluated from that day
+    result = _evaluate_command(tmp_path, "2024-04-03")
+    # then it is refused with the reason, and nothing is written
+    assert result.exit_code == 2
+    assert f"no appointment on or after 2024-04-03 was attended or missed ({later} cancelled" in result.output
+    assert not (tmp_path / "p.csv").exists()
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_evaluate_noshow_says_when_the_test_days_hold_one_outcome(tmp_path: Path) -> None:
+    # given a small clinic where nobody missed an appointment from 2024-04-03 on
+    later = _small_clinic_with_test_days(tmp_path, "completed")
+    # when it is evaluated from that day
+    result = _evaluate_command(tmp_path, "2024-04-03")
+    # then every test appointment is predicted, and the ranking figures are said to be undefined
+    assert result.exit_code == 0, result.output
+    assert "ROC AUC undefined: the test rows hold one outcome only" in result.output
+    assert len(pd.read_csv(tmp_path / "p.csv")) == later
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["test"]["model"]["roc_auc"] is None
+    assert report["test"]["model"]["event_rate"] == 0
+
+
+def _small_clinic_with_test_days(tmp_path: Path, status: str) -> int:
+    """A clinic of 100 clients over 40 days, every appointment from 2024-04-03 on given `status`, written
+    to history.csv in `tmp_path`; returns how many appointments that is."""
+    history, _ = simulate_history(clients=100, days=40)
+    later = (history["starts_at"] >= "2024-04-03").to_numpy()
+    history.loc[later, "status"] = status
+    _write_history(history, tmp_path / "history.csv")
+    return int(later.sum())
+
+
+def _evaluate_command(tmp_path: Path, test_from: str) -> Any:
+    return CliRunner().invoke(
+        app,
+        ["models", "evaluate", "noshow", "--history", str(tmp_path / "history.csv"), "--test-from", test_from,
+         "--predictions", str(tmp_path / "p.csv"), "--report", str(tmp_path / "r.json"), "--no-refit"],
+    )  # fmt: skip

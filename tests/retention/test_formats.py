@@ -4,7 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from medspa.retention.formats import FormatError, read_appointment_history, read_visit_transactions
+from medspa.retention.formats import (
+    FormatError,
+    read_appointment_history,
+    read_client_survival,
+    read_visit_transactions,
+)
 from tests.retention.factories import write_csv
 
 HEADER = ["appointment_id", "client_id", "booked_at", "starts_at", "status", "price", "x_age", "x_tier"]
@@ -116,3 +121,32 @@ def test_history_with_only_the_required_columns_is_read(tmp_path: Path) -> None:
     assert frame["booked_at"].isna().tolist() == [True]
     assert frame["reminder_sent"].isna().tolist() == [True]
     assert not any(column.startswith("x_") for column in frame.columns)
+
+
+def test_a_row_with_more_values_than_the_header_is_named(tmp_path: Path) -> None:
+    # given files in each format where an unquoted comma in a value shifted a row (one value too many)
+    history = write_csv(
+        tmp_path / "h.csv",
+        HEADER,
+        [
+            ["a1", "c1", "", "2024-03-05", "completed", "", "34", "gold"],
+            ["a2", "c2", "", "2024-03-06", "completed", "", "41", "Smith", " Jr"],
+        ],
+    )
+    survival = write_csv(
+        tmp_path / "s.csv",
+        ["client_id", "tenure_months", "event", "x_plan"],
+        [["m1", "4", "1", "basic"], ["m2", "7", "0", "plus", "annual"]],
+    )
+    visits = write_csv(tmp_path / "t.csv", ["client_id", "date", "amount"], [["c1", "2024-03-05", "10", "5"]])
+    # when they are read, then the row is named with its extra value, and skipping drops only it
+    with pytest.raises(FormatError, match=r"line 3: \(row\)=' Jr': more values than the header's 8 columns"):
+        read_appointment_history(history)
+    with pytest.raises(
+        FormatError, match=r"line 3: \(row\)='annual': more values than the header's 4 columns"
+    ):
+        read_client_survival(survival)
+    with pytest.raises(FormatError, match=r"line 2: \(row\)='5': more values than the header's 3 columns"):
+        read_visit_transactions(visits)
+    skipped = read_appointment_history(history, skip_bad_rows=True)
+    assert (skipped.skipped_rows, skipped.frame["appointment_id"].tolist()) == (1, ["a1"])

@@ -140,7 +140,7 @@ def test_every_scored_client_gets_a_logged_recommendation(caplog: pytest.LogCapt
         recommend_for_scored(rows, {"b"}, now=now, time_zone="America/New_York")
     # then each row carries its recommendation, the ones that act are logged, and a count per action
     assert [(r["next_action"], r["next_action_reason"]) for r in rows] == [
-        ("win_back_offer", "high_lapse_risk_long_overdue; consent not recorded"),
+        ("win_back_offer", "high_lapse_risk_long_overdue; consent not checked"),
         ("none", "already_booked"),
         ("none", "no_visit_yet"),
     ]

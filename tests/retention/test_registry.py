@@ -13,7 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from medspa.cli import app
+from medspa.kit import clock
 from medspa.retention import registry as registry_module
 from medspa.retention.features import build_features
 from medspa.retention.noshow import NoShowConfig, NoShowModel, train_noshow
@@ -106,6 +109,30 @@ def test_registry_without_an_active_model_says_so(tmp_path: Path) -> None:
     assert FileRegistry(tmp_path, key=KEY).list("noshow") == []
 
 
+def test_listing_names_a_file_that_is_not_an_artifact_and_goes_on(tmp_path: Path) -> None:
+    # given two versions, the first made unreadable by hand
+    registry = FileRegistry(tmp_path, key=KEY)
+    first, second = (
+        registry.save("returns", returns_payload(), now=datetime(2026, 1, day, tzinfo=UTC)) for day in (1, 2)
+    )
+    registry.activate("returns", second)
+    (tmp_path / "returns" / f"{first}.json").write_text('{"payload": ')
+    # when the versions are listed, through the registry and the command line
+    infos = registry.list("returns")
+    listed = CliRunner().invoke(app, ["models", "list", "returns", "--registry", str(tmp_path)])
+    # then the broken one is named with its problem, and the active one is listed as before
+    assert [(i.version, i.is_active, i.problem is None) for i in infos] == [
+        (first, False, False),
+        (second, True, True),
+    ]
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    assert lines[0].startswith(f"  {first}  unreadable: not JSON (")
+    assert lines[1].startswith(f"* {second}  fitted to ")
+    with pytest.raises(ArtifactIntegrityError, match="not JSON"):
+        registry.load("returns", first)
+
+
 def test_a_write_that_dies_midway_leaves_the_old_file_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,6 +157,32 @@ def test_a_write_that_dies_midway_leaves_the_old_file_whole(
     assert sorted(p.name for p in (tmp_path / "returns").iterdir()) == sorted(
         ["ACTIVE", f"{first}.json", f"{second}.json"]
     )
+
+
+def test_a_write_is_flushed_then_renamed_then_its_directory_flushed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a registry whose file-system calls are recorded
+    registry = FileRegistry(tmp_path, key=KEY)
+    version = registry.save("returns", returns_payload(), now=datetime(2026, 1, 1, tzinfo=UTC))
+    calls: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor: int) -> None:
+        calls.append("fsync directory" if stat.S_ISDIR(os.fstat(descriptor).st_mode) else "fsync file")
+        real_fsync(descriptor)
+
+    def replace(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+        calls.append(f"rename to {Path(target).name}")
+        real_replace(source, target)
+
+    monkeypatch.setattr(registry_module.os, "fsync", fsync)
+    monkeypatch.setattr(registry_module.os, "replace", replace)
+    # when a version is activated
+    registry.activate("returns", version)
+    # then the marker's content reaches the disk before the rename, and the directory's entry after it
+    assert calls == ["fsync file", "rename to ACTIVE", "fsync directory"]
+    assert registry.active_version("returns") == version
 
 
 def test_readers_never_see_a_partly_written_marker(tmp_path: Path) -> None:
@@ -160,15 +213,19 @@ def test_readers_never_see_a_partly_written_marker(tmp_path: Path) -> None:
 
 
 def test_the_model_cache_is_shared_by_threads_and_keeps_at_most_its_bound(tmp_path: Path) -> None:
-    # given six organizations, each with an active no-show and return model, and a cache of four
+    # given six organizations, each with an active no-show and return model saved under the test's clock,
+    # and a cache of four
+    test_clock = clock.FixedClock(datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
     organizations = [uuid.uuid4() for _ in range(6)]
     expected: dict[tuple[uuid.UUID, str], str] = {}
-    for organization in organizations:
-        registry = registry_for(tmp_path, organization)
-        for kind, payload in (("noshow", noshow_payload()), ("returns", returns_payload())):
-            version = registry.save(kind, payload)
-            registry.activate(kind, version)
-            expected[organization, kind] = version
+    with clock.using(test_clock):
+        for organization in organizations:
+            registry = registry_for(tmp_path, organization)
+            for kind, payload in (("noshow", noshow_payload()), ("returns", returns_payload())):
+                version = registry.save(kind, payload)
+                registry.activate(kind, version)
+                expected[organization, kind] = version
+    assert all(version.startswith("20260302T093000Z-") for version in expected.values())
     cache = ModelCache(tmp_path, max_models=4)
     history, _ = simulate_history(clients=300, days=30)
     features = build_features(history)
@@ -177,14 +234,15 @@ def test_the_model_cache_is_shared_by_threads_and_keeps_at_most_its_bound(tmp_pa
     # when eight threads ask for every model in turn, and score with the no-show models they get
     def work(worker: int) -> list[tuple[uuid.UUID, str, str]]:
         seen = []
-        for step in range(60):
-            organization = organizations[(worker + step) % len(organizations)]
-            kind = ("noshow", "returns")[step % 2]
-            active = cache.active(organization, kind)
-            assert active is not None
-            if kind == "noshow" and step % 10 == 0:
-                np.testing.assert_array_equal(active.model.predict_features(features), reference)
-            seen.append((organization, kind, active.version))
+        with clock.using(test_clock):
+            for step in range(60):
+                organization = organizations[(worker + step) % len(organizations)]
+                kind = ("noshow", "returns")[step % 2]
+                active = cache.active(organization, kind)
+                assert active is not None
+                if kind == "noshow" and step % 10 == 0:
+                    np.testing.assert_array_equal(active.model.predict_features(features), reference)
+                seen.append((organization, kind, active.version))
         return seen
 
     with ThreadPoolExecutor(max_workers=8) as pool:

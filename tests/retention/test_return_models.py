@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from medspa.cli import app
 from medspa.retention.evaluation import evaluate_returns
 from medspa.retention.return_models import (
     STACKED,
@@ -243,3 +245,25 @@ def test_a_few_months_of_regular_visits_get_probabilities_that_tell_clients_apar
     served = [report["model"], *(c["model"] for c in report["model"]["components"])]
     notes = [note for model in served for note in model["notes"]]
     assert any(note.startswith("return curve dropped") for note in notes)
+
+
+def test_a_holdout_without_a_visit_is_said_to_leave_its_figures_undefined(tmp_path: Path) -> None:
+    # given a clinic's first 60 days of visits and nothing after them
+    transactions = simulate_clinic_visits(days=60, clients=150, seed=2)
+    known = transactions[transactions["date"] <= pd.Timestamp(START + timedelta(days=59))]
+    known.assign(date=known["date"].dt.strftime("%Y-%m-%d")).to_csv(tmp_path / "t.csv", index=False)
+    # when it is evaluated over the 90 days after
+    result = CliRunner().invoke(
+        app,
+        ["models", "evaluate", "returns", "--transactions", str(tmp_path / "t.csv"),
+         "--calibration-end", "2026-03-05", "--holdout-end", "2026-06-03",
+         "--predictions", str(tmp_path / "p.csv"), "--report", str(tmp_path / "r.json")],
+    )  # fmt: skip
+    # then every client is still predicted, and the figures that need a visit are said to be undefined
+    assert result.exit_code == 0, result.output
+    assert "aggregate error undefined: the holdout holds no visit" in result.output
+    assert "ROC AUC undefined: every client returned in the holdout, or none did" in result.output
+    assert "aggregate error undefined, Poisson deviance" in result.output
+    assert len(pd.read_csv(tmp_path / "p.csv")) == known["client_id"].nunique()
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert (report["holdout"]["aggregate_error"], report["holdout"]["roc_auc"]) == (None, None)

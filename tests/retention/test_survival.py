@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from medspa.cli import app
 from medspa.retention.formats import FormatError, read_client_survival
@@ -20,6 +20,15 @@ from tests.retention.factories import simulate_memberships, write_csv
 def _write(frame: pd.DataFrame, path: Path) -> Path:
     frame.rename(columns={"tenure": "tenure_months"}).to_csv(path, index=False)
     return path
+
+
+def _evaluate_churn(data: Path, tmp_path: Path, *options: str) -> Result:
+    """`medspa models evaluate churn` on `data`, writing p.csv and r.json in `tmp_path`."""
+    return CliRunner().invoke(
+        app,
+        ["models", "evaluate", "churn", "--data", str(data), "--predictions", str(tmp_path / "p.csv"),
+         "--report", str(tmp_path / "r.json"), *options],
+    )  # fmt: skip
 
 
 def test_the_survival_format_names_every_bad_row(tmp_path: Path) -> None:
@@ -92,11 +101,7 @@ def test_too_few_churns_are_refused_clearly() -> None:
 
 def test_evaluate_churn_writes_every_client_and_the_calibration(tmp_path: Path) -> None:
     data = _write(simulate_memberships(), tmp_path / "memberships.csv")
-    result = CliRunner().invoke(
-        app,
-        ["models", "evaluate", "churn", "--data", str(data), "--predictions", str(tmp_path / "p.csv"),
-         "--report", str(tmp_path / "r.json"), "--folds", "4"],
-    )  # fmt: skip
+    result = _evaluate_churn(data, tmp_path, "--folds", "4")
     assert result.exit_code == 0, result.output
     assert "refused x_lifetime_spend: encodes the tenure" in result.output
     predictions = pd.read_csv(tmp_path / "p.csv")
@@ -110,3 +115,38 @@ def test_evaluate_churn_writes_every_client_and_the_calibration(tmp_path: Path) 
     # higher risk, sooner churn: the written risk ranks the churned clients' tenures
     churned = pd.read_csv(data).assign(risk=predictions["risk"]).query("event == 1")
     assert churned["risk"].corr(churned["tenure_months"], method="spearman") < 0
+
+
+def test_a_small_book_is_cross_validated_and_every_client_predicted(tmp_path: Path) -> None:
+    # given a book of 40 memberships, 23 of them churned (a small clinic's)
+    frame = simulate_memberships(clients=40, seed=2)
+    assert int(frame["event"].sum()) == 23
+    data = _write(frame, tmp_path / "memberships.csv")
+    # when it is evaluated with five folds
+    result = _evaluate_churn(data, tmp_path)
+    # then every client has an out-of-fold prediction and the survival curves do not rise
+    assert result.exit_code == 0, result.output
+    predictions = pd.read_csv(tmp_path / "p.csv")
+    assert sorted(predictions["client_id"]) == sorted(f"m{i}" for i in range(40))
+    assert predictions.notna().all().all()
+    curves = predictions[["survival_3", "survival_6", "survival_12"]].to_numpy()
+    assert np.all(np.diff(curves, axis=1) <= 1e-12)
+    assert predictions["risk"].nunique() > 1
+
+
+def test_a_book_without_a_covariate_that_tells_clients_apart_is_refused(tmp_path: Path) -> None:
+    # given a book whose only covariate is a lifetime total (refused) and one known to be the same for all
+    frame = simulate_memberships(clients=60, seed=3)[["client_id", "tenure", "event", "x_lifetime_spend"]]
+    frame["x_region"] = "north"
+    data = _write(frame, tmp_path / "memberships.csv")
+    # when it is evaluated
+    result = _evaluate_churn(data, tmp_path)
+    # then it is refused with the reason, the refused covariate named, and nothing is written
+    assert result.exit_code == 2
+    assert "no covariate tells the clients apart" in result.output
+    assert "refused: x_lifetime_spend encodes the tenure" in result.output
+    assert not (tmp_path / "p.csv").exists()
+    assert not (tmp_path / "r.json").exists()
+    # and a book without any covariate is refused the same way
+    with pytest.raises(ValueError, match="no covariate tells the clients apart"):
+        cross_validate(frame[["client_id", "tenure", "event"]])

@@ -6,6 +6,7 @@ Heavy libraries (pandas, LightGBM, scikit-learn, matplotlib) are imported inside
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -120,13 +121,21 @@ def evaluate_noshow(
     if result["calibration"]["method"] != "platt":
         console.print(f"calibration: {result['calibration']['method']}", highlight=False)
     test = result["test"]
+    if math.isnan(metrics["roc_auc"]):
+        console.print("ROC AUC undefined: the test rows hold one outcome only", highlight=False)
     console.print(
-        f"no-show: {int(metrics['rows'])} labelled test rows, ROC AUC {metrics['roc_auc']:.4f}, "
-        f"PR AUC {metrics['pr_auc']:.4f}, Brier {metrics['brier']:.4f}, ECE {metrics['ece']:.4f} "
-        f"(over {len(test['seeds'])} seeds: ROC AUC {test['roc_auc_mean_over_seeds']:.4f}, "
+        f"no-show: {int(metrics['rows'])} labelled test rows, ROC AUC {_figure(metrics['roc_auc'])}, "
+        f"PR AUC {_figure(metrics['pr_auc'])}, Brier {metrics['brier']:.4f}, ECE {metrics['ece']:.4f} "
+        f"(over {len(test['seeds'])} seeds: ROC AUC {_figure(test['roc_auc_mean_over_seeds'])}, "
         f"ECE {test['ece_mean_over_seeds']:.4f}); report {report}, plot {plot_path}",
         highlight=False,
     )
+
+
+def _figure(value: float, spec: str = ".4f") -> str:
+    """A metric in `spec`, or `undefined` when it is NaN (a ranking over one outcome only, an error
+    relative to a total of zero)."""
+    return "undefined" if math.isnan(value) else format(value, spec)
 
 
 @evaluate_app.command("returns")
@@ -172,10 +181,14 @@ def evaluate_returns(
         console.print(f"not {fallback['model']}: {fallback['reason']}", highlight=False)
     if result["selection"]["chosen_by"].startswith("fallback"):
         console.print(result["selection"]["chosen_by"], highlight=False)
+    if math.isnan(chosen["aggregate_error"]):
+        console.print("aggregate error undefined: the holdout holds no visit", highlight=False)
+    if math.isnan(chosen["roc_auc"]):
+        console.print("ROC AUC undefined: every client returned in the holdout, or none did", highlight=False)
     console.print(
         f"returns ({result['chosen_model']}): {result['clients']} clients, aggregate error "
-        f"{chosen['aggregate_error']:+.3f}, Poisson deviance {chosen['poisson_deviance']:.3f}, "
-        f"MAE {chosen['mae']:.3f}, ROC AUC {chosen['roc_auc']:.4f}; report {report}",
+        f"{_figure(chosen['aggregate_error'], '+.3f')}, Poisson deviance {chosen['poisson_deviance']:.3f}, "
+        f"MAE {chosen['mae']:.3f}, ROC AUC {_figure(chosen['roc_auc'])}; report {report}",
         highlight=False,
     )
 
@@ -359,6 +372,9 @@ def list_models(
 
     for info in _registry(registry, organization).list(kind):
         marker = "*" if info.is_active else " "
+        if info.problem:
+            typer.echo(f"{marker} {info.version}  unreadable: {info.problem}")
+            continue
         window = info.training_window
         trained = (
             f"trained before {window['train_end_exclusive']}"

@@ -179,6 +179,11 @@ def evaluate_noshow(
     test_rows = (start_day >= pd.Timestamp(test_from)).to_numpy()
     if not test_rows.any():
         raise ValueError(f"no appointments on or after {test_from}")
+    if not (labelled_mask(history) & test_rows).any():
+        raise ValueError(
+            f"no appointment on or after {test_from} was attended or missed ({int(test_rows.sum())} "
+            f"cancelled or still to come): there is no outcome to score; choose an earlier --test-from"
+        )
     features = build_features(history)
     model = train_noshow(history, train_end=test_from, features=features)
     probabilities, raw_scores = predict_refitting_daily(

@@ -32,8 +32,9 @@
   must be known at the start, not accumulate over the tenure (`survival` refuses those that do).
 
 Reading validates every row. Problems are collected (missing columns by name, bad rows by line number,
-column and value) and raised together as a `FormatError`; with `skip_bad_rows=True` bad rows are dropped
-and counted instead. Missing columns are never skippable.
+column and value; a row with more values than the header has columns as column `(row)`) and raised
+together as a `FormatError`; with `skip_bad_rows=True` bad rows are dropped and counted instead. Missing
+columns are never skippable.
 """
 
 from __future__ import annotations
@@ -179,13 +180,24 @@ def parse_amount(value: str) -> float:
     return number
 
 
+_EXTRA_FIELDS: Final = "\0extra"  # a row's values beyond the header's columns (never a column name)
+
+
 def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """Header (names stripped) and every row with its line number (the file is read whole)."""
+    """Header (names stripped) and every row with its line number (the file is read whole). A row with
+    more values than the header has columns (an unquoted comma in a value shifts every column after it)
+    keeps its extra values under `_EXTRA_FIELDS`, for `_collect` to name it."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(handle, restkey=_EXTRA_FIELDS)
         header = [name.strip() for name in (reader.fieldnames or [])]
         reader.fieldnames = header
-        rows = [(reader.line_num, {k: (v or "") for k, v in row.items() if k is not None}) for row in reader]
+        rows = [
+            (
+                reader.line_num,
+                {k: (",".join(v) if isinstance(v, list) else v or "") for k, v in row.items()},
+            )
+            for row in reader
+        ]
     return header, rows
 
 
@@ -249,7 +261,12 @@ def _collect(
     bad_rows = 0
     seen: set[str] = set()
     for line, row in rows:
+        extra = row.pop(_EXTRA_FIELDS, None)
         row_problems: list[RowProblem] = check(row, line, seen)
+        if extra is not None:
+            row_problems.append(
+                RowProblem(line, "(row)", extra, f"more values than the header's {len(row)} columns")
+            )
         if row_problems:
             bad_rows += 1
             if len(problems) < 1000:

@@ -16,8 +16,8 @@ the key cannot forge a model. (Format 1 carried a plain SHA-256 beside the paylo
 the file could recompute; such artifacts are refused and must be trained again.)
 
 Writes are atomic: a new artifact or ACTIVE marker is written to a temporary file in the same directory,
-flushed to disk and renamed over its final name, so a reader sees the old file or the new one, never a
-part of one, even if the writer dies midway.
+flushed to disk and renamed over its final name (then the directory is flushed, so the rename lasts),
+so a reader sees the old file or the new one, never a part of one, even if the writer dies midway.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
+
+from medspa.kit import clock
 
 ARTIFACT_FORMAT: Final = 2
 KEY_ENVIRONMENT: Final = "MEDSPA_MODEL_KEY"
@@ -92,7 +94,8 @@ def model_key(model_dir: Path) -> bytes:
 
 def write_atomically(path: Path, text: str) -> None:
     """Write `text` to `path` so that readers see the old content or the new, never a part: a temporary
-    file in the same directory, flushed to disk, then renamed over `path`."""
+    file in the same directory, flushed to disk, then renamed over `path`; the directory is then flushed
+    too, so that the rename itself survives a power cut (on a file system that supports it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -103,6 +106,21 @@ def write_atomically(path: Path, text: str) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+    _sync_directory(path.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Flush a directory's entries to disk (where the platform can open a directory; else nothing)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some file systems refuse fsync on a directory; the rename is still atomic
+    finally:
+        os.close(descriptor)
 
 
 @dataclass(frozen=True)
@@ -114,6 +132,7 @@ class ArtifactInfo:
     is_active: bool
     metrics: dict[str, Any]
     training_window: dict[str, Any]
+    problem: str | None = None  # why the file could not be read (it is listed, and `load` refuses it)
 
 
 class FileRegistry:
@@ -136,9 +155,10 @@ class FileRegistry:
 
     def save(self, kind: str, payload: dict[str, Any], *, now: datetime | None = None) -> str:
         """Store `payload` as a new version of `kind` (named by time and content hash); returns the
-        version. The artifact is written atomically, with its MAC."""
+        version. The artifact is written atomically, with its MAC. `now` defaults to the injected clock's
+        (`medspa.kit.clock`)."""
         digest = canonical_sha256(payload)
-        created = (now or datetime.now(UTC)).astimezone(UTC)
+        created = (now or clock.now()).astimezone(UTC)
         version = f"{created:%Y%m%dT%H%M%SZ}-{digest[:8]}"
         path = self._path(kind, version)
         if path.exists():
@@ -189,7 +209,8 @@ class FileRegistry:
         return marker.read_text().strip()
 
     def list(self, kind: str) -> list[ArtifactInfo]:
-        """Every stored version of `kind`, oldest first (listed as written; `load` checks the MAC)."""
+        """Every stored version of `kind`, oldest first (listed as written; `load` checks the MAC). A file
+        that is not an artifact's JSON is listed by its name, with the problem, instead of failing."""
         folder = self.root / kind
         if not folder.exists():
             return []
@@ -199,8 +220,18 @@ class FileRegistry:
             active = ""
         infos: list[ArtifactInfo] = []
         for path in sorted(folder.glob("*.json")):
-            document = json.loads(path.read_text())
+            problem: str | None = None
+            try:
+                document = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                document, problem = {}, f"not JSON ({error})"
+            if not isinstance(document, dict):
+                document, problem = {}, "not a JSON object"
             payload = document.get("payload", {})
+            if not isinstance(payload, dict):
+                payload, problem = {}, "its payload is not a JSON object"
+            if problem:
+                document = {"version": path.stem}
             infos.append(
                 ArtifactInfo(
                     kind=kind,
@@ -210,6 +241,7 @@ class FileRegistry:
                     is_active=document.get("version") == active,
                     metrics=dict(payload.get("metrics", {})),
                     training_window=dict(payload.get("training_window", {})),
+                    problem=problem,
                 )
             )
         return infos

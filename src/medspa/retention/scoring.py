@@ -160,10 +160,12 @@ def recommend_for_scored(
     """Run the next-best-action policy for every scored client and put its recommendation in the score
     row (`next_action`, `next_action_reason`, `next_action_send_after`); each recommendation of an action
     is logged, and a count per action. A client without a completed visit has no lapse risk: no action
-    ("no_visit_yet"). The system records no contact consent or contact history yet, so the policy is told
-    consent is unknown (it recommends, and says consent is to be checked before anything is sent) and
-    that there were no contacts; the cadence is the client's mean days between visits, or the score's
-    horizon with fewer than two visits."""
+    ("no_visit_yet"). The policy is not given the client's contact consent or contact history: the
+    clients domain records consent but offers no read of it that does not open the client's PHI, and the
+    messages sent are engagement's, which reads these scores. So it is told consent is unknown (it
+    recommends, and the reason ends "consent not checked": engagement checks consent, quiet hours and
+    caps when it sends) and that there were no contacts; the cadence is the client's mean days between
+    visits, or the score's horizon with fewer than two visits."""
     counts: dict[str, int] = {}
     for row in score_rows:
         client = str(row["client_id"])
@@ -184,7 +186,7 @@ def recommend_for_scored(
             recommendation = nba.recommend(state, now=now)
             action, reason = recommendation.action.value, recommendation.reason
             if not recommendation.consent_recorded:
-                reason += "; consent not recorded"
+                reason += "; consent not checked"
             send_after = recommendation.send_after
             if action != nba.Action.NONE.value:
                 logger.info("next best action for client %s: %s (%s)", client, action, reason)

@@ -181,7 +181,8 @@ def cross_validate(
 ) -> CrossValidation:
     """k-fold cross-validation by client (one row per client): every candidate predicts every client
     from a model that never saw them. Raises `ValueError` with fewer than `MIN_CLIENTS` clients or
-    `MIN_EVENTS` churns, or fewer clients than folds."""
+    `MIN_EVENTS` churns, fewer clients than folds, or no covariate left that differs between clients
+    (after those encoding the tenure are refused)."""
     from sklearn.model_selection import StratifiedKFold
 
     clients, events = len(frame), int(frame["event"].sum())
@@ -194,6 +195,12 @@ def cross_validate(
         raise ValueError(f"{folds} folds need at least {folds} churned and {folds} continuing clients")
     refused = refused_covariates(frame)
     covariates = [c for c in frame.columns if c.startswith("x_") and c not in refused]
+    if not any(frame[c].nunique(dropna=False) > 1 for c in covariates):
+        said = "; ".join(f"{column} {reason}" for column, reason in refused.items())
+        raise ValueError(
+            "no covariate tells the clients apart (every client would get the same curve and the risk "
+            "would rank no one); add x_ columns known at the start" + (f"; refused: {said}" if said else "")
+        )
     result = CrossValidation(folds=folds, covariates=covariates, refused=refused)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     splits = list(splitter.split(np.zeros(clients), frame["event"].to_numpy()))
