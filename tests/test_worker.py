@@ -20,7 +20,7 @@ from medspa.config import load_settings
 from medspa.kit import clock
 from medspa.kit.clock import ManualClock
 from medspa.kit.db import unit_of_work
-from medspa.kit.outbox import cursor_position, head_event_id
+from medspa.kit.outbox import OutboxEvent, cursor_position, head_event_id
 from medspa.retention import export
 from medspa.retention.models import ClientRetentionScore
 from medspa.retention.noshow import NoShowModel
@@ -67,6 +67,15 @@ def retention_rows(engine: Engine, actor: Actor) -> list[ClientRetentionScore]:
         return list(session.scalars(query))
 
 
+def event_of(engine: Engine, appointment_id: uuid.UUID) -> int:
+    """The id of the appointment's latest outbox event."""
+    with unit_of_work(engine, write=False) as session:
+        return int(
+            session.scalar(select(func.max(OutboxEvent.id)).where(OutboxEvent.aggregate_id == appointment_id))
+            or 0
+        )
+
+
 def test_a_booking_is_scored_with_the_active_model_and_its_version(
     engine: Engine, owner: Actor, tmp_path: Path
 ) -> None:
@@ -89,8 +98,11 @@ def test_a_booking_is_scored_with_the_active_model_and_its_version(
     assert probability == pytest.approx(float(expected[0]), abs=1e-12)
     assert 0.0 < probability < 1.0
     assert (stored_version, scored_at) == (version, NOW)
-    assert (report.read, report.handled) == (1, 1)
-    assert cursor_position(engine, consumer.name) == head_event_id(engine)
+    # (The suite's other workers may write events to the same database meanwhile: the consumer reads
+    # theirs too, so count at least ours.)
+    assert report.read >= 1
+    assert report.handled == report.read
+    assert cursor_position(engine, consumer.name) >= event_of(engine, appointment_id)
 
 
 def test_redelivered_and_repeated_events_store_the_same_result(
@@ -235,8 +247,8 @@ def test_a_tampered_artifact_is_refused_and_the_booking_stays_unscored(
     # then the booking stays unscored, the refusal is logged, and the event is not retried forever
     assert stored(engine, appointment_id) == (None, None, None)
     assert "MAC does not match" in caplog.text
-    assert report.handled == 1
-    assert cursor_position(engine, consumer.name) == head_event_id(engine)
+    assert report.handled >= 1
+    assert cursor_position(engine, consumer.name) >= event_of(engine, appointment_id)
 
 
 def test_one_clinics_model_never_scores_another_clinics_bookings(
