@@ -55,7 +55,13 @@ def test_a_manager_corrects_a_no_show_to_completed_and_back(engine: Engine, owne
     assert corrected.status is Status.COMPLETED
     with unit_of_work(engine, write=False) as session:
         history = scheduling.appointment_history(session, actor=owner, appointment_id=booked.id)
-        topics = list(session.scalars(select(OutboxEvent.topic).where(OutboxEvent.aggregate_id == booked.id)))
+        topics = list(
+            session.scalars(
+                select(OutboxEvent.topic)
+                .where(OutboxEvent.aggregate_id == booked.id)
+                .order_by(OutboxEvent.id)
+            )
+        )
     assert (history[-1].from_status, history[-1].to_status) == (Status.NO_SHOW, Status.COMPLETED)
     assert history[-1].reason == "corrected: came late"
     assert history[-1].actor == "user:manager@clinic.example"
