@@ -19,7 +19,7 @@ from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import Status
 from medspa.security.actors import Role
 from tests.factories import store_retention_score
-from tests.web.conftest import Demo
+from tests.web.conftest import Demo, booked_visits
 from tests.web.test_roles import sign_in
 
 
@@ -93,7 +93,9 @@ def test_the_client_card_shows_history_notes_and_risk_to_each_role_as_it_may(
 def test_every_block_of_the_day_opens_its_clients_card(
     client: TestClient, engine: Engine, demo_template: Demo
 ) -> None:
-    page = sign_in(client, Role.FRONT_DESK).get(f"/locations/{demo_template.location_id}/day").text
+    location, visits = booked_visits(engine, demo_template, 1, 14)
+    day = to_local(visits[0].starts_at, location.time_zone).date().isoformat()
+    page = sign_in(client, Role.FRONT_DESK).get(f"/locations/{location.id}/day?date={day}").text
     blocks = page.count('<article id="appt-')
     assert blocks > 0
     assert page.count('<div class="client"><a href="/clients/') == blocks
