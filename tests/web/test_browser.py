@@ -297,14 +297,23 @@ def test_each_roles_pages_fit_a_phone_and_pass_axe(
     assert problems == []
 
 
-def test_a_keyboard_user_keeps_their_place_after_an_update(page: Any, demo_template: Demo) -> None:
+def test_a_keyboard_user_keeps_their_place_after_an_update(
+    page: Any, engine: Engine, demo_template: Demo
+) -> None:
     """Skip link first; an appointment's actions say whose they are; after an action updates the day,
     focus is on that appointment again, not lost to the page's body."""
+    from medspa.kit.tz import to_local
+    from tests.web.conftest import booked_visits
+
+    location, visits = booked_visits(engine, demo_template, 1, 14)
+    assert visits, "the demo clinic has bookings in the next two weeks"
+    visit = min(visits, key=lambda v: v.starts_at)
+    day = to_local(visit.starts_at, location.time_zone).date()
     sign_in_as(page, Role.FRONT_DESK)
-    page.goto(f"/locations/{demo_template.location_id}/day")
+    page.goto(f"/locations/{demo_template.location_id}/day?date={day.isoformat()}")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.className") == "skip-link"
-    block = page.locator("article.appt:has(details.actions button)").first
+    block = page.locator(f"#appt-{visit.id}")
     article_id = block.get_attribute("id")
     summary = block.locator("summary")
     label = summary.get_attribute("aria-label") or ""
