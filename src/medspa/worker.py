@@ -63,7 +63,13 @@ MODEL_CONSUMER: Final = "models"
 OUTBOX_KEEP_DAYS: Final = 90
 SCORE_TOPICS: Final = frozenset({"appointment.booked", "appointment.rescheduled"})
 REFRESH_TOPICS: Final = frozenset(
-    {"appointment.completed", "appointment.cancelled", "appointment.no_show", "appointment.corrected"}
+    {
+        "appointment.completed",
+        "appointment.cancelled",
+        "appointment.no_show",
+        "appointment.corrected",
+        "client.merged",
+    }
 )
 HUEY_WORKERS: Final = 2
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from medspa.clients import service as clients
-from medspa.clients.schemas import ClientRead
+from medspa.clients.schemas import ClientCreate, ClientRead
 from medspa.kit.db import unit_of_work
 from medspa.kit.tz import to_local
 from medspa.resources import service as resources
@@ -182,3 +182,48 @@ def test_a_manager_corrects_a_finished_visit_from_its_block(
     with unit_of_work(engine, write=False) as session:
         history = scheduling.appointment_history(session, actor=demo_template.actor, appointment_id=visit.id)
     assert history[-1].reason == "corrected: never came"
+
+
+def test_a_manager_merges_a_second_record_from_the_card_and_the_desk_may_not(
+    client: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    person, visits = regular_with_a_note(engine, demo_template)
+    assert person.phone is not None
+    with unit_of_work(engine) as session:
+        second = clients.create_client(
+            session,
+            actor=demo_template.actor,
+            data=ClientCreate(first_name="Someone", last_name="Else", phone=f"+1 {person.phone[-10:]}"),
+        )
+    card = f"/clients/{person.id}"
+    desk = sign_in(client, Role.FRONT_DESK)
+    assert "Possible second records" not in desk.get(card).text
+    refused = desk.post(f"{card}/merge", data={"duplicate_id": str(second.id)})
+    assert refused.status_code == 403
+    client.cookies.clear()
+
+    manager = sign_in(client, Role.MANAGER)
+    page = manager.get(card).text
+    assert "Possible second records of this client" in page
+    assert f'value="{second.id}"' in page
+    assert manager.post(f"{card}/merge", data={"duplicate_id": "not-an-id"}).status_code == 422
+    assert manager.post(f"{card}/merge", data={"duplicate_id": str(person.id)}).status_code == 422
+    with unit_of_work(engine, write=False) as session:
+        assert clients.get_client(session, actor=demo_template.actor, client_id=second.id).is_active
+    merged = manager.post(f"{card}/merge", data={"duplicate_id": str(second.id)})
+    assert merged.status_code == 200
+    assert "Merged:" in merged.text
+    assert "Possible second records" not in merged.text
+    old = manager.get(f"/clients/{second.id}").text
+    assert "This record was merged into another" in old
+    assert f'href="/clients/{person.id}"' in old
+    again = manager.post(f"{card}/merge", data={"duplicate_id": str(second.id)})
+    assert again.status_code == 409
+    assert "merged into another already" in again.text
+    with unit_of_work(engine, write=False) as session:
+        kept = clients.get_client(session, actor=demo_template.actor, client_id=person.id)
+        gone = clients.get_client(session, actor=demo_template.actor, client_id=second.id)
+    assert gone.merged_into_id == person.id
+    assert not gone.is_active
+    assert kept.is_active
+    assert visits > 0

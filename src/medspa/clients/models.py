@@ -52,6 +52,10 @@ class Client(TenantMixin, Base):
     updated_at: Mapped[datetime]
     # Set when the client was erased: the record key destroyed, every PHI column emptied (a tombstone).
     erased_at: Mapped[datetime | None]
+    # Set when this record was a second record of a client, merged into `merged_into_id` (inactive since,
+    # everything it held moved to the kept record; its own fields stay as the history of what it held).
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clients.id"))
+    merged_at: Mapped[datetime | None]
 
 
 class ClientSearchTerm(Base):

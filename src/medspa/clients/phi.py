@@ -185,6 +185,7 @@ def read(session: Session, client: Client) -> ClientRead:
         created_at=client.created_at,
         updated_at=client.updated_at,
         erased_at=client.erased_at,
+        merged_into_id=client.merged_into_id,
     )
 
 

@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter
 
 from medspa.api import ActorDep, Limit, Offset, SessionDep
-from medspa.clients import service
+from medspa.clients import merge, service
 from medspa.clients.schemas import (
     ClientCreate,
     ClientErasureRead,
@@ -16,6 +16,7 @@ from medspa.clients.schemas import (
     EmailQuery,
     ErasureRequest,
     ErasureState,
+    MergeRequest,
     PhoneQuery,
     SearchQuery,
 )
@@ -56,6 +57,18 @@ def find_duplicates(data: ClientCreate, session: SessionDep, actor: ActorDep) ->
     """The clients a new record with these details may duplicate (same e-mail, same phone, or same name
     and birth date), to ask before creating it; nothing is created."""
     return service.find_duplicates(session, actor=actor, data=data)
+
+
+@router.post("/clients/{client_id}/merge")
+@permits("clients", "merge")
+def merge_client(
+    client_id: uuid.UUID, data: MergeRequest, session: SessionDep, actor: ActorDep
+) -> ClientRead:
+    """Merge the record `duplicate_id` into this client (managers, owners): its appointments, waitlist
+    entries and messages move here, each appointment with a line in its history; the second record
+    becomes inactive and points here. 409 with the reason (two birth dates, an erased or merged record,
+    an erasure waiting) and nothing written."""
+    return merge.merge_clients(session, actor=actor, keep_id=client_id, duplicate_id=data.duplicate_id)
 
 
 @router.get("/clients/{client_id}")

@@ -101,9 +101,15 @@ class ClientRead(ReadSchema):
     updated_at: datetime
     # Set once the client was erased: every field above but the id and dates is then empty.
     erased_at: datetime | None = None
+    # Set when this record was merged into another (the one to open instead).
+    merged_into_id: uuid.UUID | None = None
 
 
 ErasureState = Literal["requested", "erased", "refused"]
+
+
+class MergeRequest(Schema):
+    duplicate_id: uuid.UUID
 
 
 class ErasureRequest(Schema):

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from medspa.catalog import service as catalog
@@ -67,6 +67,7 @@ __all__ = [
     "plan_event",
     "preview_template",
     "reach_out",
+    "reassign_client",
     "receive_sms",
     "release_interrupted",
     "set_policy",
@@ -303,3 +304,21 @@ def offer_view(session: Session, *, token: str) -> OfferView | None:
         expires=tz.local_label(offer.expires_at, location.time_zone),
         starts_at=offer.starts_at,
     )
+
+
+def reassign_client(
+    session: Session, *, actor: Actor, from_client_id: uuid.UUID, to_client_id: uuid.UUID
+) -> dict[str, int]:
+    """Give the messages and waitlist offers of one client record to another (a merge of two records of
+    one client, `clients.merge`), so the kept record's history and its caps count them; how many moved."""
+    require(actor, "clients", "merge")
+    moved = {}
+    for name, model in (("messages", Message), ("offers", WaitlistOffer)):
+        result = session.execute(
+            update(model)
+            .where(model.organization_id == actor.organization_id, model.client_id == from_client_id)
+            .values(client_id=to_client_id)
+            .execution_options(synchronize_session=False)
+        )
+        moved[name] = int(getattr(result, "rowcount", 0) or 0)
+    return moved

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from medspa.clients import service as clients
@@ -52,3 +52,15 @@ def clients_drifting_away(
 def scored_organizations(session: Session) -> list[uuid.UUID]:
     """The organizations with retention scores (what the worker's daily outreach goes through)."""
     return list(session.scalars(select(ClientRetentionScore.organization_id).distinct()))
+
+
+def forget_score(session: Session, *, actor: Actor, client_id: uuid.UUID) -> None:
+    """Drop the stored scores of a client record merged into another (`clients.merge`): they described
+    half a client; the kept record is scored again from its whole history."""
+    require(actor, "clients", "merge")
+    session.execute(
+        delete(ClientRetentionScore).where(
+            ClientRetentionScore.organization_id == actor.organization_id,
+            ClientRetentionScore.client_id == client_id,
+        )
+    )

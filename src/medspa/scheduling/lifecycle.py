@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from medspa.catalog import service as catalog
@@ -22,7 +22,7 @@ from medspa.kit.schemas import Page
 from medspa.scheduling import lanes, repository
 from medspa.scheduling.booking import assign, record_step, reserve_or_rechoose
 from medspa.scheduling.choice import choose
-from medspa.scheduling.models import Appointment
+from medspa.scheduling.models import Appointment, AppointmentTransition, WaitlistEntry
 from medspa.scheduling.schemas import (
     AppointmentRead,
     RescheduleRequest,
@@ -62,6 +62,46 @@ def _appointment(session: Session, actor: Actor, appointment_id: uuid.UUID) -> A
 def get_appointment(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
     require(actor, "appointments", "read")
     return AppointmentRead.model_validate(_appointment(session, actor, appointment_id))
+
+
+def reassign_client(
+    session: Session, *, actor: Actor, from_client_id: uuid.UUID, to_client_id: uuid.UUID
+) -> dict[str, int]:
+    """Give the appointments and waitlist entries of one client record to another (a merge of two records
+    of one client, `clients.merge`), each appointment with a line in its history; how many moved. The
+    caller holds both client rows locked and checks that the merge may happen."""
+    require(actor, "clients", "merge")
+    organization = actor.organization_id
+    appointments = session.execute(
+        select(Appointment.id, Appointment.status)
+        .where(Appointment.organization_id == organization, Appointment.client_id == from_client_id)
+        .order_by(Appointment.starts_at, Appointment.id)
+    ).all()
+    if appointments:
+        now, reason = clock.now(), f"client record {from_client_id} merged into {to_client_id}"
+        steps = [
+            {
+                "organization_id": organization,
+                "appointment_id": appointment_id,
+                "from_status": status,
+                "to_status": status,
+                "actor": actor.label[:200],
+                "reason": reason,
+                "occurred_at": now,
+            }
+            for appointment_id, status in appointments
+        ]
+        session.execute(insert(AppointmentTransition), steps)
+    moved = {"appointments": len(appointments)}
+    for name, model in (("appointments", Appointment), ("waitlist_entries", WaitlistEntry)):
+        result = session.execute(
+            update(model)
+            .where(model.organization_id == organization, model.client_id == from_client_id)
+            .values(client_id=to_client_id)
+            .execution_options(synchronize_session=False)
+        )
+        moved[name] = int(getattr(result, "rowcount", 0) or 0)
+    return moved
 
 
 def appointment_history(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> list[TransitionRead]:

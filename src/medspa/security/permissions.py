@@ -70,6 +70,7 @@ MATRIX: dict[Permit, frozenset[Role]] = {
     ("clients", "request_erasure"): DESK,
     ("clients", "list_erasures"): DESK,
     ("clients", "erase"): LEADS,
+    ("clients", "merge"): LEADS,
     ("retention", "read"): DESK | {MARKETING},
     # the day
     ("availability", "read"): STAFF,

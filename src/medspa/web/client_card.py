@@ -9,18 +9,20 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from medspa.api import SessionDep
 from medspa.catalog import service as catalog
+from medspa.clients import merge
 from medspa.clients import service as clients
-from medspa.clients.schemas import ClientRead
-from medspa.kit import clock, tz
-from medspa.kit.errors import NotFoundError
+from medspa.clients.schemas import ClientCreate, ClientRead
+from medspa.kit import audit_trail, clock, tz
+from medspa.kit.errors import MedspaError, NotFoundError
 from medspa.resources import service as resources
 from medspa.retention import service as retention
 from medspa.retention.schemas import RetentionScoreRead
@@ -28,8 +30,8 @@ from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import AppointmentRead, Status
 from medspa.security.actors import Actor
 from medspa.security.permissions import permits
-from medspa.web.forms import LIST_LIMIT
-from medspa.web.guards import PageActor, PageRoute, templates
+from medspa.web.forms import LIST_LIMIT, form_uuid
+from medspa.web.guards import PageActor, PageRoute, SameOrigin, readable, templates
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -120,6 +122,52 @@ def drifting_away(request: Request, session: SessionDep, actor: PageActor) -> Re
 @router.get("/clients/{client_id}")
 @permits("clients", "read")
 def client_card(request: Request, session: SessionDep, actor: PageActor, client_id: uuid.UUID) -> Response:
+    return _card(request, session, actor, client_id)
+
+
+@router.post("/clients/{client_id}/merge", dependencies=SameOrigin)
+@permits("clients", "merge")
+def merge_into(
+    request: Request,
+    session: SessionDep,
+    actor: PageActor,
+    client_id: uuid.UUID,
+    duplicate_id: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Merge a second record of this client into this one (managers, owners; `clients.merge`): the card
+    again, saying what moved, or why nothing did."""
+    second = form_uuid(duplicate_id.strip())
+    if second is None:
+        message = "choose the record to merge into this one"
+        return _card(request, session, actor, client_id, message=message, kind="error", status_code=422)
+    try:
+        with session.begin_nested():
+            merge.merge_clients(session, actor=actor, keep_id=client_id, duplicate_id=second)
+    except MedspaError as error:
+        audit_trail.record_refusal(session, error)
+        return _card(
+            request,
+            session,
+            actor,
+            client_id,
+            message=readable(error),
+            kind="error",
+            status_code=error.status_code,
+        )
+    message = "Merged: the other record's visits, waitlist entries and messages are on this card now."
+    return _card(request, session, actor, client_id, message=message)
+
+
+def _card(
+    request: Request,
+    session: Session,
+    actor: Actor,
+    client_id: uuid.UUID,
+    *,
+    message: str | None = None,
+    kind: str = "ok",
+    status_code: int = 200,
+) -> Response:
     client = clients.get_client(session, actor=actor, client_id=client_id)
     visits = _visits(session, actor, client)
     now = clock.now()
@@ -140,9 +188,30 @@ def client_card(request: Request, session: SessionDep, actor: PageActor, client_
         "spent_cents": sum(done),
         "retention": _retention(session, actor, client),
         "actions": ACTIONS,
+        "second_records": _second_records(session, actor, client),
+        "message": message,
+        "kind": kind,
         **_frame(session, actor),
     }
-    return templates.TemplateResponse(request, "client.html", context)
+    return templates.TemplateResponse(request, "client.html", context, status_code=status_code)
+
+
+def _second_records(session: Session, actor: Actor, client: ClientRead) -> list[ClientRead]:
+    """Other active records that look like this client (same e-mail, phone, or name and birth date),
+    offered to a manager to merge into this one."""
+    if not actor.can("clients", "merge") or not client.is_active or client.merged_into_id is not None:
+        return []
+    try:
+        details = ClientCreate(
+            first_name=client.first_name,
+            last_name=client.last_name,
+            email=client.email,
+            phone=client.phone,
+            date_of_birth=client.date_of_birth,
+        )
+    except ValidationError:
+        return []
+    return [c for c in clients.find_duplicates(session, actor=actor, data=details) if c.id != client.id]
 
 
 def _frame(session: Session, actor: Actor, page: str = "clients") -> dict[str, Any]:
