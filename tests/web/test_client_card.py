@@ -4,6 +4,7 @@ see them."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import date
 
@@ -227,3 +228,26 @@ def test_a_manager_merges_a_second_record_from_the_card_and_the_desk_may_not(
     assert not gone.is_active
     assert kept.is_active
     assert visits > 0
+
+
+def test_the_providers_note_is_on_the_block_and_in_the_days_huddle(
+    client: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    person, _ = regular_with_a_note(engine, demo_template)
+    note = str((person.preferences or {})["notes_for_provider"])
+    with unit_of_work(engine, write=False) as session:
+        visit = scheduling.list_appointments(
+            session, actor=demo_template.actor, client_id=person.id, status=Status.COMPLETED, limit=1
+        ).items[0]
+        location = resources.get_location(session, actor=demo_template.actor, location_id=visit.location_id)
+        marketing = dataclasses.replace(demo_template.actor, role=Role.MARKETING)
+        assert clients.provider_notes(session, actor=marketing, client_ids=[person.id]) == {}
+    day = to_local(visit.starts_at, location.time_zone).date().isoformat()
+    page = sign_in(client, Role.PROVIDER).get(f"/locations/{location.id}/day?date={day}").text
+    block = page[page.index(f'<article id="appt-{visit.id}"') :]
+    block = block[: block.index("</article>")]
+    assert f"✎ {note}" in block
+    huddle = page[page.index('id="huddle"') :]
+    huddle = huddle[: huddle.index("</section>")]
+    assert f"#appt-{visit.id}" in huddle
+    assert note in huddle

@@ -207,6 +207,34 @@ def client_names(
     return names
 
 
+def provider_notes(
+    session: Session, *, actor: Actor, client_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """What the provider should know before the visit, by client id, for those who have something: the
+    `notes_for_provider` preference and the client's notes, in one line. Empty for a role that may not
+    read clinical fields; erased clients have nothing."""
+    require(actor, "clients", "read")
+    if not client_ids or not actor.can("clients", "read_clinical"):
+        return {}
+    rows = session.scalars(
+        select(Client).where(
+            Client.organization_id == actor.organization_id,
+            Client.id.in_(set(client_ids)),
+            Client.erased_at.is_(None),
+        )
+    )
+    notes: dict[uuid.UUID, str] = {}
+    for client in rows:
+        values = phi.open_values(session, client)
+        said = [str((values["preferences"] or {}).get("notes_for_provider") or "").strip()]
+        said.append(str(values["notes"] or "").strip())
+        line = " · ".join(dict.fromkeys(part for part in said if part))
+        if line:
+            notes[client.id] = line
+    audit_trail.record_read(session, actor, "client", sorted(notes, key=str), detail="provider notes")
+    return notes
+
+
 def update_client(session: Session, *, actor: Actor, client_id: uuid.UUID, data: ClientUpdate) -> ClientRead:
     """Change the fields given; null clears `email`, `phone` and `date_of_birth` (`ClientUpdate`).
     Emits `client.updated` with the names of the changed fields."""

@@ -72,6 +72,7 @@ class Block:
     # A manager's corrections of a finished visit's outcome: (status, label).
     corrections: list[tuple[str, str]] = field(default_factory=list)
     can_move: bool = False  # to another time or provider (dragging it, or its Move form)
+    note: str | None = None  # what the provider should know about the client (their notes)
 
     @property
     def status_label(self) -> str:
@@ -165,6 +166,15 @@ class Board:
     may_remove_waitlist: bool = False
 
     @property
+    def huddle(self) -> list[tuple[Column, Block]]:
+        """The day's visits whose client has a note for the provider, in the order of the day: what the
+        team goes through at the morning huddle."""
+        noted = [(c, b) for c in self.columns for b in c.blocks if b.note]
+        return sorted(
+            noted, key=lambda cb: (cb[1].local_start, cb[0].provider.name, str(cb[1].appointment.id))
+        )
+
+    @property
     def legend(self) -> list[tuple[str, str]]:
         """(status, label) of every status a block can show, in lifecycle order."""
         return [
@@ -224,6 +234,7 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
     offers = _offers_by_entry(session, actor, location.id, zone) if waitlist else {}
     client_ids = {a.client_id for a in appointments} | {w.client_id for w in waitlist}
     names = clients.client_names(session, actor=actor, client_ids=client_ids)
+    notes = clients.provider_notes(session, actor=actor, client_ids={a.client_id for a in appointments})
     services = {
         s.id: s.name
         for s in catalog.list_services(session, actor=actor, limit=DAY_LIMIT, include_inactive=True).items
@@ -260,6 +271,7 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
                 can_move=a.status in scheduling.RESCHEDULABLE
                 and actor.can("appointments", "reschedule")
                 and actor.may_change_appointment_of(a.provider_id),
+                note=notes.get(a.client_id),
             )
         )
 
