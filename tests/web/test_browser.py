@@ -250,6 +250,8 @@ def pages_of(role: Role, demo: Demo, engine: Engine) -> list[str]:
         pages.append("/approvals")
     if role in (Role.FRONT_DESK, Role.MANAGER, Role.OWNER):
         pages.append("/clients/drifting")
+    if role is Role.PROVIDER:
+        pages.append("/my-day")
     return pages
 
 

@@ -164,6 +164,9 @@ class Board:
     may_optimize: bool = False  # the actor's role may run the optimizer
     may_book_waitlist: bool = False
     may_remove_waitlist: bool = False
+    # The provider whose sign-in this is (their "my day" shows their column alone), and whether it does.
+    viewer_provider_id: uuid.UUID | None = None
+    mine: bool = False
 
     @property
     def huddle(self) -> list[tuple[Column, Block]]:
@@ -315,6 +318,7 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
         may_optimize=actor.can("optimizer", "run"),
         may_book_waitlist=actor.can("waitlist", "book"),
         may_remove_waitlist=actor.can("waitlist", "remove"),
+        viewer_provider_id=actor.provider_id,
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
@@ -17,13 +19,23 @@ from medspa.kit import audit_trail
 from medspa.kit.errors import MedspaError, NotFoundError
 from medspa.kit.tz import local_to_utc, to_local
 from medspa.resources import service as resources
+from medspa.resources.schemas import LocationRead
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import AppointmentRead, RescheduleRequest, Status
 from medspa.security.actors import Actor
 from medspa.security.permissions import permits
 from medspa.web.board import Board, build_board, clock_label, local_today
 from medspa.web.forms import DATE_PROBLEM, LIST_LIMIT, form_date, form_time, form_uuid
-from medspa.web.guards import PageActor, PageRoute, SameOrigin, is_htmx, page_actor, readable, templates
+from medspa.web.guards import (
+    PageActor,
+    PageRoute,
+    SameOrigin,
+    error_response,
+    is_htmx,
+    page_actor,
+    readable,
+    templates,
+)
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -43,6 +55,32 @@ def day_view(
     """The day of the location (today there when no date is given). A date that is not one, or lies
     outside the accepted range, shows today with the reason (422)."""
     location = resources.get_location(session, actor=actor, location_id=location_id)
+    return _day_of(request, session, actor, location, on)
+
+
+@router.get("/my-day")
+@permits("appointments", "read")
+def my_day(
+    request: Request,
+    session: SessionDep,
+    actor: PageActor,
+    on: Annotated[str, Query(alias="date")] = "",
+) -> Response:
+    """A provider's own day: their column of their location's day, its huddle notes and their buttons.
+    404 with the reason for a sign-in that is not a provider's."""
+    if actor.provider_id is None:
+        return error_response(request, "My day is a provider's page: this sign-in is not a provider's.", 404)
+    provider = resources.get_provider(session, actor=actor, provider_id=actor.provider_id)
+    location = resources.get_location(session, actor=actor, location_id=provider.location_id)
+    return _day_of(request, session, actor, location, on)
+
+
+MY_DAY = "/my-day"
+
+
+def _day_of(request: Request, session: Session, actor: Actor, location: LocationRead, on: str) -> Response:
+    """The day page (or its fragment, for HTMX) of the date given, today at the location without one;
+    a date that is not one, or out of range, shows today with the reason (422)."""
     day = form_date(on)
     message, kind, status_code = (DATE_PROBLEM, "error", 422) if on and day is None else (None, "ok", 200)
     board = build_board(session, actor=actor, location_id=location.id, day=day or local_today(location))
@@ -56,6 +94,16 @@ def day_view(
     )
 
 
+def as_seen(request: Request, board: Board) -> Board:
+    """The board as the page that asked shows it: a provider's own column only on their "my day" (the page
+    itself, or an update made from it, which HTMX tells by its current URL)."""
+    current = urlsplit(request.headers.get("hx-current-url") or "").path
+    if board.viewer_provider_id is None or MY_DAY not in (request.url.path, current):
+        return board
+    columns = [c for c in board.columns if c.provider.id == board.viewer_provider_id]
+    return dataclasses.replace(board, columns=columns, mine=True)
+
+
 def day_page(
     request: Request,
     session: Session,
@@ -67,6 +115,7 @@ def day_page(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    board = as_seen(request, board)
     context = {
         "actor": actor,
         "board": board,
@@ -89,7 +138,7 @@ def day_fragment(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    context = {"board": board, "message": message, "kind": kind, "oob": False}
+    context = {"board": as_seen(request, board), "message": message, "kind": kind, "oob": False}
     return templates.TemplateResponse(request, "_day.html", context, status_code=status_code, headers=headers)
 
 
