@@ -200,7 +200,7 @@ def test_front_desk_optimizes_a_day_and_applies_the_proposal(
     waiting = page.locator(".waitlist .waiting li").count()
     assert waiting > 0
     shot = _screenshot_dir(tmp_path)
-    page.locator(".waitlist").screenshot(path=str(shot / "day-waitlist.png"))
+    page.locator("#waitlist").screenshot(path=str(shot / "day-waitlist.png"))
     page.fill("#optimize input[name=time_limit_seconds]", "1")
     page.click("button:has-text('Optimize this day')")
     # The job's page polls until the proposal is stored, then opens it (at once, if the job was quicker).
