@@ -47,3 +47,71 @@ def test_the_day_page_lists_whom_to_call(client: TestClient, engine: Engine, dem
     assert f"{other.first_name} {other.last_name}" not in listed or other.id == person.id
     client.post("/logout")
     assert 'id="call-list"' not in sign_in(client, Role.PROVIDER).get(page).text
+
+
+def test_remind_and_request_deposit_from_the_call_list_once_each(
+    client: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    from sqlalchemy import select
+
+    from medspa.engagement.models import Message
+    from medspa.kit.outbox import OutboxEvent
+
+    actor = demo_template.actor
+    location, visits = booked_visits(engine, demo_template, 2, 14)
+    risky = sorted(visits, key=lambda v: (v.starts_at, str(v.id)))[0]
+    with unit_of_work(engine) as session:
+        scheduling.store_no_show_scores(
+            session,
+            actor=actor,
+            probabilities={risky.id: 0.64},
+            model_version="test",
+            scored_at=risky.created_at,
+        )
+    day = tz.to_local(risky.starts_at, location.time_zone).date().isoformat()
+    page = f"/locations/{location.id}/day?date={day}"
+    remind, deposit = (f"/appointments/{risky.id}/call/{step}" for step in ("remind", "deposit"))
+    htmx = {"HX-Request": "true", "HX-Target": "day"}
+
+    provider = sign_in(client, Role.PROVIDER)
+    assert provider.post(remind, headers=htmx).status_code == 403
+    assert provider.post(deposit, headers=htmx).status_code == 403
+    client.post("/logout")
+
+    desk = sign_in(client, Role.FRONT_DESK)
+    listed = desk.get(page).text.split('id="call-list"', 1)[1].split("</section>", 1)[0]
+    assert f'hx-post="{remind}"' in listed
+    assert f'hx-post="{deposit}"' in listed
+    first = desk.post(remind, headers=htmx)
+    assert first.status_code == 200
+    assert "Reminder on its way" in first.text
+    again = desk.post(remind, headers=htmx)
+    assert "was asked for" in again.text
+    noted = desk.post(deposit, headers=htmx)
+    assert "Deposit to take noted" in noted.text
+    desk.post(deposit, headers=htmx)
+    listed = desk.get(page).text.split('id="call-list"', 1)[1].split("</section>", 1)[0]
+    assert "reminded" in listed
+    assert "deposit to take" in listed
+    assert f'hx-post="{remind}"' not in listed
+    with unit_of_work(engine, write=False) as session:
+        sent = session.scalars(
+            select(Message.channel)
+            .where(Message.appointment_id == risky.id, Message.dedup_key.like("desk-reminder:%"))
+            .order_by(Message.channel)
+        ).all()
+        history = scheduling.appointment_history(session, actor=actor, appointment_id=risky.id)
+        events = session.scalars(
+            select(OutboxEvent.topic).where(
+                OutboxEvent.aggregate_id == risky.id, OutboxEvent.topic == "appointment.deposit_requested"
+            )
+        ).all()
+    assert list(sent) == ["email", "sms"]  # one per channel, however often it was clicked
+    assert sum(1 for h in history if (h.reason or "").startswith("deposit requested")) == 1
+    assert len(events) == 1
+    done = desk.post(f"/appointments/{risky.id}/cancel", data={"reason": "asked"}, headers=htmx)
+    assert done.status_code == 200
+    refused = desk.post(deposit, headers=htmx)
+    assert refused.status_code == 409
+    assert "still to come" in refused.text
+    assert desk.post(remind, headers=htmx).status_code == 409

@@ -141,6 +141,8 @@ class CallListRead(ReadSchema):
     starts_at: datetime
     local_start: str
     no_show_probability: float
+    reminded: bool = False  # the desk asked for a reminder at this start
+    deposit_requested_at: datetime | None = None  # the desk's task to take a deposit, when noted
 
 
 class OverbookingRead(ReadSchema):

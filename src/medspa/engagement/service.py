@@ -25,7 +25,7 @@ from medspa.engagement.offers import Acceptance, accept_offer, find_offer, sweep
 from medspa.engagement.outreach import reach_out
 from medspa.engagement.overbooking import overbook
 from medspa.engagement.planner import CONSUMER, EngagementHandler, agent, plan_event
-from medspa.engagement.risk import ask_everywhere, call_list
+from medspa.engagement.risk import ask_everywhere, call_list, remind_now
 from medspa.engagement.rules import DEFAULTS
 from medspa.engagement.schemas import (
     MessageRead,
@@ -70,6 +70,7 @@ __all__ = [
     "reassign_client",
     "receive_sms",
     "release_interrupted",
+    "remind_now",
     "set_policy",
     "set_template",
     "start_after_history",

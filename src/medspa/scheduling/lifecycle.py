@@ -236,6 +236,56 @@ def _transition(
     return record_step(session, actor, appointment, current, to_status, reason, now)
 
 
+DEPOSIT_TASK = "deposit requested"
+DEPOSIT_OPEN = (Status.BOOKED, Status.CONFIRMED)
+
+
+def request_deposit(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
+    """A task for the front desk: take a deposit for this booking before the visit (by phone or at the
+    desk; medspa takes no payments), recorded as a line in its history (`DEPOSIT_TASK`) and the event
+    `appointment.deposit_requested`. Once per start: asked again, nothing more is written. 409 for a
+    visit that is not booked or confirmed, or has started."""
+    require(actor, "appointments", "request_deposit")
+    appointment = _locked(session, actor, appointment_id)
+    current = Status(appointment.status)
+    now = clock.now()
+    if current not in DEPOSIT_OPEN or appointment.starts_at <= now:
+        label = appointment_label(session, actor, appointment)
+        raise IllegalTransitionError(
+            f"{label} is {STATUS_WORDS[current]}: a deposit is asked for a visit still to come",
+            current_status=current.value,
+        )
+    if deposit_requested_at(session, appointment) is not None:
+        return AppointmentRead.model_validate(appointment)
+    reason = f"{DEPOSIT_TASK} for {appointment.starts_at.isoformat()}"
+    return record_step(
+        session, actor, appointment, current, current, reason, now, topic="appointment.deposit_requested"
+    )
+
+
+def deposit_requested_at(session: Session, appointment: Appointment) -> datetime | None:
+    """When a deposit was asked for the appointment at its current start, if it was."""
+    reason = f"{DEPOSIT_TASK} for {appointment.starts_at.isoformat()}"
+    return session.scalar(
+        select(func.max(AppointmentTransition.occurred_at)).where(
+            AppointmentTransition.appointment_id == appointment.id, AppointmentTransition.reason == reason
+        )
+    )
+
+
+def deposits_requested(
+    session: Session, *, actor: Actor, appointment_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, datetime]:
+    """When a deposit was asked for each of the appointments (at its current start), for those asked."""
+    require(actor, "appointments", "read")
+    found: dict[uuid.UUID, datetime] = {}
+    for appointment_id in sorted(set(appointment_ids), key=str):
+        asked = deposit_requested_at(session, _appointment(session, actor, appointment_id))
+        if asked is not None:
+            found[appointment_id] = asked
+    return found
+
+
 def confirm_hold(session: Session, *, actor: Actor, appointment_id: uuid.UUID) -> AppointmentRead:
     """held -> booked, while the hold is unexpired. Emits `appointment.booked`."""
     require(actor, "appointments", "book")

@@ -11,6 +11,7 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 
 from medspa.api import ActorDep, Limit, Offset, SessionDep, in_unit_of_work
 from medspa.config import load_settings
+from medspa.engagement import service as engagement
 from medspa.kit.schemas import AwareDatetime, BoundedDate, Page
 from medspa.scheduling import service
 from medspa.scheduling.schemas import (
@@ -22,6 +23,7 @@ from medspa.scheduling.schemas import (
     HoldRequest,
     OptimizationJobRead,
     ProposalRead,
+    ReminderRead,
     RescheduleRequest,
     SlotRead,
     Status,
@@ -277,6 +279,23 @@ async def reschedule(appointment_id: uuid.UUID, data: RescheduleRequest, request
             session, actor=actor, appointment_id=appointment_id, data=data
         ),
     )
+
+
+@router.post("/appointments/{appointment_id}/reminders")
+@permits("appointments", "remind")
+def remind(appointment_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ReminderRead:
+    """The front desk's reminder of a booked visit still to come: the confirmation request again, now,
+    by each channel the client allows (consent, quiet hours and caps apply when it is sent). Once per
+    start: `asked` is false when it had been asked for already. 409 for a visit not still to come."""
+    return ReminderRead(asked=engagement.remind_now(session, actor=actor, appointment_id=appointment_id))
+
+
+@router.post("/appointments/{appointment_id}/deposit-requests")
+@permits("appointments", "request_deposit")
+def request_deposit(appointment_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> AppointmentRead:
+    """A task for the front desk to take a deposit before the visit (medspa takes no payments), kept
+    as a line in the visit's history; once per start. 409 for a visit not still to come."""
+    return service.request_deposit(session, actor=actor, appointment_id=appointment_id)
 
 
 @router.post("/appointments/{appointment_id}/{action}")

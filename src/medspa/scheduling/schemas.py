@@ -227,3 +227,9 @@ class OptimizationJobRead(ReadSchema):
     proposal_id: uuid.UUID | None
     error: str | None
     status_url: str
+
+
+class ReminderRead(ReadSchema):
+    """Whether a reminder was asked for now (false: it had been asked for at this start already)."""
+
+    asked: bool

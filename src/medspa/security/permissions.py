@@ -87,6 +87,8 @@ MATRIX: dict[Permit, frozenset[Role]] = {
     ("appointments", "reschedule"): DESK | {PROVIDER},
     ("appointments", "overbook"): DESK,
     ("appointments", "correct"): frozenset({OWNER, MANAGER}),
+    ("appointments", "remind"): DESK,
+    ("appointments", "request_deposit"): DESK,
     ("waitlist", "read"): STAFF,
     ("waitlist", "add"): DESK | {CONTRACTOR},
     ("waitlist", "book"): DESK | {CONTRACTOR},

@@ -164,6 +164,8 @@ class Board:
     may_optimize: bool = False  # the actor's role may run the optimizer
     may_book_waitlist: bool = False
     may_remove_waitlist: bool = False
+    may_remind: bool = False  # the call list's one-click steps
+    may_request_deposit: bool = False
     # The provider whose sign-in this is (their "my day" shows their column alone), and whether it does.
     viewer_provider_id: uuid.UUID | None = None
     mine: bool = False
@@ -318,6 +320,8 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
         may_optimize=actor.can("optimizer", "run"),
         may_book_waitlist=actor.can("waitlist", "book"),
         may_remove_waitlist=actor.can("waitlist", "remove"),
+        may_remind=actor.can("appointments", "remind"),
+        may_request_deposit=actor.can("appointments", "request_deposit"),
         viewer_provider_id=actor.provider_id,
     )
 

@@ -5,7 +5,8 @@ Server-rendered with Jinja2 and HTMX. Handlers parse, call service functions and
 page: `sign_in`, `day` (the day view and its lifecycle buttons), `booking` (client picker, slots,
 booking), `optimizer` (running the optimizer, a proposal's page), `approvals` (the manager's queue of
 automated actions and client erasures), `client_card` (finding a client, the client card), `messages`,
-`waitlist`, `client_links` (what a client reaches from a message). The sign-in and CSRF guards live in
+`waitlist`, `client_links` (what a client reaches from a message), `call_list` (remind, request a
+deposit). The sign-in and CSRF guards live in
 `guards` (every page needs a signed-in user; every POST a same-host Origin), the layout of the day in
 `board`, the slot buttons in `slots`, a proposal's content in `proposals`.
 """
@@ -19,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from medspa.web import (
     approvals,
     booking,
+    call_list,
     client_card,
     client_links,
     day,
@@ -39,6 +41,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     waitlist.router,
     messages.router,
     client_card.router,
+    call_list.router,
 )
 
 
