@@ -60,6 +60,7 @@ bench: install  ## benchmarks (not tests); results go to docs/benchmarks.md
 	$(VENV)/bin/python bench/booking.py
 	$(VENV)/bin/python bench/optimizer.py
 	$(VENV)/bin/python bench/client_search.py
+	$(VENV)/bin/python bench/pages.py
 
 format: install  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix src tests bench migrations
