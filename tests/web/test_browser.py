@@ -385,3 +385,114 @@ def test_the_desk_drags_a_booking_to_another_time_and_is_told_why_a_taken_one_is
     with unit_of_work(engine, write=False) as session:
         still = scheduling.get_appointment(session, actor=demo_template.actor, appointment_id=booked.id)
     assert still.starts_at == later.starts_at
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_desk_finds_a_client_as_they_type_and_opens_the_card(
+    page: Any, engine: Engine, demo_template: Demo, width: int
+) -> None:
+    from medspa.clients import service as clients
+
+    with unit_of_work(engine, write=False) as session:
+        someone = scheduling.list_appointments(session, actor=demo_template.actor, limit=1).items[0]
+        person = clients.get_client(session, actor=demo_template.actor, client_id=someone.client_id)
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in_as(page, Role.FRONT_DESK)
+    page.goto("/clients")
+    page.locator("#client-query").press_sequentially(person.last_name[:4], delay=40)
+    result = page.locator(f'#client-results a[href="/clients/{person.id}"]')
+    result.wait_for()
+    result.click()
+    page.wait_for_url(f"**/clients/{person.id}")
+    assert person.last_name in page.inner_text("h1")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_provider_checks_in_a_visit_on_my_day_and_stays_on_it(
+    page: Any, engine: Engine, demo_template: Demo, width: int
+) -> None:
+    from medspa.kit.tz import to_local
+    from tests.web.conftest import booked_visits
+    from tests.web.test_roles import marsh_id
+
+    marsh = marsh_id(engine, demo_template)
+    location, visits = booked_visits(engine, demo_template, 1, 14)
+    visit = min((v for v in visits if v.provider_id == marsh), key=lambda v: (v.starts_at, str(v.id)))
+    day = to_local(visit.starts_at, location.time_zone).date().isoformat()
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in_as(page, Role.PROVIDER)
+    page.goto(f"/my-day?date={day}")
+    assert page.locator(".board .column").count() == 1
+    block = page.locator(f"#appt-{visit.id}")
+    block.locator("summary").click()
+    block.locator("button:has-text('Check in')").click()
+    page.wait_for_selector("#day .flash.ok")
+    assert page.locator(f"#appt-{visit.id}.status-checked_in").count() == 1
+    assert page.locator(".board .column").count() == 1  # still my day, not the clinic's
+    assert "My day" in page.inner_text("#day-title")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_desk_reminds_a_risky_booking_from_the_call_list(
+    page: Any, engine: Engine, demo_template: Demo, width: int
+) -> None:
+    from medspa.kit.tz import to_local
+    from tests.web.conftest import booked_visits
+
+    location, visits = booked_visits(engine, demo_template, 2, 14)
+    risky = min(visits, key=lambda v: (v.starts_at, str(v.id)))
+    with unit_of_work(engine) as session:
+        scheduling.store_no_show_scores(
+            session,
+            actor=demo_template.actor,
+            probabilities={risky.id: 0.66},
+            model_version="test",
+            scored_at=risky.created_at,
+        )
+    day = to_local(risky.starts_at, location.time_zone).date().isoformat()
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in_as(page, Role.PROVIDER)
+    page.goto(f"/locations/{location.id}/day?date={day}")
+    assert page.locator("#call-list").count() == 0  # providers do not ring clients
+    page.context.clear_cookies()
+    sign_in_as(page, Role.FRONT_DESK)
+    page.goto(f"/locations/{location.id}/day?date={day}")
+    page.locator("#call-list button:has-text('Remind')").first.click()
+    page.wait_for_selector("#day .flash.ok:has-text('Reminder on its way')")
+    page.locator("#call-list button:has-text('Request deposit')").first.click()
+    page.wait_for_selector("#day .flash.ok:has-text('Deposit to take noted')")
+    listed = page.inner_text("#call-list")
+    assert "reminded" in listed
+    assert "deposit to take" in listed
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def test_a_manager_merges_a_second_record_and_the_desk_is_not_offered_it(
+    page: Any, engine: Engine, demo_template: Demo
+) -> None:
+    from medspa.clients import service as clients
+    from medspa.clients.schemas import ClientCreate
+
+    with unit_of_work(engine) as session:
+        someone = scheduling.list_appointments(session, actor=demo_template.actor, limit=1).items[0]
+        person = clients.get_client(session, actor=demo_template.actor, client_id=someone.client_id)
+        assert person.phone is not None
+        second = clients.create_client(
+            session,
+            actor=demo_template.actor,
+            data=ClientCreate(first_name=person.first_name, last_name="Twice", phone=person.phone),
+        )
+    sign_in_as(page, Role.FRONT_DESK)
+    page.goto(f"/clients/{person.id}")
+    assert page.locator("text=Possible second records").count() == 0
+    page.context.clear_cookies()
+    sign_in_as(page, Role.MANAGER)
+    page.goto(f"/clients/{person.id}")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator(f'form:has(input[value="{second.id}"]) button').click()
+    page.wait_for_selector("main .flash.ok:has-text('Merged')")
+    assert page.locator("text=Possible second records").count() == 0
+    page.goto(f"/clients/{second.id}")
+    assert "merged into another" in page.inner_text("main")
