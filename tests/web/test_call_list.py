@@ -45,8 +45,31 @@ def test_the_day_page_lists_whom_to_call(client: TestClient, engine: Engine, dem
     if person.phone:
         assert person.phone in listed
     assert f"{other.first_name} {other.last_name}" not in listed or other.id == person.id
+    block = desk.split(f'<article id="appt-{risky.id}"', 1)[1].split("</article>", 1)[0]
+    risk = block.split('<div class="risk"', 1)[1].split("</div>", 1)[0]
+    assert "No-show risk 71%" in risk
+    assert "test" not in risk  # the model's version is no explanation
+    ahead = (risky.starts_at - risky.created_at).days
+    assert f"booked {ahead} day" in risk
+    assert "earlier visit" in risk or "a first visit" in risk
     client.post("/logout")
     assert 'id="call-list"' not in sign_in(client, Role.PROVIDER).get(page).text
+
+
+def test_the_risk_in_words() -> None:
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    start = datetime(2027, 1, 10, 15, tzinfo=UTC)
+
+    def words(record: tuple[int, int] | None, days: float) -> str:
+        booking = SimpleNamespace(starts_at=start, created_at=start - timedelta(days=days))
+        return scheduling.risk_in_words(booking, record)  # type: ignore[arg-type]
+
+    assert words(None, 40) == "a first visit; booked 40 days ahead"
+    assert words((3, 2), 1) == "missed 2 of 5 earlier visits; booked 1 day ahead"
+    assert words((1, 0), 0.2) == "came to all 1 earlier visit; booked the same day"
+    assert words((0, 1), 7) == "missed 1 of 1 earlier visit; booked 7 days ahead"
 
 
 def test_remind_and_request_deposit_from_the_call_list_once_each(

@@ -45,7 +45,14 @@ from medspa.scheduling.lifecycle import (
     spending_by_client,
     start_service,
 )
-from medspa.scheduling.no_show import PRIOR_NO_SHOWS, PRIOR_VISITS, no_show_probability, no_show_risk
+from medspa.scheduling.no_show import (
+    PRIOR_NO_SHOWS,
+    PRIOR_VISITS,
+    no_show_probability,
+    no_show_risk,
+    risk_in_words,
+    visit_records,
+)
 from medspa.scheduling.optimization_jobs import (
     get_optimization_job,
     optimize_day,
@@ -108,9 +115,11 @@ __all__ = [
     "request_deposit",
     "request_optimization",
     "reschedule_appointment",
+    "risk_in_words",
     "run_optimization_job",
     "scoring_neighbourhood",
     "spending_by_client",
     "start_service",
     "store_no_show_scores",
+    "visit_records",
 ]

@@ -73,6 +73,7 @@ class Block:
     corrections: list[tuple[str, str]] = field(default_factory=list)
     can_move: bool = False  # to another time or provider (dragging it, or its Move form)
     note: str | None = None  # what the provider should know about the client (their notes)
+    risk_words: str = ""  # what stands behind the no-show risk, in plain words
 
     @property
     def status_label(self) -> str:
@@ -240,6 +241,8 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
     client_ids = {a.client_id for a in appointments} | {w.client_id for w in waitlist}
     names = clients.client_names(session, actor=actor, client_ids=client_ids)
     notes = clients.provider_notes(session, actor=actor, client_ids={a.client_id for a in appointments})
+    risky = {a.client_id for a in appointments if (a.no_show_probability or 0.0) >= HIGH_NO_SHOW_RISK}
+    records = scheduling.visit_records(session, actor=actor, client_ids=risky)
     services = {
         s.id: s.name
         for s in catalog.list_services(session, actor=actor, limit=DAY_LIMIT, include_inactive=True).items
@@ -277,6 +280,9 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
                 and actor.can("appointments", "reschedule")
                 and actor.may_change_appointment_of(a.provider_id),
                 note=notes.get(a.client_id),
+                risk_words=scheduling.risk_in_words(a, records.get(a.client_id))
+                if a.client_id in risky
+                else "",
             )
         )
 

@@ -187,6 +187,12 @@ def _card(
         "finished": finished,
         "spent_cents": sum(done),
         "retention": _retention(session, actor, client),
+        "risk_words": {
+            v.appointment.id: scheduling.risk_in_words(
+                v.appointment, (counts[Status.COMPLETED], counts[Status.NO_SHOW])
+            )
+            for v in upcoming
+        },
         "actions": ACTIONS,
         "second_records": _second_records(session, actor, client),
         "message": message,
