@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -121,3 +122,25 @@ def test_a_nul_in_a_form_or_query_is_422_and_changes_nothing(
         assert response.status_code == 422
         assert "text/html" in response.headers["content-type"]
         assert "invalid input" in response.text
+
+
+def test_the_merge_call_list_and_my_day_answer_bad_input_with_4xx_and_change_nothing(
+    client: TestClient, engine: Engine, demo_template: Demo, nothing_stored: None
+) -> None:
+    from medspa.security.actors import Role
+    from tests.web.test_roles import sign_in
+
+    someone = uuid.uuid4()
+    junk = ["", "\x00", "x" * 5000, "-1", "99999999999999999999", "null", "9999-12-31", str(someone)]
+    manager = sign_in(client, Role.MANAGER)
+    answers = []
+    for value in junk:
+        segment = quote(value or "x", safe="")
+        answers.append(manager.post(f"/clients/{someone}/merge", data={"duplicate_id": value}))
+        answers.append(manager.post(f"/clients/{segment}/merge", data={"duplicate_id": str(someone)}))
+        answers.append(manager.post(f"/appointments/{segment}/call/remind", headers=HTMX))
+        answers.append(manager.post(f"/appointments/{segment}/call/deposit", headers=HTMX))
+        answers.append(manager.get("/my-day", params={"date": value}))
+    answers.append(manager.post(f"/clients/{someone}/merge", content=b"\xff\xfe", headers=HTMX))
+    statuses = sorted({a.status_code for a in answers})
+    assert all(400 <= s < 500 for s in statuses), statuses
