@@ -17,6 +17,7 @@ from medspa.catalog.routes import router as catalog_router
 from medspa.clients.routes import router as clients_router
 from medspa.config import load_settings
 from medspa.engagement.routes import router as engagement_router
+from medspa.integrations.routes import router as integrations_router
 from medspa.kit import clock as clocks
 from medspa.kit.api_docs import install_api_docs
 from medspa.kit.db import default_engine
@@ -125,6 +126,7 @@ def create_app(
         clients_router,
         engagement_router,
         retention_router,
+        integrations_router,
     ):
         app.include_router(router)
     install_pages(app)

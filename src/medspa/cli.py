@@ -29,11 +29,15 @@ demo_app = typer.Typer(help="The demo clinic.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 keys_app = typer.Typer(help="The keys that protect client records (PHI).", no_args_is_help=True)
 users_app = typer.Typer(help="Staff users.", no_args_is_help=True)
+integrations_app = typer.Typer(
+    help="Connections to Zenoti, Mindbody and Standard Webhooks senders.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+app.add_typer(integrations_app, name="integrations")
 audit_app = typer.Typer(
     help="The audit trail (hash-chained, one chain per organization).", no_args_is_help=True
 )
@@ -257,6 +261,50 @@ def tokens_create(
         _fail(error.detail)
     errors.print(f"token for {organization} ({role}); shown once, keep it safe:")
     print(issued.token)
+
+
+@integrations_app.command("add")
+def integrations_add(
+    connector: str = typer.Argument(..., help="mindbody, zenoti or standard"),
+    organization: str = OrganizationOption,
+    secret: str = typer.Option(
+        ...,
+        help="the shared secret the source signs with (Standard Webhooks: whsec_...)",
+        envvar="MEDSPA_SECRET",
+    ),
+    name: str = typer.Option("default", help="a label for the connection"),
+    signature_header: str | None = typer.Option(None, help="Zenoti: the header with the signature"),
+    signature_encoding: str = typer.Option("base64", help="Zenoti: base64 or hex"),
+) -> None:
+    """Connect an organization to an outside system. Prints where its webhooks go, then the new
+    connection's id last. The secret is stored sealed, never printed."""
+    from medspa.integrations import service as integrations
+    from medspa.integrations.schemas import ConnectionCreate
+    from medspa.kit.db import unit_of_work
+    from medspa.kit.errors import MedspaError
+    from medspa.security import service as security
+    from medspa.security.actors import system_actor
+
+    try:
+        data = ConnectionCreate.model_validate(
+            {
+                "connector": connector,
+                "name": name,
+                "secret": secret,
+                "signature_header": signature_header,
+                "signature_encoding": signature_encoding,
+            }
+        )
+    except ValidationError as error:
+        _fail(problems(error, {"--data": "--secret", "name": "--name"}), 2)
+    try:
+        with unit_of_work() as session:
+            org = security.get_organization(session, slug=organization)
+            added = integrations.add_connection(session, actor=system_actor(org.id, "cli"), data=data)
+    except MedspaError as error:
+        _fail(error.detail)
+    errors.print(f"{connector} connection for {organization}; webhooks go to {added.webhook_path}")
+    print(added.id)
 
 
 @keys_app.command("rotate")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from medspa.catalog import models as catalog_models
 from medspa.clients import models as clients_models
 from medspa.engagement import models as engagement_models
+from medspa.integrations import models as integrations_models
 from medspa.kit import audit_trail, outbox
 from medspa.kit.db import Base
 from medspa.resources import models as resources_models
@@ -21,6 +22,7 @@ MODULES = (
     scheduling_models,
     retention_models,
     engagement_models,
+    integrations_models,
     outbox,
     audit_trail,
 )

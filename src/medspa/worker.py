@@ -10,6 +10,8 @@
   `MEDSPA_SMTP_URL` / `MEDSPA_SMS_URL` configure (`engagement.dispatch`), and every 15 s advances the
   waitlist offers (lapsed ones pass on) and releases interrupted sends. It has its own thread so that a
   slow mail server never delays a booking's score.
+- A third watcher applies the deliveries of connected systems (Zenoti, Mindbody, Standard Webhooks)
+  that the webhook receivers stored in the inbox (`integrations.apply`), each in its own transaction.
 - Huey runs the scheduled jobs: every organization's active no-show model refitted nightly (01:15 UTC) on
   the outcomes known by then, keeping its calibration map (`scoring.refit_noshow_model`; what `models
   evaluate noshow` measures); every organization's scores refreshed weekly (Sunday 02:00 UTC), expired
@@ -323,10 +325,12 @@ class BackgroundWorker:
         self.readers = {
             "models": [_Reader(self.consumer, poll_seconds)],
             "engagement": [_Reader(self.engagement.consumer, poll_seconds)],
+            "integrations": [],  # the inbox of the connected systems' deliveries (`integrations.apply`)
         }
         self.huey = huey
         self._stopping = threading.Event()
-        # Two watchers, so that a slow mail server never holds back a booking's score.
+        # A watcher each, so that a slow mail server never holds back a booking's score, nor a burst of
+        # deliveries from a connected system either.
         self._watchers = [
             threading.Thread(target=self._watch_on_clock, args=(name,), name=f"medspa-{name}", daemon=True)
             for name in self.readers
@@ -390,6 +394,10 @@ class BackgroundWorker:
                     reader.read_to(head, now)
                 if name == "engagement":
                     self.engagement.tick(now)
+                if name == "integrations":
+                    from medspa.integrations.apply import apply_pending
+
+                    apply_pending(self.engine)
                 backoff = self.poll_seconds
             except Exception:  # the database is unreachable, say: try again later, not at once
                 logger.exception("outbox watcher: drain failed; retrying")

@@ -49,7 +49,7 @@ NONCE_BYTES: Final = 12
 SEALED_PREFIX: Final = "v1."
 INDEX_BYTES: Final = 16  # a blind index keeps 128 bits of its HMAC-SHA256
 KEY_FILE_FORMAT: Final = "medspa-kek/1"
-PURPOSES: Final = ("phi", "index")
+PURPOSES: Final = ("phi", "index", "integrations")
 
 
 class KeyMaterialError(Exception):

@@ -105,6 +105,9 @@ MATRIX: dict[Permit, frozenset[Role]] = {
     ("agent_actions", "decide"): LEADS,
     ("agent_policies", "read"): LEADS,
     ("agent_policies", "manage"): frozenset({OWNER}),
+    # connections to outside systems (Zenoti, Mindbody, Standard Webhooks) and what they delivered
+    ("integrations", "read"): LEADS,
+    ("integrations", "manage"): frozenset({OWNER}),
     # break-glass: a person limited to some locations opens another for a while; managers see and end it
     ("emergency_access", "open"): STAFF,
     ("emergency_access", "read"): LEADS,

@@ -1,0 +1,104 @@
+"""HTTP routes: the webhook receivers (public: the signature is the credential) and the connections and
+inbox an owner manages."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from medspa.api import ActorDep, Limit, Offset, SessionDep
+from medspa.integrations import service
+from medspa.integrations.receiving import DeliveryRefusedError
+from medspa.integrations.schemas import ConnectionCreate, ConnectionRead, Connector, InboxRead, InboxState
+from medspa.kit.schemas import Page
+from medspa.security.permissions import permits, public
+
+router = APIRouter(prefix="/api/v1", tags=["integrations"])
+
+REFUSALS = {400: "validation_failed", 401: "unauthenticated", 404: "not_found", 415: "unsupported_media_type"}
+
+
+@router.post(
+    "/webhooks/{connector}/{connection_id}",
+    status_code=202,
+    responses={200: {"description": "a duplicate: stored before, nothing more done"}},
+)
+@public
+async def receive_webhook(
+    connector: Annotated[Connector, Path()], connection_id: uuid.UUID, request: Request
+) -> Response:
+    """A delivery from Mindbody, Zenoti or a Standard Webhooks sender, verified on its raw body and
+    stored in the inbox before the answer: 202 when new, 200 for a duplicate (nothing more done). 401
+    for a bad or missing signature or a stale timestamp, 400 for malformed JSON, 415 for another
+    content type, 413 for a body over 1 MB, 404 for an unknown or inactive connection; nothing stored."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        return _refused(
+            DeliveryRefusedError(415, "a webhook's body is application/json"), connector, connection_id
+        )
+    body = await request.body()
+    try:
+        receipt = await run_in_threadpool(
+            service.receive,
+            request.app.state.engine,
+            connector=connector,
+            connection_id=connection_id,
+            body=body,
+            headers=request.headers,
+        )
+    except DeliveryRefusedError as refusal:
+        return _refused(refusal, connector, connection_id, logged=True)
+    return JSONResponse(
+        {"id": str(receipt.inbox_id), "duplicate": receipt.duplicate}, status_code=receipt.status
+    )
+
+
+def _refused(
+    refusal: DeliveryRefusedError, connector: str, connection_id: uuid.UUID, *, logged: bool = False
+) -> Response:
+    if not logged:
+        service.log_refusal(connector, connection_id, refusal)
+    body = {"error": REFUSALS.get(refusal.status, "refused"), "detail": refusal.reason}
+    return JSONResponse(body, status_code=refusal.status)
+
+
+@router.post("/integrations/connections", status_code=201)
+@permits("integrations", "manage")
+def add_connection(data: ConnectionCreate, session: SessionDep, actor: ActorDep) -> ConnectionRead:
+    """Connect the organization to Mindbody, Zenoti or a Standard Webhooks sender; the answer's
+    `webhook_path` is where the source should deliver. The secret is stored sealed and never shown."""
+    return service.add_connection(session, actor=actor, data=data)
+
+
+@router.get("/integrations/connections")
+@permits("integrations", "read")
+def list_connections(
+    session: SessionDep, actor: ActorDep, limit: Limit = 50, offset: Offset = 0
+) -> Page[ConnectionRead]:
+    return service.list_connections(session, actor=actor, limit=limit, offset=offset)
+
+
+@router.delete("/integrations/connections/{connection_id}")
+@permits("integrations", "manage")
+def deactivate_connection(connection_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ConnectionRead:
+    return service.deactivate_connection(session, actor=actor, connection_id=connection_id)
+
+
+@router.get("/integrations/inbox")
+@permits("integrations", "read")
+def list_inbox(
+    session: SessionDep,
+    actor: ActorDep,
+    connection_id: uuid.UUID | None = None,
+    state: InboxState | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[InboxRead]:
+    """Deliveries as they arrived, newest first, and what became of each (never their bodies)."""
+    return service.list_inbox(
+        session, actor=actor, connection_id=connection_id, state=state, limit=limit, offset=offset
+    )

@@ -1,0 +1,237 @@
+"""Connections and the inbox: adding a connection (its secret sealed), taking a webhook delivery in
+(verified, stored once, answered fast), and reading what arrived. Functions flush, never commit, except
+`receive`, which is its own unit of work: a delivery is stored before it is answered.
+
+A delivery is applied later, by the inbox's worker (`integrations.apply`), never in the request.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from medspa.integrations.models import Connection, InboxEvent
+from medspa.integrations.receiving import DeliveryRefusedError, verify
+from medspa.integrations.schemas import ConnectionCreate, ConnectionRead, InboxRead, InboxState
+from medspa.kit import clock
+from medspa.kit.crud import get_owned, list_owned
+from medspa.kit.db import insert_ignoring_conflict, run_in_unit_of_work
+from medspa.kit.ids import new_id
+from medspa.kit.outbox import record_event
+from medspa.kit.schemas import Page
+from medspa.security import keys
+from medspa.security.actors import Actor, Role, require
+
+logger = logging.getLogger(__name__)
+
+KEY_PURPOSE: Final = "integrations"
+
+
+def _secret_place(connection_id: uuid.UUID) -> str:
+    return f"integration_connections.secret.{connection_id}"
+
+
+def _body_place(inbox_id: uuid.UUID) -> str:
+    return f"integration_inbox.body.{inbox_id}"
+
+
+def _read(connection: Connection) -> ConnectionRead:
+    return ConnectionRead(
+        id=connection.id,
+        connector=connection.connector,
+        name=connection.name,
+        signature_header=connection.signature_header,
+        signature_encoding=connection.signature_encoding,
+        is_active=connection.is_active,
+        created_at=connection.created_at,
+        webhook_path=f"/api/v1/webhooks/{connection.connector}/{connection.id}",
+    )
+
+
+def add_connection(session: Session, *, actor: Actor, data: ConnectionCreate) -> ConnectionRead:
+    """A connection of the organization to an outside system; its secret is sealed under the
+    organization's `integrations` key and never returned. Emits `integration.connection_added`."""
+    require(actor, "integrations", "manage")
+    now, connection_id = clock.now(), new_id()
+    key = keys.data_key(session, actor.organization_id, KEY_PURPOSE)
+    connection = Connection(
+        id=connection_id,
+        organization_id=actor.organization_id,
+        connector=data.connector,
+        name=data.name,
+        secret_sealed=keys.seal_text(key, data.secret, where=_secret_place(connection_id)),
+        signature_header=data.signature_header if data.connector == "zenoti" else None,
+        signature_encoding=data.signature_encoding,
+        is_active=True,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(connection)
+    session.flush()
+    record_event(
+        session,
+        actor,
+        "integration.connection_added",
+        connection.id,
+        {"id": str(connection.id), "connector": data.connector},
+    )
+    return _read(connection)
+
+
+def list_connections(
+    session: Session, *, actor: Actor, limit: int = 50, offset: int = 0
+) -> Page[ConnectionRead]:
+    require(actor, "integrations", "read")
+    rows, total = list_owned(
+        session,
+        Connection,
+        actor.organization_id,
+        order_by=(Connection.created_at, Connection.id),
+        limit=limit,
+        offset=offset,
+    )
+    return Page(items=[_read(c) for c in rows], total=total, limit=limit, offset=offset)
+
+
+def deactivate_connection(session: Session, *, actor: Actor, connection_id: uuid.UUID) -> ConnectionRead:
+    """Stop taking the connection's deliveries (they answer 404 from now on); what arrived stays."""
+    require(actor, "integrations", "manage")
+    connection = get_owned(session, Connection, actor.organization_id, connection_id, "connection", lock=True)
+    connection.is_active, connection.updated_at = False, clock.now()
+    session.flush()
+    record_event(
+        session, actor, "integration.connection_deactivated", connection.id, {"id": str(connection.id)}
+    )
+    return _read(connection)
+
+
+def list_inbox(
+    session: Session,
+    *,
+    actor: Actor,
+    connection_id: uuid.UUID | None = None,
+    state: InboxState | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Page[InboxRead]:
+    """Deliveries as they arrived, newest first, with what became of them (never their bodies)."""
+    require(actor, "integrations", "read")
+    filters = []
+    if connection_id is not None:
+        filters.append(InboxEvent.connection_id == connection_id)
+    if state is not None:
+        filters.append(InboxEvent.state == state)
+    rows, total = list_owned(
+        session,
+        InboxEvent,
+        actor.organization_id,
+        *filters,
+        order_by=(InboxEvent.received_at.desc(), InboxEvent.id),
+        limit=limit,
+        offset=offset,
+    )
+    return Page(items=[InboxRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+def integration_actor(connection: Connection) -> Actor:
+    """Who applies a connection's events: a named integration actor with the front desk's rights."""
+    return Actor(
+        organization_id=connection.organization_id,
+        kind="integration",
+        actor_id=connection.id,
+        role=Role.FRONT_DESK,
+        name=f"{connection.connector}:{connection.id}",
+    )
+
+
+def open_secret(session: Session, connection: Connection) -> str:
+    key = keys.data_key(session, connection.organization_id, KEY_PURPOSE)
+    return keys.open_text(key, connection.secret_sealed, where=_secret_place(connection.id))
+
+
+def open_body(session: Session, event: InboxEvent) -> str:
+    key = keys.data_key(session, event.organization_id, KEY_PURPOSE)
+    return keys.open_text(key, event.body_sealed, where=_body_place(event.id))
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a delivery's sender is answered: 202 when stored now, 200 when it had arrived before."""
+
+    status: int
+    inbox_id: uuid.UUID | None
+    duplicate: bool
+
+
+def receive(
+    engine: Engine, *, connector: str, connection_id: uuid.UUID, body: bytes, headers: Mapping[str, str]
+) -> Receipt:
+    """Take one webhook delivery in: the connection must exist, be active and be of `connector`; the
+    signature must hold (`receiving.verify`); then the raw body is sealed and stored with its
+    deduplication key (connection, source event id) before the answer. A duplicate stores nothing more.
+    DeliveryRefusedError (nothing stored) for anything else, with one log line."""
+
+    def work(session: Session) -> Receipt:
+        connection = session.get(Connection, connection_id)
+        if connection is None or not connection.is_active or connection.connector != connector:
+            raise DeliveryRefusedError(404, "no such active connection")
+        delivery = verify(
+            connector,
+            secret=open_secret(session, connection),
+            body=body,
+            headers=headers,
+            now=clock.now(),
+            signature_header=connection.signature_header,
+            signature_encoding=connection.signature_encoding,
+        )
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DeliveryRefusedError(400, "the body is not UTF-8") from error
+        if "\x00" in text:
+            raise DeliveryRefusedError(400, "the body holds a NUL character")
+        inbox_id = new_id()
+        key = keys.data_key(session, connection.organization_id, KEY_PURPOSE)
+        insert_ignoring_conflict(
+            session,
+            InboxEvent,
+            {
+                "id": inbox_id,
+                "organization_id": connection.organization_id,
+                "connection_id": connection.id,
+                "source_event_id": delivery.source_event_id,
+                "event_type": delivery.event_type,
+                "source_time": delivery.source_time,
+                "body_sealed": keys.seal_text(key, text, where=_body_place(inbox_id)),
+                "state": "received",
+                "attempts": 0,
+                "last_error": None,
+                "received_at": clock.now(),
+                "processed_at": None,
+            },
+        )
+        stored = session.scalar(
+            select(InboxEvent.id).where(
+                InboxEvent.connection_id == connection.id,
+                InboxEvent.source_event_id == delivery.source_event_id,
+            )
+        )
+        duplicate = stored != inbox_id
+        return Receipt(200 if duplicate else 202, stored, duplicate)
+
+    try:
+        return run_in_unit_of_work(engine, work)
+    except DeliveryRefusedError as refusal:
+        log_refusal(connector, connection_id, refusal)
+        raise
+
+
+def log_refusal(connector: str, connection_id: uuid.UUID, refusal: DeliveryRefusedError) -> None:
+    """The one log line of a refused delivery (never its body or signature)."""
+    logger.warning("webhook %s/%s refused (%s): %s", connector, connection_id, refusal.status, refusal.reason)
