@@ -254,7 +254,7 @@ def test_keys_rotate_rewraps_every_organization_and_records_still_read(
 
     rotated = runner.invoke(app, ["keys", "rotate"])
     assert rotated.exit_code == 0, rotated.output
-    assert "4 data keys of 2 organizations re-wrapped" in flat(rotated.output)
+    assert "6 data keys of 2 organizations re-wrapped" in flat(rotated.output)
     document = json.loads(key_file.read_text())
     assert document["current"] != first_kek
     assert first_kek in document["keys"]  # kept until retired
@@ -279,3 +279,37 @@ def test_keys_rotate_refuses_a_key_file_others_may_read(
     refused = runner.invoke(app, ["keys", "rotate"])
     assert refused.exit_code == 1
     assert "chmod 600" in flat(refused.output)
+
+
+def test_integrations_add_prints_the_connection_id_last_and_never_the_secret(database: str) -> None:
+    from medspa.integrations import service as integrations
+    from medspa.kit.db import engine_for, unit_of_work
+    from medspa.security import service as security
+    from medspa.security.actors import system_actor
+
+    with unit_of_work(engine_for(database)) as session:
+        org = security.create_organization(session, slug="demo", name="Demo")
+    added = runner.invoke(
+        app, ["integrations", "add", "mindbody", "--organization", "demo", "--secret", "a-mindbody-secret"]
+    )
+    assert added.exit_code == 0, added.output
+    assert "a-mindbody-secret" not in added.output
+    connection_id = added.stdout.split()[-1]
+    with unit_of_work(engine_for(database)) as session:
+        listed = integrations.list_connections(session, actor=system_actor(org.id)).items
+    assert [str(c.id) for c in listed] == [connection_id]
+    bad = runner.invoke(
+        app, ["integrations", "add", "standard", "--organization", "demo", "--secret", "whsec_x"]
+    )
+    assert bad.exit_code == 2
+    assert "--secret" in flat(bad.output)
+    unknown = runner.invoke(
+        app, ["integrations", "add", "zenoti", "--organization", "nowhere", "--secret", "s" * 12]
+    )
+    assert unknown.exit_code == 1
+    assert (
+        runner.invoke(
+            app, ["integrations", "add", "other", "--organization", "demo", "--secret", "s" * 12]
+        ).exit_code
+        == 2
+    )

@@ -296,7 +296,7 @@ def integrations_add(
             }
         )
     except ValidationError as error:
-        _fail(problems(error, {"--data": "--secret", "name": "--name"}), 2)
+        _fail(problems(error, {"--data": "--secret", "secret": "--secret", "name": "--name"}), 2)
     try:
         with unit_of_work() as session:
             org = security.get_organization(session, slug=organization)

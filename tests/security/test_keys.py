@@ -106,7 +106,7 @@ def test_each_organization_has_data_keys_of_its_own(engine: Engine, owner: Actor
         rows = session.scalars(
             select(OrganizationKey).where(OrganizationKey.organization_id == owner.organization_id)
         ).all()
-        assert sorted(r.purpose for r in rows) == ["index", "phi"]
+        assert sorted(r.purpose for r in rows) == ["index", "integrations", "phi"]
         phi = keys.data_key(session, owner.organization_id, "phi")
         index = keys.data_key(session, owner.organization_id, "index")
         assert phi != index
@@ -130,7 +130,7 @@ def test_rotation_rewraps_data_keys_and_every_record_still_reads(
         old_kek = key_file.current_kek_id()
         new_kek = key_file.add_kek()
         with unit_of_work(engine) as session:
-            assert keys.rotate(session, other_org, new_kek) == 2
+            assert keys.rotate(session, other_org, new_kek) == len(keys.PURPOSES)
         with unit_of_work(engine) as session:
             after = {r.purpose: (r.kek_id, r.wrapped) for r in _org_keys(session, other_org)}
             assert {kek for kek, _ in after.values()} == {new_kek}

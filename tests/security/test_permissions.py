@@ -27,7 +27,8 @@ from tests.fuzzing import flattened
 FRAMEWORK_PATHS = {"/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
 STATIC_PATHS = {"/static", "/api-docs-assets"}
 # Signed-in nowhere: health, signing in and out; and what a client reaches from a message, where the
-# link's signed token (an offer, unsubscribing) or the SMS provider's signature is the credential.
+# link's signed token (an offer, unsubscribing) or the SMS provider's signature is the credential; and a
+# connected system's webhooks, whose signature on the body is theirs.
 PUBLIC_PATHS = {
     "/api/v1/health",
     "/login",
@@ -36,6 +37,7 @@ PUBLIC_PATHS = {
     "/offers/{token}",
     "/unsubscribe/{token}",
     "/api/v1/sms/{organization}/replies",
+    "/api/v1/webhooks/{connector}/{connection_id}",
 }
 
 
