@@ -109,13 +109,18 @@ def test_every_page_but_signing_in_and_out_and_a_clients_links_needs_a_session(
             kind="reminder",
             channel="email",
             client_id=uuid.uuid4(),
+            provider_id=uuid.uuid4(),
+            room_id=uuid.uuid4(),
+            device_id=uuid.uuid4(),
+            service_id=uuid.uuid4(),
+            schedule="shifts",
         )
         for method in sorted(route.methods):
             response = client.request(method, path, follow_redirects=False)
             assert (method, path, response.status_code) == (method, path, 303)
             assert response.headers["location"] == "/login"
             checked += 1
-    assert checked == 28
+    assert checked == 47
 
 
 def test_wrong_password_shows_the_form_again_with_one_message(client: TestClient) -> None:

@@ -5,9 +5,11 @@ Server-rendered with Jinja2 and HTMX. Handlers parse, call service functions and
 page: `sign_in`, `day` (the day view and its lifecycle buttons), `booking` (client picker, slots,
 booking), `optimizer` (running the optimizer, a proposal's page), `approvals` (the manager's queue of
 automated actions and client erasures), `client_card` (finding a client, the client card), `messages`,
-`waitlist`, `client_links` (what a client reaches from a message). The sign-in and CSRF guards live in
-`guards` (every page needs a signed-in user; every POST a same-host Origin), the layout of the day in
-`board`, the slot buttons in `slots`, a proposal's content in `proposals`.
+`waitlist`, `client_links` (what a client reaches from a message), `settings` (a location's hours,
+closures, staff schedules, rooms, devices and the service catalogue, for owners and managers). The
+sign-in and CSRF guards live in `guards` (every page needs a signed-in user; every POST a same-host
+Origin), the layout of the day in `board`, the slot buttons in `slots`, a proposal's content in
+`proposals`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from medspa.web import (
     day,
     messages,
     optimizer,
+    settings,
     sign_in,
     waitlist,
 )
@@ -39,6 +42,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     waitlist.router,
     messages.router,
     client_card.router,
+    settings.router,
 )
 
 
