@@ -2,7 +2,7 @@
 provider's weekly shifts, breaks and time off, its rooms, its devices (and their maintenance) and the
 service catalogue.
 
-Five pages, one a tab: `/locations/{id}/settings` (hours, closures), `.../settings/staff`,
+Five pages, each a tab: `/locations/{id}/settings` (hours, closures), `.../settings/staff`,
 `.../settings/rooms`, `.../settings/devices`, `.../settings/services`. Each page offers nothing but
 changes, so each declares the "manage" permission of what it changes; a role without it gets 403. The
 services are the organization's, not the location's: their tab sits under a location for the top bar.
