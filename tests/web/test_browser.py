@@ -248,6 +248,8 @@ def pages_of(role: Role, demo: Demo, engine: Engine) -> list[str]:
         pages.append(f"/locations/{demo.location_id}/messages")
     if role in (Role.MANAGER, Role.OWNER):
         pages.append("/approvals")
+        settings = f"/locations/{demo.location_id}/settings"
+        pages += [settings, *(f"{settings}/{tab}" for tab in ("staff", "rooms", "devices", "services"))]
     if role in (Role.FRONT_DESK, Role.MANAGER, Role.OWNER):
         pages.append("/clients/drifting")
     if role is Role.PROVIDER:
@@ -297,6 +299,45 @@ def test_each_roles_pages_fit_a_phone_and_pass_axe(
             if bad:
                 problems.append(f"{path} at {width} px: {bad}")
     assert problems == []
+
+
+SETTINGS_TABS = ("", "/staff", "/rooms", "/devices", "/services")
+# Every control of the page that is shown, whose height is under 44 px (a touch target too small).
+SMALL_CONTROLS = """() => [...document.querySelectorAll('main :is(input, select, textarea, button, summary)')]
+  .filter(e => e.offsetParent !== null && e.getBoundingClientRect().height < 44)
+  .map(e => `${e.tagName} ${e.name || e.textContent.trim().slice(0, 30)}`)"""
+
+
+def test_the_settings_pages_fit_a_phone_with_every_form_open_and_save_from_it(
+    page: Any, engine: Engine, demo_template: Demo
+) -> None:
+    sign_in_as(page, Role.OWNER)
+    page.set_viewport_size({"width": 390, "height": 900})
+    settings = f"/locations/{demo_template.location_id}/settings"
+    problems = []
+    for tab in SETTINGS_TABS:
+        page.goto(settings + tab)
+        page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        if scroll > 390:
+            problems.append(f"{tab or '/'} with every form open is {scroll} px wide")
+        small = page.evaluate(SMALL_CONTROLS)
+        if small:
+            problems.append(f"{tab or '/'}: under 44 px tall: {small[:5]}")
+    assert problems == []
+
+    page.goto(f"{settings}/rooms")
+    form = page.locator("form[action$='/settings/rooms']")
+    form.get_by_label("Name").fill("Phone Suite")
+    form.get_by_label("Room type").fill("treatment")
+    form.get_by_role("button", name="Add room").click()
+    page.wait_for_load_state("networkidle")
+    assert page.get_by_role("status").inner_text() == "Saved: added the room Phone Suite."
+    with unit_of_work(engine, write=False) as session:
+        rooms = resources.list_rooms(
+            session, actor=demo_template.actor, location_id=demo_template.location_id
+        )
+    assert "Phone Suite" in {room.name for room in rooms.items}
 
 
 def test_a_keyboard_user_keeps_their_place_after_an_update(

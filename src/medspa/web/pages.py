@@ -6,9 +6,10 @@ page: `sign_in`, `day` (the day view and its lifecycle buttons), `booking` (clie
 booking), `optimizer` (running the optimizer, a proposal's page), `approvals` (the manager's queue of
 automated actions and client erasures), `client_card` (finding a client, the client card), `messages`,
 `waitlist`, `client_links` (what a client reaches from a message), `call_list` (remind, request a
-deposit). The sign-in and CSRF guards live in
-`guards` (every page needs a signed-in user; every POST a same-host Origin), the layout of the day in
-`board`, the slot buttons in `slots`, a proposal's content in `proposals`.
+deposit), `settings` (a location's hours, closures, staff schedules, rooms, devices and the service
+catalogue, for owners and managers). The sign-in and CSRF guards live in `guards` (every page needs a
+signed-in user; every POST a same-host Origin), the layout of the day in `board`, the slot buttons in
+`slots`, a proposal's content in `proposals`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from medspa.web import (
     day,
     messages,
     optimizer,
+    settings,
     sign_in,
     waitlist,
 )
@@ -42,6 +44,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     messages.router,
     client_card.router,
     call_list.router,
+    settings.router,
 )
 
 
