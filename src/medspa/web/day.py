@@ -21,8 +21,8 @@ from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import AppointmentRead, RescheduleRequest, Status
 from medspa.security.actors import Actor
 from medspa.security.permissions import permits
-from medspa.web.board import Board, build_board, clock_label, local_today
-from medspa.web.forms import DATE_PROBLEM, LIST_LIMIT, form_date, form_time, form_uuid
+from medspa.web.board import Board, View, build_board, clock_label
+from medspa.web.forms import LIST_LIMIT, form_date, form_time, form_uuid, page_day_and_view, view_in_use
 from medspa.web.guards import PageActor, PageRoute, SameOrigin, is_htmx, page_actor, readable, templates
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -39,13 +39,15 @@ def day_view(
     actor: PageActor,
     location_id: uuid.UUID,
     on: Annotated[str, Query(alias="date")] = "",
+    by: str = "",
 ) -> Response:
-    """The day of the location (today there when no date is given). A date that is not one, or lies
-    outside the accepted range, shows today with the reason (422)."""
+    """The day of the location (today there when no date is given), its columns by provider (the
+    default), room or device (`by`). A date that is not one, or lies outside the accepted range, shows
+    today, and an unknown `by` the providers' columns, with the reason (422)."""
     location = resources.get_location(session, actor=actor, location_id=location_id)
-    day = form_date(on)
-    message, kind, status_code = (DATE_PROBLEM, "error", 422) if on and day is None else (None, "ok", 200)
-    board = build_board(session, actor=actor, location_id=location.id, day=day or local_today(location))
+    day, view, message = page_day_and_view(location, on, by)
+    kind, status_code = ("error", 422) if message else ("ok", 200)
+    board = build_board(session, actor=actor, location_id=location.id, day=day, view=view)
     headers = {"Vary": "HX-Request, HX-Target"}
     if is_htmx(request) and request.headers.get("hx-target") == "day":
         return day_fragment(
@@ -93,10 +95,13 @@ def day_fragment(
     return templates.TemplateResponse(request, "_day.html", context, status_code=status_code, headers=headers)
 
 
-def board_of(session: Session, actor: Actor, appointment: AppointmentRead) -> Board:
+def board_of(
+    session: Session, actor: Actor, appointment: AppointmentRead, view: View = View.PROVIDER
+) -> Board:
+    """The day of the appointment, its columns by `view`."""
     location = resources.get_location(session, actor=actor, location_id=appointment.location_id)
     day = to_local(appointment.starts_at, location.time_zone).date()
-    return build_board(session, actor=actor, location_id=location.id, day=day)
+    return build_board(session, actor=actor, location_id=location.id, day=day, view=view)
 
 
 def summary(session: Session, actor: Actor, appointment: AppointmentRead) -> str:
@@ -181,7 +186,7 @@ def _move(
         except MedspaError as error:
             audit_trail.record_refusal(session, error)
             message, kind, status_code = f"Could not move it: {readable(error)}.", "error", error.status_code
-    board = board_of(session, actor, appointment)
+    board = board_of(session, actor, appointment, view_in_use(request))
     return day_fragment(request, board, message=message, kind=kind, status_code=status_code)
 
 
@@ -259,5 +264,5 @@ def _change_status(
         except MedspaError as error:
             audit_trail.record_refusal(session, error)
             message, kind, status_code = readable(error), "error", error.status_code
-    board = board_of(session, actor, appointment)
+    board = board_of(session, actor, appointment, view_in_use(request))
     return day_fragment(request, board, message=message, kind=kind, status_code=status_code)
