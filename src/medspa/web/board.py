@@ -135,10 +135,10 @@ class Column:
 
 
 @dataclass(frozen=True)
-class Lane:
+class Track:
     """A column of the day as drawn, or a row of the week: a provider's, a room's or a device's. `key` is
-    the id the lane's appointments share (None: the device view's lane of visits that use no device).
-    Only a provider's lane takes a dropped block, moving it to `provider_id`."""
+    the id the track's appointments share (None: the device view's track of visits that use no device).
+    Only a provider's track takes a dropped block, moving it to `provider_id`."""
 
     key: uuid.UUID | None
     name: str
@@ -193,7 +193,7 @@ class Board:
     may_book_waitlist: bool = False
     may_remove_waitlist: bool = False
     view: View = View.PROVIDER
-    lanes: list[Lane] = field(default_factory=list)  # the columns drawn: `columns`, or rooms or devices
+    tracks: list[Track] = field(default_factory=list)  # the columns drawn: `columns`, or rooms or devices
 
     @property
     def legend(self) -> list[tuple[str, str]]:
@@ -306,15 +306,15 @@ def build_board(
         )
 
     if view is View.PROVIDER:
-        lanes = [
-            Lane(c.provider.id, c.provider.name, _provider_detail(c), c.shades, c.blocks, c.provider.id)
+        tracks = [
+            Track(c.provider.id, c.provider.name, _provider_detail(c), c.shades, c.blocks, c.provider.id)
             for c in columns.values()
         ]
     else:
-        lanes = resource_lanes(
+        tracks = tracks_of(
             session, actor=actor, location_id=location.id, view=view, appointments=appointments
         )
-        _fill(lanes, view, [b for c in columns.values() for b in c.blocks])
+        _fill(tracks, view, [b for c in columns.values() for b in c.blocks])
 
     today = to_local(now, zone).date()
     now_px = None
@@ -357,7 +357,7 @@ def build_board(
         may_book_waitlist=actor.can("waitlist", "book"),
         may_remove_waitlist=actor.can("waitlist", "remove"),
         view=view,
-        lanes=lanes,
+        tracks=tracks,
     )
 
 
@@ -488,7 +488,7 @@ def window_label(entry: WaitlistRead) -> str:
     return f"{clock_label(start.hour, start.minute)}–{clock_label(end.hour, end.minute)}"
 
 
-# --- lanes: the columns of the day, and the rows of the week, by provider, room or device ----------------
+# --- tracks: the columns of the day, and the rows of the week, by provider, room or device ----------------
 
 
 def shown_providers(
@@ -511,8 +511,8 @@ def shown_providers(
     return providers
 
 
-def lane_key(view: View, appointment: AppointmentRead) -> uuid.UUID | None:
-    """The id of the lane the appointment stands in, in the view."""
+def track_key(view: View, appointment: AppointmentRead) -> uuid.UUID | None:
+    """The id of the track the appointment stands in, in the view."""
     if view is View.ROOM:
         return appointment.room_id
     if view is View.DEVICE:
@@ -520,15 +520,15 @@ def lane_key(view: View, appointment: AppointmentRead) -> uuid.UUID | None:
     return appointment.provider_id
 
 
-def resource_lanes(
+def tracks_of(
     session: Session, *, actor: Actor, location_id: uuid.UUID, view: View, appointments: list[AppointmentRead]
-) -> list[Lane]:
-    """Empty lanes for the view: the shown providers; or the location's active rooms or devices by name,
+) -> list[Track]:
+    """Empty tracks for the view: the shown providers; or the location's active rooms or devices by name,
     then any other one `appointments` use, then, in the device view, "No device" when one of them uses
-    none (so every appointment has its lane, and the view counts the same visits as the provider's)."""
+    none (so every appointment has its track, and the view counts the same visits as the provider's)."""
     if view is View.PROVIDER:
         return [
-            Lane(p.id, p.name, _title(p.title, p.is_active), provider_id=p.id)
+            Track(p.id, p.name, _title(p.title, p.is_active), provider_id=p.id)
             for p in shown_providers(session, actor=actor, location_id=location_id, appointments=appointments)
         ]
     equipment: list[RoomRead] | list[DeviceRead] = (
@@ -538,24 +538,24 @@ def resource_lanes(
     )
     listed: list[RoomRead | DeviceRead] = sorted(equipment, key=lambda r: (r.name, r.id))
     known = {r.id for r in listed}
-    for key in dict.fromkeys(lane_key(view, a) for a in appointments):
+    for key in dict.fromkeys(track_key(view, a) for a in appointments):
         if key is not None and key not in known:  # inactive now, or moved to another location
             listed.append(
                 resources.get_room(session, actor=actor, room_id=key)
                 if view is View.ROOM
                 else resources.get_device(session, actor=actor, device_id=key)
             )
-    lanes = [Lane(r.id, r.name, _title(_kind(r), r.is_active)) for r in listed]
-    if any(lane_key(view, a) is None for a in appointments):
-        lanes.append(Lane(None, NO_DEVICE, "no device needed"))
-    return lanes
+    tracks = [Track(r.id, r.name, _title(_kind(r), r.is_active)) for r in listed]
+    if any(track_key(view, a) is None for a in appointments):
+        tracks.append(Track(None, NO_DEVICE, "no device needed"))
+    return tracks
 
 
-def _fill(lanes: list[Lane], view: View, blocks: list[Block]) -> None:
-    """Put each block in its lane, in the order of their starts."""
-    by_key = {lane.key: lane for lane in lanes}
+def _fill(tracks: list[Track], view: View, blocks: list[Block]) -> None:
+    """Put each block in its track, in the order of their starts."""
+    by_key = {track.key: track for track in tracks}
     for block in sorted(blocks, key=lambda b: (b.appointment.starts_at, b.appointment.id)):
-        by_key[lane_key(view, block.appointment)].blocks.append(block)
+        by_key[track_key(view, block.appointment)].blocks.append(block)
 
 
 def _kind(equipment: RoomRead | DeviceRead) -> str:
@@ -563,7 +563,7 @@ def _kind(equipment: RoomRead | DeviceRead) -> str:
 
 
 def _title(kind: str, is_active: bool) -> str:
-    """`Nurse injector`, `laser suite (inactive)`: a lane's second line."""
+    """`Nurse injector`, `laser suite (inactive)`: a track's second line."""
     return kind.replace("_", " ") + ("" if is_active else " (inactive)")
 
 

@@ -7,7 +7,7 @@ page: `sign_in`, `day` (the day view and its lifecycle buttons), `week` (the wee
 `approvals` (the manager's queue of automated actions and client erasures), `client_card` (finding a
 client, the client card), `messages`, `waitlist`, `client_links` (what a client reaches from a
 message). The sign-in and CSRF guards live in `guards` (every page needs a signed-in user; every POST a
-same-host Origin), the layout of the day in `board` (with the lanes, by provider, room or device, that
+same-host Origin), the layout of the day in `board` (with the tracks, by provider, room or device, that
 the week shares), the slot buttons in `slots`, a proposal's content in `proposals`.
 """
 

@@ -26,12 +26,12 @@ from medspa.security.permissions import permits
 from medspa.web.board import (
     STATUS_LABELS,
     VIEW_LABELS,
-    Lane,
+    Track,
     View,
     is_lapsed_hold,
-    lane_key,
     page_query,
-    resource_lanes,
+    track_key,
+    tracks_of,
 )
 from medspa.web.forms import LIST_LIMIT, page_day_and_view
 from medspa.web.guards import PageActor, PageRoute, templates
@@ -62,7 +62,7 @@ class WeekItem:
 
 @dataclass(frozen=True)
 class WeekRow:
-    lane: Lane
+    track: Track
     cells: list[list[WeekItem]]  # one a day, Monday first
 
 
@@ -138,14 +138,14 @@ def build_week(session: Session, *, actor: Actor, location_id: uuid.UUID, day: d
         for s in catalog.list_services(session, actor=actor, limit=LIST_LIMIT, include_inactive=True).items
     }
     rows = {
-        lane.key: WeekRow(lane, [[] for _ in range(7)])
-        for lane in resource_lanes(
+        track.key: WeekRow(track, [[] for _ in range(7)])
+        for track in tracks_of(
             session, actor=actor, location_id=location.id, view=view, appointments=appointments
         )
     }
     for a in appointments:  # in order of their starts
         local_start = to_local(a.starts_at, location.time_zone)
-        rows[lane_key(view, a)].cells[(local_start.date() - monday).days].append(
+        rows[track_key(view, a)].cells[(local_start.date() - monday).days].append(
             WeekItem(
                 appointment=a,
                 local_start=local_start,
