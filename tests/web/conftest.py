@@ -118,6 +118,14 @@ def first_day_with_slots(engine: Engine, demo: Demo, service_id: uuid.UUID) -> t
     raise AssertionError("the demo has no free slot in the next two weeks")
 
 
+def new_booking(engine: Engine, demo: Demo) -> tuple[date, AppointmentRead]:
+    """A new client's booking of the booking service at the first free slot from tomorrow on, and its
+    local day."""
+    service_id = booking_service_id(engine, demo)
+    day, slots = first_day_with_slots(engine, demo, service_id)
+    return day, book_new_client(engine, demo, service_id, slots[0])
+
+
 def first_day_with_a_waitlist(engine: Engine, demo: Demo) -> date:
     """The first local date from today on with clients waiting for a place (the demo seeds some)."""
     today = local_today(engine, demo)

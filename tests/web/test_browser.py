@@ -243,7 +243,8 @@ def pages_of(role: Role, demo: Demo, engine: Engine) -> list[str]:
     with unit_of_work(engine, write=False) as session:
         someone = scheduling.list_appointments(session, actor=demo.actor, limit=1).items[0].client_id
     day = f"/locations/{demo.location_id}/day"
-    pages = [day, "/clients?q=an", f"/clients/{someone}"]
+    week = f"/locations/{demo.location_id}/week"
+    pages = [day, f"{day}?by=room", week, f"{week}?by=device", "/clients?q=an", f"/clients/{someone}"]
     if role in (Role.FRONT_DESK, Role.MANAGER, Role.OWNER):
         pages.append(f"/locations/{demo.location_id}/messages")
     if role in (Role.MANAGER, Role.OWNER):
@@ -537,3 +538,52 @@ def test_a_manager_merges_a_second_record_and_the_desk_is_not_offered_it(
     assert page.locator("text=Possible second records").count() == 0
     page.goto(f"/clients/{second.id}")
     assert "merged into another" in page.inner_text("main")
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_desk_opens_the_week_and_goes_from_it_to_a_day_and_a_visit(
+    page: Any, engine: Engine, demo_template: Demo, width: int
+) -> None:
+    from tests.web.conftest import new_booking
+
+    day, booked = new_booking(engine, demo_template)
+    base = f"/locations/{demo_template.location_id}"
+    sign_in_as(page, Role.FRONT_DESK)
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{base}/week?date={day.isoformat()}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    item = page.locator(f"#week-appt-{booked.id}")
+    item.scroll_into_view_if_needed()
+    assert BOOKING_SERVICE in item.inner_text()
+
+    page.get_by_role("link", name=day.strftime("%a %b ") + str(day.day)).first.click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith(f"{base}/day?date={day.isoformat()}")
+    assert page.locator(f"#appt-{booked.id}").count() == 1
+
+    page.get_by_role("link", name="Week", exact=True).click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith(f"{base}/week?date={day.isoformat()}")
+    page.locator(f"#week-appt-{booked.id}").click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith(f"{base}/day?date={day.isoformat()}#appt-{booked.id}")
+    assert page.locator(f"#appt-{booked.id}").is_visible()
+
+
+def test_in_the_room_view_no_block_drags_and_the_switch_goes_back_to_providers(
+    page: Any, engine: Engine, demo_template: Demo
+) -> None:
+    from tests.web.conftest import new_booking
+
+    day, booked = new_booking(engine, demo_template)
+    sign_in_as(page, Role.FRONT_DESK)
+    page.goto(f"/locations/{demo_template.location_id}/day?date={day.isoformat()}")
+    page.get_by_role("link", name="Room", exact=True).click()
+    page.wait_for_selector('.view-switch a[aria-current="page"]:text("Room")')
+    assert page.url.endswith(f"?date={day.isoformat()}&by=room")
+    assert page.locator(f"#appt-{booked.id}").get_attribute("draggable") is None
+    assert page.locator(".column[data-provider]").count() == 0
+
+    page.get_by_role("link", name="Provider", exact=True).click()
+    page.wait_for_selector('.view-switch a[aria-current="page"]:text("Provider")')
+    assert page.locator(f"#appt-{booked.id}").get_attribute("draggable") == "true"

@@ -1,5 +1,6 @@
-"""The front-desk day view of a location, laid out for the template: one column per provider, a time
-axis over the opening hours, and each appointment of the day as a block placed by its local time.
+"""The front-desk day view of a location, laid out for the template: one column per provider (or, as the
+desk chooses, per room or per device), a time axis over the opening hours, and each appointment of the
+day as a block placed by its local time.
 
 Only reads: everything comes from the domains' service functions. Positions are in pixels from the top of
 the axis, computed from local wall-clock minutes, so a block sits where the clock on the wall says.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
@@ -21,7 +23,7 @@ from medspa.kit import clock
 from medspa.kit.tz import clock_label as clock_label  # the pages import it from here
 from medspa.kit.tz import local_day_bounds, to_local
 from medspa.resources import service as resources
-from medspa.resources.schemas import LocationRead, ProviderRead
+from medspa.resources.schemas import DeviceRead, LocationRead, ProviderRead, RoomRead
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import AppointmentRead, Status, WaitlistRead
 from medspa.security.actors import Actor
@@ -49,6 +51,19 @@ STATUS_LABELS = {
     Status.CANCELLED: "Cancelled",
     Status.NO_SHOW: "No-show",
 }
+
+
+class View(StrEnum):
+    """What the columns of the day (the rows of the week) are: providers (the default), rooms or devices."""
+
+    PROVIDER = "provider"
+    ROOM = "room"
+    DEVICE = "device"
+
+
+VIEW_LABELS = {View.PROVIDER: "Provider", View.ROOM: "Room", View.DEVICE: "Device"}
+VIEW_PROBLEM = "Show the columns by provider, room or device."
+NO_DEVICE = "No device"
 
 
 # Twice a typical clinic's no-show rate (about 10 %): worth a reminder call from the front desk.
@@ -122,6 +137,20 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Track:
+    """A column of the day as drawn, or a row of the week: a provider's, a room's or a device's. `key` is
+    the id the track's appointments share (None: the device view's track of visits that use no device).
+    Only a provider's track takes a dropped block, moving it to `provider_id`."""
+
+    key: uuid.UUID | None
+    name: str
+    detail: str
+    shades: list[Shade] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+    provider_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
 class HourMark:
     label: str
     top_px: int
@@ -165,6 +194,8 @@ class Board:
     may_optimize: bool = False  # the actor's role may run the optimizer
     may_book_waitlist: bool = False
     may_remove_waitlist: bool = False
+    view: View = View.PROVIDER
+    tracks: list[Track] = field(default_factory=list)  # the columns drawn: `columns`, or rooms or devices
     may_remind: bool = False  # the call list's one-click steps
     may_request_deposit: bool = False
     # The provider whose sign-in this is (their "my day" shows their column alone), and whether it does.
@@ -202,14 +233,29 @@ class Board:
     def next_day(self) -> date:
         return self.day + timedelta(days=1)
 
+    @property
+    def views(self) -> list[tuple[View, str]]:
+        return list(VIEW_LABELS.items())
+
+    def query(self, day: date, view: View | None = None) -> str:
+        return page_query(day, view or self.view)
+
+
+def page_query(day: date, view: View) -> str:
+    """`date=2026-12-03&by=room`: the query of a day or week page; `by` only when not the default."""
+    return f"date={day.isoformat()}" + ("" if view is View.PROVIDER else f"&by={view.value}")
+
 
 def local_today(location: LocationRead) -> date:
     """Today's date on the location's wall clock."""
     return to_local(clock.now(), location.time_zone).date()
 
 
-def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: date) -> Board:
-    """The day view of `day` (a local date) at the location. NotFoundError for an unknown location."""
+def build_board(
+    session: Session, *, actor: Actor, location_id: uuid.UUID, day: date, view: View = View.PROVIDER
+) -> Board:
+    """The day view of `day` (a local date) at the location, its columns by `view`. NotFoundError for an
+    unknown location."""
     location = resources.get_location(session, actor=actor, location_id=location_id)
     zone = location.time_zone
     start, end = local_day_bounds(day, zone)
@@ -226,11 +272,7 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
         ).items
         if _is_shown(a, now)
     ]
-    providers = resources.list_providers(
-        session, actor=actor, location_id=location.id, limit=DAY_LIMIT, include_inactive=True
-    ).items
-    booked_providers = {a.provider_id for a in appointments}
-    providers = [p for p in providers if p.is_active or p.id in booked_providers]
+    providers = shown_providers(session, actor=actor, location_id=location.id, appointments=appointments)
 
     spans = [(s.starts_at, s.ends_at) for s in location.opening_hours if s.weekday == day.weekday()]
     closures = resources.list_closures(session, actor=actor, location_id=location.id, first=day, last=day)
@@ -255,12 +297,12 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
         if a.device_id is not None and a.device_id not in devices:
             devices[a.device_id] = resources.get_device(session, actor=actor, device_id=a.device_id).name
 
-    columns = {p.id: Column(p, _shades(p, day, first_minute, last_minute)) for p in providers}
+    columns = {
+        # A provider booked here whose record now says elsewhere: their shifts are another location's.
+        p.id: Column(p, _shades(p, day, first_minute, last_minute) if p.location_id == location.id else [])
+        for p in providers
+    }
     for a in appointments:
-        if a.provider_id not in columns:  # booked here, but the provider's record says elsewhere now
-            columns[a.provider_id] = Column(
-                resources.get_provider(session, actor=actor, provider_id=a.provider_id)
-            )
         local_start, local_end = to_local(a.starts_at, zone), to_local(a.ends_at, zone)
         top = _px(_wall_minutes(local_start) - first_minute)
         columns[a.provider_id].blocks.append(
@@ -285,6 +327,17 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
                 else "",
             )
         )
+
+    if view is View.PROVIDER:
+        tracks = [
+            Track(c.provider.id, c.provider.name, _provider_detail(c), c.shades, c.blocks, c.provider.id)
+            for c in columns.values()
+        ]
+    else:
+        tracks = tracks_of(
+            session, actor=actor, location_id=location.id, view=view, appointments=appointments
+        )
+        _fill(tracks, view, [b for c in columns.values() for b in c.blocks])
 
     today = to_local(now, zone).date()
     now_px = None
@@ -329,6 +382,8 @@ def build_board(session: Session, *, actor: Actor, location_id: uuid.UUID, day: 
         may_remind=actor.can("appointments", "remind"),
         may_request_deposit=actor.can("appointments", "request_deposit"),
         viewer_provider_id=actor.provider_id,
+        view=view,
+        tracks=tracks,
     )
 
 
@@ -386,10 +441,13 @@ def _shades(provider: ProviderRead, day: date, first_minute: int, last_minute: i
 
 def _is_shown(appointment: AppointmentRead, now: datetime) -> bool:
     # Cancelled appointments and holds that have run out block nothing, so the board leaves them out.
-    if appointment.status is Status.CANCELLED:
-        return False
+    return appointment.status is not Status.CANCELLED and not is_lapsed_hold(appointment, now)
+
+
+def is_lapsed_hold(appointment: AppointmentRead, now: datetime) -> bool:
+    """A hold that ran out: it holds nothing, and no page shows it."""
     expired = appointment.hold_expires_at is not None and appointment.hold_expires_at <= now
-    return not (appointment.status is Status.HELD and expired)
+    return appointment.status is Status.HELD and expired
 
 
 def _actions(actor: Actor, appointment: AppointmentRead, now: datetime) -> list[tuple[str, str]]:
@@ -454,3 +512,88 @@ def window_label(entry: WaitlistRead) -> str:
     """`10:00 AM–1:00 PM`: the wall-clock window a waitlist entry gave the front desk."""
     start, end = entry.window_starts_at, entry.window_ends_at
     return f"{clock_label(start.hour, start.minute)}–{clock_label(end.hour, end.minute)}"
+
+
+# --- tracks: the columns of the day, and the rows of the week, by provider, room or device ----------------
+
+
+def shown_providers(
+    session: Session, *, actor: Actor, location_id: uuid.UUID, appointments: list[AppointmentRead]
+) -> list[ProviderRead]:
+    """The location's active providers, those inactive now who have one of `appointments`, and then
+    any other provider booked in them (booked here, though the provider's record now says elsewhere)."""
+    booked = {a.provider_id for a in appointments}
+    providers = [
+        p
+        for p in resources.list_providers(
+            session, actor=actor, location_id=location_id, limit=DAY_LIMIT, include_inactive=True
+        ).items
+        if p.is_active or p.id in booked
+    ]
+    listed = {p.id for p in providers}
+    for provider_id in dict.fromkeys(a.provider_id for a in appointments):  # in booking order, once each
+        if provider_id not in listed:
+            providers.append(resources.get_provider(session, actor=actor, provider_id=provider_id))
+    return providers
+
+
+def track_key(view: View, appointment: AppointmentRead) -> uuid.UUID | None:
+    """The id of the track the appointment stands in, in the view."""
+    if view is View.ROOM:
+        return appointment.room_id
+    if view is View.DEVICE:
+        return appointment.device_id
+    return appointment.provider_id
+
+
+def tracks_of(
+    session: Session, *, actor: Actor, location_id: uuid.UUID, view: View, appointments: list[AppointmentRead]
+) -> list[Track]:
+    """Empty tracks for the view: the shown providers; or the location's active rooms or devices by name,
+    then any other one `appointments` use, then, in the device view, "No device" when one of them uses
+    none (so every appointment has its track, and the view counts the same visits as the provider's)."""
+    if view is View.PROVIDER:
+        return [
+            Track(p.id, p.name, _title(p.title, p.is_active), provider_id=p.id)
+            for p in shown_providers(session, actor=actor, location_id=location_id, appointments=appointments)
+        ]
+    equipment: list[RoomRead] | list[DeviceRead] = (
+        resources.list_rooms(session, actor=actor, location_id=location_id, limit=DAY_LIMIT).items
+        if view is View.ROOM
+        else resources.list_devices(session, actor=actor, location_id=location_id, limit=DAY_LIMIT).items
+    )
+    listed: list[RoomRead | DeviceRead] = sorted(equipment, key=lambda r: (r.name, r.id))
+    known = {r.id for r in listed}
+    for key in dict.fromkeys(track_key(view, a) for a in appointments):
+        if key is not None and key not in known:  # inactive now, or moved to another location
+            listed.append(
+                resources.get_room(session, actor=actor, room_id=key)
+                if view is View.ROOM
+                else resources.get_device(session, actor=actor, device_id=key)
+            )
+    tracks = [Track(r.id, r.name, _title(_kind(r), r.is_active)) for r in listed]
+    if any(track_key(view, a) is None for a in appointments):
+        tracks.append(Track(None, NO_DEVICE, "no device needed"))
+    return tracks
+
+
+def _fill(tracks: list[Track], view: View, blocks: list[Block]) -> None:
+    """Put each block in its track, in the order of their starts."""
+    by_key = {track.key: track for track in tracks}
+    for block in sorted(blocks, key=lambda b: (b.appointment.starts_at, b.appointment.id)):
+        by_key[track_key(view, block.appointment)].blocks.append(block)
+
+
+def _kind(equipment: RoomRead | DeviceRead) -> str:
+    return equipment.room_type if isinstance(equipment, RoomRead) else equipment.device_type
+
+
+def _title(kind: str, is_active: bool) -> str:
+    """`Nurse injector`, `laser suite (inactive)`: a track's second line."""
+    return kind.replace("_", " ") + ("" if is_active else " (inactive)")
+
+
+def _provider_detail(column: Column) -> str:
+    return _title(column.provider.title, column.provider.is_active) + (
+        "" if column.is_working else " · not working"
+    )

@@ -30,7 +30,7 @@ from medspa.security.actors import Actor
 from medspa.security.permissions import permits
 from medspa.web.board import Board, build_board
 from medspa.web.day import board_of, summary
-from medspa.web.forms import DATE_PROBLEM, form_date, form_uuid
+from medspa.web.forms import DATE_PROBLEM, form_date, form_uuid, view_in_use
 from medspa.web.guards import PageActor, PageRoute, SameOrigin, page_actor, readable, templates
 from medspa.web.slots import by_provider, parse_slot
 
@@ -427,7 +427,9 @@ def _book(
         # Someone took it: show what is free now, and the day as it now stands.
         location = resources.get_location(session, actor=actor, location_id=location_id)
         taken_day = to_local(chosen.starts_at, location.time_zone).date()
-        board = build_board(session, actor=actor, location_id=location_id, day=taken_day)
+        board = build_board(
+            session, actor=actor, location_id=location_id, day=taken_day, view=view_in_use(request)
+        )
         message = f"Could not book: {readable(error)}. Here are the slots free now."
         return again(message, 409, board)
     return _booked(request, session, actor, appointment, "Booked")
@@ -437,7 +439,7 @@ def _booked(
     request: Request, session: Session, actor: Actor, appointment: AppointmentRead, verb: str
 ) -> Response:
     """The confirmation in place of the slots, and the booking's day swapped in out of band."""
-    board = board_of(session, actor, appointment)
+    board = board_of(session, actor, appointment, view_in_use(request))
     said = summary(session, actor, appointment)
     why = f" {appointment.overbooking}" if appointment.overbooking else ""
     context = {
@@ -447,5 +449,5 @@ def _booked(
         "oob": True,
         "new_id": appointment.id,
     }
-    headers = {"HX-Push-Url": f"/locations/{appointment.location_id}/day?date={board.day.isoformat()}"}
+    headers = {"HX-Push-Url": f"/locations/{appointment.location_id}/day?{board.query(board.day)}"}
     return templates.TemplateResponse(request, "_booked.html", context, headers=headers)

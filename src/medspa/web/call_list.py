@@ -20,6 +20,7 @@ from medspa.scheduling import service as scheduling
 from medspa.security.actors import Actor
 from medspa.security.permissions import permits
 from medspa.web.day import board_of, day_fragment, summary
+from medspa.web.forms import view_in_use
 from medspa.web.guards import PageRoute, SameOrigin, page_actor, readable
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -51,9 +52,8 @@ def _step(request: Request, session: Session, actor: Actor, appointment_id: uuid
     except MedspaError as error:
         audit_trail.record_refusal(session, error)
         message, kind, status_code = readable(error), "error", error.status_code
-    return day_fragment(
-        request, board_of(session, actor, appointment), message=message, kind=kind, status_code=status_code
-    )
+    board = board_of(session, actor, appointment, view_in_use(request))
+    return day_fragment(request, board, message=message, kind=kind, status_code=status_code)
 
 
 @router.post("/appointments/{appointment_id}/call/remind", dependencies=SameOrigin)

@@ -24,8 +24,8 @@ from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import AppointmentRead, RescheduleRequest, Status
 from medspa.security.actors import Actor
 from medspa.security.permissions import permits
-from medspa.web.board import Board, build_board, clock_label, local_today
-from medspa.web.forms import DATE_PROBLEM, LIST_LIMIT, form_date, form_time, form_uuid
+from medspa.web.board import Board, View, build_board, clock_label
+from medspa.web.forms import LIST_LIMIT, form_date, form_time, form_uuid, page_day_and_view, view_in_use
 from medspa.web.guards import (
     PageActor,
     PageRoute,
@@ -51,11 +51,13 @@ def day_view(
     actor: PageActor,
     location_id: uuid.UUID,
     on: Annotated[str, Query(alias="date")] = "",
+    by: str = "",
 ) -> Response:
-    """The day of the location (today there when no date is given). A date that is not one, or lies
-    outside the accepted range, shows today with the reason (422)."""
+    """The day of the location (today there when no date is given), its columns by provider (the
+    default), room or device (`by`). A date that is not one, or lies outside the accepted range, shows
+    today, and an unknown `by` the providers' columns, with the reason (422)."""
     location = resources.get_location(session, actor=actor, location_id=location_id)
-    return _day_of(request, session, actor, location, on)
+    return _day_of(request, session, actor, location, on, by)
 
 
 @router.get("/my-day")
@@ -72,18 +74,21 @@ def my_day(
         return error_response(request, "My day is a provider's page: this sign-in is not a provider's.", 404)
     provider = resources.get_provider(session, actor=actor, provider_id=actor.provider_id)
     location = resources.get_location(session, actor=actor, location_id=provider.location_id)
-    return _day_of(request, session, actor, location, on)
+    return _day_of(request, session, actor, location, on, "")
 
 
 MY_DAY = "/my-day"
 
 
-def _day_of(request: Request, session: Session, actor: Actor, location: LocationRead, on: str) -> Response:
-    """The day page (or its fragment, for HTMX) of the date given, today at the location without one;
-    a date that is not one, or out of range, shows today with the reason (422)."""
-    day = form_date(on)
-    message, kind, status_code = (DATE_PROBLEM, "error", 422) if on and day is None else (None, "ok", 200)
-    board = build_board(session, actor=actor, location_id=location.id, day=day or local_today(location))
+def _day_of(
+    request: Request, session: Session, actor: Actor, location: LocationRead, on: str, by: str
+) -> Response:
+    """The day page (or its fragment, for HTMX) of the date given, today at the location without one,
+    its columns by provider, room or device (`by`); a date that is not one, or out of range, shows today,
+    and an unknown `by` the providers' columns, with the reason (422)."""
+    day, view, message = page_day_and_view(location, on, by)
+    kind, status_code = ("error", 422) if message else ("ok", 200)
+    board = build_board(session, actor=actor, location_id=location.id, day=day, view=view)
     headers = {"Vary": "HX-Request, HX-Target"}
     if is_htmx(request) and request.headers.get("hx-target") == "day":
         return day_fragment(
@@ -100,8 +105,10 @@ def as_seen(request: Request, board: Board) -> Board:
     current = urlsplit(request.headers.get("hx-current-url") or "").path
     if board.viewer_provider_id is None or MY_DAY not in (request.url.path, current):
         return board
-    columns = [c for c in board.columns if c.provider.id == board.viewer_provider_id]
-    return dataclasses.replace(board, columns=columns, mine=True)
+    mine = board.viewer_provider_id
+    columns = [c for c in board.columns if c.provider.id == mine]
+    tracks = [t for t in board.tracks if t.provider_id == mine and board.view is View.PROVIDER]
+    return dataclasses.replace(board, columns=columns, tracks=tracks, mine=True)
 
 
 def day_page(
@@ -142,10 +149,13 @@ def day_fragment(
     return templates.TemplateResponse(request, "_day.html", context, status_code=status_code, headers=headers)
 
 
-def board_of(session: Session, actor: Actor, appointment: AppointmentRead) -> Board:
+def board_of(
+    session: Session, actor: Actor, appointment: AppointmentRead, view: View = View.PROVIDER
+) -> Board:
+    """The day of the appointment, its columns by `view`."""
     location = resources.get_location(session, actor=actor, location_id=appointment.location_id)
     day = to_local(appointment.starts_at, location.time_zone).date()
-    return build_board(session, actor=actor, location_id=location.id, day=day)
+    return build_board(session, actor=actor, location_id=location.id, day=day, view=view)
 
 
 def summary(session: Session, actor: Actor, appointment: AppointmentRead) -> str:
@@ -230,7 +240,7 @@ def _move(
         except MedspaError as error:
             audit_trail.record_refusal(session, error)
             message, kind, status_code = f"Could not move it: {readable(error)}.", "error", error.status_code
-    board = board_of(session, actor, appointment)
+    board = board_of(session, actor, appointment, view_in_use(request))
     return day_fragment(request, board, message=message, kind=kind, status_code=status_code)
 
 
@@ -308,5 +318,5 @@ def _change_status(
         except MedspaError as error:
             audit_trail.record_refusal(session, error)
             message, kind, status_code = readable(error), "error", error.status_code
-    board = board_of(session, actor, appointment)
+    board = board_of(session, actor, appointment, view_in_use(request))
     return day_fragment(request, board, message=message, kind=kind, status_code=status_code)

@@ -23,7 +23,7 @@ from medspa.security.actors import Actor
 from medspa.security.permissions import permits
 from medspa.web.board import build_board, local_today
 from medspa.web.day import day_fragment, day_page
-from medspa.web.forms import DATE_PROBLEM, LIST_LIMIT, form_date
+from medspa.web.forms import DATE_PROBLEM, LIST_LIMIT, form_date, view_in_use
 from medspa.web.guards import PageActor, PageRoute, SameOrigin, is_htmx, readable, templates
 from medspa.web.proposals import build_proposal_page
 
@@ -95,7 +95,13 @@ def optimize(
             if is_htmx(request):
                 return Response(status_code=200, headers={"HX-Redirect": url})
             return RedirectResponse(url, status_code=303)
-    board = build_board(session, actor=actor, location_id=location.id, day=day or local_today(location))
+    board = build_board(
+        session,
+        actor=actor,
+        location_id=location.id,
+        day=day or local_today(location),
+        view=view_in_use(request),
+    )
     if is_htmx(request):
         return day_fragment(request, board, message=message, kind="error", status_code=status_code)
     return day_page(request, session, actor, board, message=message, kind="error", status_code=status_code)

@@ -1,15 +1,16 @@
-"""The web pages: sign-in, the front-desk day view of a location, booking, the appointment lifecycle and
-the day optimizer's proposals.
+"""The web pages: sign-in, the front-desk day and week views of a location, booking, the appointment
+lifecycle and the day optimizer's proposals.
 
 Server-rendered with Jinja2 and HTMX. Handlers parse, call service functions and render, one module per
-page: `sign_in`, `day` (the day view and its lifecycle buttons), `booking` (client picker, slots,
-booking), `optimizer` (running the optimizer, a proposal's page), `approvals` (the manager's queue of
-automated actions and client erasures), `client_card` (finding a client, the client card), `messages`,
-`waitlist`, `client_links` (what a client reaches from a message), `call_list` (remind, request a
-deposit), `settings` (a location's hours, closures, staff schedules, rooms, devices and the service
-catalogue, for owners and managers). The sign-in and CSRF guards live in `guards` (every page needs a
-signed-in user; every POST a same-host Origin), the layout of the day in `board`, the slot buttons in
-`slots`, a proposal's content in `proposals`.
+page: `sign_in`, `day` (the day view and its lifecycle buttons), `week` (the week at a glance),
+`booking` (client picker, slots, booking), `optimizer` (running the optimizer, a proposal's page),
+`approvals` (the manager's queue of automated actions and client erasures), `client_card` (finding a
+client, the client card), `messages`, `waitlist`, `client_links` (what a client reaches from a
+message), `call_list` (remind, request a deposit), `settings` (a location's hours, closures, staff
+schedules, rooms, devices and the service catalogue, for owners and managers). The sign-in and CSRF
+guards live in `guards` (every page needs a signed-in user; every POST a same-host Origin), the
+layout of the day in `board` (with the tracks, by provider, room or device, that the week shares),
+the slot buttons in `slots`, a proposal's content in `proposals`.
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ from medspa.web import (
     settings,
     sign_in,
     waitlist,
+    week,
 )
 from medspa.web.guards import WEB
 
 ROUTERS: tuple[APIRouter, ...] = (
     sign_in.router,
     day.router,
+    week.router,
     booking.router,
     optimizer.router,
     approvals.router,

@@ -22,7 +22,7 @@ from medspa.scheduling.schemas import WaitlistCreate, WaitlistRead
 from medspa.security.actors import Actor
 from medspa.security.permissions import permits
 from medspa.web.board import build_board, local_today
-from medspa.web.forms import form_date, form_uuid
+from medspa.web.forms import form_date, form_uuid, view_in_use
 from medspa.web.guards import PageActor, PageRoute, SameOrigin, page_actor, readable, templates
 from medspa.web.slots import by_provider, parse_slot
 
@@ -47,7 +47,7 @@ def _day(
     kind: str,
     status_code: int = 200,
 ) -> Response:
-    board = build_board(session, actor=actor, location_id=location_id, day=day)
+    board = build_board(session, actor=actor, location_id=location_id, day=day, view=view_in_use(request))
     context = {"board": board, "message": message, "kind": kind, "oob": False}
     return templates.TemplateResponse(request, "_day.html", context, status_code=status_code)
 

@@ -33,7 +33,9 @@
 
 // Dragging an appointment block to another time or provider column of the day moves it: the drop
 // posts to the block's move URL (the same reschedule as its Move form), snapped to the location's
-// booking grid; the day comes back with the result, or with why the move was refused.
+// booking grid; the day comes back with the result, or with why the move was refused. Only the provider
+// view drags: in the room and device views no block is draggable and no column (no data-provider) takes
+// a drop, so a block never changes provider there (its Move form changes the time).
 (function () {
   "use strict";
   let dragged = null;
