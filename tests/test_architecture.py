@@ -11,7 +11,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "medspa"
-DOMAINS = ("security", "resources", "catalog", "clients", "scheduling", "engagement", "retention")
+DOMAINS = (
+    "security",
+    "resources",
+    "catalog",
+    "clients",
+    "scheduling",
+    "engagement",
+    "retention",
+    "memberships",
+)
 # What other domains may use of a domain: its service and schemas (and, of security, who is acting, what
 # they may do, the keys that seal PHI and the gate of automated actions).
 PUBLIC = {"__init__", "service", "schemas"}

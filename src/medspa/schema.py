@@ -7,6 +7,7 @@ from medspa.clients import models as clients_models
 from medspa.engagement import models as engagement_models
 from medspa.kit import audit_trail, outbox
 from medspa.kit.db import Base
+from medspa.memberships import models as memberships_models
 from medspa.resources import models as resources_models
 from medspa.retention import models as retention_models
 from medspa.scheduling import models as scheduling_models
@@ -21,6 +22,7 @@ MODULES = (
     scheduling_models,
     retention_models,
     engagement_models,
+    memberships_models,
     outbox,
     audit_trail,
 )
