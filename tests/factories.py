@@ -27,7 +27,7 @@ from medspa.resources.schemas import (
     RoomRead,
     WeeklySpan,
 )
-from medspa.retention.models import ClientRetentionScore
+from medspa.retention.models import ClientRetentionScore, MembershipLapseScore
 from medspa.security.actors import Actor
 
 _counter = itertools.count()
@@ -203,5 +203,34 @@ def store_retention_score(
             scored_at=clock.now(),
             next_action=next_action,
             next_action_reason="test" if next_action else None,
+        )
+    )
+
+
+def store_membership_lapse(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    client_id: uuid.UUID,
+    membership_id: uuid.UUID,
+    lapse_risk: float | None,
+    memberships: int,
+    tenure_months: float = 7.2,
+    reason: str | None = None,
+) -> None:
+    """A member's membership lapse risk as the scoring job would store it (replacing any)."""
+    session.execute(delete(MembershipLapseScore).where(MembershipLapseScore.client_id == client_id))
+    session.add(
+        MembershipLapseScore(
+            organization_id=organization_id,
+            client_id=client_id,
+            membership_id=membership_id,
+            tenure_months=tenure_months,
+            horizon_months=3,
+            lapse_risk=lapse_risk,
+            reason=reason,
+            model_version="test",
+            memberships=memberships,
+            scored_at=clock.now(),
         )
     )

@@ -20,6 +20,7 @@ DOMAINS = (
     "engagement",
     "retention",
     "integrations",
+    "memberships",
 )
 # What other domains may use of a domain: its service and schemas (and, of security, who is acting, what
 # they may do, the keys that seal PHI and the gate of automated actions).

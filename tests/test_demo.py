@@ -13,7 +13,8 @@ from sqlalchemy import Engine, func, select
 from medspa.demo.seed import seed_demo
 from medspa.kit.clock import ManualClock
 from medspa.kit.db import unit_of_work
-from medspa.retention.models import ClientRetentionScore
+from medspa.memberships import service as memberships
+from medspa.retention.models import ClientRetentionScore, MembershipLapseScore
 from medspa.retention.noshow import NoShowModel
 from medspa.retention.scoring import refresh_scores
 from medspa.retention.serving import ModelCache, registry_for
@@ -89,6 +90,22 @@ def test_the_demo_clinic_has_staff_catalogue_clients_history_future_and_scores(
     visited = [s for s in scores if s.visits > 0]
     assert visited
     assert all(s.lapse_risk is not None and 0 < s.lapse_risk < 1 for s in visited)
+    # a quarter or so of the clients hold memberships, some ended, at most one active each; too few for a
+    # churn model, which is refused, so no member is served a membership lapse risk
+    with unit_of_work(engine, write=False) as session:
+        book = memberships.memberships_started_by(session, actor=actor, on=TODAY)
+        lapse = session.scalars(
+            select(MembershipLapseScore).where(MembershipLapseScore.organization_id == actor.organization_id)
+        ).all()
+    active = [m.client_id for m in book if m.ended_on is None]
+    assert len(book) == summary.memberships
+    assert 5 <= summary.memberships <= 25
+    assert 0 < summary.memberships_ended == len(book) - len(active)
+    assert len(set(active)) == len(active)
+    assert {m.plan for m in book} <= {"Glow", "Glow Plus", "Glow Premium"}
+    assert all(TODAY - timedelta(days=730) <= m.started_on <= TODAY - timedelta(days=30) for m in book)
+    assert "churn" not in summary.models
+    assert lapse == []
     # scoring a few bookings reads only what their features read, and gives what the whole history gives
     with unit_of_work(engine, write=False) as session:
         before = dict(

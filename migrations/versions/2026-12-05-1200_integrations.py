@@ -2,7 +2,7 @@
 their deliveries (bodies sealed, one row per source event), and links from their records to ours.
 
 Revision ID: 9c4d2e7f1a05
-Revises: 3b8e1f5a7c92
+Revises: 4e8a1c6d9f27
 Create Date: 2026-12-05 12:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "9c4d2e7f1a05"
-down_revision = "3b8e1f5a7c92"
+down_revision = "4e8a1c6d9f27"
 branch_labels = None
 depends_on = None
 

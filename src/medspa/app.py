@@ -24,6 +24,7 @@ from medspa.kit.db import default_engine
 from medspa.kit.limits import BodyLimit, refuse_unstorable_parameters
 from medspa.kit.openapi import document_errors
 from medspa.kit.request_ids import RequestIdMiddleware
+from medspa.memberships.routes import router as memberships_router
 from medspa.resources.routes import router as resources_router
 from medspa.retention.routes import router as retention_router
 from medspa.scheduling.routes import router as scheduling_router
@@ -127,6 +128,7 @@ def create_app(
         engagement_router,
         retention_router,
         integrations_router,
+        memberships_router,
     ):
         app.include_router(router)
     install_pages(app)

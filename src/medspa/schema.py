@@ -8,6 +8,7 @@ from medspa.engagement import models as engagement_models
 from medspa.integrations import models as integrations_models
 from medspa.kit import audit_trail, outbox
 from medspa.kit.db import Base
+from medspa.memberships import models as memberships_models
 from medspa.resources import models as resources_models
 from medspa.retention import models as retention_models
 from medspa.scheduling import models as scheduling_models
@@ -23,6 +24,7 @@ MODULES = (
     retention_models,
     engagement_models,
     integrations_models,
+    memberships_models,
     outbox,
     audit_trail,
 )

@@ -238,3 +238,38 @@ def test_two_managers_merging_one_pair_both_ways_at_once_end_with_one_merge(
     assert survivor.is_active
     assert not merged.is_active
     assert {v.client_id for v in visits} == {survivor.id}
+
+
+def test_memberships_move_with_the_record_and_two_active_ones_refuse_the_merge(clinic: Clinic) -> None:
+    from medspa.memberships import service as memberships
+    from medspa.memberships.schemas import MembershipEnd, MembershipStart
+
+    kept_id, second_id = _two_records(clinic)
+    today = clock.now().date()
+    plan = MembershipStart(plan="Glow", monthly_price_cents=9900, started_on=today - timedelta(days=90))
+    with unit_of_work(clinic.engine) as session:
+        old = memberships.start_membership(session, actor=clinic.owner, client_id=second_id, data=plan)
+        memberships.start_membership(session, actor=clinic.owner, client_id=kept_id, data=plan)
+    with unit_of_work(clinic.engine) as session:
+        memberships.end_membership(
+            session,
+            actor=clinic.owner,
+            membership_id=old.id,
+            data=MembershipEnd(ended_on=today - timedelta(days=10), reason="price"),
+        )
+    with unit_of_work(clinic.engine) as session:
+        merge_clients(session, actor=clinic.owner, keep_id=kept_id, duplicate_id=second_id)
+    with unit_of_work(clinic.engine, write=False) as session:
+        held = memberships.client_memberships(session, actor=clinic.owner, client_id=kept_id)
+    assert sorted(str(m.id) for m in held if m.ended_on is not None) == [str(old.id)]
+    assert len(held) == 2
+
+    other_kept, other_second = _two_records(clinic)
+    with unit_of_work(clinic.engine) as session:
+        for client_id in (other_kept, other_second):
+            memberships.start_membership(session, actor=clinic.owner, client_id=client_id, data=plan)
+    with (
+        pytest.raises(ConflictError, match="both records have an active membership"),
+        unit_of_work(clinic.engine) as session,
+    ):
+        merge_clients(session, actor=clinic.owner, keep_id=other_kept, duplicate_id=other_second)

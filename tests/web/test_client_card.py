@@ -15,11 +15,13 @@ from medspa.clients import service as clients
 from medspa.clients.schemas import ClientCreate, ClientRead
 from medspa.kit.db import unit_of_work
 from medspa.kit.tz import to_local
+from medspa.memberships import service as memberships
+from medspa.memberships.schemas import MembershipRead
 from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import Status
 from medspa.security.actors import Role
-from tests.factories import store_retention_score
+from tests.factories import store_membership_lapse, store_retention_score
 from tests.web.conftest import Demo, booked_visits
 from tests.web.test_roles import sign_in
 
@@ -251,3 +253,101 @@ def test_the_providers_note_is_on_the_block_and_in_the_days_huddle(
     huddle = huddle[: huddle.index("</section>")]
     assert f"#appt-{visit.id}" in huddle
     assert note in huddle
+
+
+def _members(engine: Engine, demo: Demo) -> tuple[MembershipRead, uuid.UUID]:
+    """An active member of the demo clinic, and a client without any membership."""
+    with unit_of_work(engine, write=False) as session:
+        book = memberships.list_memberships(session, actor=demo.actor, limit=500).items
+        everyone = clients.list_clients(session, actor=demo.actor, limit=500).items
+    member = next(m for m in sorted(book, key=lambda m: (m.started_on, m.id)) if m.ended_on is None)
+    holders = {m.client_id for m in book}
+    return member, next(c.id for c in sorted(everyone, key=lambda c: c.id) if c.id not in holders)
+
+
+def test_the_card_shows_the_membership_and_its_served_lapse_risk_in_plain_words_or_why_there_is_none(
+    client: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    # given a member of the demo clinic, whose 40 clients hold too few memberships for a churn model
+    member, _ = _members(engine, demo_template)
+    card = f"/clients/{member.client_id}"
+    desk = sign_in(client, Role.FRONT_DESK)
+    text = desk.get(card).text
+    assert f"<strong>{member.plan}</strong> since {member.started_on.isoformat()}" in text
+    with unit_of_work(engine, write=False) as session:
+        counts = memberships.membership_counts(session, actor=demo_template.actor, on=member.started_on.max)
+    said = f"this clinic has {counts.total} memberships, {counts.ended} ended"
+    assert f"No membership lapse risk: {said}; a churn model needs at least 30, 10 of them ended." in text
+    # when the scoring job has stored the member's risk
+    with unit_of_work(engine) as session:
+        store_membership_lapse(
+            session,
+            organization_id=demo_template.organization_id,
+            client_id=member.client_id,
+            membership_id=member.id,
+            lapse_risk=0.2345,
+            memberships=326,
+        )
+    # then the card says it in words, with the book it comes from
+    text = desk.get(card).text
+    assert (
+        "A 23% chance of ending in the next 3 months, after 7 months as a member, from the churn model of "
+        "this clinic's 326 memberships." in text
+    )
+    client.post("/logout")
+    provider = sign_in(client, Role.PROVIDER).get(card).text
+    assert f"<strong>{member.plan}</strong>" in provider  # the plan, not the retention figures
+    assert "chance of ending" not in provider
+    assert "End the membership" not in provider
+
+
+def test_the_desk_starts_and_ends_a_membership_from_the_card_and_bad_input_changes_nothing(
+    client: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    _, person = _members(engine, demo_template)
+    card = f"/clients/{person}"
+    desk = sign_in(client, Role.FRONT_DESK)
+    assert "No active membership." in desk.get(card).text
+    good = {"plan": "Glow Plus", "monthly_price": "149.50", "started_on": "2026-01-15"}
+    for bad, problem in (
+        (good | {"monthly_price": "-5"}, "monthly_price_cents"),
+        (good | {"monthly_price": "12.345"}, "monthly price in dollars"),
+        (good | {"monthly_price": "lots"}, "monthly price in dollars"),
+        (good | {"started_on": "9999-01-01"}, "started_on"),
+        (good | {"plan": ""}, "plan"),
+        (good | {"plan": "Glow\x00"}, ""),
+    ):
+        refused = desk.post(f"{card}/memberships", data=bad)
+        assert refused.status_code == 422, bad
+        assert problem in refused.text
+    with unit_of_work(engine, write=False) as session:
+        assert memberships.client_memberships(session, actor=demo_template.actor, client_id=person) == []
+    started = desk.post(f"{card}/memberships", data=good)
+    assert started.status_code == 200
+    assert "Membership started: Glow Plus since 2026-01-15." in started.text
+    assert "$149.50 a month" in started.text
+    second = desk.post(f"{card}/memberships", data=good)
+    assert second.status_code == 409
+    assert "already has an active membership" in second.text
+    with unit_of_work(engine, write=False) as session:
+        (held,) = memberships.client_memberships(session, actor=demo_template.actor, client_id=person)
+    end = {"membership_id": str(held.id), "ended_on": "2026-01-01", "reason": "price"}
+    early = desk.post(f"{card}/memberships/end", data=end)
+    assert early.status_code == 422
+    assert "before the membership started" in early.text
+    assert desk.post(f"{card}/memberships/end", data=end | {"reason": "bored"}).status_code == 422
+    assert desk.post(f"{card}/memberships/end", data=end | {"membership_id": "x"}).status_code == 422
+    elsewhere = f"/clients/{uuid.uuid4()}/memberships/end"
+    assert desk.post(elsewhere, data=end | {"ended_on": "2026-02-01"}).status_code == 404
+    ended = desk.post(f"{card}/memberships/end", data=end | {"ended_on": "2026-03-01"})
+    assert ended.status_code == 200
+    assert "Membership ended on 2026-03-01." in ended.text
+    assert "2026-01-15 to 2026-03-01 (price)" in ended.text
+    again = desk.post(f"{card}/memberships/end", data=end | {"ended_on": "2026-04-01"})
+    assert again.status_code == 409
+    client.post("/logout")
+    provider = sign_in(client, Role.PROVIDER)
+    assert provider.post(f"{card}/memberships", data=good | {"started_on": "2026-03-01"}).status_code == 403
+    with unit_of_work(engine, write=False) as session:
+        (kept,) = memberships.client_memberships(session, actor=demo_template.actor, client_id=person)
+    assert (kept.started_on, kept.ended_on) == (date(2026, 1, 15), date(2026, 3, 1))

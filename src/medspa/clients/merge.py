@@ -1,17 +1,17 @@
 """Merging a second record of a client into the one kept (a manager's correction of a duplicate).
 
 Everything the second record held moves to the kept one in one transaction: its appointments (each with
-a line in its history), waitlist entries, messages and waitlist offers. The kept record takes the
-contact fields it lacks (e-mail, phone, birth date) and the preferences it has no value for; the second
-record's notes are appended to its notes. Contact permissions are the stricter of the two records' for
-each channel (a STOP given on either holds). The second record becomes inactive and points at the
-kept one (`merged_into_id`); its own sealed fields stay, the history of what it held, but it is no
-longer found by search or by the duplicate check. Its retention score is dropped; the kept client's is
-refreshed from the `client.merged` event.
+a line in its history), waitlist entries, messages and waitlist offers, and memberships. The kept record
+takes the contact fields it lacks (e-mail, phone, birth date) and the preferences it has no value for;
+the second record's notes are appended to its notes. Contact permissions are the stricter of the two
+records' for each channel (a STOP given on either holds). The second record becomes inactive and points
+at the kept one (`merged_into_id`); its own sealed fields stay, the history of what it held, but it is
+no longer found by search or by the duplicate check. Its retention and membership scores are dropped;
+the kept client's are refreshed from the `client.merged` event.
 
 Refused (nothing written): the same record twice, an erased record, a deactivated record to keep, a
-record merged already, an open erasure request on either, and two different birth dates (two people,
-not one person twice).
+record merged already, an open erasure request on either, an active membership on each, and two
+different birth dates (two people, not one person twice).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from medspa.engagement import service as engagement
 from medspa.kit import clock
 from medspa.kit.errors import ConflictError, ValidationFailedError
 from medspa.kit.outbox import record_event
+from medspa.memberships import service as memberships
 from medspa.retention import service as retention
 from medspa.scheduling import service as scheduling
 from medspa.security.actors import Actor, require
@@ -112,6 +113,7 @@ def merge_clients(
     moved = {
         **scheduling.reassign_client(session, actor=actor, from_client_id=second.id, to_client_id=kept.id),
         **engagement.reassign_client(session, actor=actor, from_client_id=second.id, to_client_id=kept.id),
+        **memberships.reassign_client(session, actor=actor, from_client_id=second.id, to_client_id=kept.id),
     }
     retention.forget_score(session, actor=actor, client_id=second.id)
     if changes:

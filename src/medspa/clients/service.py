@@ -86,11 +86,13 @@ def get_client(session: Session, *, actor: Actor, client_id: uuid.UUID, lock: bo
     return client
 
 
-def is_active(session: Session, *, actor: Actor, client_id: uuid.UUID) -> bool:
+def is_active(session: Session, *, actor: Actor, client_id: uuid.UUID, lock: bool = False) -> bool:
     """Whether the client may be booked (not deactivated, not erased), without opening their PHI: what
-    the booking path asks of every booking. NotFoundError for an unknown or foreign id."""
+    the booking path asks of every booking. With `lock`, the client's row stays locked until the
+    transaction ends (PostgreSQL), so that decisions about one client (a membership) are taken in turn.
+    NotFoundError for an unknown or foreign id."""
     require(actor, "clients", "read")
-    return _client(session, actor, client_id).is_active
+    return _client(session, actor, client_id, lock=lock).is_active
 
 
 def list_clients(

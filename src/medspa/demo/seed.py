@@ -4,7 +4,9 @@ History is made by booking each past appointment with the clock set to before it
 through its lifecycle at the times it would have happened: most complete, some are cancelled (with a
 reason), some are no-shows. The future holds two weeks of bookings, fuller near today. Finally the
 clinic's no-show and return models are trained on that history, activated in its registry, and every
-upcoming booking and client is scored, so the demo shows model outputs from the start.
+upcoming booking and client is scored, so the demo shows model outputs from the start. A quarter of the
+clients hold memberships (simulated, `_seed_memberships`), on which the churn model is trained and the
+active members scored with their membership lapse risk.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from medspa.kit import clock
 from medspa.kit.db import unit_of_work
 from medspa.kit.errors import ConflictError, ValidationFailedError
 from medspa.kit.tz import local_to_utc, to_local
+from medspa.memberships import service as memberships
+from medspa.memberships.schemas import EndReason, MembershipEnd, MembershipStart
 from medspa.resources import service as resources
 from medspa.resources.schemas import (
     ClosureCreate,
@@ -77,6 +81,16 @@ CONTRACTOR_DAYS = 90
 # How many days ahead bookings are made, and how often.
 LEAD_DAYS = [0, 1, 2, 3, 5, 7, 10, 14, 21, 30, 45]
 LEAD_WEIGHTS = [10, 12, 12, 10, 10, 12, 10, 9, 7, 5, 3]
+# Memberships (simulated): a share of the clients, on three plans (name, monthly price in dollars, the
+# plan's churn hazard relative to the middle one), some at a founding rate (20 % off) who leave sooner.
+MEMBER_SHARE = 0.25
+PLANS = [("Glow", 99, 2.0), ("Glow Plus", 149, 1.0), ("Glow Premium", 249, 0.5)]
+PLAN_WEIGHTS = [45, 35, 20]
+FOUNDING_SHARE = 0.3
+FOUNDING_DISCOUNT = 0.8
+FOUNDING_HAZARD = 1.6
+MONTHLY_HAZARD = 0.06  # of the middle plan at the full price: about half leave within a year
+END_REASONS = [EndReason.PRICE, EndReason.NOT_USING, EndReason.MOVED_AWAY, EndReason.DISSATISFIED]
 HOLIDAYS = [date(2026, 11, 26), date(2026, 12, 25), date(2027, 1, 1), date(2027, 5, 31), date(2027, 7, 5)]
 
 
@@ -88,6 +102,8 @@ class SeedSummary:
     past_appointments: int
     future_appointments: int
     statuses: dict[str, int]
+    memberships: int = 0
+    memberships_ended: int = 0
     models: dict[str, str] = field(default_factory=dict)
     scored_appointments: int = 0
     scored_clients: int = 0
@@ -120,6 +136,11 @@ def seed_demo(
     actor = system_actor(organization.id, "demo-seed")
     with unit_of_work(engine) as session:
         client_ids = _seed_clients(session, actor, rng, client_count, today)
+    with clock.frozen_at(now), unit_of_work(engine) as session:
+        # A generator of its own, so that the bookings below are those of a demo without memberships.
+        members, ended = _seed_memberships(
+            session, actor, random.Random(seed + 1), client_ids, today, location.id
+        )
     statuses: dict[str, int] = {}
     past = 0
     for offset in range(past_days, 0, -1):
@@ -153,7 +174,9 @@ def seed_demo(
     # The seeded history is news to no one: no client is told of it (engagement reads on from here).
     with unit_of_work(engine) as session:
         engagement.start_after_history(session)
-    summary = SeedSummary(organization.id, location.id, len(client_ids), past, future, statuses)
+    summary = SeedSummary(
+        organization.id, location.id, len(client_ids), past, future, statuses, members, ended
+    )
     if model_dir is not None:
         _seed_models(engine, summary, model_dir, now)
     return summary
@@ -169,7 +192,7 @@ def _seed_models(engine: Engine, summary: SeedSummary, model_dir: Path, now: dat
     today = now.date()
     # The seed's now may be another instant than the clock's (tests); score as of it.
     with clock.frozen_at(now):
-        for kind in ("noshow", "returns"):
+        for kind in ("noshow", "returns", "churn"):
             try:
                 summary.models |= train_models(
                     engine,
@@ -184,6 +207,51 @@ def _seed_models(engine: Engine, summary: SeedSummary, model_dir: Path, now: dat
         report = refresh_scores(engine, organization_id=summary.organization_id, cache=cache, everything=True)
     summary.scored_appointments = report.appointments_scored
     summary.scored_clients = report.clients_scored
+
+
+def _seed_memberships(
+    session: Session,
+    actor: Actor,
+    rng: random.Random,
+    client_ids: list[uuid.UUID],
+    today: date,
+    location_id: uuid.UUID,
+) -> tuple[int, int]:
+    """Memberships of `MEMBER_SHARE` of the clients, simulated: started 1 to 24 months before `today`,
+    each lasting an exponential time whose monthly hazard is `MONTHLY_HAZARD` times its plan's factor,
+    times `FOUNDING_HAZARD` at the founding rate; those whose time ran out by `today` have ended (with
+    a reason), the others are active. So the churn model has something known at the start to learn
+    from (plan and price); a real clinic's book is what `medspa models evaluate churn` measures.
+    Returns (memberships, ended)."""
+    count = ended = 0
+    for client_id in client_ids:
+        if rng.random() >= MEMBER_SHARE:
+            continue
+        plan, dollars, factor = rng.choices(PLANS, weights=PLAN_WEIGHTS)[0]
+        founding = rng.random() < FOUNDING_SHARE
+        price_cents = round(dollars * 100 * (FOUNDING_DISCOUNT if founding else 1.0))
+        started_on = today - timedelta(days=rng.randint(30, 730))
+        hazard = MONTHLY_HAZARD * factor * (FOUNDING_HAZARD if founding else 1.0)
+        lasts_days = rng.expovariate(hazard) * 365.25 / 12
+        membership = memberships.start_membership(
+            session,
+            actor=actor,
+            client_id=client_id,
+            data=MembershipStart(
+                plan=plan, monthly_price_cents=price_cents, started_on=started_on, location_id=location_id
+            ),
+        )
+        count += 1
+        ends_on = started_on + timedelta(days=int(lasts_days))
+        if ends_on <= today:
+            memberships.end_membership(
+                session,
+                actor=actor,
+                membership_id=membership.id,
+                data=MembershipEnd(ended_on=ends_on, reason=rng.choice(END_REASONS)),
+            )
+            ended += 1
+    return count, ended
 
 
 def _seed_waitlist(

@@ -285,7 +285,7 @@ def _refresh(organization: str, registry: Path | None) -> None:
 
 @models_app.command("train")
 def train(
-    kind: str = typer.Argument(..., help="noshow or returns"),
+    kind: str = typer.Argument(..., help="noshow, returns or churn (churn: from the database only)"),
     organization: str | None = typer.Option(None, "--organization", help=_ORGANIZATION_HELP),
     history: Path | None = typer.Option(
         None, exists=True, dir_okay=False, help="appointment-history CSV (noshow; default: the live database)"
@@ -301,12 +301,26 @@ def train(
 ) -> None:
     """Train a model and store it as a new version in the registry: from a file, or with --organization
     from that clinic's own history in the database (into its registry)."""
+    from medspa.retention.churn import CHURN_KIND
     from medspa.retention.formats import FormatError, read_appointment_history, read_visit_transactions
     from medspa.retention.noshow import MODEL_KIND
     from medspa.retention.serving import RETURNS_KIND, train_clinic_noshow, train_returns
 
+    if kind == CHURN_KIND:
+        if organization is None:
+            raise typer.BadParameter(
+                "the churn model trains on a clinic's memberships", param_hint="--organization"
+            )
+        _train_from_database(
+            kind,
+            organization,
+            _parse_day(train_end, "--train-end") if train_end else None,
+            registry,
+            activate,
+        )
+        return
     if kind not in {MODEL_KIND, RETURNS_KIND}:
-        raise typer.BadParameter(f"expected {MODEL_KIND} or {RETURNS_KIND}", param_hint="KIND")
+        raise typer.BadParameter(f"expected {MODEL_KIND}, {RETURNS_KIND} or {CHURN_KIND}", param_hint="KIND")
     source = history if kind == MODEL_KIND else transactions
     if source is None and organization is None:
         option = "--history" if kind == MODEL_KIND else "--transactions"

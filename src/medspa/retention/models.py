@@ -40,3 +40,26 @@ class ClientRetentionScore(TenantMixin, Base):
     next_action: Mapped[str | None] = mapped_column(String(32))
     next_action_reason: Mapped[str | None] = mapped_column(String(64))
     next_action_send_after: Mapped[datetime | None]
+
+
+class MembershipLapseScore(TenantMixin, Base):
+    """One row per active member: the churn model's membership lapse risk at `scored_at`.
+
+    `lapse_risk` = P(the membership ends within `horizon_months` | it has lasted `tenure_months`), from
+    the clinic's churn model `model_version`, trained on `memberships` of its memberships. Null with
+    `reason` when the model cannot say (the tenure is past the longest it saw). Rows are replaced
+    whenever every score is refreshed; a member without a row was not scored (no churn model, or a
+    membership started since)."""
+
+    __tablename__ = "membership_lapse_scores"
+    __table_args__ = (UniqueConstraint("organization_id", "client_id"),)
+
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id"), index=True)
+    membership_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("memberships.id"))
+    tenure_months: Mapped[float]
+    horizon_months: Mapped[int]
+    lapse_risk: Mapped[float | None]
+    reason: Mapped[str | None] = mapped_column(String(200))
+    model_version: Mapped[str] = mapped_column(String(64))
+    memberships: Mapped[int]
+    scored_at: Mapped[datetime]

@@ -6,12 +6,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from medspa.retention.models import ClientRetentionScore
+from medspa.retention.models import ClientRetentionScore, MembershipLapseScore
 
 SCORE_FIELDS = (
     "visits",
@@ -55,3 +55,26 @@ def upsert_scores(session: Session, rows: Sequence[dict[str, Any]]) -> None:
             )
         )
     session.flush()
+
+
+def replace_membership_scores(
+    session: Session, organization_id: uuid.UUID, rows: Sequence[dict[str, Any]]
+) -> None:
+    """The organization's membership lapse scores become `rows` (members no longer active lose theirs)."""
+    session.execute(
+        delete(MembershipLapseScore).where(MembershipLapseScore.organization_id == organization_id)
+    )
+    if rows:
+        session.execute(insert(MembershipLapseScore), list(rows))
+    session.flush()
+
+
+def find_membership_score(
+    session: Session, organization_id: uuid.UUID, client_id: uuid.UUID
+) -> MembershipLapseScore | None:
+    return session.scalar(
+        select(MembershipLapseScore).where(
+            MembershipLapseScore.organization_id == organization_id,
+            MembershipLapseScore.client_id == client_id,
+        )
+    )

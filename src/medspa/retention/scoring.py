@@ -22,9 +22,11 @@ from medspa.kit import clock
 from medspa.kit.db import unit_of_work
 from medspa.kit.ids import new_id
 from medspa.kit.tz import to_local
+from medspa.memberships import service as memberships
 from medspa.resources import service as resources
 from medspa.retention import export, repository
 from medspa.retention import next_best_action as nba
+from medspa.retention.churn import CHURN_KIND, HORIZON_MONTHS, membership_frame, train_churn
 from medspa.retention.formats import history_frame
 from medspa.retention.noshow import MODEL_KIND as NOSHOW_KIND
 from medspa.retention.noshow import refit_noshow
@@ -62,6 +64,8 @@ class ScoringReport:
     clients_scored: int = 0
     noshow_version: str | None = None
     returns_version: str | None = None
+    members_scored: int = 0
+    churn_version: str | None = None
     errors: list[str] = field(default_factory=list)
 
 
@@ -92,6 +96,8 @@ def refresh_scores(
     state gives the same stored values. A model refused by the registry is logged and skipped."""
     actor = system_actor(organization_id, MODELS_ACTOR)
     report = ScoringReport()
+    if everything:
+        refresh_membership_lapse(engine, organization_id=organization_id, cache=cache, report=report)
     noshow = _active(cache, organization_id, NOSHOW_KIND, report)
     returns = _active(cache, organization_id, RETURNS_KIND, report)
     wanted_appointments = {str(i) for i in appointment_ids}
@@ -148,6 +154,47 @@ def refresh_scores(
     report.noshow_version = noshow.version if noshow else None
     report.returns_version = returns.version if returns else None
     return report
+
+
+def refresh_membership_lapse(
+    engine: Engine, *, organization_id: uuid.UUID, cache: ModelCache, report: ScoringReport
+) -> None:
+    """Score every active member with the organization's active churn model (`retention.churn`): the
+    membership lapse risk, P(ending within `HORIZON_MONTHS` months | the tenure so far), replaces every
+    stored one. Without an active churn model nothing is stored and old scores are removed: a clinic
+    whose model was refused serves no figure rather than a stale one. Reads, computes and writes in
+    separate steps, like the other scores."""
+    actor = system_actor(organization_id, MODELS_ACTOR)
+    churn = _active(cache, organization_id, CHURN_KIND, report)
+    rows: list[dict[str, Any]] = []
+    if churn is not None:
+        with unit_of_work(engine, write=False) as session:
+            today = clinic_today(session, actor=actor)
+            book = memberships.memberships_started_by(session, actor=actor, on=today)
+        frame = membership_frame(book, today=today)
+        members = frame[frame["is_active"]].reset_index(drop=True)
+        risks = churn.model.lapse_risks(members) if not members.empty else []
+        scored_at = clock.now()
+        for member, (risk, reason) in zip(members.itertuples(index=False), risks, strict=True):
+            rows.append(
+                {
+                    "id": new_id(),
+                    "organization_id": organization_id,
+                    "client_id": uuid.UUID(str(member.client_id)),
+                    "membership_id": uuid.UUID(str(member.membership_id)),
+                    "tenure_months": float(str(member.tenure)),
+                    "horizon_months": HORIZON_MONTHS,
+                    "lapse_risk": risk,
+                    "reason": reason,
+                    "model_version": churn.version,
+                    "memberships": churn.model.memberships,
+                    "scored_at": scored_at,
+                }
+            )
+    with unit_of_work(engine) as session:
+        repository.replace_membership_scores(session, organization_id, rows)
+    report.members_scored = len(rows)
+    report.churn_version = churn.version if churn else None
 
 
 def _clients_with_bookings_to_come(history: pd.DataFrame) -> set[str]:
@@ -261,7 +308,7 @@ def train_models(
     *,
     organization_id: uuid.UUID,
     cache: ModelCache,
-    kinds: Iterable[str] = (NOSHOW_KIND, RETURNS_KIND),
+    kinds: Iterable[str] = (NOSHOW_KIND, RETURNS_KIND, CHURN_KIND),
     train_end: date | None = None,
     activate: bool = False,
 ) -> dict[str, str]:
@@ -269,10 +316,12 @@ def train_models(
     today), store each as a new version in its registry, and activate them if asked. Returns the new
     version per kind. Raises `ValueError` when the history cannot train a model."""
     actor = system_actor(organization_id, MODELS_ACTOR)
+    kinds = list(kinds)
     with unit_of_work(engine, write=False) as session:
         end = train_end or clinic_today(session, actor=actor)
         history = history_frame(export.history_rows(session, actor=actor))
         transactions = export.live_transactions_frame(session, actor=actor)
+        book = memberships.memberships_started_by(session, actor=actor, on=end) if CHURN_KIND in kinds else []
     registry = cache.registry(organization_id)
     versions: dict[str, str] = {}
     for kind in kinds:
@@ -281,8 +330,13 @@ def train_models(
         elif kind == RETURNS_KIND:
             # Visits of `end` itself are not over yet; the fit ends the day before, like the no-show model.
             payload = train_returns(transactions, calibration_end=end - timedelta(days=1)).to_payload()
+        elif kind == CHURN_KIND:
+            # Memberships started by `end`, their ends up to `end` known; censored at `end` otherwise.
+            payload = train_churn(membership_frame(book, today=end), today=end).to_payload()
         else:
-            raise ValueError(f"unknown model kind {kind!r}; choose {NOSHOW_KIND} or {RETURNS_KIND}")
+            raise ValueError(
+                f"unknown model kind {kind!r}; choose {NOSHOW_KIND}, {RETURNS_KIND} or {CHURN_KIND}"
+            )
         versions[kind] = registry.save(kind, payload, now=clock.now())
         if activate:
             registry.activate(kind, versions[kind])

@@ -12,10 +12,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from medspa.clients import service as clients
+from medspa.kit import clock
 from medspa.kit.errors import NotFoundError
+from medspa.memberships import service as memberships
 from medspa.retention import repository
-from medspa.retention.models import ClientRetentionScore
-from medspa.retention.schemas import RetentionScoreRead
+from medspa.retention.models import ClientRetentionScore, MembershipLapseScore
+from medspa.retention.schemas import SURVIVAL_MIN_CLIENTS as MIN_CLIENTS
+from medspa.retention.schemas import SURVIVAL_MIN_EVENTS as MIN_EVENTS
+from medspa.retention.schemas import MembershipLapseRead, RetentionScoreRead
 from medspa.security.actors import Actor, require
 
 
@@ -28,6 +32,27 @@ def get_retention_score(session: Session, *, actor: Actor, client_id: uuid.UUID)
     if score is None:
         raise NotFoundError("retention score of client", client.id)
     return RetentionScoreRead.model_validate(score)
+
+
+def membership_lapse(session: Session, *, actor: Actor, client_id: uuid.UUID) -> MembershipLapseRead | None:
+    """The client's served membership lapse risk (`retention.churn`), or None when they have none stored
+    (not an active member, no churn model, or a membership started since the last refresh)."""
+    require(actor, "retention", "read")
+    score = repository.find_membership_score(session, actor.organization_id, client_id)
+    return None if score is None else MembershipLapseRead.model_validate(score)
+
+
+def why_no_membership_lapse(session: Session, *, actor: Actor) -> str:
+    """Why an active member has no membership lapse risk, in words for staff: the clinic has too few
+    memberships (or ended ones) for a churn model, or it has enough and the member is not scored yet."""
+    require(actor, "retention", "read")
+    counts = memberships.membership_counts(session, actor=actor, on=clock.now().date())
+    if counts.total < MIN_CLIENTS or counts.ended < MIN_EVENTS:
+        return (
+            f"this clinic has {counts.total} membership{'' if counts.total == 1 else 's'}, {counts.ended} "
+            f"ended; a churn model needs at least {MIN_CLIENTS}, {MIN_EVENTS} of them ended"
+        )
+    return "not scored yet: membership lapse risks are refreshed with every score (weekly)"
 
 
 def clients_drifting_away(
@@ -58,9 +83,7 @@ def forget_score(session: Session, *, actor: Actor, client_id: uuid.UUID) -> Non
     """Drop the stored scores of a client record merged into another (`clients.merge`): they described
     half a client; the kept record is scored again from its whole history."""
     require(actor, "clients", "merge")
-    session.execute(
-        delete(ClientRetentionScore).where(
-            ClientRetentionScore.organization_id == actor.organization_id,
-            ClientRetentionScore.client_id == client_id,
+    for model in (ClientRetentionScore, MembershipLapseScore):
+        session.execute(
+            delete(model).where(model.organization_id == actor.organization_id, model.client_id == client_id)
         )
-    )

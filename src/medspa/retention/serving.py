@@ -37,6 +37,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from medspa.retention import metrics
+from medspa.retention.churn import CHURN_KIND, ChurnModel
 from medspa.retention.evaluation import json_safe
 from medspa.retention.features import MISSED, build_features
 from medspa.retention.noshow import (
@@ -276,7 +277,7 @@ def train_returns(
 @dataclass(frozen=True)
 class ActiveModel:
     version: str
-    model: Any  # NoShowModel or ReturnModel
+    model: Any  # NoShowModel, ReturnModel or ChurnModel
 
 
 class ModelCache:
@@ -326,9 +327,13 @@ class ModelCache:
                 self._loaded.move_to_end(key)
                 return cached[1]
         payload = registry.load(kind, version)
-        model = (
-            NoShowModel.from_payload(payload) if kind == NOSHOW_KIND else ReturnModel.from_payload(payload)
-        )
+        model: NoShowModel | ReturnModel | ChurnModel
+        if kind == NOSHOW_KIND:
+            model = NoShowModel.from_payload(payload)
+        elif kind == CHURN_KIND:
+            model = ChurnModel.from_payload(payload)
+        else:
+            model = ReturnModel.from_payload(payload)
         loaded = ActiveModel(version, model)
         with self._lock:
             self._loaded[key] = (stamp, loaded)

@@ -26,14 +26,16 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from medspa.retention.schemas import SURVIVAL_MIN_CLIENTS, SURVIVAL_MIN_EVENTS
+
 FloatArray = npt.NDArray[np.float64]
 
 CANDIDATES: Final = ("cox", "boosted")
 SURVIVAL_TIMES: Final = (3, 6, 12)
 MAX_TENURE_CORRELATION: Final = 0.8
 CALIBRATION_GROUPS: Final = 5
-MIN_CLIENTS: Final = 30
-MIN_EVENTS: Final = 10
+MIN_CLIENTS: Final = SURVIVAL_MIN_CLIENTS
+MIN_EVENTS: Final = SURVIVAL_MIN_EVENTS
 
 
 @dataclass(frozen=True)

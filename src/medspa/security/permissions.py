@@ -72,6 +72,9 @@ MATRIX: dict[Permit, frozenset[Role]] = {
     ("clients", "erase"): LEADS,
     ("clients", "merge"): LEADS,
     ("retention", "read"): DESK | {MARKETING},
+    # memberships: a client's monthly plan (no PHI: plan, price, dates, a reason code)
+    ("memberships", "read"): EVERYONE,
+    ("memberships", "manage"): DESK,
     # the day
     ("availability", "read"): STAFF,
     ("appointments", "read"): STAFF,

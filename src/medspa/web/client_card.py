@@ -1,7 +1,8 @@
 """Finding a client and their card: the search box on every page (`/clients?q=`, any part of the name,
 e-mail or phone, best match first, as you type) and the client card (`/clients/{id}`): contact and
 consents, preferences and notes, visit history with services, providers and amounts, upcoming bookings,
-no-shows, and the served no-show and lapse risk in plain words with the next best action. And the
+no-shows, the served no-show and lapse risk in plain words with the next best action, and the client's
+membership with its served membership lapse risk (`web.client_membership` starts and ends one). And the
 clients drifting away (`/clients/drifting`), ranked by lapse risk and what their visits came to."""
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from medspa.clients import service as clients
 from medspa.clients.schemas import ClientCreate, ClientRead
 from medspa.kit import audit_trail, clock, tz
 from medspa.kit.errors import MedspaError, NotFoundError
+from medspa.memberships import service as memberships
+from medspa.memberships.schemas import EndReason
 from medspa.resources import service as resources
 from medspa.retention import service as retention
 from medspa.retention.schemas import RetentionScoreRead
@@ -121,8 +124,10 @@ def drifting_away(request: Request, session: SessionDep, actor: PageActor) -> Re
 
 @router.get("/clients/{client_id}")
 @permits("clients", "read")
-def client_card(request: Request, session: SessionDep, actor: PageActor, client_id: uuid.UUID) -> Response:
-    return _card(request, session, actor, client_id)
+def clientrender_card(
+    request: Request, session: SessionDep, actor: PageActor, client_id: uuid.UUID
+) -> Response:
+    return render_card(request, session, actor, client_id)
 
 
 @router.post("/clients/{client_id}/merge", dependencies=SameOrigin)
@@ -139,13 +144,13 @@ def merge_into(
     second = form_uuid(duplicate_id.strip())
     if second is None:
         message = "choose the record to merge into this one"
-        return _card(request, session, actor, client_id, message=message, kind="error", status_code=422)
+        return render_card(request, session, actor, client_id, message=message, kind="error", status_code=422)
     try:
         with session.begin_nested():
             merge.merge_clients(session, actor=actor, keep_id=client_id, duplicate_id=second)
     except MedspaError as error:
         audit_trail.record_refusal(session, error)
-        return _card(
+        return render_card(
             request,
             session,
             actor,
@@ -155,10 +160,10 @@ def merge_into(
             status_code=error.status_code,
         )
     message = "Merged: the other record's visits, waitlist entries and messages are on this card now."
-    return _card(request, session, actor, client_id, message=message)
+    return render_card(request, session, actor, client_id, message=message)
 
 
-def _card(
+def render_card(
     request: Request,
     session: Session,
     actor: Actor,
@@ -195,6 +200,9 @@ def _card(
         },
         "actions": ACTIONS,
         "second_records": _second_records(session, actor, client),
+        **_membership(session, actor, client),
+        "end_reasons": [(r.value, r.value.replace("_", " ")) for r in EndReason],
+        "today": now.date().isoformat(),
         "message": message,
         "kind": kind,
         **_frame(session, actor),
@@ -259,6 +267,34 @@ def _visits(session: Session, actor: Actor, client: ClientRead) -> list[Visit]:
             )
         )
     return out
+
+
+def _membership(session: Session, actor: Actor, client: ClientRead) -> dict[str, Any]:
+    """The client's memberships (the active one apart) and its served lapse risk, or why there is none."""
+    if not actor.can("memberships", "read"):
+        return {
+            "membership": None,
+            "past_memberships": [],
+            "membership_lapse": None,
+            "no_lapse_because": None,
+        }
+    held = memberships.client_memberships(session, actor=actor, client_id=client.id)
+    active = next((m for m in held if m.ended_on is None), None)
+    lapse = why = None
+    if active is not None and actor.can("retention", "read"):
+        lapse = retention.membership_lapse(session, actor=actor, client_id=client.id)
+        if lapse is not None and lapse.membership_id != active.id:
+            lapse = None  # scored for a membership since ended and replaced: stale until the next refresh
+        if lapse is None:
+            why = retention.why_no_membership_lapse(session, actor=actor)
+        elif lapse.lapse_risk is None:
+            why = lapse.reason
+    return {
+        "membership": active,
+        "past_memberships": [m for m in held if m is not active],
+        "membership_lapse": lapse,
+        "no_lapse_because": why,
+    }
 
 
 def _retention(session: Session, actor: Actor, client: ClientRead) -> RetentionScoreRead | None:

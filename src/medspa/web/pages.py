@@ -5,7 +5,8 @@ Server-rendered with Jinja2 and HTMX. Handlers parse, call service functions and
 page: `sign_in`, `day` (the day view and its lifecycle buttons), `week` (the week at a glance),
 `booking` (client picker, slots, booking), `optimizer` (running the optimizer, a proposal's page),
 `approvals` (the manager's queue of automated actions and client erasures), `client_card` (finding a
-client, the client card), `messages`, `waitlist`, `client_links` (what a client reaches from a
+client, the client card), `client_membership` (starting and ending a membership from the card),
+`messages`, `waitlist`, `client_links` (what a client reaches from a
 message), `call_list` (remind, request a deposit), `settings` (a location's hours, closures, staff
 schedules, rooms, devices and the service catalogue, for owners and managers). The sign-in and CSRF
 guards live in `guards` (every page needs a signed-in user; every POST a same-host Origin), the
@@ -25,6 +26,7 @@ from medspa.web import (
     call_list,
     client_card,
     client_links,
+    client_membership,
     day,
     messages,
     optimizer,
@@ -46,6 +48,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     waitlist.router,
     messages.router,
     client_card.router,
+    client_membership.router,
     call_list.router,
     settings.router,
 )

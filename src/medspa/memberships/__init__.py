@@ -1,0 +1,1 @@
+"""Memberships: a client's monthly plan, from its start until it ends."""
