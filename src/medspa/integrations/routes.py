@@ -25,7 +25,21 @@ REFUSALS = {400: "validation_failed", 401: "unauthenticated", 404: "not_found", 
 @router.post(
     "/webhooks/{connector}/{connection_id}",
     status_code=202,
-    responses={200: {"description": "a duplicate: stored before, nothing more done"}},
+    responses={
+        200: {"description": "a duplicate: stored before, nothing more done"},
+        400: {"description": "the body is not the connector's JSON envelope; nothing stored"},
+        401: {"description": "a bad or missing signature, or a stale timestamp; nothing stored"},
+        404: {"description": "no such active connection of this connector"},
+        413: {"description": "a body over 1 MB"},
+        415: {"description": "a body that is not application/json"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+            "description": "the connected system's event, verified on these exact bytes",
+        }
+    },
 )
 @public
 async def receive_webhook(
