@@ -394,3 +394,51 @@ def test_workers_applying_at_once_apply_each_delivery_once(
         ).all()
     assert created == 12
     assert set(states) <= {"applied", "skipped"}
+
+
+def test_a_failing_delivery_is_undone_alone_retried_and_given_up_after_five_tries(
+    api: TestClient, engine: Engine, owner: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medspa.integrations import apply
+
+    mindbody = connect(api, "mindbody", MINDBODY_SECRET)
+    for number, first in enumerate(("Good", "Broken", "Fine")):
+        body = mindbody_event(
+            "client.created", mb_client(f"70{number}", f"f{number}@example.org", first=first)
+        )
+        api.post(f"/api/v1/webhooks/mindbody/{mindbody}", content=body, headers=mindbody_headers(body))
+    real = apply.clients.create_client
+
+    def create(session: Any, *, actor: Actor, data: Any) -> Any:
+        made = real(session, actor=actor, data=data)  # written, then the failure: the savepoint undoes it
+        if data.first_name == "Broken":
+            raise RuntimeError("the source's record could not be taken")
+        return made
+
+    monkeypatch.setattr(apply.clients, "create_client", create)
+    first = apply_pending(engine, organization_id=owner.organization_id)
+    assert (first.applied, first.failed) == (2, 1)
+    for _ in range(4):
+        apply_pending(engine, organization_id=owner.organization_id)
+    with unit_of_work(engine, write=False) as session:
+        broken = session.scalars(
+            select(InboxEvent).where(
+                InboxEvent.organization_id == owner.organization_id, InboxEvent.state == "failed"
+            )
+        ).all()
+        created = session.scalar(
+            select(func.count())
+            .select_from(OutboxEvent)
+            .where(
+                OutboxEvent.organization_id == owner.organization_id, OutboxEvent.topic == "client.created"
+            )
+        )
+        names = sorted(c.first_name for c in clients.list_clients(session, actor=owner, limit=10).items)
+    assert len(broken) == 1
+    assert broken[0].attempts == 5
+    assert "could not be taken" in (broken[0].last_error or "")
+    assert created == 2
+    assert names == ["Fine", "Good"]
+    assert (
+        apply_pending(engine, organization_id=owner.organization_id).failed == 0
+    )  # given up: not tried again

@@ -1,9 +1,10 @@
-"""The inbox's worker: each received delivery applied to the system of record in a transaction of its
-own, through the same service functions the pages and the API use, as the connection's integration actor
-(`service.integration_actor`), and marked applied (or skipped, with the reason) in that same transaction.
-So an effect happens once per delivery: a crash before the commit leaves the row `received` and it is
-applied again from scratch; after the commit it is never read again. A failure is counted on the row
-(`attempts`, `last_error`) and retried on later passes, up to `MAX_ATTEMPTS`, then the row is `failed`.
+"""The inbox's worker: each received delivery applied to the system of record through the same service
+functions the pages and the API use, as the connection's integration actor (`service.integration_actor`),
+and marked applied (or skipped, with the reason) in the same transaction, in a savepoint of its own
+within a batch. So an effect happens once per delivery: a crash before the commit leaves the rows
+`received` and they are applied again from scratch; after the commit they are never read again. A
+failure is undone alone, counted on its row (`attempts`, `last_error`) and retried on later passes, up
+to `MAX_ATTEMPTS`, then the row is `failed`.
 
 A client's link (`ExternalLink`) keeps the source's time of the state applied: an update older than it is
 skipped ("stale"), so deliveries out of order never put an older state over a newer one. A client the
@@ -14,6 +15,7 @@ so two deliveries about one new client never make two.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -32,7 +34,7 @@ from medspa.integrations.normalize import Cancellation, Change, ClientChange, Ig
 from medspa.integrations.receiving import envelope_data
 from medspa.integrations.service import integration_actor, open_body
 from medspa.kit import clock
-from medspa.kit.db import unit_of_work
+from medspa.kit.db import run_in_unit_of_work
 from medspa.kit.errors import IllegalTransitionError, MedspaError
 from medspa.scheduling import service as scheduling
 from medspa.security.actors import Actor
@@ -41,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS: Final = 5
 BATCH: Final = 200
+# Deliveries applied per transaction: on SQLite a transaction holds the one write lock the receivers
+# also need, so fewer; on PostgreSQL more, each row locked alone.
+PER_TRANSACTION: Final = {False: 20, True: 100}
 
 
 @dataclass
@@ -53,55 +58,70 @@ class ApplyReport:
 def apply_pending(
     engine: Engine, *, limit: int = BATCH, organization_id: uuid.UUID | None = None
 ) -> ApplyReport:
-    """Apply the received deliveries, oldest first (at most `limit`); what became of them."""
-    with unit_of_work(engine, write=False) as session:
-        query = select(InboxEvent.id).where(InboxEvent.state == "received")
-        if organization_id is not None:
-            query = query.where(InboxEvent.organization_id == organization_id)
-        pending = list(session.scalars(query.order_by(InboxEvent.received_at, InboxEvent.id).limit(limit)))
+    """Apply the received deliveries, oldest first, at most `limit` in all, in transactions of up to
+    `per_transaction` (`PER_TRANSACTION`) deliveries; what became of them."""
     report = ApplyReport()
-    for inbox_id in pending:
-        outcome = apply_one(engine, inbox_id)
-        if outcome == "applied":
-            report.applied += 1
-        elif outcome == "skipped":
-            report.skipped += 1
-        elif outcome == "retry":
-            report.failed += 1
+    per_transaction = PER_TRANSACTION[engine.dialect.name == "postgresql"]
+    failed: set[uuid.UUID] = set()  # tried again on a later pass, not in this one
+    while limit > 0:
+        size = min(limit, per_transaction)
+        batch = functools.partial(
+            _apply_batch, size=size, organization_id=organization_id, report=report, failed=failed
+        )
+        taken = run_in_unit_of_work(engine, batch)
+        if taken == 0:
+            break
+        limit -= taken
     return report
 
 
-def apply_one(engine: Engine, inbox_id: uuid.UUID) -> str:
-    """Apply one delivery if it is still waiting: `applied`, `skipped`, `retry` (it failed; tried again
-    later) or `gone` (another worker has it, or it was done already)."""
-    try:
-        with unit_of_work(engine) as session:
-            row = session.scalar(
-                select(InboxEvent)
-                .where(InboxEvent.id == inbox_id, InboxEvent.state == "received")
-                .with_for_update(skip_locked=True)
-            )
-            if row is None:
-                return "gone"
-            connection = session.get(Connection, row.connection_id)
-            if connection is None:  # pragma: no cover - the foreign key keeps it
-                return "gone"
-            note = _apply(session, connection, row)
-            row.state = "applied" if note is None else "skipped"
-            row.last_error = note
-            row.processed_at = clock.now()
-            return row.state
-    except Exception as error:
-        logger.warning("inbox %s: applying failed: %s", inbox_id, error)
-        with unit_of_work(engine) as session:
-            row = session.get(InboxEvent, inbox_id, with_for_update=True)
-            if row is None or row.state != "received":
-                return "gone"
+def _apply_batch(
+    session: Session,
+    *,
+    size: int,
+    organization_id: uuid.UUID | None,
+    report: ApplyReport,
+    failed: set[uuid.UUID],
+) -> int:
+    """Apply up to `size` waiting deliveries in this transaction, each in a savepoint of its own, so one
+    that fails is undone alone and counted (`attempts`, `last_error`) while the others are applied; how
+    many were taken. Rows another worker holds are passed over (`SKIP LOCKED` on PostgreSQL)."""
+    query = select(InboxEvent).where(InboxEvent.state == "received")
+    if organization_id is not None:
+        query = query.where(InboxEvent.organization_id == organization_id)
+    if failed:
+        query = query.where(InboxEvent.id.notin_(failed))
+    rows = session.scalars(
+        query.order_by(InboxEvent.received_at, InboxEvent.id).limit(size).with_for_update(skip_locked=True)
+    ).all()
+    connections: dict[uuid.UUID, Connection] = {}
+    outcomes = {"applied": 0, "skipped": 0, "retry": 0}
+    for row in rows:
+        connection = connections.get(row.connection_id) or session.get(Connection, row.connection_id)
+        if connection is None:  # pragma: no cover - the foreign key keeps it
+            continue
+        connections[connection.id] = connection
+        try:
+            with session.begin_nested():
+                note = _apply(session, connection, row)
+        except Exception as error:
+            logger.warning("inbox %s: applying failed: %s", row.id, error)
             row.attempts += 1
             row.last_error = f"{type(error).__name__}: {error}"[:500]
             if row.attempts >= MAX_ATTEMPTS:
                 row.state, row.processed_at = "failed", clock.now()
-        return "retry"
+            outcomes["retry"] += 1
+            failed.add(row.id)
+            continue
+        row.state = "applied" if note is None else "skipped"
+        row.last_error = note
+        row.processed_at = clock.now()
+        outcomes[row.state] += 1
+    session.flush()
+    report.applied += outcomes["applied"]
+    report.skipped += outcomes["skipped"]
+    report.failed += outcomes["retry"]
+    return len(rows)
 
 
 def _apply(session: Session, connection: Connection, row: InboxEvent) -> str | None:
