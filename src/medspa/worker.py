@@ -11,7 +11,9 @@
   waitlist offers (lapsed ones pass on) and releases interrupted sends. It has its own thread so that a
   slow mail server never delays a booking's score.
 - A third watcher applies the deliveries of connected systems (Zenoti, Mindbody, Standard Webhooks)
-  that the webhook receivers stored in the inbox (`integrations.apply`), each in its own transaction.
+  that the webhook receivers stored in the inbox (`integrations.apply`), drains the `webhooks` consumer
+  (our events -> deliveries to subscribers) and sends the deliveries that are due
+  (`integrations.outbound`).
 - Huey runs the scheduled jobs: every organization's active no-show model refitted nightly (01:15 UTC) on
   the outcomes known by then, keeping its calibration map (`scoring.refit_noshow_model`; what `models
   evaluate noshow` measures); every organization's scores refreshed weekly (Sunday 02:00 UTC), expired
@@ -322,10 +324,14 @@ class BackgroundWorker:
             channels or configured(os.environ),
             organizations=lambda: _organizations_with_models(cache),
         )
+        from medspa.integrations.service import webhook_consumer
+
+        self.webhooks = webhook_consumer(engine)
         self.readers = {
             "models": [_Reader(self.consumer, poll_seconds)],
             "engagement": [_Reader(self.engagement.consumer, poll_seconds)],
-            "integrations": [],  # the inbox of the connected systems' deliveries (`integrations.apply`)
+            # the connected systems' deliveries (`integrations.apply`) and our events to subscribers
+            "integrations": [_Reader(self.webhooks, poll_seconds)],
         }
         self.huey = huey
         self._stopping = threading.Event()
@@ -395,9 +401,10 @@ class BackgroundWorker:
                 if name == "engagement":
                     self.engagement.tick(now)
                 if name == "integrations":
-                    from medspa.integrations.apply import apply_pending
+                    from medspa.integrations.service import apply_inbox, send_webhooks
 
-                    apply_pending(self.engine)
+                    apply_inbox(self.engine)
+                    send_webhooks(self.engine)
                 backoff = self.poll_seconds
             except Exception:  # the database is unreachable, say: try again later, not at once
                 logger.exception("outbox watcher: drain failed; retrying")

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from medspa.kit.db import Base, TenantMixin
@@ -69,3 +70,49 @@ class ExternalLink(TenantMixin, Base):
     record_id: Mapped[uuid.UUID]
     source_time: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+
+
+class WebhookSubscription(TenantMixin, Base):
+    """A subscriber to our events: where they go (`url`), which (`topics`: `*` or names such as
+    `appointment.cancelled`, and prefixes such as `appointment.*`), and the `whsec_` secret they are
+    signed with (sealed). Disabled, with the reason, after `outbound.DISABLE_AFTER` failed deliveries in
+    a row."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    url: Mapped[str] = mapped_column(String(2000))
+    topics: Mapped[str] = mapped_column(String(2000))
+    secret_sealed: Mapped[str] = mapped_column(Text)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    failures_in_a_row: Mapped[int] = mapped_column(default=0)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class WebhookDelivery(TenantMixin, Base):
+    """One of our events to one subscriber: `pending` (due at `next_attempt_at`), `sending` (claimed at
+    `claimed_at`), `delivered`, or `abandoned` after `outbound.MAX_ATTEMPTS` or when its subscription
+    was disabled. Unique per (subscription, event): an event handled again adds nothing."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id", name="uq_webhook_deliveries_subscription_event"),
+        Index("ix_webhook_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_subscriptions.id"))
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    topic: Mapped[str] = mapped_column(String(100))
+    # The event as sent (ids and names of fields, never PHI): kept here, so a retry hours later does not
+    # depend on the outbox still holding it.
+    payload: Mapped[dict[str, Any]]
+    occurred_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    last_status: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]

@@ -13,7 +13,18 @@ from starlette.concurrency import run_in_threadpool
 from medspa.api import ActorDep, Limit, Offset, SessionDep
 from medspa.integrations import service
 from medspa.integrations.receiving import DeliveryRefusedError
-from medspa.integrations.schemas import ConnectionCreate, ConnectionRead, Connector, InboxRead, InboxState
+from medspa.integrations.schemas import (
+    ConnectionCreate,
+    ConnectionRead,
+    Connector,
+    DeliveryRead,
+    DeliveryState,
+    InboxRead,
+    InboxState,
+    SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionRead,
+)
 from medspa.kit.schemas import Page
 from medspa.security.permissions import permits, public
 
@@ -115,4 +126,44 @@ def list_inbox(
     """Deliveries as they arrived, newest first, and what became of each (never their bodies)."""
     return service.list_inbox(
         session, actor=actor, connection_id=connection_id, state=state, limit=limit, offset=offset
+    )
+
+
+@router.post("/webhook-subscriptions", status_code=201)
+@permits("integrations", "manage")
+def add_subscription(data: SubscriptionCreate, session: SessionDep, actor: ActorDep) -> SubscriptionCreated:
+    """Send the organization's events (`topics`: `*`, `appointment.*`, `client.merged`...) to `url` in
+    the Standard Webhooks format, signed with the `secret` in this answer: shown once, never again."""
+    return service.add_subscription(session, actor=actor, data=data)
+
+
+@router.get("/webhook-subscriptions")
+@permits("integrations", "read")
+def list_subscriptions(
+    session: SessionDep, actor: ActorDep, limit: Limit = 50, offset: Offset = 0
+) -> Page[SubscriptionRead]:
+    return service.list_subscriptions(session, actor=actor, limit=limit, offset=offset)
+
+
+@router.delete("/webhook-subscriptions/{subscription_id}")
+@permits("integrations", "manage")
+def deactivate_subscription(
+    subscription_id: uuid.UUID, session: SessionDep, actor: ActorDep
+) -> SubscriptionRead:
+    return service.deactivate_subscription(session, actor=actor, subscription_id=subscription_id)
+
+
+@router.get("/webhook-deliveries")
+@permits("integrations", "read")
+def list_deliveries(
+    session: SessionDep,
+    actor: ActorDep,
+    subscription_id: uuid.UUID | None = None,
+    state: DeliveryState | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[DeliveryRead]:
+    """Our events' deliveries to subscribers, newest first: attempts, the last answer, the state."""
+    return service.list_deliveries(
+        session, actor=actor, subscription_id=subscription_id, state=state, limit=limit, offset=offset
     )

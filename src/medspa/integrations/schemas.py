@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -61,3 +62,54 @@ class InboxRead(ReadSchema):
     last_error: str | None
     received_at: datetime
     processed_at: datetime | None
+
+
+Topic = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^(\*|[a-z_]+\.(\*|[a-z_]+))$")]
+DeliveryState = Literal["pending", "sending", "delivered", "abandoned"]
+
+
+class SubscriptionCreate(Schema):
+    # Where our events go: an http or https URL without credentials in it.
+    url: Annotated[str, Field(min_length=8, max_length=2000)]
+    topics: Annotated[list[Topic], Field(min_length=1, max_length=50)] = ["*"]
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("an http or https URL")
+        if parts.username or parts.password:
+            raise ValueError("a URL without credentials in it (the signature is the credential)")
+        if any(c.isspace() for c in value):
+            raise ValueError("a URL without spaces")
+        return value
+
+
+class SubscriptionRead(ReadSchema):
+    id: uuid.UUID
+    url: str
+    topics: list[str]
+    is_active: bool
+    failures_in_a_row: int
+    disabled_reason: str | None
+    created_at: datetime
+
+
+class SubscriptionCreated(SubscriptionRead):
+    # The `whsec_` secret our messages are signed with: shown this once, never again.
+    secret: str
+
+
+class DeliveryRead(ReadSchema):
+    id: uuid.UUID
+    subscription_id: uuid.UUID
+    event_id: int
+    topic: str
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: datetime
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None

@@ -7,7 +7,9 @@ A delivery is applied later, by the inbox's worker (`integrations.apply`), never
 
 from __future__ import annotations
 
+import base64
 import logging
+import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,14 +18,25 @@ from typing import Final
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from medspa.integrations.models import Connection, InboxEvent
+from medspa.integrations import outbound
+from medspa.integrations.models import Connection, InboxEvent, WebhookDelivery, WebhookSubscription
 from medspa.integrations.receiving import DeliveryRefusedError, verify
-from medspa.integrations.schemas import ConnectionCreate, ConnectionRead, InboxRead, InboxState
+from medspa.integrations.schemas import (
+    ConnectionCreate,
+    ConnectionRead,
+    DeliveryRead,
+    DeliveryState,
+    InboxRead,
+    InboxState,
+    SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionRead,
+)
 from medspa.kit import clock
 from medspa.kit.crud import get_owned, list_owned
 from medspa.kit.db import insert_ignoring_conflict, run_in_unit_of_work
 from medspa.kit.ids import new_id
-from medspa.kit.outbox import record_event
+from medspa.kit.outbox import OutboxConsumer, record_event
 from medspa.kit.schemas import Page
 from medspa.security import keys
 from medspa.security.actors import Actor, Role, require
@@ -235,3 +248,132 @@ def receive(
 def log_refusal(connector: str, connection_id: uuid.UUID, refusal: DeliveryRefusedError) -> None:
     """The one log line of a refused delivery (never its body or signature)."""
     logger.warning("webhook %s/%s refused (%s): %s", connector, connection_id, refusal.status, refusal.reason)
+
+
+# --- outbound webhooks: subscribers to our events -----------------------------------------------------
+
+
+def _subscription_read(subscription: WebhookSubscription) -> SubscriptionRead:
+    return SubscriptionRead(
+        id=subscription.id,
+        url=subscription.url,
+        topics=subscription.topics.split(","),
+        is_active=subscription.is_active,
+        failures_in_a_row=subscription.failures_in_a_row,
+        disabled_reason=subscription.disabled_reason,
+        created_at=subscription.created_at,
+    )
+
+
+def add_subscription(session: Session, *, actor: Actor, data: SubscriptionCreate) -> SubscriptionCreated:
+    """A subscriber to the organization's events (`topics`), signed with a new `whsec_` secret that is
+    returned this once and stored sealed. Emits `integration.subscription_added`."""
+    require(actor, "integrations", "manage")
+    now, subscription_id = clock.now(), new_id()
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    key = keys.data_key(session, actor.organization_id, KEY_PURPOSE)
+    subscription = WebhookSubscription(
+        id=subscription_id,
+        organization_id=actor.organization_id,
+        url=data.url,
+        topics=",".join(dict.fromkeys(data.topics)),
+        secret_sealed=keys.seal_text(key, secret, where=outbound.secret_place(subscription_id)),
+        is_active=True,
+        failures_in_a_row=0,
+        disabled_reason=None,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(subscription)
+    session.flush()
+    record_event(
+        session, actor, "integration.subscription_added", subscription.id, {"id": str(subscription.id)}
+    )
+    return SubscriptionCreated(**_subscription_read(subscription).model_dump(), secret=secret)
+
+
+def list_subscriptions(
+    session: Session, *, actor: Actor, limit: int = 50, offset: int = 0
+) -> Page[SubscriptionRead]:
+    require(actor, "integrations", "read")
+    rows, total = list_owned(
+        session,
+        WebhookSubscription,
+        actor.organization_id,
+        order_by=(WebhookSubscription.created_at, WebhookSubscription.id),
+        limit=limit,
+        offset=offset,
+    )
+    return Page(items=[_subscription_read(s) for s in rows], total=total, limit=limit, offset=offset)
+
+
+def deactivate_subscription(
+    session: Session, *, actor: Actor, subscription_id: uuid.UUID
+) -> SubscriptionRead:
+    """Stop sending to the subscriber; deliveries still waiting are abandoned."""
+    require(actor, "integrations", "manage")
+    subscription = get_owned(
+        session,
+        WebhookSubscription,
+        actor.organization_id,
+        subscription_id,
+        "webhook subscription",
+        lock=True,
+    )
+    subscription.is_active, subscription.updated_at = False, clock.now()
+    subscription.disabled_reason = f"removed by {actor.label}"[:500]
+    session.flush()
+    record_event(
+        session, actor, "integration.subscription_removed", subscription.id, {"id": str(subscription.id)}
+    )
+    return _subscription_read(subscription)
+
+
+def list_deliveries(
+    session: Session,
+    *,
+    actor: Actor,
+    subscription_id: uuid.UUID | None = None,
+    state: DeliveryState | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Page[DeliveryRead]:
+    """Our events' deliveries to subscribers, newest first, and what became of each."""
+    require(actor, "integrations", "read")
+    filters = []
+    if subscription_id is not None:
+        filters.append(WebhookDelivery.subscription_id == subscription_id)
+    if state is not None:
+        filters.append(WebhookDelivery.state == state)
+    rows, total = list_owned(
+        session,
+        WebhookDelivery,
+        actor.organization_id,
+        *filters,
+        order_by=(WebhookDelivery.created_at.desc(), WebhookDelivery.event_id.desc()),
+        limit=limit,
+        offset=offset,
+    )
+    return Page(items=[DeliveryRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+# --- what the worker runs -------------------------------------------------------------------------------
+
+
+def webhook_consumer(engine: Engine, *, gap_grace_seconds: float = 60.0) -> OutboxConsumer:
+    """The `webhooks` consumer of the outbox: each event -> a delivery per matching subscription."""
+    return OutboxConsumer(
+        engine, outbound.CONSUMER, outbound.WebhookEventHandler(engine), gap_grace_seconds=gap_grace_seconds
+    )
+
+
+def apply_inbox(engine: Engine) -> None:
+    """Apply the connected systems' waiting deliveries (`integrations.apply`)."""
+    from medspa.integrations.apply import apply_pending
+
+    apply_pending(engine)
+
+
+def send_webhooks(engine: Engine) -> outbound.SendReport:
+    """Send our events' deliveries that are due (`integrations.outbound`)."""
+    return outbound.send_due(engine)
