@@ -179,7 +179,8 @@ def raw_insert_rate(url: str, seconds: float = 3.0) -> float:
 
 def lag(url: str, rate: float, seconds: float) -> tuple[float, float, int]:
     """p50 and p99 (s) of receipt -> applied at a paced `rate` per second, and how many were applied."""
-    path = f"/api/v1/webhooks/standard/{connection_for(url)}"
+    connection_id = connection_for(url)
+    path = f"/api/v1/webhooks/standard/{connection_id}"
     total = int(rate * seconds)
     prepared = [delivery(n) for n in range(total)]
     server, port = serve(url, 1, worker=True)
@@ -210,7 +211,11 @@ def lag(url: str, rate: float, seconds: float) -> tuple[float, float, int]:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             with unit_of_work(engine, write=False) as session:
-                rows = session.execute(select(InboxEvent.received_at, InboxEvent.processed_at)).all()
+                rows = session.execute(
+                    select(InboxEvent.received_at, InboxEvent.processed_at).where(
+                        InboxEvent.connection_id == uuid.UUID(connection_id)
+                    )
+                ).all()
             if rows and all(p is not None for _, p in rows):
                 break
             time.sleep(0.5)
