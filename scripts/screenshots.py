@@ -75,6 +75,22 @@ def main() -> None:
             starts_from=clock.now(),
             limit=1,
         ).items[0]
+        marsh = next(
+            p.id
+            for p in resources.list_providers(session, actor=actor, location_id=location.id).items
+            if p.name == "Dr. Elena Marsh"
+        )
+        theirs = scheduling.list_appointments(
+            session,
+            actor=actor,
+            location_id=location.id,
+            status=Status.BOOKED,
+            starts_from=clock.now(),
+            limit=500,
+        ).items
+    their_day = min(
+        to_local(a.starts_at, location.time_zone).date() for a in theirs if a.provider_id == marsh
+    )
     tomorrow = (to_local(clock.now(), location.time_zone).date() + timedelta(days=1)).isoformat()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -94,7 +110,7 @@ def main() -> None:
         (Role.FRONT_DESK, 1400, "/clients/drifting", "drifting.png"),
         (Role.FRONT_DESK, 390, day, "day-phone.png"),
         (Role.FRONT_DESK, 390, f"/clients/{booked.client_id}", "client-card-phone.png"),
-        (Role.PROVIDER, 390, f"/my-day?date={tomorrow}", "my-day-phone.png"),
+        (Role.PROVIDER, 390, f"/my-day?date={their_day.isoformat()}", "my-day-phone.png"),
         (Role.OWNER, 1400, f"/locations/{location.id}/settings/staff", "settings.png"),
     ]
     with sync_playwright() as playwright:

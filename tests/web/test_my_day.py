@@ -34,6 +34,9 @@ def test_a_provider_sees_their_own_day_and_keeps_it_after_an_update(
     assert 'href="/my-day"' in page.text  # the top bar's link, marked as the current page
     assert 'hx-get="/my-day?date=' in page.text  # the day's navigation stays on my day
     assert f"/appointments/{visit.id}/check_in" in page.text
+    own = page.text.count('<article id="appt-')
+    assert f"· {own} appointment" in page.text  # the count is of their own visits, not the clinic's
+    assert f'href="/locations/{location.id}/day" aria-current' not in page.text  # my day is the current page
 
     whole = provider.get(f"/locations/{location.id}/day?date={day}").text
     assert len(COLUMN.findall(whole)) > 1

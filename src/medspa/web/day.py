@@ -108,7 +108,8 @@ def as_seen(request: Request, board: Board) -> Board:
     mine = board.viewer_provider_id
     columns = [c for c in board.columns if c.provider.id == mine]
     tracks = [t for t in board.tracks if t.provider_id == mine and board.view is View.PROVIDER]
-    return dataclasses.replace(board, columns=columns, tracks=tracks, mine=True)
+    count = sum(len(c.blocks) for c in columns)
+    return dataclasses.replace(board, columns=columns, tracks=tracks, mine=True, appointment_count=count)
 
 
 def day_page(
