@@ -470,7 +470,8 @@ def test_a_provider_checks_in_a_visit_on_my_day_and_stays_on_it(
     block.locator("summary").click()
     block.locator("button:has-text('Check in')").click()
     page.wait_for_selector("#day .flash.ok")
-    assert page.locator(f"#appt-{visit.id}.status-checked_in").count() == 1
+    # HTMX settles a swapped element's attributes a moment after the swap: wait for the new status class.
+    page.wait_for_selector(f"#appt-{visit.id}.status-checked_in")
     assert page.locator(".board .column").count() == 1  # still my day, not the clinic's
     assert "My day" in page.inner_text("#day-title")
     assert page.evaluate("document.documentElement.scrollWidth") <= width
