@@ -13,6 +13,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from sqlalchemy import Engine, select
@@ -209,40 +210,62 @@ def receive(
             raise DeliveryRefusedError(400, "the body is not UTF-8") from error
         if "\x00" in text:
             raise DeliveryRefusedError(400, "the body holds a NUL character")
-        inbox_id = new_id()
-        key = keys.data_key(session, connection.organization_id, KEY_PURPOSE)
-        insert_ignoring_conflict(
+        return store_delivery(
             session,
-            InboxEvent,
-            {
-                "id": inbox_id,
-                "organization_id": connection.organization_id,
-                "connection_id": connection.id,
-                "source_event_id": delivery.source_event_id,
-                "event_type": delivery.event_type,
-                "source_time": delivery.source_time,
-                "body_sealed": keys.seal_text(key, text, where=_body_place(inbox_id)),
-                "state": "received",
-                "attempts": 0,
-                "last_error": None,
-                "received_at": clock.now(),
-                "processed_at": None,
-            },
+            connection,
+            source_event_id=delivery.source_event_id,
+            event_type=delivery.event_type,
+            source_time=delivery.source_time,
+            text=text,
         )
-        stored = session.scalar(
-            select(InboxEvent.id).where(
-                InboxEvent.connection_id == connection.id,
-                InboxEvent.source_event_id == delivery.source_event_id,
-            )
-        )
-        duplicate = stored != inbox_id
-        return Receipt(200 if duplicate else 202, stored, duplicate)
 
     try:
         return run_in_unit_of_work(engine, work)
     except DeliveryRefusedError as refusal:
         log_refusal(connector, connection_id, refusal)
         raise
+
+
+def store_delivery(
+    session: Session,
+    connection: Connection,
+    *,
+    source_event_id: str,
+    event_type: str,
+    source_time: datetime | None,
+    text: str,
+) -> Receipt:
+    """Store one event of the connection in the inbox, its body (the envelope as the connector sends it,
+    so `normalize` reads a polled change as it reads a webhook) sealed, unless the inbox already holds
+    its deduplication key (connection, source event id): then nothing more is stored (`duplicate`).
+    Webhooks (`receive`) and polling both come in here."""
+    inbox_id = new_id()
+    key = keys.data_key(session, connection.organization_id, KEY_PURPOSE)
+    insert_ignoring_conflict(
+        session,
+        InboxEvent,
+        {
+            "id": inbox_id,
+            "organization_id": connection.organization_id,
+            "connection_id": connection.id,
+            "source_event_id": source_event_id,
+            "event_type": event_type,
+            "source_time": source_time,
+            "body_sealed": keys.seal_text(key, text, where=_body_place(inbox_id)),
+            "state": "received",
+            "attempts": 0,
+            "last_error": None,
+            "received_at": clock.now(),
+            "processed_at": None,
+        },
+    )
+    stored = session.scalar(
+        select(InboxEvent.id).where(
+            InboxEvent.connection_id == connection.id, InboxEvent.source_event_id == source_event_id
+        )
+    )
+    duplicate = stored != inbox_id
+    return Receipt(200 if duplicate else 202, stored, duplicate)
 
 
 def log_refusal(connector: str, connection_id: uuid.UUID, refusal: DeliveryRefusedError) -> None:
