@@ -22,6 +22,7 @@ from medspa.clients import service as clients
 from medspa.integrations.apply import apply_pending
 from medspa.integrations.models import ExternalLink, InboxEvent
 from medspa.kit import clock
+from medspa.kit.clock import ManualClock
 from medspa.kit.db import unit_of_work
 from medspa.kit.outbox import OutboxEvent
 from medspa.security.actors import Actor
@@ -397,7 +398,7 @@ def test_workers_applying_at_once_apply_each_delivery_once(
 
 
 def test_a_failing_delivery_is_undone_alone_retried_and_given_up_after_five_tries(
-    api: TestClient, engine: Engine, owner: Actor, monkeypatch: pytest.MonkeyPatch
+    api: TestClient, engine: Engine, owner: Actor, monkeypatch: pytest.MonkeyPatch, test_clock: ManualClock
 ) -> None:
     from medspa.integrations import apply
 
@@ -418,7 +419,10 @@ def test_a_failing_delivery_is_undone_alone_retried_and_given_up_after_five_trie
     monkeypatch.setattr(apply.clients, "create_client", create)
     first = apply_pending(engine, organization_id=owner.organization_id)
     assert (first.applied, first.failed) == (2, 1)
+    # Tried again after a backoff, not before.
+    assert apply_pending(engine, organization_id=owner.organization_id).failed == 0
     for _ in range(4):
+        test_clock.advance(timedelta(minutes=11))
         apply_pending(engine, organization_id=owner.organization_id)
     with unit_of_work(engine, write=False) as session:
         broken = session.scalars(

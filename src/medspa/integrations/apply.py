@@ -6,6 +6,19 @@ within a batch. So an effect happens once per delivery: a crash before the commi
 failure is undone alone, counted on its row (`attempts`, `last_error`) and retried on later passes, up
 to `MAX_ATTEMPTS`, then the row is `failed`.
 
+A delivery that cannot be applied yet (`NotYetError`: an appointment whose client has not arrived, a service
+or provider of the source not mapped to ours, a booking our calendar cannot take until another change
+lands) is tried again later, no sooner than `not_before`, with backoff, up to `MAX_WAITS` times; any
+other failure is retried the same way up to `MAX_ATTEMPTS`. Then the row is `failed`, with the reason,
+and staff can send it back (`service.retry_inbox_event`).
+
+Appointments: the source's location, service and provider are ours by the connection's mappings
+(`ExternalLink` of kind `location`, `service`, `provider`; a location need not be mapped when the
+organization has one); a new one is booked through scheduling's booking path (the same guards as the
+desk's), a changed start or provider rescheduled, and its status brought to the source's by the
+lifecycle's own steps (check-in, start, complete, no-show, cancel). A status our lifecycle cannot reach
+from ours (a completed visit the source calls booked) is skipped with the reason.
+
 A client's link (`ExternalLink`) keeps the source's time of the state applied: an update older than it is
 skipped ("stale"), so deliveries out of order never put an older state over a newer one. A client the
 source has not named before is matched to ours by e-mail (exactly one active client with it) before a new
@@ -19,33 +32,50 @@ import functools
 import json
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select
 from sqlalchemy.orm import Session
 
 from medspa.clients import service as clients
 from medspa.clients.schemas import ClientCreate, ClientUpdate
 from medspa.integrations.models import Connection, ExternalLink, InboxEvent
-from medspa.integrations.normalize import Cancellation, Change, ClientChange, Ignored, normalize
+from medspa.integrations.normalize import (
+    CLIENT_EVENT_TYPES,
+    AppointmentChange,
+    Cancellation,
+    Change,
+    ClientChange,
+    Ignored,
+    normalize,
+)
 from medspa.integrations.receiving import envelope_data
 from medspa.integrations.service import integration_actor, open_body
 from medspa.kit import clock
 from medspa.kit.db import run_in_unit_of_work
 from medspa.kit.errors import IllegalTransitionError, MedspaError
+from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
+from medspa.scheduling.schemas import BookingRequest, RescheduleRequest, Status
 from medspa.security.actors import Actor
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS: Final = 5
+MAX_WAITS: Final = 12  # about an hour and a half of backoff in all
+BACKOFF_SECONDS: Final = (2, 5, 15, 30, 60, 120, 300, 600)
 BATCH: Final = 200
 # Deliveries applied per transaction: on SQLite a transaction holds the one write lock the receivers
 # also need, so fewer; on PostgreSQL more, each row locked alone.
 PER_TRANSACTION: Final = {False: 20, True: 100}
+
+
+class NotYetError(Exception):
+    """The delivery cannot be applied yet; why (kept on the row while it waits)."""
 
 
 @dataclass
@@ -58,70 +88,110 @@ class ApplyReport:
 def apply_pending(
     engine: Engine, *, limit: int = BATCH, organization_id: uuid.UUID | None = None
 ) -> ApplyReport:
-    """Apply the received deliveries, oldest first, at most `limit` in all, in transactions of up to
-    `per_transaction` (`PER_TRANSACTION`) deliveries; what became of them."""
+    """Apply the received deliveries that are due, oldest first, at most `limit` in all, in transactions
+    of up to `PER_TRANSACTION` deliveries; what became of them (counted once their transaction has
+    committed)."""
     report = ApplyReport()
     per_transaction = PER_TRANSACTION[engine.dialect.name == "postgresql"]
-    failed: set[uuid.UUID] = set()  # tried again on a later pass, not in this one
+    passed: set[uuid.UUID] = set()  # tried in this pass and not applied: not taken again in it
     while limit > 0:
-        size = min(limit, per_transaction)
         batch = functools.partial(
-            _apply_batch, size=size, organization_id=organization_id, report=report, failed=failed
+            _apply_batch, size=min(limit, per_transaction), organization_id=organization_id, passed=passed
         )
-        taken = run_in_unit_of_work(engine, batch)
-        if taken == 0:
+        outcome = run_in_unit_of_work(engine, batch)
+        report.applied += outcome.applied
+        report.skipped += outcome.skipped
+        report.failed += outcome.failed
+        passed |= outcome.passed
+        if outcome.taken == 0:
             break
-        limit -= taken
+        limit -= outcome.taken
     return report
 
 
+@dataclass
+class _Batch:
+    taken: int = 0
+    applied: int = 0
+    skipped: int = 0
+    failed: int = 0
+    passed: set[uuid.UUID] = field(default_factory=set)
+
+
 def _apply_batch(
-    session: Session,
-    *,
-    size: int,
-    organization_id: uuid.UUID | None,
-    report: ApplyReport,
-    failed: set[uuid.UUID],
-) -> int:
-    """Apply up to `size` waiting deliveries in this transaction, each in a savepoint of its own, so one
-    that fails is undone alone and counted (`attempts`, `last_error`) while the others are applied; how
-    many were taken. Rows another worker holds are passed over (`SKIP LOCKED` on PostgreSQL)."""
-    query = select(InboxEvent).where(InboxEvent.state == "received")
+    session: Session, *, size: int, organization_id: uuid.UUID | None, passed: set[uuid.UUID]
+) -> _Batch:
+    """Apply up to `size` due deliveries in this transaction, each in a savepoint of its own, so one that
+    fails is undone alone and counted (`attempts`, `last_error`) while the others are applied. Rows
+    another worker holds are passed over (`SKIP LOCKED` on PostgreSQL).
+
+    Deliveries that must wait (`NotYetError`) are tried again in the same batch while the others' effects
+    let more of them land (an appointment booked into a time the source freed by a move that arrived
+    after it); what still waits then is counted and backs off."""
+    now = clock.now()
+    query = select(InboxEvent).where(
+        InboxEvent.state == "received", or_(InboxEvent.not_before.is_(None), InboxEvent.not_before <= now)
+    )
     if organization_id is not None:
         query = query.where(InboxEvent.organization_id == organization_id)
-    if failed:
-        query = query.where(InboxEvent.id.notin_(failed))
+    if passed:
+        query = query.where(InboxEvent.id.notin_(passed))
     rows = session.scalars(
         query.order_by(InboxEvent.received_at, InboxEvent.id).limit(size).with_for_update(skip_locked=True)
     ).all()
+    outcome = _Batch(taken=len(rows))
+    # Clients before the rest: an appointment that arrived just before its client lands in this batch.
+    pending = sorted(rows, key=lambda row: row.event_type.casefold() not in CLIENT_EVENT_TYPES)
     connections: dict[uuid.UUID, Connection] = {}
-    outcomes = {"applied": 0, "skipped": 0, "retry": 0}
-    for row in rows:
-        connection = connections.get(row.connection_id) or session.get(Connection, row.connection_id)
-        if connection is None:  # pragma: no cover - the foreign key keeps it
-            continue
-        connections[connection.id] = connection
-        try:
-            with session.begin_nested():
-                note = _apply(session, connection, row)
-        except Exception as error:
-            logger.warning("inbox %s: applying failed: %s", row.id, error)
-            row.attempts += 1
-            row.last_error = f"{type(error).__name__}: {error}"[:500]
-            if row.attempts >= MAX_ATTEMPTS:
-                row.state, row.processed_at = "failed", clock.now()
-            outcomes["retry"] += 1
-            failed.add(row.id)
-            continue
-        row.state = "applied" if note is None else "skipped"
-        row.last_error = note
-        row.processed_at = clock.now()
-        outcomes[row.state] += 1
+    waits: dict[uuid.UUID, str] = {}
+    while pending:
+        waiting: list[InboxEvent] = []
+        for row in pending:
+            connection = connections.get(row.connection_id) or session.get(Connection, row.connection_id)
+            if connection is None:  # pragma: no cover - the foreign key keeps it
+                continue
+            connections[connection.id] = connection
+            try:
+                with session.begin_nested():
+                    note = _apply(session, connection, row)
+            except NotYetError as wait:
+                waits[row.id] = str(wait)
+                waiting.append(row)
+                continue
+            except Exception as error:
+                logger.warning("inbox %s: applying failed: %s", row.id, error)
+                _later(row, f"{type(error).__name__}: {error}", MAX_ATTEMPTS)
+                outcome.failed += 1
+                outcome.passed.add(row.id)
+                continue
+            row.state = "applied" if note is None else "skipped"
+            row.last_error = note
+            row.processed_at = clock.now()
+            if note is None:
+                outcome.applied += 1
+            else:
+                outcome.skipped += 1
+        if len(waiting) == len(pending):  # nothing more landed: the rest waits
+            for row in waiting:
+                _later(row, f"waiting: {waits[row.id]}", MAX_WAITS)
+                outcome.failed += 1
+                outcome.passed.add(row.id)
+            break
+        pending = waiting
     session.flush()
-    report.applied += outcomes["applied"]
-    report.skipped += outcomes["skipped"]
-    report.failed += outcomes["retry"]
-    return len(rows)
+    return outcome
+
+
+def _later(row: InboxEvent, reason: str, most: int) -> None:
+    """Count a try that did not apply the row: tried again after a backoff, or `failed` after `most`."""
+    now = clock.now()
+    row.attempts += 1
+    row.last_error = reason[:500]
+    if row.attempts >= most:
+        row.state, row.processed_at, row.not_before = "failed", now, None
+    else:
+        wait = BACKOFF_SECONDS[min(row.attempts, len(BACKOFF_SECONDS)) - 1]
+        row.not_before = now + timedelta(seconds=wait)
 
 
 def _apply(session: Session, connection: Connection, row: InboxEvent) -> str | None:
@@ -139,6 +209,8 @@ def _effect(session: Session, actor: Actor, connection: Connection, change: Chan
         return change.reason
     if isinstance(change, ClientChange):
         return _client(session, actor, connection, change)
+    if isinstance(change, AppointmentChange):
+        return _appointment(session, actor, connection, change)
     return _cancel(session, actor, connection, change)
 
 
@@ -188,19 +260,29 @@ def _client(session: Session, actor: Actor, connection: Connection, change: Clie
     except ValidationError as error:
         return f"the client's details do not fit: {_problems(error)}"
     if change.external_id is not None:
-        session.add(
-            ExternalLink(
-                organization_id=connection.organization_id,
-                connection_id=connection.id,
-                kind="client",
-                external_id=change.external_id,
-                record_id=record_id,
-                source_time=change.source_time,
-                updated_at=now,
-            )
-        )
-        session.flush()
+        _add_link(session, connection, "client", change.external_id, record_id, change.source_time)
     return None
+
+
+def _add_link(
+    session: Session,
+    connection: Connection,
+    kind: str,
+    external_id: str,
+    record_id: uuid.UUID,
+    source_time: datetime | None,
+) -> None:
+    link = ExternalLink(
+        organization_id=connection.organization_id,
+        connection_id=connection.id,
+        kind=kind,
+        external_id=external_id,
+        record_id=record_id,
+        source_time=source_time,
+        updated_at=clock.now(),
+    )
+    session.add(link)
+    session.flush()
 
 
 def _same_email(session: Session, actor: Actor, email: Any) -> uuid.UUID | None:
@@ -228,6 +310,152 @@ def _cancel(session: Session, actor: Actor, connection: Connection, change: Canc
         return f"nothing to cancel: {error.detail}"
     link.source_time = change.source_time or link.source_time
     link.updated_at = clock.now()
+    return None
+
+
+def _mapped(
+    session: Session, actor: Actor, connection: Connection, kind: str, external_id: str | None
+) -> Any:
+    """Ours for the source's `external_id` of `kind` (None when the source gave none); NotYetError when the
+    connection has no mapping for it. A location need not be mapped when the organization has one."""
+    if external_id is not None:
+        link = session.scalar(
+            select(ExternalLink.record_id).where(
+                ExternalLink.connection_id == connection.id,
+                ExternalLink.kind == kind,
+                ExternalLink.external_id == external_id,
+            )
+        )
+        if link is not None:
+            return link
+    if kind == "location":
+        locations = resources.list_locations(session, actor=actor, limit=2).items
+        if len(locations) == 1:
+            return locations[0].id
+    if external_id is None:
+        return None
+    raise NotYetError(f"the source's {kind} {external_id} is not mapped to one of ours")
+
+
+def _appointment(
+    session: Session, actor: Actor, connection: Connection, change: AppointmentChange
+) -> str | None:
+    link = _link(session, connection, "appointment", change.external_id)
+    if link is not None and _stale(link, change.source_time):
+        return "stale: older than the appointment's state applied"
+    client = _link(session, connection, "client", change.client_id)
+    if client is None:
+        raise NotYetError(f"the source's client {change.client_id} has not been received")
+    location_id = _mapped(session, actor, connection, "location", change.location_id)
+    if location_id is None:
+        raise NotYetError("the organization has several locations and the source named none")
+    provider_id = _mapped(session, actor, connection, "provider", change.provider_id)
+    starts_at = _aware(
+        change.starts_at, resources.get_location(session, actor=actor, location_id=location_id)
+    )
+    target = Status(change.status)
+    if link is None:
+        if target in (Status.CANCELLED, Status.NO_SHOW):
+            return f"{target.value} before it reached us: nothing to record"
+        service_id = _mapped(session, actor, connection, "service", change.service_id)
+        if service_id is None or starts_at is None:
+            return "a new appointment without its service or start"
+        request = BookingRequest(
+            client_id=client.record_id,
+            service_id=service_id,
+            location_id=location_id,
+            starts_at=starts_at,
+            provider_id=provider_id,
+        )
+        booked = _or_wait(lambda: scheduling.book_appointment(session, actor=actor, data=request))
+        _add_link(session, connection, "appointment", change.external_id, booked.id, change.source_time)
+        return _reach(session, actor, booked.id, target)
+    ours = scheduling.get_appointment(session, actor=actor, appointment_id=link.record_id)
+    moved = starts_at is not None and starts_at != ours.starts_at
+    if (moved or (provider_id is not None and provider_id != ours.provider_id)) and target not in (
+        Status.CANCELLED,
+        Status.NO_SHOW,
+    ):
+        if Status(ours.status) not in scheduling.RESCHEDULABLE:
+            return f"ours is {ours.status}: it can no longer be moved"
+        move = RescheduleRequest(starts_at=starts_at or ours.starts_at, provider_id=provider_id)
+        _or_wait(
+            lambda: scheduling.reschedule_appointment(
+                session, actor=actor, appointment_id=link.record_id, data=move
+            )
+        )
+    link.source_time = change.source_time or link.source_time
+    link.updated_at = clock.now()
+    return _reach(session, actor, link.record_id, target)
+
+
+def _aware(starts_at: datetime | None, location: Any) -> datetime | None:
+    """The source's start; a wall-clock time (no offset) is the location's."""
+    if starts_at is None or starts_at.tzinfo is not None:
+        return starts_at
+    return starts_at.replace(tzinfo=ZoneInfo(location.time_zone))
+
+
+def _or_wait(write: Any) -> Any:
+    """A booking or a move our calendar refuses now (the time taken, outside hours) may fit once the
+    source's other changes have landed (the appointment that held the time moved away): wait."""
+    try:
+        with_savepoint = write()
+    except (ValidationError, IllegalTransitionError):
+        raise
+    except MedspaError as error:
+        raise NotYetError(f"our calendar refuses it for now: {error.detail}") from error
+    return with_savepoint
+
+
+FORWARD: Final = (
+    Status.HELD,
+    Status.BOOKED,
+    Status.CONFIRMED,
+    Status.CHECKED_IN,
+    Status.IN_SERVICE,
+    Status.COMPLETED,
+)
+
+
+def _path(current: Status, target: Status) -> list[Status] | None:
+    """The shortest run of our lifecycle's steps (`TRANSITIONS`) from `current` to `target`."""
+    paths: dict[Status, list[Status]] = {current: []}
+    frontier = [current]
+    while frontier and target not in paths:
+        step = frontier.pop(0)
+        for following in sorted(scheduling.TRANSITIONS[step]):
+            if following not in paths:
+                paths[following] = [*paths[step], following]
+                frontier.append(following)
+    return paths.get(target)
+
+
+def _reach(session: Session, actor: Actor, appointment_id: uuid.UUID, target: Status) -> str | None:
+    """Take our appointment to the source's status by the lifecycle's own steps; None when it is there,
+    else why not (ours is further along, or the lifecycle does not go there from ours)."""
+    current = Status(scheduling.get_appointment(session, actor=actor, appointment_id=appointment_id).status)
+    if current == target:
+        return None
+    if current in FORWARD and target in FORWARD and FORWARD.index(current) > FORWARD.index(target):
+        return f"ours is {current.value}, further along than the source's {target.value}"
+    path = _path(current, target)
+    if path is None:
+        return f"ours is {current.value} and the source's {target.value}: our lifecycle does not go there"
+    steps = {
+        Status.BOOKED: scheduling.confirm_hold,
+        Status.CONFIRMED: scheduling.confirm_appointment,
+        Status.CHECKED_IN: scheduling.check_in,
+        Status.IN_SERVICE: scheduling.start_service,
+        Status.COMPLETED: scheduling.complete_appointment,
+        Status.NO_SHOW: scheduling.mark_no_show,
+    }
+    for step in path:
+        if step == Status.CANCELLED:
+            reason = "cancelled in the connected system"
+            scheduling.cancel_appointment(session, actor=actor, appointment_id=appointment_id, reason=reason)
+        else:
+            steps[step](session, actor=actor, appointment_id=appointment_id)
     return None
 
 

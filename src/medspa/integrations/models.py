@@ -54,6 +54,8 @@ class InboxEvent(TenantMixin, Base):
     state: Mapped[str] = mapped_column(String(16), default="received")
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
+    # Waiting (a client not yet received, a mapping not yet made, a failure): not tried before this.
+    not_before: Mapped[datetime | None]
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]
 

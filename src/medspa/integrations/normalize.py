@@ -1,15 +1,20 @@
 """From a source's event to ours: what each connector's event means for the system of record, whatever
 way it arrived (webhook or polling). Nothing here writes; `apply` does, through the domains' services.
 
-Taken so far: clients created and updated (Mindbody `client.created|updated`, Zenoti
-`guest.created|updated`, Standard Webhooks `client.created|updated`) and appointment cancellations of
-appointments we hold a link for (Mindbody `appointmentBooking.cancelled`, Zenoti
-`appointment.cancelled`, Standard `appointment.cancelled`). Any other event is kept in the inbox as
-`skipped`, with the reason.
+Taken: clients created and updated (Mindbody `client.created|updated`, Zenoti `guest.created|updated`,
+Standard Webhooks `client.created|updated`); appointments created and updated, with the status the source
+gives them (Mindbody `appointmentBooking.created|updated`, Zenoti `appointment.created|updated`, Standard
+`appointment.created|updated|no_show`); and cancellations (Mindbody `appointmentBooking.cancelled`,
+Standard `appointment.cancelled`; Zenoti sends none, its cancellations come from polling as an update with
+status -1). Any other event is kept in the inbox as `skipped`, with the reason.
+
+An appointment's times are as the source gives them: with an offset (Standard), or the location's wall
+clock without one (Mindbody, Zenoti), which `apply` reads in the location's time zone.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -19,11 +24,40 @@ CLIENT_EVENTS: Final = {
     "zenoti": ("guest.created", "guest.updated"),
     "standard": ("client.created", "client.updated"),
 }
+CLIENT_EVENT_TYPES: Final = frozenset(kind for kinds in CLIENT_EVENTS.values() for kind in kinds)
 CANCEL_EVENTS: Final = {
     "mindbody": ("appointmentbooking.cancelled",),
     "zenoti": ("appointment.cancelled",),
     "standard": ("appointment.cancelled",),
 }
+APPOINTMENT_EVENTS: Final = {
+    "mindbody": ("appointmentbooking.created", "appointmentbooking.updated"),
+    "zenoti": ("appointment.created", "appointment.updated"),
+    "standard": ("appointment.created", "appointment.updated", "appointment.no_show"),
+}
+# The sources' statuses in ours (`scheduling.Status` values). Mindbody names them; Zenoti numbers them.
+MINDBODY_STATUS: Final = {
+    "booked": "booked",
+    "scheduled": "booked",
+    "requested": "booked",
+    "confirmed": "confirmed",
+    "arrived": "checked_in",
+    "completed": "completed",
+    "noshow": "no_show",
+    "cancelled": "cancelled",
+    "latecancelled": "cancelled",
+}
+ZENOTI_STATUS: Final = {
+    -2: "no_show",
+    -1: "cancelled",
+    0: "booked",
+    1: "completed",
+    2: "checked_in",
+    4: "confirmed",
+}
+STANDARD_STATUS: Final = frozenset(
+    {"booked", "confirmed", "checked_in", "in_service", "completed", "no_show", "cancelled"}
+)
 
 
 @dataclass(frozen=True)
@@ -44,11 +78,27 @@ class Cancellation:
 
 
 @dataclass(frozen=True)
+class AppointmentChange:
+    """An appointment as the source has it now: its id there, the source's ids of its client, service,
+    provider and location (None when not given), its start (naive: the location's wall clock) and our
+    status for the source's."""
+
+    external_id: str
+    client_id: str
+    service_id: str | None
+    provider_id: str | None
+    location_id: str | None
+    starts_at: datetime | None
+    status: str
+    source_time: datetime | None
+
+
+@dataclass(frozen=True)
 class Ignored:
     reason: str
 
 
-Change = ClientChange | Cancellation | Ignored
+Change = ClientChange | AppointmentChange | Cancellation | Ignored
 
 
 @dataclass
@@ -102,11 +152,67 @@ def _client(connector: str, data: dict[str, Any], source_time: datetime | None) 
     return ClientChange(external, found.values, source_time)
 
 
+def _start(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value.strip() or len(value) > 64:
+        return None
+    try:
+        return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _nested_id(value: object) -> str | None:
+    return _external_id(value.get("id")) if isinstance(value, dict) else _external_id(value)
+
+
+def _appointment(connector: str, data: dict[str, Any], source_time: datetime | None) -> Change:
+    def first(*names: str) -> object:
+        return next((data[name] for name in names if data.get(name) is not None), None)
+
+    if connector == "mindbody":
+        external = _external_id(first("appointmentId", "Id", "id"))
+        client = _external_id(first("clientId", "ClientId"))
+        service = _external_id(first("sessionTypeId", "SessionTypeId"))
+        provider = _external_id(first("staffId", "StaffId"))
+        location = _external_id(first("locationId", "LocationId"))
+        starts = _start(first("startDateTime", "StartDateTime"))
+        said = first("status", "Status")
+        status = MINDBODY_STATUS.get(str(said).replace(" ", "").casefold()) if said is not None else "booked"
+    elif connector == "zenoti":
+        external = _external_id(first("appointment_id", "id"))
+        client = _nested_id(first("guest", "guest_id"))
+        service = _nested_id(first("service", "service_id"))
+        provider = _nested_id(first("therapist", "therapist_id"))
+        location = _nested_id(first("center", "center_id"))
+        starts = _start(first("start_time"))
+        said = first("status")
+        status = ZENOTI_STATUS.get(said) if isinstance(said, int) else ("booked" if said is None else None)
+    else:
+        external = _external_id(data.get("id"))
+        client, service = _external_id(data.get("client_id")), _external_id(data.get("service_id"))
+        provider, location = _external_id(data.get("provider_id")), _external_id(data.get("location_id"))
+        starts = _start(data.get("starts_at"))
+        said = data.get("status", "booked")
+        status = said if said in STANDARD_STATUS else None
+    if external is None:
+        return Ignored("an appointment without its id")
+    if client is None:
+        return Ignored("an appointment without its client's id")
+    if status is None:
+        return Ignored(f"an appointment with a status we do not know: {str(said)[:40]}")
+    return AppointmentChange(external, client, service, provider, location, starts, status, source_time)
+
+
 def normalize(connector: str, event_type: str, data: dict[str, Any], source_time: datetime | None) -> Change:
     """What the event means for us (`Ignored` with the reason when we do not take it)."""
     kind = event_type.casefold()
     if kind in CLIENT_EVENTS.get(connector, ()):
         return _client(connector, data, source_time)
+    if kind in APPOINTMENT_EVENTS.get(connector, ()):
+        change = _appointment(connector, data, source_time)
+        if kind == "appointment.no_show" and isinstance(change, AppointmentChange):
+            return dataclasses.replace(change, status="no_show")
+        return change
     if kind in CANCEL_EVENTS.get(connector, ()):
         external = _external_id(data.get("appointmentId"), data.get("id"), data.get("appointment_id"))
         if external is None:

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from medspa.api import ActorDep, Limit, Offset, SessionDep
-from medspa.integrations import service
+from medspa.integrations import mappings, service
 from medspa.integrations.receiving import DeliveryRefusedError
 from medspa.integrations.schemas import (
     ConnectionCreate,
@@ -21,6 +21,8 @@ from medspa.integrations.schemas import (
     DeliveryState,
     InboxRead,
     InboxState,
+    MappingRead,
+    MappingSet,
     SubscriptionCreate,
     SubscriptionCreated,
     SubscriptionRead,
@@ -126,6 +128,42 @@ def list_inbox(
     """Deliveries as they arrived, newest first, and what became of each (never their bodies)."""
     return service.list_inbox(
         session, actor=actor, connection_id=connection_id, state=state, limit=limit, offset=offset
+    )
+
+
+@router.post(
+    "/integrations/inbox/{inbox_id}/retry",
+    responses={404: {"description": "no such delivery"}, 409: {"description": "not failed or skipped"}},
+)
+@permits("integrations", "manage")
+def retry_inbox_event(inbox_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> InboxRead:
+    """Send a failed or skipped delivery back to be applied again (after a mapping was made, say)."""
+    return service.retry_inbox_event(session, actor=actor, inbox_id=inbox_id)
+
+
+@router.put(
+    "/integrations/connections/{connection_id}/mappings",
+    responses={404: {"description": "no such connection, or no such record of ours"}},
+)
+@permits("integrations", "manage")
+def set_mapping(
+    connection_id: uuid.UUID, data: MappingSet, session: SessionDep, actor: ActorDep
+) -> MappingRead:
+    """Say which of our locations, services or providers is the source's `external_id`: appointments
+    from the source are booked with it."""
+    return mappings.set_mapping(session, actor=actor, connection_id=connection_id, data=data)
+
+
+@router.get(
+    "/integrations/connections/{connection_id}/mappings",
+    responses={404: {"description": "no such connection"}},
+)
+@permits("integrations", "read")
+def list_mappings(
+    connection_id: uuid.UUID, session: SessionDep, actor: ActorDep, limit: Limit = 50, offset: Offset = 0
+) -> Page[MappingRead]:
+    return mappings.list_mappings(
+        session, actor=actor, connection_id=connection_id, limit=limit, offset=offset
     )
 
 

@@ -60,8 +60,28 @@ class InboxRead(ReadSchema):
     state: InboxState
     attempts: int
     last_error: str | None
+    not_before: datetime | None
     received_at: datetime
     processed_at: datetime | None
+
+
+MappedKind = Literal["location", "service", "provider"]
+
+
+class MappingSet(Schema):
+    """One of the source's locations, services or providers (its id there) mapped to ours."""
+
+    kind: MappedKind
+    external_id: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+    record_id: uuid.UUID
+
+
+class MappingRead(ReadSchema):
+    connection_id: uuid.UUID
+    kind: MappedKind
+    external_id: str
+    record_id: uuid.UUID
+    updated_at: datetime
 
 
 Topic = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^(\*|[a-z_]+\.(\*|[a-z_]+))$")]

@@ -36,6 +36,7 @@ from medspa.integrations.schemas import (
 from medspa.kit import clock
 from medspa.kit.crud import get_owned, list_owned
 from medspa.kit.db import insert_ignoring_conflict, run_in_unit_of_work
+from medspa.kit.errors import ConflictError
 from medspa.kit.ids import new_id
 from medspa.kit.outbox import OutboxConsumer, record_event
 from medspa.kit.schemas import Page
@@ -151,6 +152,20 @@ def list_inbox(
         offset=offset,
     )
     return Page(items=[InboxRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+def retry_inbox_event(session: Session, *, actor: Actor, inbox_id: uuid.UUID) -> InboxRead:
+    """Send a failed or skipped delivery back to be applied on the worker's next pass (after a mapping
+    was made, say), its tries counted afresh. 409 for one waiting or applied. Emits
+    `integration.inbox_retried`."""
+    require(actor, "integrations", "manage")
+    row = get_owned(session, InboxEvent, actor.organization_id, inbox_id, "inbox event", lock=True)
+    if row.state not in ("failed", "skipped"):
+        raise ConflictError(f"the delivery is {row.state}: only a failed or skipped one is sent back")
+    row.state, row.attempts, row.not_before, row.processed_at = "received", 0, None, None
+    session.flush()
+    record_event(session, actor, "integration.inbox_retried", row.id, {"id": str(row.id)})
+    return InboxRead.model_validate(row)
 
 
 def integration_actor(connection: Connection) -> Actor:
