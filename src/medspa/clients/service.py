@@ -129,6 +129,27 @@ def list_clients(
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
+def active_ids_with_email(session: Session, *, actor: Actor, email: str, limit: int = 2) -> list[uuid.UUID]:
+    """The ids (only: nothing is decrypted or shown) of up to `limit` active clients with this e-mail
+    (case ignored), oldest first: for matching an outside record to ours."""
+    require(actor, "clients", "read")
+    key = phi.email_index(session, actor.organization_id, email)
+    if key is None:
+        return []
+    return list(
+        session.scalars(
+            select(Client.id)
+            .where(
+                Client.organization_id == actor.organization_id,
+                Client.is_active.is_(True),
+                Client.email_key == key,
+            )
+            .order_by(Client.created_at, Client.id)
+            .limit(limit)
+        )
+    )
+
+
 def search_clients(
     session: Session, *, actor: Actor, query: str, limit: int = 20, offset: int = 0
 ) -> Page[ClientRead]:

@@ -288,11 +288,8 @@ def _add_link(
 def _same_email(session: Session, actor: Actor, email: Any) -> uuid.UUID | None:
     if not isinstance(email, str) or not email:
         return None
-    try:
-        found = clients.list_clients(session, actor=actor, email=email, limit=2).items
-    except MedspaError:
-        return None
-    return found[0].id if len(found) == 1 else None
+    found = clients.active_ids_with_email(session, actor=actor, email=email, limit=2)
+    return found[0] if len(found) == 1 else None
 
 
 def _cancel(session: Session, actor: Actor, connection: Connection, change: Cancellation) -> str | None:
