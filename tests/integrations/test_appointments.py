@@ -112,7 +112,9 @@ def linked(engine: Engine, owner: Actor, external_id: str) -> AppointmentRead:
     with unit_of_work(engine, write=False) as session:
         record = session.scalar(
             select(ExternalLink.record_id).where(
-                ExternalLink.kind == "appointment", ExternalLink.external_id == external_id
+                ExternalLink.organization_id == owner.organization_id,
+                ExternalLink.kind == "appointment",
+                ExternalLink.external_id == external_id,
             )
         )
         assert record is not None, f"no appointment linked to {external_id}"
@@ -230,7 +232,11 @@ def test_an_unmapped_service_waits_gives_up_and_is_sent_back_once_mapped(
     # The only location needs no mapping; the service and provider do.
     mapped(api, clinic, mindbody)
     with unit_of_work(engine, write=False) as session:
-        failed_id = session.scalar(select(InboxEvent.id).where(InboxEvent.state == "failed"))
+        failed_id = session.scalar(
+            select(InboxEvent.id).where(
+                InboxEvent.organization_id == owner.organization_id, InboxEvent.state == "failed"
+            )
+        )
     answer = api.post(f"/api/v1/integrations/inbox/{failed_id}/retry")
     assert answer.status_code == 200
     assert answer.json()["state"] == "received"

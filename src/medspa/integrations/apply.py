@@ -50,6 +50,7 @@ from medspa.integrations.normalize import (
     Cancellation,
     Change,
     ClientChange,
+    Commerce,
     Ignored,
     normalize,
 )
@@ -58,6 +59,7 @@ from medspa.integrations.service import integration_actor, open_body
 from medspa.kit import clock
 from medspa.kit.db import run_in_unit_of_work
 from medspa.kit.errors import IllegalTransitionError, MedspaError
+from medspa.kit.outbox import record_event
 from medspa.resources import service as resources
 from medspa.scheduling import service as scheduling
 from medspa.scheduling.schemas import BookingRequest, RescheduleRequest, Status
@@ -211,6 +213,8 @@ def _effect(session: Session, actor: Actor, connection: Connection, change: Chan
         return _client(session, actor, connection, change)
     if isinstance(change, AppointmentChange):
         return _appointment(session, actor, connection, change)
+    if isinstance(change, Commerce):
+        return _commerce(session, actor, connection, change)
     return _cancel(session, actor, connection, change)
 
 
@@ -290,6 +294,29 @@ def _same_email(session: Session, actor: Actor, email: Any) -> uuid.UUID | None:
         return None
     found = clients.active_ids_with_email(session, actor=actor, email=email, limit=2)
     return found[0] if len(found) == 1 else None
+
+
+def _commerce(session: Session, actor: Actor, connection: Connection, change: Commerce) -> str | None:
+    """Record the source's payment or package as our event for the client, once per source record (its
+    link, of kind `payment`, `package.sold` or `package.redeemed`, says it was recorded)."""
+    kind = "payment" if change.topic == "payment.captured" else change.topic
+    if _link(session, connection, kind, change.external_id) is not None:
+        return f"{change.topic} {change.external_id} is recorded already"
+    client = _link(session, connection, "client", change.client_id)
+    if client is None:
+        raise NotYetError(f"the source's client {change.client_id} has not been received")
+    payload = {
+        "client_id": str(client.record_id),
+        "connection_id": str(connection.id),
+        "external_id": change.external_id,
+        "amount_cents": change.amount_cents,
+        "currency": change.currency,
+        "name": change.name,
+        "source_time": change.source_time.isoformat() if change.source_time else None,
+    }
+    record_event(session, actor, change.topic, client.record_id, payload)
+    _add_link(session, connection, kind, change.external_id, client.record_id, change.source_time)
+    return None
 
 
 def _cancel(session: Session, actor: Actor, connection: Connection, change: Cancellation) -> str | None:

@@ -6,7 +6,10 @@ Standard Webhooks `client.created|updated`); appointments created and updated, w
 gives them (Mindbody `appointmentBooking.created|updated`, Zenoti `appointment.created|updated`, Standard
 `appointment.created|updated|no_show`); and cancellations (Mindbody `appointmentBooking.cancelled`,
 Standard `appointment.cancelled`; Zenoti sends none, its cancellations come from polling as an update with
-status -1). Any other event is kept in the inbox as `skipped`, with the reason.
+status -1); payments captured (Mindbody `clientSale.created`, Zenoti `invoice.closed`, Standard
+`payment.captured`) and packages sold or redeemed (Zenoti and Standard `package.sold|redeemed`), which
+medspa records as its own events for the client (it holds no ledger of its own yet). Any other event is
+kept in the inbox as `skipped`, with the reason.
 
 An appointment's times are as the source gives them: with an offset (Standard), or the location's wall
 clock without one (Mindbody, Zenoti), which `apply` reads in the location's time zone.
@@ -55,6 +58,21 @@ ZENOTI_STATUS: Final = {
     2: "checked_in",
     4: "confirmed",
 }
+# Which of the sources' events are payments and packages, as our topics.
+COMMERCE_EVENTS: Final = {
+    "mindbody": {"clientsale.created": "payment.captured"},
+    "zenoti": {
+        "invoice.closed": "payment.captured",
+        "package.sold": "package.sold",
+        "package.redeemed": "package.redeemed",
+    },
+    "standard": {
+        "payment.captured": "payment.captured",
+        "package.sold": "package.sold",
+        "package.redeemed": "package.redeemed",
+    },
+}
+MAX_CENTS: Final = 100_000_000_00  # a hundred million: anything larger is not a clinic's sale
 STANDARD_STATUS: Final = frozenset(
     {"booked", "confirmed", "checked_in", "in_service", "completed", "no_show", "cancelled"}
 )
@@ -94,11 +112,25 @@ class AppointmentChange:
 
 
 @dataclass(frozen=True)
+class Commerce:
+    """A payment captured or a package sold or redeemed at the source: recorded as our event `topic`
+    (`payment.captured`, `package.sold`, `package.redeemed`) for the client, once per source record."""
+
+    topic: str
+    external_id: str
+    client_id: str
+    amount_cents: int | None
+    currency: str | None
+    name: str | None
+    source_time: datetime | None
+
+
+@dataclass(frozen=True)
 class Ignored:
     reason: str
 
 
-Change = ClientChange | AppointmentChange | Cancellation | Ignored
+Change = ClientChange | AppointmentChange | Cancellation | Commerce | Ignored
 
 
 @dataclass
@@ -203,6 +235,50 @@ def _appointment(connector: str, data: dict[str, Any], source_time: datetime | N
     return AppointmentChange(external, client, service, provider, location, starts, status, source_time)
 
 
+def _cents(value: object, *, in_cents: bool) -> int | None:
+    """An amount as whole cents (None when missing or not a sane amount)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    if number != number or number < 0:  # NaN or negative
+        return None
+    cents = round(number if in_cents else number * 100)
+    return cents if cents <= MAX_CENTS else None
+
+
+def _currency(value: object) -> str | None:
+    text = value.strip().upper() if isinstance(value, str) else ""
+    return text if len(text) == 3 and text.isalpha() else None
+
+
+def _commerce(connector: str, topic: str, data: dict[str, Any], source_time: datetime | None) -> Change:
+    if connector == "mindbody":
+        external = _external_id(data.get("saleId"))
+        client = _external_id(data.get("purchasingClientId"), data.get("clientId"))
+        amount = _cents(data.get("totalAmountPaid"), in_cents=False)
+        currency, name = None, None
+    elif connector == "zenoti":
+        external = _external_id(data.get("invoice_id"), data.get("id"), data.get("guest_package_id"))
+        client = _nested_id(data.get("guest") or data.get("guest_id"))
+        total = data.get("total_price") if isinstance(data.get("total_price"), dict) else {}
+        amount = _cents(data.get("amount", total.get("sum_total") if total else None), in_cents=False)
+        package = data.get("package")
+        currency = _currency(data.get("currency"))
+        name = package.get("name") if isinstance(package, dict) else data.get("package_name")
+    else:
+        external = _external_id(data.get("id"))
+        client = _external_id(data.get("client_id"))
+        amount = _cents(data.get("amount_cents"), in_cents=True)
+        currency, name = _currency(data.get("currency")), data.get("name")
+    if external is None or client is None:
+        return Ignored(f"a {topic.replace('.', ' ')} without its own id or its client's")
+    label = name.strip()[:200] if isinstance(name, str) and name.strip() else None
+    return Commerce(topic, external, client, amount, currency, label, source_time)
+
+
 def normalize(connector: str, event_type: str, data: dict[str, Any], source_time: datetime | None) -> Change:
     """What the event means for us (`Ignored` with the reason when we do not take it)."""
     kind = event_type.casefold()
@@ -213,6 +289,9 @@ def normalize(connector: str, event_type: str, data: dict[str, Any], source_time
         if kind == "appointment.no_show" and isinstance(change, AppointmentChange):
             return dataclasses.replace(change, status="no_show")
         return change
+    topic = COMMERCE_EVENTS.get(connector, {}).get(kind)
+    if topic is not None:
+        return _commerce(connector, topic, data, source_time)
     if kind in CANCEL_EVENTS.get(connector, ()):
         external = _external_id(data.get("appointmentId"), data.get("id"), data.get("appointment_id"))
         if external is None:
