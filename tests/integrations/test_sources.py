@@ -5,9 +5,11 @@ polling, Zenoti's rate limit is waited out, and a poll interrupted mid-way resum
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -277,16 +279,45 @@ def test_polling_again_stores_only_what_changed_and_the_inbox_applies_polled_cli
         assert len(names) == 4
 
 
-def test_a_connection_with_a_wrong_key_stops_with_an_error_that_names_no_secret(
+def test_a_connection_with_a_wrong_key_stops_alone_with_an_error_that_names_no_secret(
     engine: Engine, owner: Actor, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fake = FakeMindbody(world(), api_key="another-key", account=ACCOUNT, secret=SECRET)
-    with fake:
-        connection_id = connect(engine, owner, "mindbody", fake.base_url)
+    refusing = FakeMindbody(world(), api_key="another-key", account=ACCOUNT, secret=SECRET)
+    answering = FakeMindbody(
+        world(clients=2, appointments=1), api_key=API_KEY, account=ACCOUNT, secret=SECRET
+    )
+    with refusing, answering:
+        refused = connect(engine, owner, "mindbody", refusing.base_url)
+        answered = connect(engine, owner, "mindbody", answering.base_url)
 
         outcomes = Poller(engine).poll_all()
 
-        assert isinstance(outcomes[connection_id], PollError)
-        assert "answered 401" in str(outcomes[connection_id])
+        assert isinstance(outcomes[refused], PollError)
+        assert "answered 401" in str(outcomes[refused])
         assert API_KEY not in caplog.text
-        assert inbox(engine, connection_id) == []
+        assert inbox(engine, refused) == []
+        assert len(inbox(engine, answered)) == 3
+
+
+def test_the_worker_polls_connections_with_polling_settings(
+    engine: Engine, owner: Actor, tmp_path: Path
+) -> None:
+    from medspa.retention.serving import ModelCache
+    from medspa.worker import BackgroundWorker
+
+    fake = FakeMindbody(world(clients=3, appointments=2), api_key=API_KEY, account=ACCOUNT, secret=SECRET)
+    with fake:
+        connection_id = connect(engine, owner, "mindbody", fake.base_url)
+        worker = BackgroundWorker(
+            engine, cache=ModelCache(tmp_path), poll_seconds=0.05, source_poll_seconds=0.1
+        )
+        worker.start()
+        try:
+            for _ in range(200):
+                if len(inbox(engine, connection_id)) == 5:
+                    break
+                time.sleep(0.02)
+        finally:
+            worker.stop()
+
+        assert len(inbox(engine, connection_id)) == 5

@@ -313,16 +313,20 @@ class Poller:
             if fetched.done:
                 return
 
-    def poll_all(self) -> dict[uuid.UUID, PollReport | PollError]:
-        """One pass over every active connection with polling settings; a connection's failure is logged
-        (never its key) and left for the next pass."""
+    def poll_all(self) -> dict[uuid.UUID, PollReport | Exception]:
+        """One pass over every active connection with polling settings; a connection's failure (the
+        source's, or ours: its key unreadable, the database busy) is logged, never with its key, and
+        left for the next pass, and the other connections are polled all the same."""
         ids = run_in_unit_of_work(self.engine, _polled_connections, write=False)
-        outcomes: dict[uuid.UUID, PollReport | PollError] = {}
+        outcomes: dict[uuid.UUID, PollReport | Exception] = {}
         for connection_id in ids:
             try:
                 outcomes[connection_id] = self.poll(connection_id)
             except PollError as error:
                 logger.warning("polling connection %s stopped: %s", connection_id, error)
+                outcomes[connection_id] = error
+            except Exception as error:
+                logger.exception("polling connection %s failed", connection_id)
                 outcomes[connection_id] = error
         return outcomes
 
