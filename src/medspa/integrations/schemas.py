@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from medspa.integrations.receiving import standard_key
 from medspa.kit.schemas import Name, ReadSchema, Schema
@@ -60,10 +60,15 @@ class ConnectionCreate(Schema):
     def _poll_url(cls, value: str | None) -> str | None:
         return None if value is None else http_url(value)
 
+    @field_validator("secret")
+    @classmethod
+    def _standard_secret(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("connector") == "standard":
+            standard_key(value)  # ValueError, reported as the field's 422
+        return value
+
     @model_validator(mode="after")
-    def _consistent(self) -> ConnectionCreate:
-        if self.connector == "standard":
-            standard_key(self.secret)  # ValueError, reported as the field's 422
+    def _polling_complete(self) -> ConnectionCreate:
         polling = (self.poll_url, self.poll_account, self.poll_key)
         if any(v is not None for v in polling):
             if self.connector not in POLLED:

@@ -166,7 +166,10 @@ class FakeSource:
             return changes
 
     def queue(self, change: Change) -> Sent | None:
-        """Queue the webhook of `change` (the knobs decide whether it is dropped)."""
+        """Queue the webhook of `change` (the knobs decide whether it is dropped); without a `target`,
+        none is made."""
+        if self.target is None:
+            return None
         delivery_id = str(uuid.UUID(int=self.random.getrandbits(128), version=4))
         made = self.webhook(change, delivery_id)
         if made is None:
