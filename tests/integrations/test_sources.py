@@ -24,7 +24,7 @@ from medspa.integrations.polling import Poller, PollError, PollOptions
 from medspa.integrations.schemas import ConnectionCreate
 from medspa.kit.db import unit_of_work
 from medspa.security.actors import Actor
-from tests.serving import running_server
+from tests.serving import free_port, running_server
 
 SECRET = "fake-source-shared-secret"
 API_KEY = "fake-source-api-key"
@@ -321,3 +321,65 @@ def test_the_worker_polls_connections_with_polling_settings(
             worker.stop()
 
         assert len(inbox(engine, connection_id)) == 5
+
+
+def test_a_webhook_not_acknowledged_is_retried_with_backoff_until_it_is_or_the_tries_run_out(
+    engine: Engine, owner: Actor, served: str
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}/nothing-listens-here"
+    fake = FakeMindbody(
+        world(), api_key=API_KEY, account=ACCOUNT, secret=SECRET, knobs=Knobs(retries=2, backoff_seconds=0.5)
+    )
+    with fake:
+        connection_id = connect(engine, owner, "mindbody", fake.base_url)
+        slept: list[float] = []
+        fake.sleep, fake.target = slept.append, down
+        [lost] = [fake.queue(change) for change in fake.world.change(1)]
+        fake.flush()
+
+        def back_up(seconds: float) -> None:  # the receiver comes back while the fake waits
+            slept.append(seconds)
+            fake.target = f"{served}/api/v1/webhooks/mindbody/{connection_id}"
+
+        fake.sleep, fake.target = back_up, down
+        [kept] = [fake.queue(change) for change in fake.world.change(1)]
+        fake.flush()
+
+        assert lost is not None
+        assert kept is not None
+        assert (lost.fate, lost.answers) == ("failed", [None, None, None])
+        assert (kept.fate, kept.answers) == ("acknowledged", [None, 202])
+        assert slept == [0.5, 1.0, 0.5]
+        assert [row.source_event_id for row, _ in inbox(engine, connection_id)] == [kept.delivery_id]
+
+
+@pytest.mark.parametrize("connector", ["mindbody", "zenoti"])
+def test_after_webhooks_duplicated_reordered_and_dropped_one_poll_leaves_no_change_unseen(
+    engine: Engine, owner: Actor, served: str, connector: str
+) -> None:
+    knobs = Knobs(duplicate=0.3, reorder=5, drop=0.25, seed=11)
+    kind = FakeMindbody if connector == "mindbody" else FakeZenoti
+    fake = kind(world(), api_key=API_KEY, account=ACCOUNT, secret=SECRET, knobs=knobs)
+    with fake:
+        connection_id = connect(engine, owner, connector, fake.base_url)
+        fake.target = f"{served}/api/v1/webhooks/{connector}/{connection_id}"
+        fake.change(40)
+        fake.flush()
+        assert fake.dropped()
+        Poller(engine).poll(connection_id)
+
+        rows = inbox(engine, connection_id)
+        seen = set()
+        for row, envelope in rows:
+            data = envelope["eventData"] if connector == "mindbody" else envelope["data"]
+            record = data.get("appointmentId") or data.get("appointment_id") or data.get("clientId")
+            seen.add((str(record), row.source_time))
+        expected = {
+            (str(a.id) if connector == "mindbody" else str(uuid.UUID(int=a.id)), a.modified_at)
+            for a in fake.world.appointments.values()
+        }
+        if connector == "mindbody":
+            expected |= {(str(c.id), c.modified_at) for c in fake.world.clients.values()}
+        assert expected <= seen
+        webhooks = {row.source_event_id for row, _ in rows if not row.source_event_id.startswith("poll:")}
+        assert webhooks == fake.acknowledged()
