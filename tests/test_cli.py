@@ -313,3 +313,86 @@ def test_integrations_add_prints_the_connection_id_last_and_never_the_secret(dat
         ).exit_code
         == 2
     )
+
+
+def test_integrations_add_with_polling_settings_then_poll_stores_what_the_source_has(database: str) -> None:
+    from medspa.integrations.fakes import FakeMindbody, World
+    from medspa.kit.db import engine_for, unit_of_work
+    from medspa.security import service as security
+
+    with unit_of_work(engine_for(database)) as session:
+        security.create_organization(session, slug="demo", name="Demo")
+    world = World(seed=2)
+    world.populate(clients=3, appointments=2)
+    fake = FakeMindbody(world, api_key="fake-api-key-1", account="-99", secret="a-mindbody-secret")
+    add = ["integrations", "add", "mindbody", "--organization", "demo", "--secret", "a-mindbody-secret"]
+    with fake:
+        polled = [*add, "--poll-url", fake.base_url, "--poll-account", "-99", "--poll-key", "fake-api-key-1"]
+        added = runner.invoke(app, polled)
+        assert added.exit_code == 0, added.output
+        assert "fake-api-key-1" not in added.output
+        connection = added.stdout.split()[-1]
+
+        first = runner.invoke(app, ["integrations", "poll", "--connection", connection])
+        again = runner.invoke(app, ["integrations", "poll", "--connection", connection])
+
+        assert first.exit_code == again.exit_code == 0, first.output
+        assert "2 pages read: 5 changes stored, 0 already in the inbox" in flat(first.output)
+        assert "2 pages read: 0 changes stored, 5 already in the inbox" in flat(again.output)
+    down = runner.invoke(app, ["integrations", "poll", "--connection", connection])
+    assert down.exit_code == 1
+    assert "polling stopped: GET /public/v6/client/clients: ConnectError" in flat(down.output)
+    incomplete = runner.invoke(app, [*add, "--poll-url", "http://127.0.0.1:9"])
+    assert incomplete.exit_code == 2
+    assert "--poll-url: polling needs poll_url, poll_account and poll_key together" in flat(incomplete.output)
+    assert runner.invoke(app, ["integrations", "poll", "--connection", "nope"]).exit_code == 2
+
+
+def test_dev_fake_source_serves_its_api_and_sends_signed_webhooks_until_stopped(database: str) -> None:
+    import threading
+
+    import httpx
+
+    from medspa.integrations import service as integrations
+    from medspa.integrations.schemas import ConnectionCreate
+    from medspa.kit.db import engine_for, unit_of_work
+    from medspa.security import service as security
+    from medspa.security.actors import system_actor
+    from tests.serving import free_port, running_server
+
+    engine = engine_for(database)
+    with unit_of_work(engine) as session:
+        org = security.create_organization(session, slug="demo", name="Demo")
+        data = ConnectionCreate(connector="zenoti", secret="a-zenoti-secret")
+        connection = integrations.add_connection(session, actor=system_actor(org.id), data=data)
+    port, outcome = free_port(), {}
+    with running_server(engine) as server:
+        command = ["dev", "fake-source", "zenoti", "--port", str(port), "--secret", "a-zenoti-secret"]
+        command += ["--target", f"{server}{connection.webhook_path}", "--events", "4", "--rate", "40"]
+        command += ["--duplicate", "0.5", "--reorder", "2", "--seconds", "1.5", "--account", "c1"]
+        thread = threading.Thread(target=lambda: outcome.update(result=runner.invoke(app, command)))
+        thread.start()
+        answer = None
+        for _ in range(100):
+            try:
+                answer = httpx.get(
+                    f"http://127.0.0.1:{port}/v1/appointments",
+                    params={"center_id": "c1", "start_date": "2000-01-01", "end_date": "2100-01-01"},
+                    headers={"Authorization": "apikey fake-api-key"},
+                )
+                break
+            except httpx.ConnectError:
+                threading.Event().wait(0.02)
+        thread.join(timeout=20)
+    assert answer is not None
+    assert answer.status_code == 200
+    assert answer.json()["page_info"]["total"] >= 40
+    result = outcome["result"]
+    assert result.exit_code == 0, result.output
+    assert f"fake zenoti serving http://127.0.0.1:{port}" in flat(result.output)
+    assert "4 changes; webhooks:" in flat(result.output)
+    with unit_of_work(engine, write=False) as session:
+        inbox = integrations.list_inbox(session, actor=system_actor(org.id), connection_id=connection.id)
+    counts = re.search(r"webhooks: (\d+) made, (\d+) acknowledged, 0 dropped", flat(result.output))
+    assert counts is not None
+    assert inbox.total == int(counts.group(1)) == int(counts.group(2))

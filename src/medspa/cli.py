@@ -155,6 +155,9 @@ def worker(
     no_scheduled_jobs: bool = typer.Option(
         False, "--no-scheduled-jobs", help="leave the weekly refresh to another worker (run it in one only)"
     ),
+    source_poll_seconds: float = typer.Option(
+        300.0, min=5, max=86400, help="how often to poll the connected systems that have polling settings"
+    ),
 ) -> None:
     """Run the background worker until stopped: scores bookings and clients from the outbox within
     seconds, runs the optimization jobs the pages and the API hand it, and the scheduled jobs (Huey:
@@ -178,6 +181,7 @@ def worker(
         huey=build_huey(settings),
         poll_seconds=poll_seconds,
         periodic=not no_scheduled_jobs,
+        source_poll_seconds=source_poll_seconds,
     ).run_until_stopped()
 
 
@@ -275,9 +279,12 @@ def integrations_add(
     name: str = typer.Option("default", help="a label for the connection"),
     signature_header: str | None = typer.Option(None, help="Zenoti: the header with the signature"),
     signature_encoding: str = typer.Option("base64", help="Zenoti: base64 or hex"),
+    poll_url: str | None = typer.Option(None, help="to poll its API too: the API's root URL"),
+    poll_account: str | None = typer.Option(None, help="polling: the Mindbody site id or Zenoti center id"),
+    poll_key: str | None = typer.Option(None, help="polling: the API key", envvar="MEDSPA_POLL_KEY"),
 ) -> None:
     """Connect an organization to an outside system. Prints where its webhooks go, then the new
-    connection's id last. The secret is stored sealed, never printed."""
+    connection's id last. The secret (and the API key) are stored sealed, never printed."""
     from medspa.integrations import service as integrations
     from medspa.integrations.schemas import ConnectionCreate
     from medspa.kit.db import unit_of_work
@@ -293,10 +300,14 @@ def integrations_add(
                 "secret": secret,
                 "signature_header": signature_header,
                 "signature_encoding": signature_encoding,
+                "poll_url": poll_url,
+                "poll_account": poll_account,
+                "poll_key": poll_key,
             }
         )
     except ValidationError as error:
-        _fail(problems(error, {"--data": "--secret", "secret": "--secret", "name": "--name"}), 2)
+        options = {"--data": "--poll-url", "secret": "--secret", "name": "--name", "poll_url": "--poll-url"}
+        _fail(problems(error, options | {"poll_account": "--poll-account", "poll_key": "--poll-key"}), 2)
     try:
         with unit_of_work() as session:
             org = security.get_organization(session, slug=organization)
@@ -634,6 +645,7 @@ from medspa.scheduling.solver.cli import optimize_command  # noqa: E402
 app.command("optimize")(optimize_command)
 
 
+from medspa.integrations.cli import dev_app, poll_command  # noqa: E402
 from medspa.retention.cli import (  # noqa: E402  (registered after the core ones)
     export_app,
     import_app,
@@ -641,6 +653,8 @@ from medspa.retention.cli import (  # noqa: E402  (registered after the core one
     retention_app,
 )
 
+integrations_app.command("poll")(poll_command)
+app.add_typer(dev_app, name="dev")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(models_app, name="models")

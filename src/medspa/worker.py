@@ -14,6 +14,8 @@
   that the webhook receivers stored in the inbox (`integrations.apply`), drains the `webhooks` consumer
   (our events -> deliveries to subscribers) and sends the deliveries that are due
   (`integrations.outbound`).
+- A fourth polls the connected systems that have polling settings every `source_poll_seconds` (300 s;
+  `integrations.polling`): what their webhooks dropped or never send goes into the same inbox.
 - Huey runs the scheduled jobs: every organization's active no-show model refitted nightly (01:15 UTC) on
   the outcomes known by then, keeping its calibration map (`scoring.refit_noshow_model`; what `models
   evaluate noshow` measures); every organization's scores refreshed weekly (Sunday 02:00 UTC), expired
@@ -310,6 +312,7 @@ class BackgroundWorker:
         periodic: bool = True,
         clock: Clock | None = None,
         channels: Channels | None = None,
+        source_poll_seconds: float | None = 300.0,
     ) -> None:
         import os
 
@@ -341,6 +344,12 @@ class BackgroundWorker:
             threading.Thread(target=self._watch_on_clock, args=(name,), name=f"medspa-{name}", daemon=True)
             for name in self.readers
         ]
+        # Polling the connected systems: a thread of its own, so a slow source never delays the inbox.
+        self.source_poll_seconds = source_poll_seconds
+        if source_poll_seconds is not None:
+            self._watchers.append(
+                threading.Thread(target=self._poll_sources, name="medspa-sources", daemon=True)
+            )
         self._huey_consumer: Any = None
         self.tasks: Tasks | None = None
         if huey is not None:
@@ -412,6 +421,24 @@ class BackgroundWorker:
                 self._stopping.wait(backoff)
                 continue
             self._stopping.wait(self.poll_seconds)
+
+    def _poll_sources(self) -> None:
+        """Poll every connection with polling settings, then wait `source_poll_seconds`; a connection's
+        failure is logged by the poller and tried again on the next pass."""
+        from medspa.integrations.polling import Poller, PollError
+
+        def sleep(seconds: float) -> None:  # a wait for a source's rate limit ends when the worker stops
+            if self._stopping.wait(seconds):
+                raise PollError("the worker is stopping")
+
+        with clocks.using(self.clock):
+            poller = Poller(self.engine, sleep=sleep)
+            while not self._stopping.is_set():
+                try:
+                    poller.poll_all()
+                except Exception:  # the database is unreachable, say: the next pass tries again
+                    logger.exception("polling the connected systems failed; retrying")
+                self._stopping.wait(self.source_poll_seconds or 300.0)
 
 
 class _Reader:

@@ -34,6 +34,11 @@ class Connection(TenantMixin, Base):
     # Zenoti's signature header and encoding are configurable: its public documentation is thin.
     signature_header: Mapped[str | None] = mapped_column(String(64))
     signature_encoding: Mapped[str] = mapped_column(String(8), default="base64")
+    # Polling (optional): the source's API root, the account there (Mindbody site id, Zenoti center id)
+    # and the API key, sealed like the secret. A connection without them only takes webhooks.
+    poll_base_url: Mapped[str | None] = mapped_column(String(2000))
+    poll_account: Mapped[str | None] = mapped_column(String(100))
+    poll_key_sealed: Mapped[str | None] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -58,6 +63,20 @@ class InboxEvent(TenantMixin, Base):
     not_before: Mapped[datetime | None]
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]
+
+
+class Checkpoint(TenantMixin, Base):
+    """How far polling one stream of a connection got (`stream`: `clients`, `appointments`), as the
+    poller's own JSON `position`; moved in the transaction that stores the page's inbox rows, so a poll
+    interrupted mid-way resumes from it and loses or repeats nothing."""
+
+    __tablename__ = "integration_checkpoints"
+    __table_args__ = (UniqueConstraint("connection_id", "stream", name="uq_integration_checkpoints_stream"),)
+
+    connection_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("integration_connections.id"))
+    stream: Mapped[str] = mapped_column(String(32))
+    position: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
 
 
 class ExternalLink(TenantMixin, Base):

@@ -92,7 +92,7 @@ def _text(value: object, name: str, limit: int) -> str:
     return value.strip()
 
 
-def _time(value: object) -> datetime | None:
+def read_instant(value: object) -> datetime | None:
     """An ISO 8601 instant (naive read as UTC), or None when missing or unreadable."""
     if not isinstance(value, str) or len(value) > 64:
         return None
@@ -129,7 +129,7 @@ def verify(
         return Delivery(
             _text(envelope.get("messageId"), "messageId", MAX_ID_LENGTH),
             _text(envelope.get("eventId"), "eventId", MAX_TYPE_LENGTH),
-            _time(envelope.get("eventInstanceOriginationDateTime")),
+            read_instant(envelope.get("eventInstanceOriginationDateTime")),
             _data(envelope.get("eventData")),
         )
     if connector == "zenoti":
@@ -141,7 +141,7 @@ def verify(
         return Delivery(
             _text(envelope.get("id") or envelope.get("event_id"), "id", MAX_ID_LENGTH),
             _text(envelope.get("event_type"), "event_type", MAX_TYPE_LENGTH),
-            _time(envelope.get("event_timestamp")),
+            read_instant(envelope.get("event_timestamp")),
             _data(envelope.get("data")),
         )
     if connector == "standard":
@@ -160,7 +160,7 @@ def verify(
         return Delivery(
             _text(message_id, "webhook-id", MAX_ID_LENGTH),
             _text(envelope.get("type"), "type", MAX_TYPE_LENGTH),
-            _time(envelope.get("timestamp")) or sent,
+            read_instant(envelope.get("timestamp")) or sent,
             _data(envelope.get("data")),
         )
     raise DeliveryRefusedError(404, f"no connector {connector!r}")

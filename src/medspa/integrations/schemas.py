@@ -7,13 +7,34 @@ from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from medspa.integrations.receiving import standard_key
 from medspa.kit.schemas import Name, ReadSchema, Schema
 
 Connector = Literal["mindbody", "zenoti", "standard"]
 InboxState = Literal["received", "applied", "skipped", "failed"]
+# Connectors whose APIs can be polled (`integrations.polling`).
+POLLED: tuple[Connector, ...] = ("mindbody", "zenoti")
+
+
+def http_url(value: str) -> str:
+    """`value` when it is an http or https URL with a host, without credentials or spaces; else
+    ValueError."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("an http or https URL")
+    if parts.username or parts.password:
+        raise ValueError("a URL without credentials in it")
+    if any(c.isspace() for c in value):
+        raise ValueError("a URL without spaces")
+    return value
+
+
+def _printable(value: str | None) -> str | None:
+    if value is not None and (not value.isprintable() or value != value.strip()):
+        raise ValueError("printable text without surrounding spaces")
+    return value
 
 
 class ConnectionCreate(Schema):
@@ -24,18 +45,36 @@ class ConnectionCreate(Schema):
     # Zenoti only: the header that carries the signature, and its encoding.
     signature_header: Annotated[str | None, Field(max_length=64, pattern=r"^[A-Za-z0-9-]+$")] = None
     signature_encoding: Literal["base64", "hex"] = "base64"
+    # Polling (Mindbody, Zenoti; all three or none): the API's root URL, the account there (Mindbody's
+    # site id, Zenoti's center id) and the API key (stored sealed, never shown again).
+    poll_url: Annotated[str | None, Field(min_length=8, max_length=2000)] = None
+    poll_account: Annotated[str | None, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")] = (
+        None
+    )
+    poll_key: Annotated[str | None, Field(min_length=8, max_length=500)] = None
+
+    printable_secrets = field_validator("secret", "poll_key")(_printable)
+
+    @field_validator("poll_url")
+    @classmethod
+    def _poll_url(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value)
 
     @field_validator("secret")
     @classmethod
-    def _printable(cls, value: str) -> str:
-        if not value.isprintable() or value != value.strip():
-            raise ValueError("a secret is printable text without surrounding spaces")
+    def _standard_secret(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("connector") == "standard":
+            standard_key(value)  # ValueError, reported as the field's 422
         return value
 
     @model_validator(mode="after")
-    def _standard_secret(self) -> ConnectionCreate:
-        if self.connector == "standard":
-            standard_key(self.secret)  # ValueError, reported as the field's 422
+    def _polling_complete(self) -> ConnectionCreate:
+        polling = (self.poll_url, self.poll_account, self.poll_key)
+        if any(v is not None for v in polling):
+            if self.connector not in POLLED:
+                raise ValueError("only Mindbody and Zenoti connections are polled")
+            if any(v is None for v in polling):
+                raise ValueError("polling needs poll_url, poll_account and poll_key together")
         return self
 
 
@@ -45,6 +84,8 @@ class ConnectionRead(ReadSchema):
     name: str
     signature_header: str | None
     signature_encoding: str
+    poll_url: str | None
+    poll_account: str | None
     is_active: bool
     created_at: datetime
     # Where the source should send its webhooks (relative to this server).
@@ -96,14 +137,7 @@ class SubscriptionCreate(Schema):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("an http or https URL")
-        if parts.username or parts.password:
-            raise ValueError("a URL without credentials in it (the signature is the credential)")
-        if any(c.isspace() for c in value):
-            raise ValueError("a URL without spaces")
-        return value
+        return http_url(value)  # (the signature is the credential)
 
 
 class SubscriptionRead(ReadSchema):

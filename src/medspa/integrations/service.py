@@ -52,6 +52,10 @@ def _secret_place(connection_id: uuid.UUID) -> str:
     return f"integration_connections.secret.{connection_id}"
 
 
+def _poll_key_place(connection_id: uuid.UUID) -> str:
+    return f"integration_connections.poll_key.{connection_id}"
+
+
 def _body_place(inbox_id: uuid.UUID) -> str:
     return f"integration_inbox.body.{inbox_id}"
 
@@ -63,6 +67,8 @@ def _read(connection: Connection) -> ConnectionRead:
         name=connection.name,
         signature_header=connection.signature_header,
         signature_encoding=connection.signature_encoding,
+        poll_url=connection.poll_base_url,
+        poll_account=connection.poll_account,
         is_active=connection.is_active,
         created_at=connection.created_at,
         webhook_path=f"/api/v1/webhooks/{connection.connector}/{connection.id}",
@@ -70,8 +76,9 @@ def _read(connection: Connection) -> ConnectionRead:
 
 
 def add_connection(session: Session, *, actor: Actor, data: ConnectionCreate) -> ConnectionRead:
-    """A connection of the organization to an outside system; its secret is sealed under the
-    organization's `integrations` key and never returned. Emits `integration.connection_added`."""
+    """A connection of the organization to an outside system; its secret (and the key of its API, when
+    it is polled) is sealed under the organization's `integrations` key and never returned. Emits
+    `integration.connection_added`."""
     require(actor, "integrations", "manage")
     now, connection_id = clock.now(), new_id()
     key = keys.data_key(session, actor.organization_id, KEY_PURPOSE)
@@ -83,6 +90,13 @@ def add_connection(session: Session, *, actor: Actor, data: ConnectionCreate) ->
         secret_sealed=keys.seal_text(key, data.secret, where=_secret_place(connection_id)),
         signature_header=data.signature_header if data.connector == "zenoti" else None,
         signature_encoding=data.signature_encoding,
+        poll_base_url=data.poll_url,
+        poll_account=data.poll_account,
+        poll_key_sealed=(
+            None
+            if data.poll_key is None
+            else keys.seal_text(key, data.poll_key, where=_poll_key_place(connection_id))
+        ),
         is_active=True,
         created_at=now,
         updated_at=now,
@@ -182,6 +196,14 @@ def integration_actor(connection: Connection) -> Actor:
 def open_secret(session: Session, connection: Connection) -> str:
     key = keys.data_key(session, connection.organization_id, KEY_PURPOSE)
     return keys.open_text(key, connection.secret_sealed, where=_secret_place(connection.id))
+
+
+def open_poll_key(session: Session, connection: Connection) -> str | None:
+    """The key of the connection's API (None when it is not polled)."""
+    if connection.poll_key_sealed is None:
+        return None
+    key = keys.data_key(session, connection.organization_id, KEY_PURPOSE)
+    return keys.open_text(key, connection.poll_key_sealed, where=_poll_key_place(connection.id))
 
 
 def open_body(session: Session, event: InboxEvent) -> str:

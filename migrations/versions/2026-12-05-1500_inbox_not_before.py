@@ -2,8 +2,8 @@
 failure) are tried again no sooner than `not_before`.
 
 Revision ID: 2b7e9d4a6c13
-Revises: 6f1b3d8e2c47
-Create Date: 2026-12-05 14:00:00
+Revises: fb72c8419c3a
+Create Date: 2026-12-05 15:00:00
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "2b7e9d4a6c13"
-down_revision = "6f1b3d8e2c47"
+down_revision = "fb72c8419c3a"
 branch_labels = None
 depends_on = None
 
