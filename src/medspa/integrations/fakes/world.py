@@ -2,7 +2,10 @@
 with the record's last-modified instant (UTC, strictly increasing, so two changes of one record never
 share a stamp). Seeded: the same seed gives the same world and the same changes.
 
-Appointment times are the site's local wall-clock times (naive), as Mindbody and Zenoti give them.
+Appointment times are the site's local wall-clock times (naive), as Mindbody and Zenoti give them. Like a
+real calendar, the world never books a staff member or a client twice at once, books only future times
+within the day's hours (`OPENS` to `CLOSES`), and marks a visit arrived, completed or a no-show only once
+its start has passed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ LAST_NAMES: Final = ("Alves", "Brook", "Chen", "Diaz", "Eng", "Fox", "Gray", "Ha
 SERVICES: Final = ((1, "Hydrafacial", 60), (2, "Botox", 30), (3, "Laser hair removal", 45), (4, "Peel", 45))
 STAFF: Final = (11, 12, 13)
 LOCATIONS: Final = (1,)
+OPENS, CLOSES = time(9), time(17)
+# Statuses that hold the staff member's and the client's time.
+HOLDING: Final = ("booked", "confirmed", "arrived")
 
 ChangeKind = Literal["client", "appointment"]
 ChangeAction = Literal["created", "updated", "cancelled"]
@@ -139,21 +145,43 @@ class World:
         client.modified_at = self.stamp()
         return Change("client", "updated", replace(client))
 
-    def _slot(self) -> datetime:
-        day = self.today() + timedelta(days=self.random.randrange(0, 30))
-        return datetime.combine(day, time(9)) + timedelta(minutes=15 * self.random.randrange(0, 32))
+    def _slot(
+        self, minutes: int, staff_id: int, client_id: int, moving: int | None = None
+    ) -> datetime | None:
+        """A future start of `minutes` within the day's hours when neither the staff member nor the
+        client is busy (the appointment `moving` aside), or None when a few tries find none."""
+        now = self.clock().astimezone(ZoneInfo(self.zone)).replace(tzinfo=None)
+        steps = (CLOSES.hour * 60 - OPENS.hour * 60 - minutes) // 15 + 1
+        for _ in range(20):
+            day = self.today() + timedelta(days=self.random.randrange(1, 31))
+            starts = datetime.combine(day, OPENS) + timedelta(minutes=15 * self.random.randrange(steps))
+            ends = starts + timedelta(minutes=minutes)
+            if starts > now and not any(
+                a.id != moving
+                and a.status in HOLDING
+                and (a.staff_id == staff_id or a.client_id == client_id)
+                and a.starts < ends
+                and starts < a.ends
+                for a in self.appointments.values()
+            ):
+                return starts
+        return None
 
     def _new_appointment(self) -> Change:
         if not self.clients:
-            self._new_client()
+            return self._new_client()
         service_id, _, minutes = self.random.choice(SERVICES)
+        client_id, staff_id = self.random.choice(sorted(self.clients)), self.random.choice(STAFF)
+        starts = self._slot(minutes, staff_id, client_id)
+        if starts is None:  # that staff member and client have no time in common: someone new instead
+            return self._new_client()
         appointment = FakeAppointment(
             id=max(self.appointments, default=500000) + 1,
-            client_id=self.random.choice(sorted(self.clients)),
-            staff_id=self.random.choice(STAFF),
+            client_id=client_id,
+            staff_id=staff_id,
             service_id=service_id,
             location_id=self.random.choice(LOCATIONS),
-            starts=self._slot(),
+            starts=starts,
             minutes=minutes,
             status=self.random.choice(LIVE),
             modified_at=self.stamp(),
@@ -161,14 +189,18 @@ class World:
         self.appointments[appointment.id] = appointment
         return Change("appointment", "created", replace(appointment))
 
-    def _live(self) -> FakeAppointment | None:
-        live = sorted(a.id for a in self.appointments.values() if a.status in LIVE)
+    def _live(self, *, started: bool = False) -> FakeAppointment | None:
+        """A booked or confirmed appointment (one whose start has passed, when `started`)."""
+        now = self.clock().astimezone(ZoneInfo(self.zone)).replace(tzinfo=None)
+        live = sorted(
+            a.id for a in self.appointments.values() if a.status in LIVE and (not started or a.starts <= now)
+        )
         return self.appointments[self.random.choice(live)] if live else None
 
-    def _set(self, status: Status, action: ChangeAction = "updated") -> Change:
-        appointment = self._live()
+    def _set(self, status: Status, action: ChangeAction = "updated", *, started: bool = False) -> Change:
+        appointment = self._live(started=started)
         if appointment is None:
-            return self._new_appointment()
+            return self._reschedule() if started else self._new_appointment()
         appointment.status, appointment.modified_at = status, self.stamp()
         return Change("appointment", action, replace(appointment))
 
@@ -176,17 +208,20 @@ class World:
         appointment = self._live()
         if appointment is None:
             return self._new_appointment()
-        appointment.starts, appointment.modified_at = self._slot(), self.stamp()
+        starts = self._slot(appointment.minutes, appointment.staff_id, appointment.client_id, appointment.id)
+        if starts is None:
+            return self._new_client()
+        appointment.starts, appointment.modified_at = starts, self.stamp()
         return Change("appointment", "updated", replace(appointment))
 
     def _cancel(self) -> Change:
         return self._set(self.random.choice(("cancelled", "late_cancelled")), "cancelled")
 
     def _no_show(self) -> Change:
-        return self._set("no_show")
+        return self._set("no_show", started=True)
 
     def _complete(self) -> Change:
-        return self._set(self.random.choice(("arrived", "completed")))
+        return self._set(self.random.choice(("arrived", "completed")), started=True)
 
     def cancel(self, appointment_id: int) -> Change:
         """Cancel this appointment (for a test that needs one cancellation it knows)."""
