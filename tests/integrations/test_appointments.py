@@ -376,3 +376,24 @@ def test_an_unmapped_provider_is_not_guessed(
     apply_pending(engine, organization_id=owner.organization_id)
     assert "provider 99 is not mapped" in (states(engine, owner)[1][2] or "")
     assert topics(engine, owner, "appointment.booked") == 0
+
+
+def test_a_cancellation_before_its_booking_leaves_nothing_booked(
+    api: TestClient, engine: Engine, owner: Actor, clinic: Clinic
+) -> None:
+    mindbody = connected(api, clinic)
+    gone = mb_appointment("506", "2026-12-08T10:00:00", status="Cancelled")
+    send_mindbody(api, mindbody, "appointmentBooking.cancelled", gone, NOW + timedelta(minutes=2))
+    booked = mb_appointment("506", "2026-12-08T10:00:00")
+    send_mindbody(api, mindbody, "appointmentBooking.created", booked, NOW + timedelta(minutes=1))
+    confirmed = mb_appointment("507", "2026-12-08T12:00:00", status="NoShow")
+    send_mindbody(api, mindbody, "appointmentBooking.updated", confirmed, NOW + timedelta(minutes=2))
+    report = apply_pending(engine, organization_id=owner.organization_id)
+    assert (report.applied, report.skipped) == (1, 3)
+    assert topics(engine, owner, "appointment.booked") == 0
+    reasons = [s[2] for s in states(engine, owner)[1:]]
+    assert reasons == [
+        "cancelled at the source before it reached us: nothing to record",
+        "stale: the source ended it after this state",
+        "no-show at the source before it reached us: nothing to record",
+    ]

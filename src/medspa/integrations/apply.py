@@ -68,6 +68,9 @@ from medspa.security.actors import Actor
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS: Final = 5
+# The link kind that marks an appointment the source ended before we held it (its record id is the
+# connection's: there is no record of ours).
+GONE: Final = "appointment_gone"
 MAX_WAITS: Final = 12  # about an hour and a half of backoff in all
 BACKOFF_SECONDS: Final = (2, 5, 15, 30, 60, 120, 300, 600)
 BATCH: Final = 200
@@ -230,14 +233,46 @@ def _link(session: Session, connection: Connection, kind: str, external_id: str)
     )
 
 
+def _lock(session: Session, connection: Connection) -> None:
+    """Records new to us are made one connection at a time: the connection's row is the lock."""
+    session.scalar(select(Connection.id).where(Connection.id == connection.id).with_for_update())
+
+
+def _held_link(session: Session, connection: Connection, kind: str, external_id: str) -> ExternalLink | None:
+    """The link of the source's record (locked); when there is none yet, the connection's lock is taken
+    first and the link looked up again, so of two deliveries about one new record, the second sees what
+    the first made."""
+    link = _link(session, connection, kind, external_id)
+    if link is None:
+        _lock(session, connection)
+        link = _link(session, connection, kind, external_id)
+    return link
+
+
+def _ended_unseen(
+    session: Session, connection: Connection, external_id: str, source_time: datetime | None, what: str
+) -> str:
+    """An appointment the source cancelled (or marked a no-show) before any change of it reached us:
+    nothing to record, but a tombstone link (`GONE`) keeps its time, so a delivery of an older state of
+    it arriving later does not book it."""
+    gone = _link(session, connection, GONE, external_id)
+    if gone is None:
+        _add_link(session, connection, GONE, external_id, connection.id, source_time)
+    elif source_time is not None and (gone.source_time is None or source_time > gone.source_time):
+        gone.source_time, gone.updated_at = source_time, clock.now()
+    return f"{what} at the source before it reached us: nothing to record"
+
+
 def _stale(link: ExternalLink, source_time: datetime | None) -> bool:
     return link.source_time is not None and source_time is not None and source_time <= link.source_time
 
 
 def _client(session: Session, actor: Actor, connection: Connection, change: ClientChange) -> str | None:
-    # New clients of one connection are made one at a time: the connection's row is the lock.
-    session.scalar(select(Connection.id).where(Connection.id == connection.id).with_for_update())
-    link = _link(session, connection, "client", change.external_id) if change.external_id else None
+    if change.external_id is None:
+        _lock(session, connection)
+        link = None
+    else:
+        link = _held_link(session, connection, "client", change.external_id)
     now = clock.now()
     if link is not None:
         if _stale(link, change.source_time):
@@ -320,9 +355,9 @@ def _commerce(session: Session, actor: Actor, connection: Connection, change: Co
 
 
 def _cancel(session: Session, actor: Actor, connection: Connection, change: Cancellation) -> str | None:
-    link = _link(session, connection, "appointment", change.external_id)
+    link = _held_link(session, connection, "appointment", change.external_id)
     if link is None:
-        return "no appointment of ours is linked to it"
+        return _ended_unseen(session, connection, change.external_id, change.source_time, "cancelled")
     if _stale(link, change.source_time):
         return "stale: older than the appointment's state applied"
     try:
@@ -364,9 +399,18 @@ def _mapped(
 def _appointment(
     session: Session, actor: Actor, connection: Connection, change: AppointmentChange
 ) -> str | None:
-    link = _link(session, connection, "appointment", change.external_id)
+    link = _held_link(session, connection, "appointment", change.external_id)
     if link is not None and _stale(link, change.source_time):
         return "stale: older than the appointment's state applied"
+    target = Status(change.status)
+    if link is None:
+        if target in (Status.CANCELLED, Status.NO_SHOW):
+            return _ended_unseen(
+                session, connection, change.external_id, change.source_time, target.value.replace("_", "-")
+            )
+        gone = _link(session, connection, GONE, change.external_id)
+        if gone is not None and _stale(gone, change.source_time):
+            return "stale: the source ended it after this state"
     client = _link(session, connection, "client", change.client_id)
     if client is None:
         raise NotYetError(f"the source's client {change.client_id} has not been received")
@@ -377,10 +421,7 @@ def _appointment(
     starts_at = _aware(
         change.starts_at, resources.get_location(session, actor=actor, location_id=location_id)
     )
-    target = Status(change.status)
     if link is None:
-        if target in (Status.CANCELLED, Status.NO_SHOW):
-            return f"{target.value} before it reached us: nothing to record"
         service_id = _mapped(session, actor, connection, "service", change.service_id)
         if service_id is None or starts_at is None:
             return "a new appointment without its service or start"
