@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -396,3 +397,66 @@ def test_dev_fake_source_serves_its_api_and_sends_signed_webhooks_until_stopped(
     counts = re.search(r"webhooks: (\d+) made, (\d+) acknowledged, 0 dropped", flat(result.output))
     assert counts is not None
     assert inbox.total == int(counts.group(1)) == int(counts.group(2))
+
+
+def test_integrations_map_maps_a_service_of_the_source_to_ours(database: str) -> None:
+    from medspa.integrations import mappings
+    from medspa.kit.db import engine_for, unit_of_work
+    from medspa.security import service as security
+    from medspa.security.actors import system_actor
+    from tests.factories import make_service
+
+    with unit_of_work(engine_for(database)) as session:
+        org = security.create_organization(session, slug="demo", name="Demo")
+        service = make_service(session, actor=system_actor(org.id))
+    added = runner.invoke(
+        app, ["integrations", "add", "mindbody", "--organization", "demo", "--secret", "a-mindbody-secret"]
+    )
+    connection = added.stdout.split()[-1]
+    mapped = runner.invoke(
+        app,
+        [
+            "integrations",
+            "map",
+            "--connection",
+            connection,
+            "--kind",
+            "service",
+            "--external",
+            "55",
+            "--to",
+            str(service.id),
+        ],
+    )
+    assert mapped.exit_code == 0, mapped.output
+    with unit_of_work(engine_for(database)) as session:
+        listed = mappings.list_mappings(
+            session, actor=system_actor(org.id), connection_id=uuid.UUID(connection)
+        )
+    assert [(m.kind, m.external_id, m.record_id) for m in listed.items] == [("service", "55", service.id)]
+    wrong = {
+        "bad kind": (["--kind", "room", "--external", "1", "--to", str(service.id)], 2),
+        "bad id": (["--kind", "service", "--external", "1", "--to", "nope"], 2),
+        "not ours": (["--kind", "provider", "--external", "1", "--to", str(service.id)], 1),
+        "NUL": (["--kind", "service", "--external", "5\x005", "--to", str(service.id)], 2),
+    }
+    for name, (arguments, code) in wrong.items():
+        answer = runner.invoke(app, ["integrations", "map", "--connection", connection, *arguments])
+        assert answer.exit_code == code, (name, answer.output)
+    gone = runner.invoke(
+        app,
+        [
+            "integrations",
+            "map",
+            "--connection",
+            str(uuid.uuid4()),
+            "--kind",
+            "service",
+            "--external",
+            "1",
+            "--to",
+            str(service.id),
+        ],
+    )
+    assert gone.exit_code == 1
+    assert "no such connection" in gone.output

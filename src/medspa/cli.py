@@ -645,7 +645,7 @@ from medspa.scheduling.solver.cli import optimize_command  # noqa: E402
 app.command("optimize")(optimize_command)
 
 
-from medspa.integrations.cli import dev_app, poll_command  # noqa: E402
+from medspa.integrations.cli import dev_app, map_command, poll_command  # noqa: E402
 from medspa.retention.cli import (  # noqa: E402  (registered after the core ones)
     export_app,
     import_app,
@@ -654,6 +654,7 @@ from medspa.retention.cli import (  # noqa: E402  (registered after the core one
 )
 
 integrations_app.command("poll")(poll_command)
+integrations_app.command("map")(map_command)
 app.add_typer(dev_app, name="dev")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")

@@ -1,4 +1,5 @@
-"""CLI commands of the integrations: `medspa integrations poll` (one pass over a connection's API) and
+"""CLI commands of the integrations: `medspa integrations poll` (one pass over a connection's API),
+`medspa integrations map` (which of ours a source's location, service or provider is) and
 `medspa dev fake-source` (a fake Mindbody or Zenoti to connect to, for development and demonstrations)."""
 
 from __future__ import annotations
@@ -42,6 +43,41 @@ def poll_command(
         f"{report.pages} pages read: {report.stored} changes stored, {report.duplicates} already in the inbox"
         + (f", {report.unreadable} records unreadable" if report.unreadable else "")
     )
+
+
+def map_command(
+    connection: str = typer.Option(..., "--connection", help="the connection's id"),
+    kind: str = typer.Option(..., "--kind", help="location, service or provider"),
+    external: str = typer.Option(..., "--external", help="its id in the connected system"),
+    to: str = typer.Option(..., "--to", help="the id of ours it is"),
+) -> None:
+    """Say which of our locations, services or providers is the connected system's one: appointments
+    from it are booked with ours. Setting one again moves it."""
+    from pydantic import ValidationError
+
+    from medspa.integrations import mappings
+    from medspa.integrations.models import Connection
+    from medspa.integrations.schemas import MappingSet
+    from medspa.kit.db import unit_of_work
+    from medspa.kit.errors import MedspaError
+    from medspa.security.actors import system_actor
+
+    try:
+        connection_id = uuid.UUID(connection)
+        data = MappingSet.model_validate({"kind": kind, "external_id": external, "record_id": to})
+    except ValueError as error:  # a ValidationError is one
+        detail = "; ".join(e["msg"] for e in error.errors()) if isinstance(error, ValidationError) else ""
+        _fail(f"--connection, --kind, --external or --to: {detail or 'not a connection id'}", 2)
+    try:
+        with unit_of_work() as session:
+            found = session.get(Connection, connection_id)
+            if found is None:
+                _fail("no such connection")
+            actor = system_actor(found.organization_id, "cli")
+            made = mappings.set_mapping(session, actor=actor, connection_id=connection_id, data=data)
+    except MedspaError as error:
+        _fail(error.detail)
+    console.print(f"{made.kind} {escape(made.external_id)} of the connection is ours {made.record_id}")
 
 
 @dev_app.command("fake-source")
