@@ -19,6 +19,9 @@ from playwright.sync_api import Page, sync_playwright
 
 from medspa.app import create_app
 from medspa.demo.seed import DEMO_PASSWORD, DEMO_TOTP_SECRET, STAFF, seed_demo
+from medspa.integrations import mappings
+from medspa.integrations import service as integrations
+from medspa.integrations.schemas import ConnectionCreate, MappingSet
 from medspa.kit import clock
 from medspa.kit.db import make_engine, unit_of_work
 from medspa.kit.migrate import upgrade
@@ -88,6 +91,11 @@ def main() -> None:
             starts_from=clock.now(),
             limit=500,
         ).items
+    with unit_of_work(engine) as session:  # a connection with a mapping, for the Integrations tab
+        data = ConnectionCreate(connector="mindbody", name="Mindbody", secret="screenshots-secret")
+        connection = integrations.add_connection(session, actor=actor, data=data)
+        mapping = MappingSet(kind="service", external_id="55", record_id=booked.service_id)
+        mappings.set_mapping(session, actor=actor, connection_id=connection.id, data=mapping)
     their_day = min(
         to_local(a.starts_at, location.time_zone).date() for a in theirs if a.provider_id == marsh
     )
@@ -112,6 +120,7 @@ def main() -> None:
         (Role.FRONT_DESK, 390, f"/clients/{booked.client_id}", "client-card-phone.png"),
         (Role.PROVIDER, 390, f"/my-day?date={their_day.isoformat()}", "my-day-phone.png"),
         (Role.OWNER, 1400, f"/locations/{location.id}/settings/staff", "settings.png"),
+        (Role.OWNER, 1400, f"/locations/{location.id}/settings/integrations", "integrations.png"),
     ]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS, headless=True)

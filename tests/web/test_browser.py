@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from medspa.app import create_app
 from medspa.demo.seed import DEMO_PASSWORD, DEMO_TOTP_SECRET
+from medspa.integrations import mappings, service
 from medspa.kit import clock
 from medspa.kit.db import unit_of_work
 from medspa.resources import service as resources
@@ -250,7 +251,8 @@ def pages_of(role: Role, demo: Demo, engine: Engine) -> list[str]:
     if role in (Role.MANAGER, Role.OWNER):
         pages.append("/approvals")
         settings = f"/locations/{demo.location_id}/settings"
-        pages += [settings, *(f"{settings}/{tab}" for tab in ("staff", "rooms", "devices", "services"))]
+        tabs = ("staff", "rooms", "devices", "services", "integrations")
+        pages += [settings, *(f"{settings}/{tab}" for tab in tabs)]
     if role in (Role.FRONT_DESK, Role.MANAGER, Role.OWNER):
         pages.append("/clients/drifting")
     if role is Role.PROVIDER:
@@ -302,7 +304,7 @@ def test_each_roles_pages_fit_a_phone_and_pass_axe(
     assert problems == []
 
 
-SETTINGS_TABS = ("", "/staff", "/rooms", "/devices", "/services")
+SETTINGS_TABS = ("", "/staff", "/rooms", "/devices", "/services", "/integrations")
 # Every control of the page that is shown, whose height is under 44 px (a touch target too small).
 SMALL_CONTROLS = """() => [...document.querySelectorAll('main :is(input, select, textarea, button, summary)')]
   .filter(e => e.offsetParent !== null && e.getBoundingClientRect().height < 44)
@@ -588,3 +590,49 @@ def test_in_the_room_view_no_block_drags_and_the_switch_goes_back_to_providers(
     page.get_by_role("link", name="Provider", exact=True).click()
     page.wait_for_selector('.view-switch a[aria-current="page"]:text("Provider")')
     assert page.locator(f"#appt-{booked.id}").get_attribute("draggable") == "true"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_owner_connects_a_system_and_maps_a_service_from_the_integrations_tab(
+    page: Any, engine: Engine, demo_template: Demo, width: int, tmp_path: Path
+) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    secret = "mindbody-secret-from-the-browser"
+    sign_in_as(page, Role.OWNER)
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"/locations/{demo_template.location_id}/settings")
+    page.locator("nav.tabs").get_by_role("link", name="Integrations").click()
+    page.wait_for_load_state("networkidle")
+
+    add = page.locator("form[action$='/settings/integrations']")
+    add.get_by_label("System").select_option("mindbody")
+    add.get_by_label("Name").fill("Front office")
+    add.get_by_label("Shared secret").fill(secret)
+    add.get_by_role("button", name="Add connection").click()
+    page.wait_for_load_state("networkidle")
+    assert page.get_by_role("status").inner_text().startswith("Saved: connected Front office (mindbody).")
+    assert secret not in page.content()
+
+    page.get_by_text("Mappings of Front office").click()
+    mapping = page.locator("form[action$='/mappings']")
+    mapping.get_by_label("Their id").fill("55")
+    mapping.get_by_label("Our record").select_option(label=BOOKING_SERVICE)
+    mapping.get_by_role("button", name="Map").click()
+    page.wait_for_load_state("networkidle")
+    assert page.get_by_role("status").inner_text() == f"Saved: their service 55 is {BOOKING_SERVICE}."
+
+    page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert page.evaluate(SMALL_CONTROLS) == []
+    page.screenshot(path=str(_screenshot_dir(tmp_path) / f"integrations-{width}.png"), full_page=True)
+    found = Axe().run(page).response["violations"]
+    assert [v["id"] for v in found if v.get("impact") in ("serious", "critical")] == []
+    service_id = booking_service_id(engine, demo_template)
+    with unit_of_work(engine, write=False) as session:
+        (connection,) = service.list_connections(session, actor=demo_template.actor).items
+        links = mappings.list_mappings(session, actor=demo_template.actor, connection_id=connection.id)
+    assert connection.name == "Front office"
+    assert [(link.kind, link.external_id, link.record_id) for link in links.items] == [
+        ("service", "55", service_id)
+    ]

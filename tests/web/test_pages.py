@@ -114,13 +114,15 @@ def test_every_page_but_signing_in_and_out_and_a_clients_links_needs_a_session(
             device_id=uuid.uuid4(),
             service_id=uuid.uuid4(),
             schedule="shifts",
+            connection_id=uuid.uuid4(),
+            inbox_id=uuid.uuid4(),
         )
         for method in sorted(route.methods):
             response = client.request(method, path, follow_redirects=False)
             assert (method, path, response.status_code) == (method, path, 303)
             assert response.headers["location"] == "/login"
             checked += 1
-    assert checked == 54
+    assert checked == 59
 
 
 def test_wrong_password_shows_the_form_again_with_one_message(client: TestClient) -> None:

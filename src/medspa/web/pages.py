@@ -8,7 +8,8 @@ page: `sign_in`, `day` (the day view and its lifecycle buttons), `week` (the wee
 client, the client card), `client_membership` (starting and ending a membership from the card),
 `messages`, `waitlist`, `client_links` (what a client reaches from a
 message), `call_list` (remind, request a deposit), `settings` (a location's hours, closures, staff
-schedules, rooms, devices and the service catalogue, for owners and managers). The sign-in and CSRF
+schedules, rooms, devices and the service catalogue, for owners and managers), `connections` (the
+settings' Integrations tab: connections to other systems, their mappings and deliveries). The sign-in and CSRF
 guards live in `guards` (every page needs a signed-in user; every POST a same-host Origin), the
 layout of the day in `board` (with the tracks, by provider, room or device, that the week shares),
 the slot buttons in `slots`, a proposal's content in `proposals`.
@@ -27,6 +28,7 @@ from medspa.web import (
     client_card,
     client_links,
     client_membership,
+    connections,
     day,
     messages,
     optimizer,
@@ -51,6 +53,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     client_membership.router,
     call_list.router,
     settings.router,
+    connections.router,
 )
 
 

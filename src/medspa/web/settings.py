@@ -6,6 +6,8 @@ Five pages, each a tab: `/locations/{id}/settings` (hours, closures), `.../setti
 `.../settings/rooms`, `.../settings/devices`, `.../settings/services`. Each page offers nothing but
 changes, so each declares the "manage" permission of what it changes; a role without it gets 403. The
 services are the organization's, not the location's: their tab sits under a location for the top bar.
+A sixth tab, `.../settings/integrations`, is `web.connections`'s (the organization's connections to
+other systems, readable by whoever may read them, changed only by whoever may manage them).
 
 Every form goes through the service function the API calls, inside a savepoint: bad input answers 422
 with the page and the reason, nothing saved; a refusal of the service (a `MedspaError`) the page and its
@@ -91,15 +93,26 @@ LABELS = {
     "opening_hours": "Opening hours",
     "shifts": "Shifts",
     "breaks": "Breaks",
+    "connector": "System",
+    "secret": "Shared secret",
+    "signature_header": "Signature header",
+    "signature_encoding": "Signature encoding",
+    "kind": "Our record",
+    "external_id": "Their id",
+    "record_id": "Our record",
 }
+# What a field whose text does not match its pattern should hold (codes, unless named here).
+PATTERN_HINTS = {"signature_header": "use letters, digits and - only, e.g. X-Zenoti-Signature"}
+CODE_HINT = "use lowercase letters, digits, - and _ only, e.g. laser_room"
 Schedule = Literal["shifts", "breaks"]
-Tab = tuple[str, str, str, str]  # (section, title, path suffix, resource whose "manage" it needs)
+Tab = tuple[str, str, str, str, str]  # (section, title, path suffix, resource and action it needs)
 TABS: tuple[Tab, ...] = (
-    ("location", "Hours and closures", "", "locations"),
-    ("staff", "Staff", "/staff", "providers"),
-    ("rooms", "Rooms", "/rooms", "rooms"),
-    ("devices", "Devices", "/devices", "devices"),
-    ("services", "Services", "/services", "services"),
+    ("location", "Hours and closures", "", "locations", "manage"),
+    ("staff", "Staff", "/staff", "providers", "manage"),
+    ("rooms", "Rooms", "/rooms", "rooms", "manage"),
+    ("devices", "Devices", "/devices", "devices", "manage"),
+    ("services", "Services", "/services", "services", "manage"),
+    ("integrations", "Integrations", "/integrations", "integrations", "read"),
 )
 
 
@@ -113,9 +126,9 @@ def _problem_text(error: ValidationError) -> str:
         names = [str(part) for part in item["loc"] if isinstance(part, str)]
         label = LABELS.get(names[0], names[0].replace("_", " ")) if names else "The form"
         if item["type"] == "string_pattern_mismatch":
-            detail = "use lowercase letters, digits, - and _ only, e.g. laser_room"
-        else:
-            detail = str(item["msg"])
+            detail = PATTERN_HINTS.get(names[-1] if names else "", CODE_HINT)
+        else:  # a validator's own words, without pydantic's "Value error, " before them
+            detail = str(item["msg"]).removeprefix("Value error, ")
         problems.append(f"{label}: {detail}")
     return "; ".join(dict.fromkeys(problems))
 
@@ -391,17 +404,21 @@ class Here:
             "current_location_id": location.id,
             "current_page": "settings",
             "section": section,
-            "tabs": [tab for tab in TABS if actor.can(tab[3], "manage")],
+            "tabs": [tab for tab in TABS if actor.can(tab[3], tab[4])],
             "weekdays": WEEKDAYS,
             "message": message,
             "kind": kind,
             "when": lambda instant: local_label(instant, location.time_zone),
             "money": format_cents,
             "dollars": dollars,
-            **SECTIONS[section](session, actor, location),
+            **self.section(section, location),
         }
         name = f"settings_{section}.html"
         return templates.TemplateResponse(self.request, name, context, status_code=status_code)
+
+    def section(self, name: str, location: LocationRead) -> dict[str, Any]:
+        """What the section's template shows besides what every settings page does."""
+        return SECTIONS[name](self.session, self.actor, location)
 
     def save(self, section: str, change: Change) -> Response:
         """Make `change` (it returns what it saved) in a savepoint, and answer with
@@ -440,8 +457,11 @@ def _section_page(section: str, resource: str) -> Callable[[Here], Response]:
     return show
 
 
-for _section, _, _suffix, _resource in TABS:
-    router.add_api_route(f"/locations/{{location_id}}/settings{_suffix}", _section_page(_section, _resource))
+for _section, _, _suffix, _resource, _ in TABS:
+    if _section in SECTIONS:  # the integrations tab's page is `web.connections`'s
+        router.add_api_route(
+            f"/locations/{{location_id}}/settings{_suffix}", _section_page(_section, _resource)
+        )
 
 
 # --- hours and closures -----------------------------------------------------------------------------------
