@@ -251,7 +251,7 @@ def test_a_post_from_another_site_or_without_an_origin_is_refused(
     [
         ({"secret": ""}, "Shared secret: String should have at least 8 characters"),
         ({"secret": "short"}, "Shared secret: String should have at least 8 characters"),
-        ({"secret": " padded-secret "}, "Shared secret: a secret is printable text"),
+        ({"secret": " padded-secret "}, "Shared secret: printable text without surrounding spaces"),
         ({"secret": "x" * 501}, "Shared secret: String should have at most 500 characters"),
         ({"connector": "salesforce"}, "System: Input should be &#39;mindbody&#39;, &#39;zenoti&#39;"),
         ({"connector": ""}, "System: Input should be"),
