@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from datetime import time as wall_time
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select
@@ -202,9 +203,11 @@ class Processes:
         self.server: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
         self.worker_starts = 0
+        self.logs: list[Any] = []
 
     def _spawn(self, *arguments: str, log: str) -> subprocess.Popen[bytes]:
-        out = open(self.folder / log, "ab")  # noqa: SIM115 - the child keeps it
+        out = open(self.folder / log, "ab")  # noqa: SIM115 - closed in stop()
+        self.logs.append(out)
         return subprocess.Popen(
             [str(ROOT / ".venv/bin/medspa"), *arguments], env=self.env, stdout=out, stderr=subprocess.STDOUT
         )
@@ -215,13 +218,15 @@ class Processes:
         self.server = self._spawn("serve", "--port", str(self.port), "--no-worker", log="server.log")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            probe = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
             try:
-                probe = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
                 probe.request("GET", "/api/v1/health")
                 if probe.getresponse().status == 200:
                     return f"http://127.0.0.1:{self.port}"
             except OSError:
                 time.sleep(0.2)
+            finally:
+                probe.close()
         raise RuntimeError("the server did not start")
 
     def start_worker(self) -> None:
@@ -245,6 +250,9 @@ class Processes:
                     process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     process.kill()
+                    process.wait()
+        for out in self.logs:
+            out.close()
 
 
 @dataclass
@@ -262,7 +270,7 @@ class Report:
     worker_starts: int = 0
 
 
-def run(events: int, seed: int) -> Report:
+def run(events: int, seed: int, *, drain_seconds: float = 900.0) -> Report:
     pg = PrivatePostgres()
     url = pg.start()
     folder = Path(tempfile.mkdtemp(prefix="medspa-faults-"))
@@ -305,7 +313,7 @@ def run(events: int, seed: int) -> Report:
             time.sleep(0.05)
         sending = time.monotonic() - started
         engine = make_engine(url)
-        drained = drain(engine, processes, timeout=900)
+        drained = drain(engine, processes, timeout=drain_seconds)
         report = Report(
             events=events,
             deliveries=queued,
@@ -318,6 +326,7 @@ def run(events: int, seed: int) -> Report:
         )
         check(engine, clinic, world, fake, report)
         engine.dispose()
+        fake.stop()
         return report
     finally:
         processes.stop()
