@@ -221,11 +221,15 @@ def send_paced(
 
 
 def paced_answers(url: str, workers: int, rate: float, seconds: float) -> tuple[float, float]:
-    """p50 and p99 (ms) of the answer at a fixed offered load of `rate` deliveries a second (no worker)."""
+    """p50 and p99 (ms) of the answer at a fixed offered load of `rate` deliveries a second (no worker),
+    after one second at that load that is not counted (the server's first requests open its database
+    connections and fill its caches)."""
     path = f"/api/v1/webhooks/standard/{connection_for(url)}"
+    warm_up = [delivery(n) for n in range(int(rate))]
     prepared = [delivery(n) for n in range(int(rate * seconds))]
     server, port = serve(url, workers, worker=False)
     try:
+        send_paced(port, path, warm_up, rate)
         times = send_paced(port, path, prepared, rate)
     finally:
         server.terminate()
@@ -335,8 +339,8 @@ def main() -> None:
             "senders in a closed loop (each sends its next delivery when answered), so the answer times",
             "there are mostly queueing; beside it, in the same run, the database's own rate of one-row",
             "committed inserts from as many threads. Fixed load: deliveries due at a steady",
-            f"{args.paced_rate:.0f}/s for {args.paced_seconds:.0f} s, each answer timed from when it was",
-            "due.",
+            f"{args.paced_rate:.0f}/s for {args.paced_seconds:.0f} s after a second of warm-up, each answer",
+            "timed from when it was due.",
             "Then the lag from receipt to the client created, at a paced rate with the worker in one",
             f"server process. Median of {args.runs} runs of {args.deliveries} deliveries; the lag over",
             f"{args.lag_seconds:.0f} s at {args.lag_rate:.0f}/s. Targets: >= 1,000 accepted/s on PostgreSQL,",
