@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import tempfile
+import textwrap
 import threading
 import time
 import uuid
@@ -333,18 +334,20 @@ def main() -> None:
         [
             "## Webhook ingest (`bench/ingest.py`)",
             "",
-            "Signed Standard Webhooks deliveries (`client.created`), each verified (HMAC over id, timestamp",
-            "and body), its body sealed and stored in the inbox before the answer. Saturation: "
-            f"{SENDERS} concurrent",
-            "senders in a closed loop (each sends its next delivery when answered), so the answer times",
-            "there are mostly queueing; beside it, in the same run, the database's own rate of one-row",
-            "committed inserts from as many threads. Fixed load: deliveries due at a steady",
-            f"{args.paced_rate:.0f}/s for {args.paced_seconds:.0f} s after a second of warm-up, each answer",
-            "timed from when it was due.",
-            "Then the lag from receipt to the client created, at a paced rate with the worker in one",
-            f"server process. Median of {args.runs} runs of {args.deliveries} deliveries; the lag over",
-            f"{args.lag_seconds:.0f} s at {args.lag_rate:.0f}/s. Targets: >= 1,000 accepted/s on PostgreSQL,",
-            "answer p99 < 50 ms, lag p99 < 2 s.",
+            textwrap.fill(
+                "Signed Standard Webhooks deliveries (`client.created`), each verified (HMAC over id, "
+                "timestamp and body), its body sealed and stored in the inbox before the answer. "
+                f"Saturation: {SENDERS} concurrent senders in a closed loop (each sends its next delivery "
+                "when answered), so the answer times there are mostly queueing; beside it, in the same run, "
+                "the database's own rate of one-row committed inserts from as many threads. Fixed load: "
+                f"deliveries due at a steady {args.paced_rate:.0f}/s for {args.paced_seconds:.0f} s after a "
+                "second of warm-up, each answer timed from when it was due. Then the lag from receipt to the "
+                "client created, at a paced rate with the worker in one server process. Median of "
+                f"{args.runs} runs of {args.deliveries} deliveries; the lag over {args.lag_seconds:.0f} s at "
+                f"{args.lag_rate:.0f}/s. Targets: >= 1,000 accepted/s on PostgreSQL, answer p99 < 50 ms, "
+                "lag p99 < 2 s.",
+                width=104,
+            ),
             f"Machine: {machine()}; the senders and the server share its cores; {time.strftime('%Y-%m-%d')}.",
             "",
             "| database | server processes | accepted/s | raw inserts/s | answer p50 ms | answer p99 ms "
