@@ -18,6 +18,7 @@ from medspa.clients.routes import router as clients_router
 from medspa.config import load_settings
 from medspa.engagement.routes import router as engagement_router
 from medspa.integrations.routes import router as integrations_router
+from medspa.integrations.routes import webhooks_router
 from medspa.kit import clock as clocks
 from medspa.kit.api_docs import install_api_docs
 from medspa.kit.db import default_engine
@@ -118,8 +119,10 @@ def create_app(
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    # Requests are matched against the routes in order: the booking path's routes come first.
+    # Requests are matched against the routes in order: the webhook receivers (hundreds a second, one
+    # path prefix of their own) and the booking path's routes come first.
     for router in (
+        webhooks_router,
         scheduling_router,
         security_router,
         resources_router,

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
 from medspa.integrations import outbound
+from medspa.integrations.kept import opened_secret
 from medspa.integrations.models import Connection, InboxEvent, WebhookDelivery, WebhookSubscription
 from medspa.integrations.receiving import DeliveryRefusedError, verify
 from medspa.integrations.schemas import (
@@ -35,7 +36,7 @@ from medspa.integrations.schemas import (
 )
 from medspa.kit import clock
 from medspa.kit.crud import get_owned, list_owned
-from medspa.kit.db import insert_ignoring_conflict, run_in_unit_of_work
+from medspa.kit.db import insert_unless_conflict, run_in_unit_of_work
 from medspa.kit.errors import ConflictError
 from medspa.kit.ids import new_id
 from medspa.kit.outbox import OutboxConsumer, record_event
@@ -220,26 +221,43 @@ class Receipt:
     duplicate: bool
 
 
+_CONNECTION_TABLE: Final = Connection.__table__
+# What a receipt needs of its connection, read on every delivery as one row (no ORM object to build).
+_RECEIPT_CONNECTION: Final = select(
+    _CONNECTION_TABLE.c.organization_id,
+    _CONNECTION_TABLE.c.connector,
+    _CONNECTION_TABLE.c.is_active,
+    _CONNECTION_TABLE.c.secret_sealed,
+    _CONNECTION_TABLE.c.signature_header,
+    _CONNECTION_TABLE.c.signature_encoding,
+).where(_CONNECTION_TABLE.c.id == bindparam("connection_id"))
+
+
 def receive(
     engine: Engine, *, connector: str, connection_id: uuid.UUID, body: bytes, headers: Mapping[str, str]
 ) -> Receipt:
     """Take one webhook delivery in: the connection must exist, be active and be of `connector`; the
     signature must hold (`receiving.verify`); then the raw body is sealed and stored with its
     deduplication key (connection, source event id) before the answer. A duplicate stores nothing more.
-    DeliveryRefusedError (nothing stored) for anything else, with one log line."""
+    DeliveryRefusedError (nothing stored) for anything else, with one log line.
+
+    The connection's row is read on every delivery, so a deactivated connection refuses at once in
+    every server process; its opened secret and the organization's unwrapped `integrations` key are
+    kept in the process (`kept.opened_secret`, `keys.kept_data_key`), which is safe as explained there."""
 
     def work(session: Session) -> Receipt:
-        connection = session.get(Connection, connection_id)
-        if connection is None or not connection.is_active or connection.connector != connector:
+        found = session.connection().execute(_RECEIPT_CONNECTION, {"connection_id": connection_id}).first()
+        if found is None or not found.is_active or found.connector != connector:
             raise DeliveryRefusedError(404, "no such active connection")
+        key = keys.kept_data_key(session, found.organization_id, KEY_PURPOSE)
         delivery = verify(
             connector,
-            secret=open_secret(session, connection),
+            secret=opened_secret(key, found.secret_sealed, where=_secret_place(connection_id)),
             body=body,
             headers=headers,
             now=clock.now(),
-            signature_header=connection.signature_header,
-            signature_encoding=connection.signature_encoding,
+            signature_header=found.signature_header,
+            signature_encoding=found.signature_encoding,
         )
         try:
             text = body.decode("utf-8")
@@ -247,9 +265,11 @@ def receive(
             raise DeliveryRefusedError(400, "the body is not UTF-8") from error
         if "\x00" in text:
             raise DeliveryRefusedError(400, "the body holds a NUL character")
-        return store_delivery(
+        return _store(
             session,
-            connection,
+            key,
+            organization_id=found.organization_id,
+            connection_id=connection_id,
             source_event_id=delivery.source_event_id,
             event_type=delivery.event_type,
             source_time=delivery.source_time,
@@ -276,15 +296,45 @@ def store_delivery(
     so `normalize` reads a polled change as it reads a webhook) sealed, unless the inbox already holds
     its deduplication key (connection, source event id): then nothing more is stored (`duplicate`).
     Webhooks (`receive`) and polling both come in here."""
+    return _store(
+        session,
+        keys.data_key(session, connection.organization_id, KEY_PURPOSE),
+        organization_id=connection.organization_id,
+        connection_id=connection.id,
+        source_event_id=source_event_id,
+        event_type=event_type,
+        source_time=source_time,
+        text=text,
+    )
+
+
+_STORED_ID: Final = select(InboxEvent.__table__.c.id).where(
+    InboxEvent.__table__.c.connection_id == bindparam("connection_id"),
+    InboxEvent.__table__.c.source_event_id == bindparam("source_event_id"),
+)
+
+
+def _store(
+    session: Session,
+    key: bytes,
+    *,
+    organization_id: uuid.UUID,
+    connection_id: uuid.UUID,
+    source_event_id: str,
+    event_type: str,
+    source_time: datetime | None,
+    text: str,
+) -> Receipt:
+    """`store_delivery` with the organization's `integrations` key at hand: one round trip for a new
+    event (the insert says whether it went in), a second only for a duplicate (its stored id)."""
     inbox_id = new_id()
-    key = keys.data_key(session, connection.organization_id, KEY_PURPOSE)
-    insert_ignoring_conflict(
+    stored = insert_unless_conflict(
         session,
         InboxEvent,
         {
             "id": inbox_id,
-            "organization_id": connection.organization_id,
-            "connection_id": connection.id,
+            "organization_id": organization_id,
+            "connection_id": connection_id,
             "source_event_id": source_event_id,
             "event_type": event_type,
             "source_time": source_time,
@@ -295,14 +345,14 @@ def store_delivery(
             "received_at": clock.now(),
             "processed_at": None,
         },
+        returning="id",
     )
-    stored = session.scalar(
-        select(InboxEvent.id).where(
-            InboxEvent.connection_id == connection.id, InboxEvent.source_event_id == source_event_id
-        )
+    if stored is not None:
+        return Receipt(202, stored, False)
+    existing = session.connection().execute(
+        _STORED_ID, {"connection_id": connection_id, "source_event_id": source_event_id}
     )
-    duplicate = stored != inbox_id
-    return Receipt(200 if duplicate else 202, stored, duplicate)
+    return Receipt(200, existing.scalar_one(), True)
 
 
 def log_refusal(connector: str, connection_id: uuid.UUID, refusal: DeliveryRefusedError) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Engine,
     Integer,
     MetaData,
+    Table,
     Uuid,
     create_engine,
     event,
@@ -348,6 +349,24 @@ def insert_ignoring_conflict(
     dialect = (connection.get_bind() if isinstance(connection, Session) else connection).dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     connection.execute(insert(model).values(values).on_conflict_do_nothing())
+
+
+@lru_cache(maxsize=32)
+def _insert_unless_conflict(dialect: str, table: Table, returning: str) -> Any:
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing().returning(table.c[returning])
+
+
+def insert_unless_conflict(
+    session: Session, model: type[Any], values: dict[str, Any], *, returning: str
+) -> Any:
+    """`insert_ignoring_conflict` that also says, in the same round trip, whether the row went in: the
+    new row's `returning` column, or None when a row with the same unique key existed (then nothing was
+    written). One `INSERT ... ON CONFLICT DO NOTHING RETURNING` on either database (SQLite answers it
+    since 3.35). `values` are keyed by column name; the statement is built once per table and dialect
+    and the values sent as parameters, so it costs no statement construction per call."""
+    statement = _insert_unless_conflict(session.get_bind().dialect.name, model.__table__, returning)
+    return session.connection().execute(statement, values).scalar_one_or_none()
 
 
 def run_in_unit_of_work(

@@ -26,6 +26,7 @@ import json
 import os
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,7 +37,7 @@ from typing import Final, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
 from medspa.config import load_settings
@@ -307,6 +308,39 @@ def data_key(session: Session, organization_id: uuid.UUID, purpose: str) -> byte
     return key
 
 
+# Data keys kept in this process between units of work, for the paths that need one on every request
+# (a webhook's receipt seals each body): {(organization, purpose): (monotonic deadline, key)}. Safe to
+# keep because a data key never changes once made: rotation re-wraps it under the new KEK and leaves the
+# key itself, and so every ciphertext, as it was (`rotate`); a key kept from before a rotation still
+# seals and opens exactly what a freshly unwrapped one does. The time limit bounds how long key material
+# stays in memory after its last use, and `rotate` drops the organization's kept keys anyway. A key is
+# kept only once the transaction that read it has committed, so a key created in a transaction that
+# was then rolled back is never kept (it would seal data under a key the database does not hold).
+KEPT_SECONDS: Final = 60.0
+_KEPT: dict[tuple[uuid.UUID, str], tuple[float, bytes]] = {}
+
+
+def kept_data_key(session: Session, organization_id: uuid.UUID, purpose: str) -> bytes:
+    """`data_key`, kept in this process for up to `KEPT_SECONDS` after it was last unwrapped (see above),
+    so a request that needs it finds it without a query or an unwrap."""
+    kept = _KEPT.get((organization_id, purpose))
+    if kept is not None and kept[0] > time.monotonic():
+        return kept[1]
+    key = data_key(session, organization_id, purpose)
+
+    def keep(_session: Session) -> None:
+        _KEPT[(organization_id, purpose)] = (time.monotonic() + KEPT_SECONDS, key)
+
+    event.listen(session, "after_commit", keep, once=True)
+    return key
+
+
+def forget_kept_keys(organization_id: uuid.UUID | None = None) -> None:
+    """Drop the data keys kept in this process: the organization's, or all of them."""
+    for place in [p for p in list(_KEPT) if organization_id is None or p[0] == organization_id]:
+        _KEPT.pop(place, None)
+
+
 def new_record_key(session: Session, organization_id: uuid.UUID, record: str) -> tuple[bytes, bytes]:
     """A fresh key for one record (`clients.<id>`): (the key, the key wrapped by the organization's
     `phi` key, to store beside the record)."""
@@ -365,6 +399,7 @@ def rotate(session: Session, organization_id: uuid.UUID, kek_id: str) -> int:
         row.kek_id, row.wrapped = key_provider.wrap(plain, context=context)
         row.wrapped_at = clock.now()
     session.flush()
+    forget_kept_keys(organization_id)  # not needed (the keys are unchanged), but nothing lingers
     return len(rows)
 
 
