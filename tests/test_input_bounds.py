@@ -6,6 +6,7 @@ waitlist date in the past, a booking beyond the location's horizon, and explicit
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -827,3 +828,27 @@ def test_a_license_stored_before_the_bounds_still_reads(
     provider = api.get(f"/api/v1/providers/{ids['provider']}")
     assert provider.status_code == 200
     assert provider.json()["licenses"] == [{"kind": "np", "number": number, "expires_on": "9999-12-31"}]
+
+
+def test_a_sender_of_a_body_over_the_limit_reads_the_413_not_a_reset(engine: Engine) -> None:
+    """Over a real connection: the server reads the oversize body (up to `DRAIN_BYTES`) before it answers
+    and closes, so a client still sending gets the 413 rather than a broken pipe."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from tests.serving import running_server
+
+    body = b"x" * 2_000_000
+    with running_server(engine) as base:
+        port = urlsplit(base).port
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+                head = (
+                    f"POST /api/v1/webhooks/mindbody/{uuid.uuid4()} HTTP/1.1\r\nHost: x\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                )
+                connection.sendall(head.encode())
+                time.sleep(0.2)  # the server has the head: an early answer and close come now
+                connection.sendall(body)
+                answer = connection.recv(200)
+            assert answer.startswith(b"HTTP/1.1 413"), answer

@@ -13,6 +13,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from medspa.kit.schemas import storable_text_problem
 
 DEFAULT_MAX_BODY_BYTES = 1_000_000
+# A body over the limit is still read (and dropped) up to this many bytes before the 413: a client that
+# is still sending when the server closes gets a reset instead of the answer. Past it, the connection is
+# closed at once rather than reading without end.
+DRAIN_BYTES = 16_000_000
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -31,6 +35,8 @@ class BodyLimit:
             return
         length = _content_length(scope)
         if length is not None and length > self.max_bytes:
+            if length <= DRAIN_BYTES:
+                await _drain(receive, DRAIN_BYTES)
             await self._refuse(send)
             return
         chunks: list[bytes] = []
@@ -43,6 +49,8 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
+                if message.get("more_body", False):
+                    await _drain(receive, DRAIN_BYTES - size)
                 await self._refuse(send)
                 return
             chunks.append(chunk)
@@ -69,6 +77,17 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+async def _drain(receive: Receive, budget: int) -> None:
+    """Read and drop the rest of the body, at most `budget` bytes more."""
+    while budget > 0:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def _content_length(scope: Scope) -> int | None:
