@@ -5,6 +5,7 @@ land yet (its client not received, a mapping not made, the time still held) wait
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -397,3 +398,35 @@ def test_a_cancellation_before_its_booking_leaves_nothing_booked(
         "stale: the source ended it after this state",
         "no-show at the source before it reached us: nothing to record",
     ]
+
+
+def test_copies_of_one_booking_applied_by_workers_at_once_book_it_once(
+    api: TestClient, engine: Engine, owner: Actor, clinic: Clinic, test_clock: ManualClock
+) -> None:
+    """Each booking arrives three times (the source's retries under new message ids, so three inbox
+    rows); four workers take one row each at a time. Every appointment is booked once."""
+    mindbody = connected(api, clinic)
+    starts = ("2026-12-08T09:00:00", "2026-12-08T10:00:00", "2026-12-08T11:00:00", "2026-12-08T12:00:00")
+    for number, start in enumerate(starts):
+        for _ in range(3):
+            visit = mb_appointment(f"70{number}", start, staff=7 + number % 2)
+            send_mindbody(api, mindbody, "appointmentBooking.created", visit, NOW)
+    apply_pending(engine, organization_id=owner.organization_id, limit=1)  # the client first
+    barrier = threading.Barrier(4)
+
+    def work() -> None:
+        with clock.using(test_clock):
+            barrier.wait()
+            while apply_pending(engine, organization_id=owner.organization_id, limit=1).applied:
+                pass
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    test_clock.advance(timedelta(minutes=1))
+    apply_pending(engine, organization_id=owner.organization_id)  # what a lost race left for later
+    assert topics(engine, owner, "appointment.booked") == 4
+    assert {s[1] for s in states(engine, owner)} == {"applied", "skipped"}
+    assert [linked(engine, owner, f"70{n}").status for n in range(4)] == ["booked"] * 4
