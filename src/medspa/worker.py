@@ -403,6 +403,7 @@ class BackgroundWorker:
         offers."""
         backoff = self.poll_seconds
         while not self._stopping.is_set():
+            busy = False  # a full batch of the inbox was applied: go on at once
             try:
                 head, now = head_event_id(self.engine), time.monotonic()
                 for reader in self.readers[name]:
@@ -412,7 +413,7 @@ class BackgroundWorker:
                 if name == "integrations":
                     from medspa.integrations.service import apply_inbox, send_webhooks
 
-                    apply_inbox(self.engine)
+                    busy = apply_inbox(self.engine)
                     send_webhooks(self.engine)
                 backoff = self.poll_seconds
             except Exception:  # the database is unreachable, say: try again later, not at once
@@ -420,7 +421,8 @@ class BackgroundWorker:
                 backoff = min(60.0, backoff * 2)
                 self._stopping.wait(backoff)
                 continue
-            self._stopping.wait(self.poll_seconds)
+            if not busy:
+                self._stopping.wait(self.poll_seconds)
 
     def _poll_sources(self) -> None:
         """Poll every connection with polling settings, then wait `source_poll_seconds`; a connection's

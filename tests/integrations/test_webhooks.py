@@ -446,3 +446,34 @@ def test_a_failing_delivery_is_undone_alone_retried_and_given_up_after_five_trie
     assert (
         apply_pending(engine, organization_id=owner.organization_id).failed == 0
     )  # given up: not tried again
+
+
+def test_the_worker_is_told_to_go_on_while_the_inbox_holds_more_than_a_batch(
+    api: TestClient, engine: Engine, owner: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medspa.integrations import apply
+    from medspa.integrations.service import apply_inbox
+
+    monkeypatch.setattr(apply, "BATCH", 3)
+    everyone = apply.apply_pending  # this organization's deliveries only: the database is shared
+
+    def ours(engine: Engine, *, limit: int) -> apply.ApplyReport:
+        return everyone(engine, limit=limit, organization_id=owner.organization_id)
+
+    monkeypatch.setattr(apply, "apply_pending", ours)
+    mindbody = connect(api, "mindbody", MINDBODY_SECRET)
+    for number in range(5):
+        body = mindbody_event("client.created", mb_client(f"9{number}", f"b{number}@example.org"))
+        api.post(f"/api/v1/webhooks/mindbody/{mindbody}", content=body, headers=mindbody_headers(body))
+    assert apply_inbox(engine) is True  # three of five: more wait
+    assert apply_inbox(engine) is False  # the last two: drained
+    assert inbox_states(engine, owner) == {"applied"}
+
+
+def inbox_states(engine: Engine, owner: Actor) -> set[str]:
+    with unit_of_work(engine, write=False) as session:
+        return set(
+            session.scalars(
+                select(InboxEvent.state).where(InboxEvent.organization_id == owner.organization_id)
+            )
+        )

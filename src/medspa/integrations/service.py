@@ -477,11 +477,13 @@ def webhook_consumer(engine: Engine, *, gap_grace_seconds: float = 60.0) -> Outb
     )
 
 
-def apply_inbox(engine: Engine) -> None:
-    """Apply the connected systems' waiting deliveries (`integrations.apply`)."""
-    from medspa.integrations.apply import apply_pending
+def apply_inbox(engine: Engine) -> bool:
+    """Apply the connected systems' waiting deliveries (`integrations.apply`), a batch of them; whether
+    the batch was full (more may be waiting: the worker goes on at once instead of pausing)."""
+    from medspa.integrations import apply
 
-    apply_pending(engine)
+    report = apply.apply_pending(engine, limit=apply.BATCH)
+    return report.applied + report.skipped + report.failed >= apply.BATCH
 
 
 def send_webhooks(engine: Engine) -> outbound.SendReport:
