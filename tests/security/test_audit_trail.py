@@ -355,6 +355,34 @@ def test_a_rolled_back_savepoint_takes_its_entries_with_it(engine: Engine, owner
     assert [(r.detail, r.resource_ids) for r in rows[len(before) :]] == [("client.created", [str(kept.id)])]
 
 
+def test_released_savepoints_keep_their_entries_until_the_transaction_writes_them_all_at_once(
+    engine: Engine, owner: Actor
+) -> None:
+    """Entries of savepoints released one after another are written together at the commit (the chain's
+    head locked once, not once per savepoint); a later savepoint rolled back takes only its own."""
+    before = chain(engine, owner.organization_id)
+
+    with unit_of_work(engine) as session:
+        with session.begin_nested():
+            first = make_client(session, actor=owner)
+        with session.begin_nested():
+            second = make_client(session, actor=owner)
+        written = session.scalar(
+            select(AuditHead.seq).where(AuditHead.organization_id == owner.organization_id)
+        )
+        assert written == (before[-1].seq if before else None)
+        savepoint = session.begin_nested()
+        make_client(session, actor=owner)
+        savepoint.rollback()
+
+    rows = chain(engine, owner.organization_id)[len(before) :]
+    assert [(r.detail, r.resource_ids) for r in rows] == [
+        ("client.created", [str(first.id)]),
+        ("client.created", [str(second.id)]),
+    ]
+    assert problems(engine, owner.organization_id) == []
+
+
 def test_a_denial_a_page_catches_and_shows_is_recorded_when_its_unit_of_work_commits(
     engine: Engine, owner: Actor
 ) -> None:

@@ -319,6 +319,11 @@ def append(connection: Connection, entries: Sequence[Entry]) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _append_pending(session: Session) -> None:
+    """Append the transaction's entries as it commits: once, at the outermost commit. A savepoint's
+    release leaves its entries pending (they are dropped with it if the transaction is rolled back), so a
+    transaction of many savepoints locks the chain's head and writes its entries once."""
+    if session.in_nested_transaction():
+        return
     session.info.pop(_MARKS, None)
     pending = take_pending(session)
     if pending:
