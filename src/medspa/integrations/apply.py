@@ -149,6 +149,7 @@ def _apply_batch(
     pending = sorted(rows, key=lambda row: row.event_type.casefold() not in CLIENT_EVENT_TYPES)
     connections: dict[uuid.UUID, Connection] = {}
     waits: dict[uuid.UUID, str] = {}
+    session.info[_LOCKED] = set()
     while pending:
         waiting: list[InboxEvent] = []
         for row in pending:
@@ -156,14 +157,17 @@ def _apply_batch(
             if connection is None:  # pragma: no cover - the foreign key keeps it
                 continue
             connections[connection.id] = connection
+            held = set(_locked(session))
             try:
                 with session.begin_nested():
                     note = _apply(session, connection, row)
             except NotYetError as wait:
+                session.info[_LOCKED] = held
                 waits[row.id] = str(wait)
                 waiting.append(row)
                 continue
             except Exception as error:
+                session.info[_LOCKED] = held
                 logger.warning("inbox %s: applying failed: %s", row.id, error)
                 _later(row, f"{type(error).__name__}: {error}", MAX_ATTEMPTS)
                 outcome.failed += 1
@@ -233,18 +237,33 @@ def _link(session: Session, connection: Connection, kind: str, external_id: str)
     )
 
 
-def _lock(session: Session, connection: Connection) -> None:
-    """Records new to us are made one connection at a time: the connection's row is the lock."""
+# The connections whose row this transaction holds locked (kept in `session.info` by `_apply_batch`,
+# which forgets a lock taken in a savepoint that was rolled back: the database released it).
+_LOCKED: Final = "medspa.integrations.locked"
+
+
+def _locked(session: Session) -> set[uuid.UUID]:
+    held: set[uuid.UUID] = session.info.setdefault(_LOCKED, set())
+    return held
+
+
+def _lock(session: Session, connection: Connection) -> bool:
+    """Records new to us are made one connection at a time: the connection's row is the lock, taken
+    once per transaction. Whether it was taken now (False: this transaction held it already)."""
+    held = _locked(session)
+    if connection.id in held:
+        return False
     session.scalar(select(Connection.id).where(Connection.id == connection.id).with_for_update())
+    held.add(connection.id)
+    return True
 
 
 def _held_link(session: Session, connection: Connection, kind: str, external_id: str) -> ExternalLink | None:
     """The link of the source's record (locked); when there is none yet, the connection's lock is taken
     first and the link looked up again, so of two deliveries about one new record, the second sees what
-    the first made."""
+    the first made. When the transaction held the lock already, the first look was made under it."""
     link = _link(session, connection, kind, external_id)
-    if link is None:
-        _lock(session, connection)
+    if link is None and _lock(session, connection):
         link = _link(session, connection, kind, external_id)
     return link
 
