@@ -19,8 +19,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, text
 
 from medspa.clients import service as clients
+from medspa.integrations.apply import _lock as apply_lock
 from medspa.integrations.apply import apply_pending
-from medspa.integrations.models import ExternalLink, InboxEvent
+from medspa.integrations.models import Connection, ExternalLink, InboxEvent
 from medspa.kit import clock
 from medspa.kit.clock import ManualClock
 from medspa.kit.db import unit_of_work
@@ -395,6 +396,38 @@ def test_workers_applying_at_once_apply_each_delivery_once(
         ).all()
     assert created == 12
     assert set(states) <= {"applied", "skipped"}
+
+
+def test_a_delivery_is_received_while_applying_holds_the_connections_lock(
+    api: TestClient, engine: Engine, owner: Actor, test_clock: Any
+) -> None:
+    """Applying takes the connection's row lock to create new records one at a time; the receivers'
+    inserts (which check their connection) must not wait for that transaction to end."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: a receipt waits for any writing transaction")
+    mindbody = connect(api, "mindbody", MINDBODY_SECRET)
+    body = mindbody_event("client.created", mb_client("700", "during@example.org"))
+    answers: list[int] = []
+
+    def post() -> None:
+        with clock.using(test_clock):
+            answers.append(
+                api.post(
+                    f"/api/v1/webhooks/mindbody/{mindbody}", content=body, headers=mindbody_headers(body)
+                ).status_code
+            )
+
+    with unit_of_work(engine) as session:
+        connection = session.get(Connection, uuid.UUID(mindbody))
+        assert connection is not None
+        assert apply_lock(session, connection)
+        receiver = threading.Thread(target=post)
+        receiver.start()
+        receiver.join(timeout=10)
+        received_while_held = not receiver.is_alive()
+    receiver.join()
+    assert received_while_held
+    assert answers == [202]
 
 
 def test_a_failing_delivery_is_undone_alone_retried_and_given_up_after_five_tries(

@@ -249,11 +249,16 @@ def _locked(session: Session) -> set[uuid.UUID]:
 
 def _lock(session: Session, connection: Connection) -> bool:
     """Records new to us are made one connection at a time: the connection's row is the lock, taken
-    once per transaction. Whether it was taken now (False: this transaction held it already)."""
+    once per transaction (and not against the receivers, see below). Whether it was taken now (False:
+    this transaction held it already)."""
     held = _locked(session)
     if connection.id in held:
         return False
-    session.scalar(select(Connection.id).where(Connection.id == connection.id).with_for_update())
+    # FOR NO KEY UPDATE: the receivers' inserts into the inbox check their connection with a key-share
+    # lock, which FOR UPDATE would make wait until this transaction ends.
+    session.scalar(
+        select(Connection.id).where(Connection.id == connection.id).with_for_update(key_share=True)
+    )
     held.add(connection.id)
     return True
 
