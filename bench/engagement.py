@@ -1,7 +1,7 @@
 """Waitlist backfill on the demo clinic's next month: its bookings, cancelled and missed at the rates of
 its seeded history, replayed under each policy with the real engagement code on a SQLite copy of the
 clinic. Reports the share of freed provider time refilled, the median time to refill, provider overflow
-minutes and the margin recovered; writes them to docs/benchmarks.md.
+minutes, the margin recovered and the expected margin; writes them to docs/benchmarks.md.
 
 - The clinic: `medspa demo seed` as of Monday 2027-04-05 12:00 UTC with 30 days of future bookings, its
   models trained and every upcoming booking scored (the served P(no-show) overbooking reads); its
@@ -90,6 +90,7 @@ class Outcome:
     refilled_minutes: float = 0.0
     refill_minutes: list[float] = field(default_factory=list)
     margin_cents: int = 0
+    expected_margin_cents: float = 0.0
     offers: int = 0
     accepted: int = 0
     lapsed: int = 0
@@ -347,6 +348,7 @@ def replay(
                                 "accept",
                                 link_token(session, organization_id, "offer", offer.id),
                             )
+    p_no_show = rates[1]
     with unit_of_work(engine, write=False) as session:
         offers = session.scalars(select(WaitlistOffer)).all()
         outcome.offers = len(offers)
@@ -358,14 +360,18 @@ def replay(
             outcome.refilled_minutes += (appointment.ends_at - appointment.starts_at).total_seconds() / 60
             outcome.refill_minutes.append((slot.updated_at - slot.created_at).total_seconds() / 60)
             priced = session.get(Service, appointment.service_id)
-            outcome.margin_cents += appointment.price_cents - (priced.cost_cents if priced else 0)
+            margin = appointment.price_cents - (priced.cost_cents if priced else 0)
+            outcome.margin_cents += margin
+            outcome.expected_margin_cents += margin * (1 - _show_risk(appointment, p_no_show))
         for extra in session.scalars(select(Appointment).where(Appointment.id.in_(extras))):
             outcome.overbooked += 1
+            priced = session.get(Service, extra.service_id)
+            margin = extra.price_cents - (priced.cost_cents if priced else 0)
+            outcome.expected_margin_cents += margin * (1 - _show_risk(extra, p_no_show))
             if extra.status not in ("booked", "confirmed"):
                 continue  # missed, so nothing earned
             outcome.overbooked_came += 1
-            priced = session.get(Service, extra.service_id)
-            outcome.margin_cents += extra.price_cents - (priced.cost_cents if priced else 0)
+            outcome.margin_cents += margin
             beside = session.scalars(
                 select(Appointment).where(
                     Appointment.provider_id == extra.provider_id,
@@ -387,6 +393,12 @@ def replay(
     return outcome
 
 
+def _show_risk(appointment: Appointment, base: float) -> float:
+    """The visit's served no-show probability as booked (the history's rate when none was served)."""
+    served = appointment.no_show_probability
+    return base if served is None else float(served)
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
@@ -403,6 +415,7 @@ def _row(policy: str, outcomes: list[Outcome]) -> str:
         f"{_median([o.offers for o in outcomes]):.0f} ({_median([o.accepted for o in outcomes]):.0f} / "
         f"{_median([o.lapsed for o in outcomes]):.0f})",
         f"${_median([o.margin_cents / 100 for o in outcomes]):,.0f}",
+        f"${_median([o.expected_margin_cents / 100 for o in outcomes]):,.0f}",
         f"{_median([o.overbooked for o in outcomes]):.0f} "
         f"({_median([o.overbooked_came for o in outcomes]):.0f})",
         f"{_median([o.overflow_minutes for o in outcomes]):.0f} min",
@@ -454,11 +467,14 @@ def main() -> None:
         f"{statistics.median(missed):.0f}, median); clients accept an offer with probability {ACCEPT:.0%} "
         f"after {ACCEPT_MINUTES:.0f} "
         f"minutes on average; overbooking cap {OVERBOOKING_CAP} expected minutes per provider and day. "
-        f"Medians over {arguments.seeds} draws.",
+        f"Medians over {arguments.seeds} draws. Margin recovered: what the refilled and overbooked visits "
+        "that came earned in the draw; expected margin: every refilled and overbooked visit's margin "
+        "weighted by its served probability of coming.",
         "",
         "| policy | freed visits | provider hours freed | refilled | hours refilled | median time to refill "
-        "| offers (accepted / lapsed) | margin recovered | overbooked (came) | provider overflow |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| offers (accepted / lapsed) | margin recovered | expected margin | overbooked (came) "
+        "| provider overflow |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for policy, outcomes in rows.items():
         lines.append(_row(policy, outcomes))
