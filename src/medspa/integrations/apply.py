@@ -442,9 +442,7 @@ def _appointment(
     if location_id is None:
         raise NotYetError("the organization has several locations and the source named none")
     provider_id = _mapped(session, actor, connection, "provider", change.provider_id)
-    starts_at = _aware(
-        change.starts_at, resources.get_location(session, actor=actor, location_id=location_id)
-    )
+    starts_at = _aware(session, actor, change.starts_at, location_id)
     if link is None:
         service_id = _mapped(session, actor, connection, "service", change.service_id)
         if service_id is None or starts_at is None:
@@ -458,7 +456,7 @@ def _appointment(
         )
         booked = _or_wait(lambda: scheduling.book_appointment(session, actor=actor, data=request))
         _add_link(session, connection, "appointment", change.external_id, booked.id, change.source_time)
-        return _reach(session, actor, booked.id, target)
+        return _reach(session, actor, booked.id, Status(booked.status), target)
     ours = scheduling.get_appointment(session, actor=actor, appointment_id=link.record_id)
     moved = starts_at is not None and starts_at != ours.starts_at
     if (moved or (provider_id is not None and provider_id != ours.provider_id)) and target not in (
@@ -468,20 +466,23 @@ def _appointment(
         if Status(ours.status) not in scheduling.RESCHEDULABLE:
             return f"ours is {ours.status}: it can no longer be moved"
         move = RescheduleRequest(starts_at=starts_at or ours.starts_at, provider_id=provider_id)
-        _or_wait(
+        ours = _or_wait(
             lambda: scheduling.reschedule_appointment(
                 session, actor=actor, appointment_id=link.record_id, data=move
             )
         )
     link.source_time = change.source_time or link.source_time
     link.updated_at = clock.now()
-    return _reach(session, actor, link.record_id, target)
+    return _reach(session, actor, link.record_id, Status(ours.status), target)
 
 
-def _aware(starts_at: datetime | None, location: Any) -> datetime | None:
-    """The source's start; a wall-clock time (no offset) is the location's."""
+def _aware(
+    session: Session, actor: Actor, starts_at: datetime | None, location_id: uuid.UUID
+) -> datetime | None:
+    """The source's start; a wall-clock time (no offset) is the location's (read only then)."""
     if starts_at is None or starts_at.tzinfo is not None:
         return starts_at
+    location = resources.get_location(session, actor=actor, location_id=location_id)
     return starts_at.replace(tzinfo=ZoneInfo(location.time_zone))
 
 
@@ -520,10 +521,12 @@ def _path(current: Status, target: Status) -> list[Status] | None:
     return paths.get(target)
 
 
-def _reach(session: Session, actor: Actor, appointment_id: uuid.UUID, target: Status) -> str | None:
-    """Take our appointment to the source's status by the lifecycle's own steps; None when it is there,
-    else why not (ours is further along, or the lifecycle does not go there from ours)."""
-    current = Status(scheduling.get_appointment(session, actor=actor, appointment_id=appointment_id).status)
+def _reach(
+    session: Session, actor: Actor, appointment_id: uuid.UUID, current: Status, target: Status
+) -> str | None:
+    """Take our appointment from its status `current` to the source's by the lifecycle's own steps; None
+    when it is there, else why not (ours is further along, or the lifecycle does not go there from
+    ours)."""
     if current == target:
         return None
     if current in FORWARD and target in FORWARD and FORWARD.index(current) > FORWARD.index(target):
