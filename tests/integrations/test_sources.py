@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from medspa.clients import service as clients
@@ -384,3 +385,68 @@ def test_after_webhooks_duplicated_reordered_and_dropped_one_poll_leaves_no_chan
         assert expected <= seen
         webhooks = {row.source_event_id for row, _ in rows if not row.source_event_id.startswith("poll:")}
         assert webhooks == fake.acknowledged()
+
+
+def test_polling_is_set_changed_and_stopped_on_a_connection_and_bad_settings_change_nothing(
+    api: TestClient, engine: Engine, owner: Actor
+) -> None:
+    from medspa.security.actors import Role
+    from tests.conftest import token_for
+
+    fake = FakeMindbody(world(clients=3, appointments=0), api_key=API_KEY, account=ACCOUNT, secret=SECRET)
+    with fake:
+        added = api.post("/api/v1/integrations/connections", json={"connector": "mindbody", "secret": SECRET})
+        connection_id = uuid.UUID(added.json()["id"])
+        polling = f"/api/v1/integrations/connections/{connection_id}/polling"
+        assert Poller(engine).poll(connection_id).pages == 0  # not polled yet
+
+        wrong = {"poll_url": fake.base_url, "poll_account": ACCOUNT, "poll_key": "a-wrong-api-key"}
+        answer = api.put(polling, json=wrong)
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["poll_url"], answer.json()["poll_account"]) == (fake.base_url, ACCOUNT)
+        assert "a-wrong-api-key" not in answer.text
+        with pytest.raises(PollError, match="answered 401"):
+            Poller(engine).poll(connection_id)
+
+        right = {**wrong, "poll_key": API_KEY}
+        assert api.put(polling, json=right).status_code == 200
+        assert Poller(engine).poll(connection_id).stored == 3
+        with unit_of_work(engine, write=False) as session:
+            streams = session.scalars(select(Checkpoint).where(Checkpoint.connection_id == connection_id))
+            assert list(streams)
+
+        manager = {"Authorization": f"Bearer {token_for(engine, owner, Role.MANAGER)}"}
+        standard = api.post(
+            "/api/v1/integrations/connections",
+            json={
+                "connector": "standard",
+                "secret": "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            },
+        ).json()["id"]
+        for path, body, status in (
+            (polling, right, 403),
+            (f"/api/v1/integrations/connections/{standard}/polling", right, 422),
+            (f"/api/v1/integrations/connections/{uuid.uuid4()}/polling", right, 404),
+            (polling, {**right, "poll_key": None}, 422),
+            (polling, {**right, "poll_url": "ftp://example.org/api"}, 422),
+            (polling, {**right, "poll_url": "https://user:pw@example.org/api"}, 422),
+            (polling, {**right, "poll_account": "a b"}, 422),
+            (polling, {**right, "poll_key": "k\x00" * 8}, 422),
+            (polling, {**right, "poll_key": "k" * 501}, 422),
+        ):
+            headers = manager if status == 403 else {}
+            assert api.put(path, json=body, headers=headers).status_code == status, (path, body)
+        # None of those touched the settings: the next pass finds nothing new and keeps its checkpoints.
+        again = Poller(engine).poll(connection_id)
+        assert (again.stored, again.duplicates) == (0, 3)
+
+        moved = {**right, "poll_url": fake.base_url.replace("127.0.0.1", "localhost")}
+        assert api.put(polling, json=moved).status_code == 200
+        with unit_of_work(engine, write=False) as session:
+            kept = session.scalars(select(Checkpoint).where(Checkpoint.connection_id == connection_id))
+            assert list(kept) == []  # another address: polled from the beginning
+
+        stopped = api.delete(polling)
+        assert stopped.status_code == 200
+        assert (stopped.json()["poll_url"], stopped.json()["poll_account"]) == (None, None)
+        assert Poller(engine).poll(connection_id).pages == 0

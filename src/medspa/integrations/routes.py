@@ -23,6 +23,7 @@ from medspa.integrations.schemas import (
     InboxState,
     MappingRead,
     MappingSet,
+    PollingSet,
     SubscriptionCreate,
     SubscriptionCreated,
     SubscriptionRead,
@@ -117,6 +118,23 @@ def list_connections(
 @permits("integrations", "manage")
 def deactivate_connection(connection_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ConnectionRead:
     return service.deactivate_connection(session, actor=actor, connection_id=connection_id)
+
+
+@router.put("/integrations/connections/{connection_id}/polling")
+@permits("integrations", "manage")
+def set_polling(
+    connection_id: uuid.UUID, data: PollingSet, session: SessionDep, actor: ActorDep
+) -> ConnectionRead:
+    """Poll a Mindbody or Zenoti connection's API with these settings from the worker's next pass. A new
+    address or account starts polling from the beginning; the key is stored sealed and never shown."""
+    return service.set_polling(session, actor=actor, connection_id=connection_id, data=data)
+
+
+@router.delete("/integrations/connections/{connection_id}/polling")
+@permits("integrations", "manage")
+def stop_polling(connection_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ConnectionRead:
+    """Stop polling the connection's API (its webhooks are still taken)."""
+    return service.set_polling(session, actor=actor, connection_id=connection_id, data=None)
 
 
 @router.get("/integrations/inbox")

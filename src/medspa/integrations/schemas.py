@@ -37,6 +37,11 @@ def _printable(value: str | None) -> str | None:
     return value
 
 
+PollUrl = Annotated[str, Field(min_length=8, max_length=2000)]
+PollAccount = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
+PollKey = Annotated[str, Field(min_length=8, max_length=500)]
+
+
 class ConnectionCreate(Schema):
     connector: Connector
     name: Name = "default"
@@ -47,11 +52,9 @@ class ConnectionCreate(Schema):
     signature_encoding: Literal["base64", "hex"] = "base64"
     # Polling (Mindbody, Zenoti; all three or none): the API's root URL, the account there (Mindbody's
     # site id, Zenoti's center id) and the API key (stored sealed, never shown again).
-    poll_url: Annotated[str | None, Field(min_length=8, max_length=2000)] = None
-    poll_account: Annotated[str | None, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")] = (
-        None
-    )
-    poll_key: Annotated[str | None, Field(min_length=8, max_length=500)] = None
+    poll_url: PollUrl | None = None
+    poll_account: PollAccount | None = None
+    poll_key: PollKey | None = None
 
     printable_secrets = field_validator("secret", "poll_key")(_printable)
 
@@ -76,6 +79,22 @@ class ConnectionCreate(Schema):
             if any(v is None for v in polling):
                 raise ValueError("polling needs poll_url, poll_account and poll_key together")
         return self
+
+
+class PollingSet(Schema):
+    """A Mindbody or Zenoti connection's polling: the API's root URL, the account there (Mindbody's site
+    id, Zenoti's center id) and the API key (stored sealed, never shown again)."""
+
+    poll_url: PollUrl
+    poll_account: PollAccount
+    poll_key: PollKey
+
+    printable_key = field_validator("poll_key")(_printable)
+
+    @field_validator("poll_url")
+    @classmethod
+    def _poll_url(cls, value: str) -> str:
+        return http_url(value)
 
 
 class ConnectionRead(ReadSchema):

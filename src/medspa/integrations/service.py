@@ -16,20 +16,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from medspa.integrations import outbound
 from medspa.integrations.kept import opened_secret
-from medspa.integrations.models import Connection, InboxEvent, WebhookDelivery, WebhookSubscription
+from medspa.integrations.models import (
+    Checkpoint,
+    Connection,
+    InboxEvent,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from medspa.integrations.receiving import DeliveryRefusedError, verify
 from medspa.integrations.schemas import (
+    POLLED,
     ConnectionCreate,
     ConnectionRead,
     DeliveryRead,
     DeliveryState,
     InboxRead,
     InboxState,
+    PollingSet,
     SubscriptionCreate,
     SubscriptionCreated,
     SubscriptionRead,
@@ -37,7 +45,7 @@ from medspa.integrations.schemas import (
 from medspa.kit import clock
 from medspa.kit.crud import get_owned, list_owned
 from medspa.kit.db import insert_unless_conflict, run_in_unit_of_work
-from medspa.kit.errors import ConflictError
+from medspa.kit.errors import ConflictError, ValidationFailedError
 from medspa.kit.ids import new_id
 from medspa.kit.outbox import OutboxConsumer, record_event
 from medspa.kit.schemas import Page
@@ -110,6 +118,42 @@ def add_connection(session: Session, *, actor: Actor, data: ConnectionCreate) ->
         "integration.connection_added",
         connection.id,
         {"id": str(connection.id), "connector": data.connector},
+    )
+    return _read(connection)
+
+
+def set_polling(
+    session: Session, *, actor: Actor, connection_id: uuid.UUID, data: PollingSet | None
+) -> ConnectionRead:
+    """Poll the connection's API with these settings from the next pass (None: stop polling it). When
+    the API's address or the account changes, or polling stops, the checkpoints go: the next pass starts
+    from the beginning of the account's records (what was stored already is a duplicate then). The key is
+    sealed like the secret. Emits `integration.polling_changed` (never with the key)."""
+    require(actor, "integrations", "manage")
+    connection = get_owned(session, Connection, actor.organization_id, connection_id, "connection", lock=True)
+    if connection.connector not in POLLED:
+        raise ValidationFailedError("connector", "only Mindbody and Zenoti connections are polled")
+    url, account = (None, None) if data is None else (data.poll_url, data.poll_account)
+    if (url, account) != (connection.poll_base_url, connection.poll_account):
+        session.execute(delete(Checkpoint).where(Checkpoint.connection_id == connection.id))
+    connection.poll_base_url, connection.poll_account = url, account
+    connection.poll_key_sealed = (
+        None
+        if data is None
+        else keys.seal_text(
+            keys.data_key(session, actor.organization_id, KEY_PURPOSE),
+            data.poll_key,
+            where=_poll_key_place(connection.id),
+        )
+    )
+    connection.updated_at = clock.now()
+    session.flush()
+    record_event(
+        session,
+        actor,
+        "integration.polling_changed",
+        connection.id,
+        {"id": str(connection.id), "polled": data is not None},
     )
     return _read(connection)
 
