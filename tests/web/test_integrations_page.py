@@ -40,6 +40,9 @@ CONNECTION_FORM = {
 }
 
 
+POLLING_FORM = {"poll_url": "https://api.example.org/v6", "poll_account": "-99", "poll_key": "api-key-9f2c1"}
+
+
 def _url(demo: Demo, suffix: str = "") -> str:
     return f"/locations/{demo.location_id}/settings/integrations{suffix}"
 
@@ -98,7 +101,7 @@ def _post_urls(engine: Engine, demo: Demo) -> list[str]:
     connection_id = _connect(engine, demo)
     inbox_id = _failed_delivery(engine, connection_id, "provider 7 is not mapped")
     routes = [r.path for r in connections.router.routes if isinstance(r, APIRoute) and "POST" in r.methods]
-    assert len(routes) == 4
+    assert len(routes) == 6
     return [
         p.format(location_id=demo.location_id, connection_id=connection_id, inbox_id=inbox_id) for p in routes
     ]
@@ -183,6 +186,43 @@ def test_the_owner_stops_taking_a_connection_and_it_is_refused_after(
         assert session.get_one(Connection, connection_id).is_active is False
     delivery = client.post(f"/api/v1/webhooks/mindbody/{connection_id}", json={}, headers={"Origin": ""})
     assert delivery.status_code == 404
+
+
+def test_the_owner_sets_and_stops_polling_and_a_bad_setting_saves_nothing(
+    client: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    connection_id = _connect(engine, demo_template)
+    sign_in(client, Role.OWNER)
+    polling = _url(demo_template, f"/{connection_id}/polling")
+    assert f'action="{polling}"' in client.get(_url(demo_template)).text
+
+    for change, problem in (
+        ({"poll_url": "ftp://api.example.org"}, "API address: an http or https URL"),
+        ({"poll_account": "a b"}, "Account: use letters, digits, ., - and _ only"),
+        ({"poll_key": "short"}, "API key: String should have at least 8 characters"),
+    ):
+        refused = client.post(polling, data={**POLLING_FORM, **change})
+        flash = refused.text[refused.text.find("flash") : refused.text.find("flash") + 300]
+        assert (refused.status_code, problem in refused.text) == (422, True), flash
+        assert POLLING_FORM["poll_key"] not in refused.text
+    with unit_of_work(engine, write=False) as session:
+        assert session.get_one(Connection, connection_id).poll_base_url is None
+
+    saved = client.post(polling, data=POLLING_FORM)
+    assert saved.status_code == 200
+    assert "Saved: Back office (mindbody) is polled at https://api.example.org/v6" in saved.text
+    assert POLLING_FORM["poll_key"] not in saved.text
+    with unit_of_work(engine, write=False) as session:
+        polled = session.get_one(Connection, connection_id)
+        assert (polled.poll_base_url, polled.poll_account) == ("https://api.example.org/v6", "-99")
+        assert polled.poll_key_sealed is not None
+        assert POLLING_FORM["poll_key"] not in polled.poll_key_sealed
+
+    stopped = client.post(_url(demo_template, f"/{connection_id}/polling/stop"))
+    assert stopped.status_code == 200
+    assert "is no longer polled" in stopped.text
+    with unit_of_work(engine, write=False) as session:
+        assert session.get_one(Connection, connection_id).poll_base_url is None
 
 
 def test_every_control_of_the_tab_is_labelled(
@@ -340,9 +380,9 @@ def test_an_unknown_or_other_organizations_delivery_or_connection_is_not_found(
 
 MALFORMED: list[dict[str, Any]] = [
     {},
-    dict.fromkeys((*CONNECTION_FORM, "external_id", "record"), ""),
-    dict.fromkeys((*CONNECTION_FORM, "external_id", "record"), "\x00"),
-    dict.fromkeys((*CONNECTION_FORM, "external_id", "record"), "9" * 10000),
+    dict.fromkeys((*CONNECTION_FORM, *POLLING_FORM, "external_id", "record"), ""),
+    dict.fromkeys((*CONNECTION_FORM, *POLLING_FORM, "external_id", "record"), "\x00"),
+    dict.fromkeys((*CONNECTION_FORM, *POLLING_FORM, "external_id", "record"), "9" * 10000),
     {**CONNECTION_FORM, "secret": "tab\tin-a-secret", "record": "provider:" + "9" * 10000},
 ]
 
@@ -354,7 +394,7 @@ def test_no_malformed_body_to_any_route_of_the_tab_is_a_server_error(
     urls = _post_urls(engine, demo_template)
     sign_in(client, Role.OWNER)
     for url in urls:
-        if url.endswith(("/deactivate", "/retry")):
+        if url.endswith(("/deactivate", "/retry", "/polling/stop")):
             continue  # they take no input
         response = client.post(url, data=MALFORMED[body])
         assert (url, response.status_code) == (url, 422), response.text[-500:]

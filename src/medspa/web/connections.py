@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from medspa.api import SessionDep
 from medspa.catalog import service as catalog
 from medspa.integrations import mappings, service
-from medspa.integrations.schemas import ConnectionCreate, ConnectionRead, MappingSet
+from medspa.integrations.schemas import ConnectionCreate, ConnectionRead, MappingSet, PollingSet
 from medspa.kit.errors import ValidationFailedError
 from medspa.resources import service as resources
 from medspa.resources.schemas import LocationRead
@@ -144,6 +144,35 @@ def add_connection(
         added = service.add_connection(session, actor=actor, data=ConnectionCreate.model_validate(fields))
         address = str(here.request.base_url).rstrip("/") + added.webhook_path
         return f"Saved: connected {_connection_label(added)}. Give it this address: {address}"
+
+    return here.save("integrations", change)
+
+
+@router.post(f"{PAGE}/{{connection_id}}/polling", dependencies=SameOrigin)
+@permits("integrations", "manage")
+def set_polling(
+    here: Integrations,
+    connection_id: uuid.UUID,
+    poll_url: Annotated[str, Form()] = "",
+    poll_account: Annotated[str, Form()] = "",
+    poll_key: Annotated[str, Form()] = "",
+) -> Response:
+    def change(session: Session, actor: Actor, _location: LocationRead) -> str:
+        settings = PollingSet.model_validate(
+            {"poll_url": poll_url.strip(), "poll_account": poll_account.strip(), "poll_key": poll_key}
+        )
+        polled = service.set_polling(session, actor=actor, connection_id=connection_id, data=settings)
+        return f"Saved: {_connection_label(polled)} is polled at {polled.poll_url} from the next pass."
+
+    return here.save("integrations", change)
+
+
+@router.post(f"{PAGE}/{{connection_id}}/polling/stop", dependencies=SameOrigin)
+@permits("integrations", "manage")
+def stop_polling(here: Integrations, connection_id: uuid.UUID) -> Response:
+    def change(session: Session, actor: Actor, _location: LocationRead) -> str:
+        stopped = service.set_polling(session, actor=actor, connection_id=connection_id, data=None)
+        return f"Saved: {_connection_label(stopped)} is no longer polled; its webhooks are still taken."
 
     return here.save("integrations", change)
 

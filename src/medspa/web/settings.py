@@ -97,12 +97,18 @@ LABELS = {
     "secret": "Shared secret",
     "signature_header": "Signature header",
     "signature_encoding": "Signature encoding",
+    "poll_url": "API address",
+    "poll_account": "Account",
+    "poll_key": "API key",
     "kind": "Our record",
     "external_id": "Their id",
     "record_id": "Our record",
 }
 # What a field whose text does not match its pattern should hold (codes, unless named here).
-PATTERN_HINTS = {"signature_header": "use letters, digits and - only, e.g. X-Zenoti-Signature"}
+PATTERN_HINTS = {
+    "signature_header": "use letters, digits and - only, e.g. X-Zenoti-Signature",
+    "poll_account": "use letters, digits, ., - and _ only, e.g. -99",
+}
 CODE_HINT = "use lowercase letters, digits, - and _ only, e.g. laser_room"
 Schedule = Literal["shifts", "breaks"]
 Tab = tuple[str, str, str, str, str]  # (section, title, path suffix, resource and action it needs)
