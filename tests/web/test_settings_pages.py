@@ -627,6 +627,9 @@ def test_the_owner_adds_changes_and_withdraws_a_service(
         "cost_cents": 3000,
         "post_care_instructions": "No sun for two days.",
         "follow_up_days": 30,
+        "follow_up_days_max": None,
+        "series_sessions": None,
+        "series_interval_days": None,
         "is_active": True,
     }
 
