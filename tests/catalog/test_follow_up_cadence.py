@@ -40,7 +40,7 @@ def test_a_window_and_a_series_are_stored_and_cleared(api: TestClient) -> None:
     ("cadence", "field", "words"),
     [
         ({"follow_up_days": 90, "follow_up_days_max": 60}, "follow_up_days_max", "not be before"),
-        ({"follow_up_days_max": 60}, "follow_up_days_max", "earliest day"),
+        ({"follow_up_days_max": 60}, "follow_up_days_max", "needs the earliest day"),
         ({"follow_up_days": 90, "follow_up_days_max": 731}, "follow_up_days_max", "less than or equal"),
         ({"series_sessions": 6}, "series_interval_days", "both"),
         ({"series_interval_days": 28}, "series_sessions", "both"),

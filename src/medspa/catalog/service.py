@@ -27,7 +27,7 @@ def _check_cadence(fields: Mapping[str, Any]) -> None:
     day needs an earliest one and is not before it; a series has both its sessions and its interval."""
     first, last = fields.get("follow_up_days"), fields.get("follow_up_days_max")
     if last is not None and first is None:
-        raise ValidationFailedError("follow_up_days_max", "give the earliest day (follow_up_days) as well")
+        raise ValidationFailedError("follow_up_days_max", "needs the earliest day as well")
     if last is not None and first is not None and last < first:
         raise ValidationFailedError(
             "follow_up_days_max", f"must not be before the earliest day ({first}), it is {last}"
