@@ -627,6 +627,9 @@ def test_the_owner_adds_changes_and_withdraws_a_service(
         "cost_cents": 3000,
         "post_care_instructions": "No sun for two days.",
         "follow_up_days": 30,
+        "follow_up_days_max": None,
+        "series_sessions": None,
+        "series_interval_days": None,
         "is_active": True,
     }
 
@@ -655,6 +658,29 @@ def test_the_owner_adds_changes_and_withdraws_a_service(
     assert "Glow Peel" not in client.get(_url(demo_template, "/services")).text
 
 
+def test_the_owner_sets_and_clears_a_services_follow_up_window_and_series(
+    client: TestClient, engine: Engine, demo_template: Demo
+) -> None:
+    sign_in(client, Role.OWNER)
+    cadence = {"follow_up_days_max": "45", "series_sessions": "6", "series_interval_days": "28"}
+
+    added = client.post(_url(demo_template, "/services"), data={**SERVICE_FORM, **cadence})
+
+    assert "Saved: added the service Glow Peel." in added.text
+    new = _service(engine, demo_template, "Glow Peel")
+    fields = ("follow_up_days", "follow_up_days_max", "series_sessions", "series_interval_days")
+    assert [getattr(new, name) for name in fields] == [30, 45, 6, 28]
+    form = client.get(_url(demo_template, "/services")).text
+    assert 'name="series_interval_days" type="number" min="1" max="365" step="1" value="28"' in form
+    cleared = client.post(
+        _url(demo_template, f"/services/{new.id}"),
+        data={**SERVICE_FORM, "follow_up_days_max": "", "series_sessions": "", "series_interval_days": ""},
+    )
+    assert cleared.status_code == 200
+    after = _service(engine, demo_template, "Glow Peel")
+    assert [getattr(after, name) for name in fields] == [30, None, None, None]
+
+
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
@@ -672,6 +698,14 @@ def test_the_owner_adds_changes_and_withdraws_a_service(
         ({"room_types": ""}, "Room types: List should have at least 1 item"),
         ({"room_types": "Big Room"}, "Room types: use lowercase letters"),
         ({"follow_up_days": "100000"}, "Follow-up days: Input should be less than or equal to 730"),
+        ({"follow_up_days_max": "20"}, "Follow-up window ends: must not be before the earliest day (30)"),
+        ({"follow_up_days": "", "follow_up_days_max": "20"}, "Follow-up window ends: needs the earliest day"),
+        ({"series_sessions": "6"}, "Days between sessions: a series needs both"),
+        ({"series_interval_days": "28"}, "Sessions in a course: a series needs both"),
+        (
+            {"series_sessions": "1", "series_interval_days": "28"},
+            "Sessions in a course: Input should be greater than or equal to 2",
+        ),
         ({"post_care_instructions": "\x00"}, "invalid input: post_care_instructions"),
         ({"post_care_instructions": "x" * 4001}, "Aftercare instructions: String should have at most 4000"),
     ],

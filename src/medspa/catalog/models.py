@@ -29,6 +29,12 @@ class Service(TenantMixin, Base):
     cost_cents: Mapped[int] = mapped_column(default=0)
     # What the client is told after the visit (sent when the appointment is completed; empty: nothing).
     post_care_instructions: Mapped[str] = mapped_column(Text, default="", server_default="")
-    # When a client usually comes back for this service (the follow-up cadence), in days.
+    # When a client usually comes back for this service (the follow-up cadence), in days after the visit:
+    # from `follow_up_days` (when they are asked) to `follow_up_days_max` (none: about `follow_up_days`).
     follow_up_days: Mapped[int | None]
+    follow_up_days_max: Mapped[int | None]
+    # A course of sessions (a laser series): `series_sessions` visits `series_interval_days` apart, each
+    # followed by a request to book the next; the cadence follows the last (`engagement.planner`).
+    series_sessions: Mapped[int | None]
+    series_interval_days: Mapped[int | None]
     is_active: Mapped[bool] = mapped_column(default=True)

@@ -13,6 +13,8 @@ Minutes = Annotated[int, Field(ge=0, le=12 * 60, description="whole minutes")]
 Duration = Annotated[int, Field(gt=0, le=12 * 60, description="whole minutes, more than zero")]
 Instructions = Annotated[str, Field(max_length=4000)]
 FollowUpDays = Annotated[int, Field(gt=0, le=730, description="days")]
+SeriesSessions = Annotated[int, Field(ge=2, le=30, description="sessions in a course, two or more")]
+SeriesIntervalDays = Annotated[int, Field(gt=0, le=365, description="days between sessions")]
 RoomTypes = Annotated[list[Code], Field(min_length=1, max_length=20)]
 
 
@@ -30,10 +32,22 @@ class ServiceCreate(Schema):
     cost_cents: Cents = 0
     post_care_instructions: Instructions = ""
     follow_up_days: FollowUpDays | None = None
+    follow_up_days_max: FollowUpDays | None = None
+    series_sessions: SeriesSessions | None = None
+    series_interval_days: SeriesIntervalDays | None = None
 
 
 class ServiceUpdate(UpdateSchema):
-    clearable = frozenset({"required_license", "device_type", "follow_up_days"})
+    clearable = frozenset(
+        {
+            "required_license",
+            "device_type",
+            "follow_up_days",
+            "follow_up_days_max",
+            "series_sessions",
+            "series_interval_days",
+        }
+    )
 
     name: Name | None = None
     category: Code | None = None
@@ -48,6 +62,9 @@ class ServiceUpdate(UpdateSchema):
     cost_cents: Cents | None = None
     post_care_instructions: Instructions | None = None
     follow_up_days: FollowUpDays | None = None
+    follow_up_days_max: FollowUpDays | None = None
+    series_sessions: SeriesSessions | None = None
+    series_interval_days: SeriesIntervalDays | None = None
 
 
 class ServiceRead(ReadSchema):
@@ -65,4 +82,7 @@ class ServiceRead(ReadSchema):
     cost_cents: int
     post_care_instructions: str
     follow_up_days: int | None
+    follow_up_days_max: int | None
+    series_sessions: int | None
+    series_interval_days: int | None
     is_active: bool

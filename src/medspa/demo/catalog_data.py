@@ -426,34 +426,55 @@ def hhmm(text: str) -> time:
     return time(int(hours), int(minutes))
 
 
-# Follow-up cadence (days until the client is asked to book again) and post-care instructions, by service.
-AFTERCARE: dict[str, tuple[int | None, str]] = {
+# When a client is asked to book again, by service: the follow-up window (days after the visit), and for
+# a course of sessions how many and how many days apart (the window then follows the last session).
+CADENCES: dict[str, dict[str, int]] = {
+    "Botox (neurotoxin)": {"follow_up_days": 90},
+    "Dermal filler, cheek": {"follow_up_days": 270, "follow_up_days_max": 365},
+    "Lip filler": {"follow_up_days": 270, "follow_up_days_max": 365},
+    "HydraFacial": {"follow_up_days": 28, "follow_up_days_max": 42},
+    "Chemical peel": {"follow_up_days": 28, "follow_up_days_max": 42},
+    "Dermaplaning": {"follow_up_days": 28, "follow_up_days_max": 42},
+    "RF microneedling": {
+        "series_sessions": 3,
+        "series_interval_days": 35,
+        "follow_up_days": 180,
+        "follow_up_days_max": 365,
+    },
+    "Laser hair removal, small area": {
+        "series_sessions": 6,
+        "series_interval_days": 28,
+        "follow_up_days": 180,
+        "follow_up_days_max": 365,
+    },
+    "Laser hair removal, large area": {
+        "series_sessions": 6,
+        "series_interval_days": 42,
+        "follow_up_days": 180,
+        "follow_up_days_max": 365,
+    },
+}
+
+# Post-care instructions, by service.
+AFTERCARE: dict[str, str] = {
     "Botox (neurotoxin)": (
-        90,
         "Stay upright for 4 hours, do not rub the treated area, and skip strenuous exercise until tomorrow. "
-        "Results show in 3 to 14 days.",
+        "Results show in 3 to 14 days."
     ),
     "Dermal filler, cheek": (
-        300,
         "Expect some swelling for a few days. Avoid heat, alcohol and strenuous exercise for 24 hours, and "
-        "call us at once if the skin turns pale or painful.",
+        "call us at once if the skin turns pale or painful."
     ),
     "Lip filler": (
-        270,
-        "Swelling peaks on day two. Use a cold compress, and avoid heat and alcohol for 24 hours.",
+        "Swelling peaks on day two. Use a cold compress, and avoid heat and alcohol for 24 hours."
     ),
-    "HydraFacial": (
-        35,
-        "Use a gentle cleanser and SPF 30 or higher; no retinoids or exfoliants for 48 hours.",
-    ),
+    "HydraFacial": "Use a gentle cleanser and SPF 30 or higher; no retinoids or exfoliants for 48 hours.",
     "Chemical peel": (
-        35,
-        "Do not pick peeling skin. Moisturise, stay out of the sun, and wear SPF 30 or higher.",
+        "Do not pick peeling skin. Moisturise, stay out of the sun, and wear SPF 30 or higher."
     ),
-    "Dermaplaning": (30, "Skip exfoliants for 48 hours and wear SPF 30 or higher."),
-    "RF microneedling": (28, "No make-up for 24 hours; gentle cleanser and SPF only for three days."),
+    "Dermaplaning": "Skip exfoliants for 48 hours and wear SPF 30 or higher.",
+    "RF microneedling": "No make-up for 24 hours; gentle cleanser and SPF only for three days.",
     "Laser hair removal, small area": (
-        42,
-        "Avoid sun and heat for 48 hours; shave, do not wax, between sessions.",
+        "Avoid sun and heat for 48 hours; shave, do not wax, between sessions."
     ),
 }

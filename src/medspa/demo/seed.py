@@ -27,6 +27,7 @@ from medspa.clients import service as clients
 from medspa.clients.schemas import ClientCreate
 from medspa.demo.catalog_data import (
     AFTERCARE,
+    CADENCES,
     CANCELLATION_REASONS,
     DEVICES,
     FIRST_NAMES,
@@ -416,8 +417,8 @@ def _seed_setup(
                 device_type=device,
                 price_cents=price * 100,
                 cost_cents=cost * 100,
-                follow_up_days=AFTERCARE.get(name, (None, ""))[0],
-                post_care_instructions=AFTERCARE.get(name, (None, ""))[1],
+                post_care_instructions=AFTERCARE.get(name, ""),
+                **CADENCES.get(name, {}),
             ),
         )
         services.append((created, weight))

@@ -36,7 +36,7 @@ from medspa.engagement.models import Message, WaitlistOffer
 from medspa.engagement.planner import agent as engagement_agent
 from medspa.engagement.rules import WEEK, Facts, decide
 from medspa.engagement.settings import policy_for, template_for
-from medspa.engagement.templates import TemplateInvalidError, render
+from medspa.engagement.templates import TemplateInvalidError, render, session_label, window_label
 from medspa.kit import clock, tz
 from medspa.kit.db import WriterBusyError, unit_of_work
 from medspa.kit.errors import NotFoundError
@@ -151,6 +151,12 @@ def _values(
         "expires": "",
         "offer_url": "",
         "instructions": "",
+        "window": window_label(*context["window_days"]) if "window_days" in context else "",
+        "session": (
+            session_label(context["session_number"], context["series_sessions"])
+            if "session_number" in context
+            else ""
+        ),
         "unsubscribe_url": public_link(
             "unsubscribe", link_token(session, message.organization_id, "unsubscribe", message.id)
         ),

@@ -9,7 +9,8 @@ Each appointment event plans its messages (rows of `messages`, sent later by `en
   obsolete once the start moved); the old time is freed;
 - `appointment.cancelled`: a cancellation notice; the time is freed;
 - `appointment.no_show`: the rest of its time is freed;
-- `appointment.completed`: the service's post-care instructions, when it has some.
+- `appointment.completed`: the service's post-care instructions, when it has some, and its follow-up
+  (`_plan_follow_up`): during a course of sessions a request to book the next one, otherwise the cadence.
 
 Messages are planned for every channel; whether the client allows it is decided when each is sent, so
 that a STOP takes effect for everything not yet sent. A freed time becomes a `FreedSlot` and is offered
@@ -31,6 +32,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from medspa.catalog import service as catalog
+from medspa.catalog.schemas import ServiceRead
 from medspa.engagement import offers
 from medspa.engagement.models import Message
 from medspa.engagement.settings import policy_for
@@ -38,6 +40,8 @@ from medspa.kit import clock
 from medspa.kit.db import insert_ignoring_conflict, unit_of_work
 from medspa.kit.ids import new_id
 from medspa.kit.outbox import Delivered
+from medspa.scheduling import service as scheduling
+from medspa.scheduling.schemas import Status
 from medspa.security import gate
 from medspa.security.actors import Actor, Role
 
@@ -49,6 +53,9 @@ MESSAGES_ACTION: Final = "engagement.messages"
 FOLLOW_UP_ACTION: Final = "engagement.follow_up"
 # A follow-up held back (quiet hours, caps) is still worth sending this long after it was due.
 FOLLOW_UP_WITHIN: Final = timedelta(days=14)
+# A gap of more than this many intervals between two visits of a course ends it: the next visit starts a
+# new course (a client back for another round after months away).
+SERIES_BREAK_INTERVALS: Final = 3
 # Post-care instructions held back (quiet hours) are still worth sending this long after the visit.
 POST_CARE_WITHIN: Final = timedelta(days=2)
 TOPICS: Final = frozenset(
@@ -284,13 +291,67 @@ def _reminders(session: Session, event: Delivered, now: datetime) -> list[Planne
     return plans
 
 
-def _plan_follow_up(session: Session, event: Delivered, days: int) -> None:
-    """The service's follow-up cadence: `days` after the visit ended (the event), a marketing message
-    asking the client to book again (dropped if they booked since), through the gate as
-    `engagement.follow_up`."""
-    ended = event.created_at
-    due_at = ended + timedelta(days=days)
+def session_number(
+    session: Session, event: Delivered, service: ServiceRead, sessions: int, interval_days: int
+) -> int:
+    """Which session of its course the event's completed visit was (1 for the first), at most `sessions`:
+    the client's completed visits of the service up to this one (by start), counted back to the first
+    gap of more than `SERIES_BREAK_INTERVALS` intervals between two of them."""
     payload = event.payload
+    starts_at = datetime.fromisoformat(payload["starts_at"])
+    longest_gap = timedelta(days=interval_days * SERIES_BREAK_INTERVALS)
+    # Visits further back than `sessions` longest gaps cannot change the answer: it stops at `sessions`.
+    starts_from = starts_at - longest_gap * sessions
+    starts = {starts_at}
+    offset, page = 0, 200
+    while True:
+        found = scheduling.list_appointments(
+            session,
+            actor=agent(event.organization_id),
+            client_id=uuid.UUID(payload["client_id"]),
+            status=Status.COMPLETED,
+            starts_from=starts_from,
+            starts_before=starts_at,
+            limit=page,
+            offset=offset,
+        )
+        starts.update(a.starts_at for a in found.items if a.service_id == service.id)
+        offset += page
+        if offset >= found.total:
+            break
+    ordered = sorted(starts, reverse=True)
+    number = 1
+    while number < min(len(ordered), sessions) and ordered[number - 1] - ordered[number] <= longest_gap:
+        number += 1
+    return number
+
+
+def _plan_follow_up(session: Session, event: Delivered, service: ServiceRead) -> None:
+    """After a completed visit (the event), a marketing message asking the client to book again (dropped
+    if they booked since), through the gate as `engagement.follow_up`: during a course of sessions,
+    `series_interval_days` after the visit, to book the next session ("n of N", `session_number`);
+    otherwise (no course, or its last session) at the service's cadence, `follow_up_days` after the
+    visit, naming the window up to `follow_up_days_max` and worth sending until the window closes.
+    Nothing when the service has neither."""
+    ended = event.created_at
+    payload = event.payload
+    context: dict[str, Any] = {"service_id": payload["service_id"], "visit_ended_at": ended.isoformat()}
+    sessions, interval_days = service.series_sessions, service.series_interval_days
+    number = (
+        session_number(session, event, service, sessions, interval_days) if sessions and interval_days else 0
+    )
+    if sessions and interval_days and number < sessions:
+        due_at = ended + timedelta(days=interval_days)
+        not_after = due_at + FOLLOW_UP_WITHIN
+        context |= {"session_number": number + 1, "series_sessions": sessions}
+    elif service.follow_up_days:
+        first_day, last_day = service.follow_up_days, service.follow_up_days_max or service.follow_up_days
+        due_at = ended + timedelta(days=first_day)
+        not_after = max(due_at + FOLLOW_UP_WITHIN, ended + timedelta(days=last_day))
+        if last_day > first_day:
+            context["window_days"] = [first_day, last_day]
+    else:
+        return
     follow_ups = [
         planned(
             client_id=uuid.UUID(payload["client_id"]),
@@ -299,9 +360,9 @@ def _plan_follow_up(session: Session, event: Delivered, days: int) -> None:
             kind="follow_up",
             channel=channel,
             dedup_key=f"{event.id}:follow_up:{channel}",
-            context={"service_id": payload["service_id"], "visit_ended_at": ended.isoformat()},
+            context=context,
             due_at=due_at,
-            not_after=due_at + FOLLOW_UP_WITHIN,
+            not_after=not_after,
             is_reply=False,
             purpose="marketing",
         )
@@ -366,8 +427,7 @@ def plan_event(session: Session, event: Delivered) -> None:
             plans += _appointment_messages(
                 event, "post_care", both, is_reply=False, due_at=now, not_after=now + POST_CARE_WITHIN
             )
-        if service.follow_up_days:
-            _plan_follow_up(session, event, service.follow_up_days)
+        _plan_follow_up(session, event, service)
     if event.topic in ("appointment.cancelled", "appointment.no_show", "appointment.rescheduled"):
         _obsolete_pending(session, event)
     submit_messages(session, event.organization_id, plans, trigger=trigger, subject_id=event.aggregate_id)

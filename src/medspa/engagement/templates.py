@@ -123,15 +123,23 @@ BUILT_IN: Final[Mapping[tuple[str, str], Template]] = {
     ("confirm_request", "sms"): Template(
         "", "{{ location }}: {{ service }} {{ when }}. Reply C to confirm, or call us to change it."
     ),
+    # A follow-up names the next session of a course ("3 of 6") or the cadence's window when it has them.
     ("follow_up", "email"): _email(
-        "Time for your next {{ service }}?",
-        "Hello {{ first_name }},\n\nIt is about time for your next {{ service }}. Reply to this e-mail or "
-        "call us and we will find you a time.",
-        "<p>Hello {{ first_name }},</p><p>It is about time for your next <b>{{ service }}</b>. Reply to this "
+        "{% if session %}Book your next {{ service }} session ({{ session }})"
+        "{% else %}Time for your next {{ service }}?{% endif %}",
+        "Hello {{ first_name }},\n\n{% if session %}It is time to book your next {{ service }} session "
+        "({{ session }}).{% else %}It is about time for your next {{ service }}"
+        "{% if window %}: we suggest one {{ window }} after the last{% endif %}.{% endif %} Reply to this "
+        "e-mail or call us and we will find you a time.",
+        "<p>Hello {{ first_name }},</p><p>{% if session %}It is time to book your next <b>{{ service }}</b> "
+        "session ({{ session }}).{% else %}It is about time for your next <b>{{ service }}</b>"
+        "{% if window %}: we suggest one {{ window }} after the last{% endif %}.{% endif %} Reply to this "
         "e-mail or call us and we will find you a time.</p>",
     ),
     ("follow_up", "sms"): Template(
-        "", "{{ location }}: time for your next {{ service }}? Reply or call us to book. STOP to opt out."
+        "",
+        "{{ location }}: {% if session %}time to book your next {{ service }} session ({{ session }})"
+        "{% else %}time for your next {{ service }}{% endif %}? Reply or call us to book. STOP to opt out.",
     ),
     ("lapse", "email"): _email(
         "We miss you at {{ location }}",
@@ -159,7 +167,27 @@ SAMPLE: Final[Mapping[str, str]] = {
     "offer_url": "https://clinic.example/offers/sample",
     "unsubscribe_url": "https://clinic.example/unsubscribe/sample",
     "instructions": "Avoid sun and heat for 48 hours.",
+    "window": "between 4 and 6 weeks",
+    "session": "",
 }
+
+
+def window_label(first_day: int, last_day: int) -> str:
+    """A follow-up window in words ("between 4 and 6 weeks", "between 9 and 12 months"), in days, weeks
+    or months by its length; "" when both ends come to the same words."""
+    if last_day < 21:
+        low, high, unit = first_day, last_day, "days"
+    elif last_day <= 63:
+        low, high, unit = round(first_day / 7), round(last_day / 7), "weeks"
+    else:
+        low, high, unit = round(first_day / 30.44), round(last_day / 30.44), "months"
+    return f"between {low} and {high} {unit}" if low != high else ""
+
+
+def session_label(number: int, sessions: int) -> str:
+    """The session of a course in words: "3 of 6"."""
+    return f"{number} of {sessions}"
+
 
 _ENVIRONMENTS: Final = {
     autoescape: SandboxedEnvironment(autoescape=autoescape, undefined=StrictUndefined)

@@ -89,6 +89,9 @@ LABELS = {
     "cost_cents": "Cost",
     "post_care_instructions": "Aftercare instructions",
     "follow_up_days": "Follow-up days",
+    "follow_up_days_max": "Follow-up window ends",
+    "series_sessions": "Sessions in a course",
+    "series_interval_days": "Days between sessions",
     "reason": "Reason",
     "opening_hours": "Opening hours",
     "shifts": "Shifts",
@@ -276,7 +279,7 @@ class DeviceForm:
 
 class ServiceForm:
     """A service's fields: prices in dollars, room types separated by commas; an empty license, device
-    type or follow-up leaves none, empty set-up, clean-up or cost minutes are zero."""
+    type, follow-up day or series field leaves none, empty set-up, clean-up or cost minutes are zero."""
 
     def __init__(
         self,
@@ -293,6 +296,9 @@ class ServiceForm:
         cost: Annotated[str, Form()] = "",
         post_care_instructions: Annotated[str, Form()] = "",
         follow_up_days: Annotated[str, Form()] = "",
+        follow_up_days_max: Annotated[str, Form()] = "",
+        series_sessions: Annotated[str, Form()] = "",
+        series_interval_days: Annotated[str, Form()] = "",
     ) -> None:
         self.text = {
             "name": name.strip(),
@@ -305,6 +311,9 @@ class ServiceForm:
             "device_type": device_type.strip() or None,
             "post_care_instructions": post_care_instructions.strip(),
             "follow_up_days": follow_up_days.strip() or None,
+            "follow_up_days_max": follow_up_days_max.strip() or None,
+            "series_sessions": series_sessions.strip() or None,
+            "series_interval_days": series_interval_days.strip() or None,
         }
         self.room_types, self.price, self.cost = room_types, price, cost
 
@@ -658,12 +667,22 @@ def add_maintenance(here: Settings, device_id: uuid.UUID, form: Annotated[Period
 # --- services ---------------------------------------------------------------------------------------------
 
 
+def _labelled(error: ValidationFailedError) -> ValidationFailedError:
+    """The service's refusal of a field (the follow-up window, the series) named as the form names it."""
+    detail = error.detail.removeprefix(f"{error.field}: ")
+    return ValidationFailedError(LABELS.get(error.field, error.field), detail)
+
+
 @router.post("/locations/{location_id}/settings/services", dependencies=SameOrigin)
 @permits("services", "manage")
 def add_service(here: Settings, form: Annotated[ServiceForm, Depends()]) -> Response:
     def change(session: Session, actor: Actor, _location: LocationRead) -> str:
         data = ServiceCreate.model_validate(form.fields())
-        return f"Saved: added the service {catalog.create_service(session, actor=actor, data=data).name}."
+        try:
+            created = catalog.create_service(session, actor=actor, data=data)
+        except ValidationFailedError as error:
+            raise _labelled(error) from error
+        return f"Saved: added the service {created.name}."
 
     return here.save("services", change)
 
@@ -675,7 +694,10 @@ def update_service(
 ) -> Response:
     def change(session: Session, actor: Actor, _location: LocationRead) -> str:
         data = ServiceUpdate.model_validate(form.fields())
-        service = catalog.update_service(session, actor=actor, service_id=service_id, data=data)
+        try:
+            service = catalog.update_service(session, actor=actor, service_id=service_id, data=data)
+        except ValidationFailedError as error:
+            raise _labelled(error) from error
         return f"Saved the service {service.name}."
 
     return here.save("services", change)
