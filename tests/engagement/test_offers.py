@@ -10,6 +10,7 @@ import threading
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -37,7 +38,7 @@ VISIT = datetime(2027, 1, 15, 19, 30, tzinfo=UTC)  # Friday 14:30
 FRIDAY = date(2027, 1, 15)
 
 
-def wait(clinic: Clinic, client_id: uuid.UUID, window: tuple[str, str], **extra: object) -> uuid.UUID:
+def wait(clinic: Clinic, client_id: uuid.UUID, window: tuple[str, str], **extra: Any) -> uuid.UUID:
     data = WaitlistCreate(
         client_id=client_id,
         service_id=extra.pop("service_id", clinic.service_id),
@@ -45,7 +46,7 @@ def wait(clinic: Clinic, client_id: uuid.UUID, window: tuple[str, str], **extra:
         service_date=FRIDAY,
         window_starts_at=time.fromisoformat(window[0]),
         window_ends_at=time.fromisoformat(window[1]),
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
     with unit_of_work(clinic.engine) as session:
         return scheduling.add_to_waitlist(session, actor=clinic.owner, data=data).id
