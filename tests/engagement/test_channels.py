@@ -1,6 +1,6 @@
 """The channels against real servers: SMTP (aiosmtpd; plain, and over STARTTLS with a login) and a
-Twilio-compatible API over HTTP; failures
-classed as passing or final, and never quoting the recipient back into what is stored or logged."""
+Twilio-compatible API over HTTP; failures classed as passing or final, and never quoting the recipient
+back into what is stored or logged."""
 
 from __future__ import annotations
 
