@@ -21,7 +21,7 @@ from medspa.clients.schemas import ClientRead
 from medspa.engagement import service as engagement
 from medspa.engagement.links import link_token
 from medspa.engagement.models import WaitlistOffer
-from medspa.engagement.offers import rank_score, response_likelihood
+from medspa.engagement.offers import WEIGHTS, rank_score, response_likelihood, short_notice_likelihood
 from medspa.engagement.schemas import OfferRead
 from medspa.kit import clock
 from medspa.kit.db import unit_of_work
@@ -43,7 +43,7 @@ def wait(clinic: Clinic, client_id: uuid.UUID, window: tuple[str, str], **extra:
         client_id=client_id,
         service_id=extra.pop("service_id", clinic.service_id),
         location_id=clinic.location_id,
-        service_date=FRIDAY,
+        service_date=extra.pop("service_date", FRIDAY),
         window_starts_at=time.fromisoformat(window[0]),
         window_ends_at=time.fromisoformat(window[1]),
         **extra,
@@ -375,13 +375,88 @@ def test_a_link_that_is_not_genuine_books_nothing(clinic: Clinic) -> None:
     assert malformed.status_code in (404, 422)
 
 
-def test_the_rank_weighs_fit_margin_response_membership_and_waiting() -> None:
-    assert rank_score(1, 1, 1, 1, 1) == 1.0
-    assert rank_score(0, 0, 0, 0, 0) == 0.0
-    assert rank_score(1, 0, 0.5, 0, 0) == pytest.approx(0.45)
-    assert rank_score(2, -1, 0, 0, 0) == pytest.approx(0.35)  # parts are held to 0..1
+def test_the_rank_weighs_its_parts_each_held_to_zero_to_one() -> None:
+    parts = ("fit", "margin", "response", "provider", "member", "lead", "waiting")
+    assert sorted(WEIGHTS) == sorted(parts)
+    assert sum(WEIGHTS.values()) == pytest.approx(1.0)
+    assert rank_score(**dict.fromkeys(parts, 1.0)) == 1.0
+    assert rank_score(**dict.fromkeys(parts, 0.0)) == 0.0
+    nothing = dict.fromkeys(parts, 0.0)
+    assert rank_score(**{**nothing, "fit": 2.0, "margin": -1.0}) == pytest.approx(WEIGHTS["fit"])
+    for part in parts:
+        assert rank_score(**{**nothing, part: 1.0}) == pytest.approx(WEIGHTS[part])
+        assert WEIGHTS[part] > 0
+
+
+def offered_and(clinic: Clinic, client_id: uuid.UUID, starts_at: datetime, *, taken: bool) -> None:
+    """Another client's booking at `starts_at` (New York) is cancelled and its time offered to
+    `client_id`, waiting for that day (the only one waiting), who takes it or lets the offer lapse."""
+    appointment = clinic.book(clinic.client().id, starts_at)
+    day = (starts_at - timedelta(hours=5)).date()
+    wait(clinic, client_id, ("09:00", "17:00"), service_date=day)
+    cancel(clinic, appointment.id)
+    clinic.run()
+    (offer,) = [o for o in offers(clinic) if o.state == "open"]
+    assert (offer.client_id, offer.starts_at) == (client_id, starts_at)
+    if taken:
+        with unit_of_work(clinic.engine) as session:
+            token = link_token(session, clinic.owner.organization_id, "offer", offer.id)
+            assert engagement.accept_offer(session, token=token).outcome == "booked"
+    else:
+        clinic.at(clinic.clock.now() + timedelta(minutes=20))
+        clinic.run()
+        assert [o.state for o in offers(clinic) if o.id == offer.id] == ["expired"]
 
 
 def test_the_response_likelihood_learns_from_offers_taken_and_lapsed(clinic: Clinic) -> None:
+    clinic.at(MORNING)
+    client = clinic.client()
+
+    def likelihood() -> float:
+        with unit_of_work(clinic.engine, write=False) as session:
+            return response_likelihood(session, clinic.owner.organization_id, client.id)
+
+    assert likelihood() == 0.5  # never offered anything
+    offered_and(clinic, client.id, VISIT, taken=False)
+    assert likelihood() == pytest.approx(1 / 3)  # one lapsed: (0 + 1) / (1 + 2)
+    offered_and(clinic, client.id, VISIT + timedelta(days=1), taken=True)
+    assert likelihood() == pytest.approx(2 / 4)
+    offered_and(clinic, client.id, VISIT + timedelta(days=2), taken=True)
+    assert likelihood() == pytest.approx(3 / 5)
+
+
+def test_naming_the_freed_provider_ranks_above_naming_none(clinic: Clinic) -> None:
+    clinic.at(MORNING)
+    appointment = clinic.book(clinic.client().id, VISIT)
+    loyal, anyone = clinic.client(), clinic.client()
+    wait(clinic, loyal.id, ("14:00", "17:00"), preferred_provider_id=clinic.provider_id)
+    wait(clinic, anyone.id, ("14:00", "17:00"))
+    cancel(clinic, appointment.id)
+
+    clinic.run()
+
+    score = {o.client_id: o.rank_score for o in offers(clinic)}
+    assert score[loyal.id] - score[anyone.id] == pytest.approx(WEIGHTS["provider"])
+
+
+def test_a_client_who_took_offers_at_short_notice_ranks_higher_for_a_time_soon(clinic: Clinic) -> None:
+    clinic.at(MORNING)  # Tuesday 10:00 in New York
+    sudden, planner = clinic.client(), clinic.client()
+    offered_and(clinic, sudden.id, MORNING + timedelta(hours=2), taken=True)  # two hours' notice
+    offered_and(clinic, planner.id, VISIT, taken=True)  # three days' notice
+    appointment = clinic.book(clinic.client().id, MORNING + timedelta(hours=5))
+    for client in (sudden, planner):
+        wait(clinic, client.id, ("09:00", "17:00"), service_date=date(2027, 1, 12))
+
+    cancel(clinic, appointment.id)  # a time five hours ahead
+    clinic.run()
+
     with unit_of_work(clinic.engine, write=False) as session:
-        assert response_likelihood(session, clinic.owner.organization_id, uuid.uuid4()) == 0.5
+        leads = [
+            short_notice_likelihood(session, clinic.owner.organization_id, c.id, timedelta(hours=5))
+            for c in (sudden, planner)
+        ]
+    score = {o.client_id: o.rank_score for o in offers(clinic) if o.state == "open"}
+    assert leads == [pytest.approx(2 / 3), pytest.approx(1 / 3)]
+    # scores are kept to six decimals
+    assert score[sudden.id] - score[planner.id] == pytest.approx(WEIGHTS["lead"] / 3, abs=1e-5)
