@@ -1,9 +1,24 @@
-"""The channels against real servers: SMTP (aiosmtpd) and a Twilio-compatible API over HTTP; failures
-classed as passing or final, and never quoting the recipient back into what is stored or logged."""
+"""The channels against real servers: SMTP (aiosmtpd; plain, and over STARTTLS with a login) and a
+Twilio-compatible API over HTTP; failures classed as passing or final, and never quoting the recipient
+back into what is stored or logged."""
 
 from __future__ import annotations
 
+import ipaddress
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
+from aiosmtpd.smtp import Session as SmtpSession
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from medspa.engagement.channels import (
     Email,
@@ -83,3 +98,107 @@ def test_scrub_removes_addresses_and_numbers() -> None:
     assert scrub("550 <ana.b+x@mail.example.org> and +1 (555) 010-0009 refused") == (
         "550 <[address]> and [number] refused"
     )
+
+
+# --- TLS and logging in ---------------------------------------------------------------------------------
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key: (certificate, key) files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        # Valid whatever the instant the suite runs at (the tests' clock may be set; OpenSSL's is not).
+        .not_valid_before(datetime(2000, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2100, 1, 1, tzinfo=UTC))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+@dataclass
+class Logins:
+    """An SMTP authenticator that lets in one user with one password, and records who tried."""
+
+    user: str
+    password: str
+    tried: list[str] = field(default_factory=list)
+
+    def __call__(
+        self, _server: SMTP, _session: SmtpSession, _envelope: Envelope, _mechanism: str, data: object
+    ) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        self.tried.append(data.login.decode())
+        # Not `handled`: the server answers a refusal with 535 itself.
+        return AuthResult(
+            success=(data.login.decode(), data.password.decode()) == (self.user, self.password), handled=False
+        )
+
+
+# Mail only after STARTTLS, and only from a client logged in, which it may do over TLS only.
+STRICT = {"require_starttls": True, "auth_required": True, "auth_require_tls": True}
+
+
+@pytest.fixture
+def tls_mailbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Mailbox, Logins, int]]:
+    """An SMTP server on the loopback that requires STARTTLS (a self-signed certificate the client is
+    made to trust) and a login once encrypted; its mailbox, its logins and its port."""
+    cert_file, key_file = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # the default context trusts it
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    box, logins, port = Mailbox(), Logins("clinic", "s3cret pass"), free_port()
+    controller = Controller(box, "127.0.0.1", port, tls_context=context, authenticator=logins, **STRICT)
+    controller.start()
+    try:
+        yield box, logins, port
+    finally:
+        controller.stop()
+
+
+def test_an_email_goes_over_starttls_after_logging_in(tls_mailbox: tuple[Mailbox, Logins, int]) -> None:
+    box, logins, port = tls_mailbox
+    SmtpChannel(f"smtp://clinic:s3cret%20pass@127.0.0.1:{port}?starttls=true").send(email())
+    # The server takes mail only over TLS, and only from a client logged in (which it allows over TLS only).
+    (message,) = box.to("ana@example.org")
+    assert message["Message-ID"] == "<1@medspa>"
+    assert logins.tried == ["clinic"]
+
+
+def test_a_refused_login_is_a_permanent_failure_saying_so(tls_mailbox: tuple[Mailbox, Logins, int]) -> None:
+    box, logins, port = tls_mailbox
+    with pytest.raises(PermanentSendError) as refused:
+        SmtpChannel(f"smtp://clinic:wrong@127.0.0.1:{port}?starttls=true").send(email())
+    assert str(refused.value).startswith("the mail server refused the login")
+    assert "wrong" not in str(refused.value)
+    assert logins.tried[-1] == "clinic"
+    assert box.messages == []
+
+
+def test_without_starttls_a_server_that_offers_login_only_over_tls_sends_nothing(
+    tls_mailbox: tuple[Mailbox, Logins, int],
+) -> None:
+    box, logins, port = tls_mailbox
+    with pytest.raises(PermanentSendError) as refused:
+        SmtpChannel(f"smtp://clinic:s3cret%20pass@127.0.0.1:{port}").send(email())
+    assert str(refused.value) == (
+        "the mail server does not offer what sending needs: SMTP AUTH extension not supported by server."
+    )
+    assert logins.tried == []
+    assert box.messages == []

@@ -1,6 +1,7 @@
 """Appointment messages through a real SMTP server and a Twilio-compatible SMS provider: confirmation,
-reschedule and cancellation notices, reminders, post-care; consent, STOP, replies, unsubscribe links,
-quiet hours (on a daylight-saving day too), caps, retries, and never twice."""
+reschedule and cancellation notices, reminders, post-care; consent (and its defaults for a new client),
+STOP and the carriers' other stop words, replies, unsubscribe links, quiet hours (on a daylight-saving
+day too), caps, retries, and never twice."""
 
 from __future__ import annotations
 
@@ -235,6 +236,54 @@ def test_stop_takes_effect_at_once_for_messages_not_yet_sent(
     assert "does not allow sms" in (reminder.outcome or "")
     with unit_of_work(clinic.engine, write=False) as session:
         assert clients.get_client(session, actor=clinic.owner, client_id=client.id).consent.sms is False
+
+
+@pytest.mark.parametrize(
+    "reply", ["STOPALL", "unsubscribe", "Cancel", "END", "quit.", "REVOKE", "OPTOUT", "Opt out", "stop all"]
+)
+def test_every_carrier_stop_word_stops_texts(clinic: Clinic, reply: str) -> None:
+    clinic.at(MORNING)
+    client = clinic.client(phone="+15550100014", consent=ConsentChange(sms=True, marketing=True))
+    with unit_of_work(clinic.engine) as session:
+        answer = engagement.receive_sms(
+            session,
+            organization_id=clinic.owner.organization_id,
+            sender="+15550100014",
+            body=reply,
+            clinic="Lumen",
+        )
+
+    assert "no more texts" in answer
+    with unit_of_work(clinic.engine, write=False) as session:
+        consent = clients.get_client(session, actor=clinic.owner, client_id=client.id).consent
+    assert (consent.sms, consent.email, consent.marketing) == (False, True, True)  # SMS only
+
+
+def test_a_client_created_through_the_api_allows_email_when_given_an_address_and_nothing_else(
+    api: TestClient,
+) -> None:
+    with_address = api.post(
+        "/api/v1/clients",
+        json={"first_name": "Ana", "last_name": "Ruiz", "email": "ana@example.org", "phone": "+15550100015"},
+    )
+    phone_only = api.post(
+        "/api/v1/clients", json={"first_name": "Bo", "last_name": "Lind", "phone": "+15550100016"}
+    )
+    asked = api.post(
+        "/api/v1/clients",
+        json={"first_name": "Cy", "last_name": "Moss", "email": "cy@example.org", "consent": {"sms": True}},
+    )
+
+    assert (with_address.status_code, phone_only.status_code, asked.status_code) == (201, 201, 201)
+    consents = [
+        {channel: reply.json()["consent"][channel] for channel in ("email", "sms", "marketing")}
+        for reply in (with_address, phone_only, asked)
+    ]
+    assert consents == [
+        {"email": True, "sms": False, "marketing": False},
+        {"email": False, "sms": False, "marketing": False},
+        {"email": True, "sms": True, "marketing": False},  # what the client said yes to, and no more
+    ]
 
 
 def test_the_sms_webhook_acts_only_on_a_signed_reply(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -17,7 +17,17 @@ from sqlalchemy import Engine, select
 from medspa.clients.schemas import ConsentChange
 from medspa.engagement.channels import Channels, Email, Sms
 from medspa.engagement.models import Message
-from medspa.engagement.rules import DAY, WEEK, Facts, Policy, cap_reached, decide, is_quiet, quiet_ends
+from medspa.engagement.rules import (
+    DAY,
+    WEEK,
+    Decision,
+    Facts,
+    Policy,
+    cap_reached,
+    decide,
+    is_quiet,
+    quiet_ends,
+)
 from medspa.kit.clock import ManualClock
 from medspa.kit.db import unit_of_work
 from medspa.security import service as security
@@ -111,6 +121,22 @@ def test_caps_count_a_rolling_day_and_week() -> None:
     assert cap_reached(policy, now, [now - timedelta(hours=2), now - timedelta(hours=1)]) is not None
     three_days = [now - timedelta(days=d) for d in (1.5, 2.5, 3.5)]
     assert cap_reached(policy, now, three_days) == "weekly cap: 3 messages in the last 7 days (cap 3)"
+
+
+def test_recent_contact_drops_a_marketing_message_only() -> None:
+    policy = Policy(recent_contact_hours=72)
+    now = datetime(2027, 1, 12, 15, tzinfo=UTC)  # 10:00 in New York: no quiet hours
+    marketing = Facts("sms", "marketing", False, None, True, True, True)
+    reminder = replace(marketing, purpose="appointment")
+    lately, long_ago = [now - timedelta(hours=71)], [now - timedelta(hours=72)]
+
+    assert decide(marketing, policy, "America/New_York", now, lately) == Decision(
+        "suppress", "contacted within the last 72 hours"
+    )
+    assert decide(marketing, policy, "America/New_York", now, long_ago).action == "send"
+    assert decide(reminder, policy, "America/New_York", now, lately).action == "send"
+    # the message's own copy by the other channel (left out of the contacts) is no recent contact
+    assert decide(marketing, policy, "America/New_York", now, lately, recent_contacts=[]).action == "send"
 
 
 @dataclass

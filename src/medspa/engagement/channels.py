@@ -11,7 +11,8 @@
 
 A failure that may pass (a refused connection, a timeout, a 4xx reply of the SMTP server, HTTP 429 or
 5xx) raises `TransientSendError` and the message is tried again later; one that will not (a recipient
-refused with 5xx, HTTP 4xx) raises `PermanentSendError`.
+refused with 5xx, a login refused, a server without the login or STARTTLS asked for, HTTP 4xx) raises
+`PermanentSendError`.
 """
 
 from __future__ import annotations
@@ -138,6 +139,13 @@ class SmtpChannel:
                 if self.username is not None:
                     server.login(self.username, self.password or "")
                 refused = server.send_message(mail)
+        except smtplib.SMTPAuthenticationError as error:
+            raise PermanentSendError(
+                f"the mail server refused the login ({error.smtp_code}): check the user and password in "
+                "MEDSPA_SMTP_URL"
+            ) from error
+        except smtplib.SMTPNotSupportedError as error:  # no AUTH (before STARTTLS, say), no STARTTLS
+            raise PermanentSendError(f"the mail server does not offer what sending needs: {error}") from error
         except smtplib.SMTPRecipientsRefused as error:
             codes = sorted({code for code, _ in error.recipients.values()})
             raise PermanentSendError(f"the mail server refused the recipient ({codes})") from error

@@ -121,17 +121,22 @@ def _booked_since(session: Session, agent: Actor, message: Message) -> str | Non
     return None
 
 
-def _recent_sends(session: Session, message: Message, now: datetime) -> list[datetime]:
-    """When the client's messages of the last week were decided on (sent, or being sent)."""
-    rows = session.scalars(
-        select(Message.claimed_at).where(
+def _recent_sends(session: Session, message: Message, now: datetime) -> tuple[list[datetime], list[datetime]]:
+    """When the client's messages of the last week were decided on (sent, or being sent): all of them
+    (for the caps), and those other than this message's copies by another channel (for recent contact;
+    every planned key ends in its channel)."""
+    rows = session.execute(
+        select(Message.claimed_at, Message.dedup_key).where(
             Message.organization_id == message.organization_id,
             Message.client_id == message.client_id,
             Message.state.in_(("sent", "sending")),
             Message.claimed_at > now - WEEK,
         )
-    )
-    return [row for row in rows if row is not None]
+    ).all()
+    base = message.dedup_key.removesuffix(f":{message.channel}")
+    copies = {f"{base}:{channel}" for channel in ("email", "sms")} if base != message.dedup_key else set()
+    sends = [(at, key) for at, key in rows if at is not None]
+    return [at for at, _ in sends], [at for at, key in sends if key not in copies]
 
 
 def _values(
@@ -270,7 +275,8 @@ def prepare(session: Session, message_id: uuid.UUID) -> Outgoing | None:
         channel_consent=client.consent.email if message.channel == "email" else client.consent.sms,
         marketing_consent=client.consent.marketing,
     )
-    decision = decide(facts, policy, zone_name, now, _recent_sends(session, message, now))
+    sends, contacts = _recent_sends(session, message, now)
+    decision = decide(facts, policy, zone_name, now, sends, recent_contacts=contacts)
     if decision.action == "defer":
         message.next_attempt_at = decision.until or now
         message.outcome = f"waiting: {decision.reason}"

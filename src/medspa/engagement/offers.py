@@ -6,7 +6,9 @@ entries for that local date are matched against it: the entry's service must be 
 freed time (the booking path's own availability, with that provider), inside the entry's window, with
 the preferred provider when the entry names one. Candidates are ranked (`rank_score`): fit to the freed
 time, expected margin of the service, the client's response likelihood learnt from their offer history,
-member priority, and time on the waitlist. The best get an offer each (at most `open_offers_per_slot`
+provider preference (naming this provider ranks above naming none), member priority, the lead time (how
+likely the client is to take a time at this short a notice, learnt from the offers they took), and time
+on the waitlist. The best get an offer each (at most `open_offers_per_slot`
 open at once, at most `offers_per_client_per_day` to a client), with a link valid for
 `offer_expiry_minutes`, each passing the agent policy gate (`engagement.waitlist_offer`, tier 1).
 
@@ -52,7 +54,15 @@ OFFER_ACTION: Final = "engagement.waitlist_offer"
 # A freed time with room for offers but no candidate is searched again this often (new waiting clients).
 SEARCH_AGAIN_AFTER: Final = timedelta(minutes=5)
 # How the parts of a candidate's score weigh (each part lies in 0..1).
-WEIGHTS: Final = {"fit": 0.35, "margin": 0.25, "response": 0.2, "member": 0.1, "waiting": 0.1}
+WEIGHTS: Final = {
+    "fit": 0.25,
+    "margin": 0.2,
+    "response": 0.15,
+    "provider": 0.1,
+    "member": 0.1,
+    "lead": 0.1,
+    "waiting": 0.1,
+}
 
 
 def find_offer(session: Session, token: str) -> WaitlistOffer | None:
@@ -81,20 +91,26 @@ def _offer_by_token(session: Session, token: str) -> WaitlistOffer | None:
 class Candidate:
     entry: WaitlistRead
     starts_at: datetime
-    fit: float
-    margin: float
-    response: float
-    member: float
-    waiting: float
+    parts: dict[str, float]
 
     @property
     def score(self) -> float:
-        return rank_score(self.fit, self.margin, self.response, self.member, self.waiting)
+        return rank_score(**self.parts)
 
 
-def rank_score(fit: float, margin: float, response: float, member: float, waiting: float) -> float:
-    """A candidate's rank: the weighted sum of its parts (`WEIGHTS`), each in 0..1."""
-    parts = {"fit": fit, "margin": margin, "response": response, "member": member, "waiting": waiting}
+def rank_score(
+    *, fit: float, margin: float, response: float, provider: float, member: float, lead: float, waiting: float
+) -> float:
+    """A candidate's rank: the weighted sum of its parts (`WEIGHTS`), each held to 0..1."""
+    parts = {
+        "fit": fit,
+        "margin": margin,
+        "response": response,
+        "provider": provider,
+        "member": member,
+        "lead": lead,
+        "waiting": waiting,
+    }
     return round(sum(WEIGHTS[name] * min(1.0, max(0.0, value)) for name, value in parts.items()), 6)
 
 
@@ -113,6 +129,23 @@ def response_likelihood(session: Session, organization_id: uuid.UUID, client_id:
     counts = {str(state): int(n) for state, n in rows}
     accepted = counts.get("accepted", 0)
     return (accepted + 1) / (accepted + counts.get("expired", 0) + 2)
+
+
+def short_notice_likelihood(
+    session: Session, organization_id: uuid.UUID, client_id: uuid.UUID, notice: timedelta
+) -> float:
+    """P(the client can take a time `notice` ahead), learnt from the offers they accepted: the share made
+    at this short a notice or shorter (an offer's notice: from its making to its start), with one such
+    and one at longer notice as the prior (0.5 for a client who never took an offer)."""
+    taken = session.execute(
+        select(WaitlistOffer.starts_at, WaitlistOffer.created_at).where(
+            WaitlistOffer.organization_id == organization_id,
+            WaitlistOffer.client_id == client_id,
+            WaitlistOffer.state == "accepted",
+        )
+    ).all()
+    as_short = sum(1 for starts_at, made_at in taken if starts_at - made_at <= notice)
+    return (as_short + 1) / (len(taken) + 2)
 
 
 def free_slot(
@@ -205,11 +238,18 @@ def _candidates(session: Session, agent: Actor, slot: FreedSlot, now: datetime) 
         Candidate(
             entry=entry,
             starts_at=starts_at,
-            fit=fit,
-            margin=prices[entry.service_id] / best_margin,
-            response=response_likelihood(session, agent.organization_id, entry.client_id),
-            member=1.0 if entry.priority == "member" else 0.0,
-            waiting=min(1.0, (now - entry.created_at).total_seconds() / 86400 / 14),
+            parts={
+                "fit": fit,
+                "margin": prices[entry.service_id] / best_margin,
+                "response": response_likelihood(session, agent.organization_id, entry.client_id),
+                # An entry naming another provider was left out above.
+                "provider": 1.0 if entry.preferred_provider_id == slot.provider_id else 0.0,
+                "member": 1.0 if entry.priority == "member" else 0.0,
+                "lead": short_notice_likelihood(
+                    session, agent.organization_id, entry.client_id, starts_at - now
+                ),
+                "waiting": min(1.0, (now - entry.created_at).total_seconds() / 86400 / 14),
+            },
         )
         for entry, starts_at, fit in found
     ]

@@ -10,7 +10,8 @@ nothing is sent in quiet hours, nothing over a cap, nothing without consent for 
   end, or is dropped when that is past its `not_after` (a reminder after the appointment started).
 - Caps: at most `daily_cap` messages to a client in any 24 hours and `weekly_cap` in any 7 days.
 - Recent contact: a marketing message is dropped when the client heard from the clinic within
-  `recent_contact_hours`.
+  `recent_contact_hours` (its own copy by the other channel aside: a message goes by every channel
+  the client allows).
 
 A reply (`is_reply`: the confirmation of a booking, reschedule or cancellation the client just made, or
 the answer to their acceptance of an offer) is exempt from quiet hours and caps, as the client is
@@ -115,9 +116,17 @@ def cap_reached(policy: Policy, now: datetime, recent_sends: Sequence[datetime])
 
 
 def decide(
-    facts: Facts, policy: Policy, zone_name: str, now: datetime, recent_sends: Sequence[datetime]
+    facts: Facts,
+    policy: Policy,
+    zone_name: str,
+    now: datetime,
+    recent_sends: Sequence[datetime],
+    *,
+    recent_contacts: Sequence[datetime] | None = None,
 ) -> Decision:
-    """Send now, wait (`until`), or drop a message, and why."""
+    """Send now, wait (`until`), or drop a message, and why. `recent_sends` count towards the caps;
+    `recent_contacts` (by default the same) are what recent contact looks at: the dispatcher leaves out
+    the message's own copy by the other channel."""
     if not facts.has_address:
         return Decision("suppress", f"no {'e-mail address' if facts.channel == 'email' else 'phone'}")
     if not facts.channel_consent:
@@ -136,8 +145,9 @@ def decide(
     reached = cap_reached(policy, now, recent_sends)
     if reached:
         return Decision("suppress", reached)
+    contacts = recent_sends if recent_contacts is None else recent_contacts
     if facts.purpose == "marketing" and any(
-        now - timedelta(hours=policy.recent_contact_hours) < sent <= now for sent in recent_sends
+        now - timedelta(hours=policy.recent_contact_hours) < sent <= now for sent in contacts
     ):
         return Decision("suppress", f"contacted within the last {policy.recent_contact_hours} hours")
     return Decision("send", "within the location's rules")
