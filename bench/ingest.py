@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, MetaData, String, Table, Uuid, insert, select
+from sqlalchemy import Column, Engine, MetaData, String, Table, Uuid, insert, select
 
 from booking import drop_postgres, free_port, fresh_postgres
 from common import ROOT, host_loop_ms, machine, median, percentile, write_section
@@ -255,6 +255,19 @@ class Lag:
     applied: int
 
 
+def _applied_within(engine: Engine, source_event_id: str, *, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with unit_of_work(engine, write=False) as session:
+            processed = session.scalar(
+                select(InboxEvent.processed_at).where(InboxEvent.source_event_id == source_event_id)
+            )
+        if processed is not None:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def lag(url: str, rate: float, seconds: float, workers: int) -> Lag:
     """The lag with the inbox applied in the server process (`workers` 0: the embedded default) or by
     `workers` separate `medspa worker` processes beside a server that runs none."""
@@ -279,24 +292,32 @@ def lag(url: str, rate: float, seconds: float, workers: int) -> Lag:
         for _ in range(workers)
     ]
     rows: list[Any] = []
+    engine = make_engine(url)
     try:
+        # The appliers are running before the load starts, as they are in service: one delivery sent
+        # and applied first (and left out of the figures) shows they have started.
+        warm_up = delivery(-1)
+        send_paced(port, path, [warm_up], 1.0)
+        warm_up_id = warm_up[1]["webhook-id"]
+        if not _applied_within(engine, warm_up_id, seconds=120):
+            raise RuntimeError("the inbox was not applied within two minutes of starting")
         send_paced(port, path, prepared, rate)
-        engine = make_engine(url)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             with unit_of_work(engine, write=False) as session:
                 rows = list(
                     session.execute(
                         select(InboxEvent.received_at, InboxEvent.processed_at).where(
-                            InboxEvent.connection_id == uuid.UUID(connection_id)
+                            InboxEvent.connection_id == uuid.UUID(connection_id),
+                            InboxEvent.source_event_id != warm_up_id,
                         )
                     ).all()
                 )
             if rows and all(p is not None for _, p in rows):
                 break
             time.sleep(0.5)
-        engine.dispose()
     finally:
+        engine.dispose()
         for process in [server, *appliers]:
             process.terminate()
         for process in [server, *appliers]:

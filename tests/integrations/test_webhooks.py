@@ -398,6 +398,137 @@ def test_workers_applying_at_once_apply_each_delivery_once(
     assert set(states) <= {"applied", "skipped"}
 
 
+def test_new_clients_arriving_together_are_created_together_and_the_others_one_at_a_time(
+    api: TestClient, engine: Engine, owner: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clients a batch brings that are new to us are created in one go (`clients.create_clients`);
+    a delivery named twice in the batch, one already linked, or one whose e-mail is a client's or
+    repeated in the batch is applied alone, as before. Either way each is found, searchable, evented
+    and audited once."""
+    from medspa.integrations import apply
+    from medspa.kit.audit_trail import AuditEvent
+
+    known = api.post(
+        "/api/v1/clients", json={"first_name": "Known", "last_name": "Here", "email": "known@example.org"}
+    ).json()
+    mindbody = connect(api, "mindbody", MINDBODY_SECRET)
+    path = f"/api/v1/webhooks/mindbody/{mindbody}"
+    start = datetime.now(UTC)
+
+    def deliver(event: str, data: dict[str, Any], seconds: int = 0) -> None:
+        body = mindbody_event(event, data, at=start + timedelta(seconds=seconds))
+        assert api.post(path, content=body, headers=mindbody_headers(body)).status_code == 202
+
+    deliver("client.created", mb_client("800", "linked@example.org", first="Linked"))
+    assert apply_pending(engine, organization_id=owner.organization_id).applied == 1
+    for number in range(5):
+        deliver("client.created", mb_client(f"81{number}", f"new{number}@example.org", first=f"New{number}"))
+    deliver("client.updated", mb_client("800", "linked@example.org", first="Relinked"), 5)
+    deliver("client.created", mb_client("820", "KNOWN@example.org", first="Known"))
+    deliver("client.created", mb_client("830", "twice@example.org", first="Twice"))
+    deliver("client.updated", mb_client("830", "twice@example.org", first="Twiced"), 5)
+    deliver("client.created", mb_client("840", "shared@example.org", first="Shared"))
+    deliver("client.created", mb_client("841", "Shared@example.org", first="Shared"))
+    calls: list[int] = []
+    together = apply.clients.create_clients
+
+    def counted(session: Any, *, actor: Actor, data: Any) -> Any:
+        calls.append(len(data))
+        return together(session, actor=actor, data=data)
+
+    monkeypatch.setattr(apply.clients, "create_clients", counted)
+    report = apply_pending(engine, organization_id=owner.organization_id)
+    assert (report.applied, report.skipped, report.failed) == (11, 0, 0)
+    assert calls == [5]
+    with unit_of_work(engine, write=False) as session:
+        links = dict(
+            session.execute(
+                select(ExternalLink.external_id, ExternalLink.record_id).where(
+                    ExternalLink.organization_id == owner.organization_id, ExternalLink.kind == "client"
+                )
+            ).all()
+        )
+        listed = {c.id: c for c in clients.list_clients(session, actor=owner, limit=50).items}
+        created = session.scalars(
+            select(OutboxEvent.aggregate_id).where(
+                OutboxEvent.organization_id == owner.organization_id, OutboxEvent.topic == "client.created"
+            )
+        ).all()
+        audited = session.scalars(
+            select(AuditEvent.resource_ids).where(
+                AuditEvent.organization_id == owner.organization_id, AuditEvent.detail == "client.created"
+            )
+        ).all()
+        found = clients.search_clients(session, actor=owner, query="new3").items
+        consent = listed[links["813"]]
+    # the known one, the one linked before, 5 together, "Twice" and one for the shared e-mail
+    assert len(listed) == 9
+    assert len(set(created)) == len(created) == 9
+    assert len(audited) == 9
+    assert sorted(listed[links[f"81{n}"]].first_name for n in range(5)) == [f"New{n}" for n in range(5)]
+    assert listed[links["800"]].first_name == "Relinked"
+    assert links["820"] == uuid.UUID(known["id"])
+    assert listed[links["830"]].first_name == "Twiced"
+    assert links["840"] == links["841"]
+    assert [c.id for c in found] == [links["813"]]
+    assert (consent.consent.email, consent.consent.sms, consent.consent.marketing) == (True, False, False)
+
+
+@pytest.mark.parametrize("workers", [4])
+def test_workers_creating_new_clients_together_at_once_make_each_once(
+    api: TestClient,
+    engine: Engine,
+    owner: Actor,
+    test_clock: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
+) -> None:
+    """Each client's creation and a later update of it land in different workers' batches: whichever
+    worker takes the connection's lock first makes the client; the other finds its link."""
+    from medspa.integrations import apply
+
+    monkeypatch.setattr(apply, "PER_TRANSACTION", {False: 7, True: 7})
+    mindbody = connect(api, "mindbody", MINDBODY_SECRET)
+    path = f"/api/v1/webhooks/mindbody/{mindbody}"
+    start = datetime.now(UTC)
+    for event, first, seconds in (("client.created", "First", 0), ("client.updated", "Later", 60)):
+        for number in range(28):
+            body = mindbody_event(
+                event,
+                mb_client(f"9{number:02d}", f"w{number}@example.org", first=first),
+                at=start + timedelta(seconds=seconds),
+            )
+            assert api.post(path, content=body, headers=mindbody_headers(body)).status_code == 202
+    barrier = threading.Barrier(workers)
+
+    def work() -> None:
+        with clock.using(test_clock):
+            barrier.wait()
+            apply_pending(engine, organization_id=owner.organization_id)
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    apply_pending(engine, organization_id=owner.organization_id)  # what a lost race left for later
+    with unit_of_work(engine, write=False) as session:
+        created = session.scalar(
+            select(func.count())
+            .select_from(OutboxEvent)
+            .where(
+                OutboxEvent.organization_id == owner.organization_id, OutboxEvent.topic == "client.created"
+            )
+        )
+        names = [c.first_name for c in clients.list_clients(session, actor=owner, limit=100).items]
+        states = session.scalars(
+            select(InboxEvent.state).where(InboxEvent.organization_id == owner.organization_id)
+        ).all()
+    assert created == 28
+    assert names == ["Later"] * 28
+    assert set(states) <= {"applied", "skipped"}
+
+
 def test_a_delivery_is_received_while_applying_holds_the_connections_lock(
     api: TestClient, engine: Engine, owner: Actor, test_clock: Any
 ) -> None:
@@ -441,7 +572,8 @@ def test_a_failing_delivery_is_undone_alone_retried_and_given_up_after_five_trie
             "client.created", mb_client(f"70{number}", f"f{number}@example.org", first=first)
         )
         api.post(f"/api/v1/webhooks/mindbody/{mindbody}", content=body, headers=mindbody_headers(body))
-    real = apply.clients.create_client
+    real, real_together = apply.clients.create_client, apply.clients.create_clients
+    together: list[int] = []
 
     def create(session: Any, *, actor: Actor, data: Any) -> Any:
         made = real(session, actor=actor, data=data)  # written, then the failure: the savepoint undoes it
@@ -449,8 +581,18 @@ def test_a_failing_delivery_is_undone_alone_retried_and_given_up_after_five_trie
             raise RuntimeError("the source's record could not be taken")
         return made
 
+    def create_together(session: Any, *, actor: Actor, data: Any) -> Any:
+        together.append(len(data))
+        made = real_together(session, actor=actor, data=data)
+        if any(one.first_name == "Broken" for one in data):
+            raise RuntimeError("the source's record could not be taken")
+        return made
+
     monkeypatch.setattr(apply.clients, "create_client", create)
+    monkeypatch.setattr(apply.clients, "create_clients", create_together)
     first = apply_pending(engine, organization_id=owner.organization_id)
+    # The three new clients are tried together first; that fails, so each is applied alone.
+    assert together[0] == 3
     assert (first.applied, first.failed) == (2, 1)
     # Tried again after a backoff, not before.
     assert apply_pending(engine, organization_id=owner.organization_id).failed == 0

@@ -13,15 +13,16 @@ import json
 import re
 import unicodedata
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any, Final
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from medspa.clients.models import PHI_FIELDS, Client, ClientSearchTerm
 from medspa.clients.schemas import ClientRead, Consent
+from medspa.kit.db import insert_rows
 from medspa.security import keys
 
 # Prefixes of a word are indexed from this many characters (a single letter would match a good part of
@@ -236,9 +237,17 @@ def search_strings(values: Mapping[str, Any]) -> set[tuple[str, str]]:
 
 
 def add_search_terms(session: Session, client: Client, values: Mapping[str, Any]) -> None:
-    rows = search_term_rows(session, client.organization_id, client.id, values)
-    if rows:
-        session.execute(insert(ClientSearchTerm), rows)
+    add_search_terms_of(session, [(client, values)])
+
+
+def add_search_terms_of(session: Session, clients: Sequence[tuple[Client, Mapping[str, Any]]]) -> None:
+    """The search terms of each client with its PHI values, in one statement for them all."""
+    rows = [
+        row
+        for client, values in clients
+        for row in search_term_rows(session, client.organization_id, client.id, values)
+    ]
+    insert_rows(session, ClientSearchTerm, rows)
 
 
 def search_term_rows(

@@ -8,8 +8,9 @@ id and the names of the fields that changed, never their values: the outbox is r
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
@@ -27,7 +28,7 @@ from medspa.clients.schemas import (
 from medspa.kit import audit_trail, clock
 from medspa.kit.crud import get_owned, list_owned
 from medspa.kit.errors import ConflictError, PermissionDeniedError
-from medspa.kit.outbox import record_event
+from medspa.kit.outbox import record_event, record_events
 from medspa.kit.schemas import Page
 from medspa.security.actors import Actor, require, system_actor
 
@@ -54,27 +55,44 @@ def _not_erased(client: Client) -> None:
 
 def create_client(session: Session, *, actor: Actor, data: ClientCreate) -> ClientRead:
     """Register a client. Emits `client.created` (id only)."""
+    (client,) = _register(session, actor, [data])
+    return _read(session, actor, client)
+
+
+def create_clients(session: Session, *, actor: Actor, data: Sequence[ClientCreate]) -> list[uuid.UUID]:
+    """Register several clients, as `create_client` registers each, in a few statements for them all
+    (the rows, their search terms, their events): for a connected system's new clients arriving
+    together. Their ids, in the order of `data`."""
+    return [client.id for client in _register(session, actor, data)]
+
+
+def _register(session: Session, actor: Actor, data: Sequence[ClientCreate]) -> list[Client]:
     require(actor, "clients", "create")
     now = clock.now()
-    values = data.model_dump(exclude={"consent"})
-    consent = data.consent
-    client = phi.new_client(
-        session,
-        actor.organization_id,
-        values,
-        is_active=True,
-        consent_email=data.email is not None if consent.email is None else consent.email,
-        consent_sms=bool(consent.sms),
-        consent_marketing=bool(consent.marketing),
-        consent_updated_at=now,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(client)
+    made: list[tuple[Client, dict[str, Any]]] = []
+    for one in data:
+        values = one.model_dump(exclude={"consent"})
+        consent = one.consent
+        client = phi.new_client(
+            session,
+            actor.organization_id,
+            values,
+            is_active=True,
+            consent_email=one.email is not None if consent.email is None else consent.email,
+            consent_sms=bool(consent.sms),
+            consent_marketing=bool(consent.marketing),
+            consent_updated_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        made.append((client, values))
+    session.add_all([client for client, _ in made])
     session.flush()
-    phi.add_search_terms(session, client, values)
-    record_event(session, actor, "client.created", client.id, {"id": str(client.id)})
-    return _read(session, actor, client)
+    phi.add_search_terms_of(session, made)
+    record_events(
+        session, actor, "client.created", [(client.id, {"id": str(client.id)}) for client, _ in made]
+    )
+    return [client for client, _ in made]
 
 
 def get_client(session: Session, *, actor: Actor, client_id: uuid.UUID, lock: bool = False) -> ClientRead:
@@ -148,6 +166,29 @@ def active_ids_with_email(session: Session, *, actor: Actor, email: str, limit: 
             .limit(limit)
         )
     )
+
+
+def emails_matching(session: Session, *, actor: Actor, emails: Collection[str]) -> set[str]:
+    """Those of `emails` that an active client has, or that another of `emails` repeats (case ignored):
+    the ones a new client could not take without first asking which client is meant. Nothing is
+    decrypted or shown; one query for them all."""
+    require(actor, "clients", "read")
+    keyed: dict[str, list[str]] = {}
+    for email in emails:
+        key = phi.email_index(session, actor.organization_id, email)
+        if key is not None:
+            keyed.setdefault(key, []).append(email)
+    matching = {email for same in keyed.values() if len(same) > 1 for email in same}
+    if keyed:
+        found = session.scalars(
+            select(Client.email_key).where(
+                Client.organization_id == actor.organization_id,
+                Client.is_active.is_(True),
+                Client.email_key.in_(keyed),
+            )
+        )
+        matching |= {email for key in found if key is not None for email in keyed[key]}
+    return matching
 
 
 def search_clients(

@@ -75,20 +75,34 @@ def record_event(
     `topic` is `<aggregate>.<verb>` (`appointment.booked`); `payload` must be JSON-serializable. The row
     is inserted at once with a prepared statement rather than through the session's flush: every
     booking writes one, and the flush machinery costs more than the insert."""
+    record_events(session, actor, topic, [(aggregate_id, payload)])
+
+
+def record_events(
+    session: Session, actor: Acting, topic: str, events: Sequence[tuple[uuid.UUID, dict[str, Any]]]
+) -> None:
+    """`record_event` for several aggregates (`events`: each one's id and payload), in one statement."""
+    if not events:
+        return
+    now, aggregate_type = clock.now(), topic.split(".", 1)[0]
     session.connection().execute(
         _INSERT,
-        {
-            "organization_id": actor.organization_id,
-            "topic": topic,
-            "aggregate_type": topic.split(".", 1)[0],
-            "aggregate_id": aggregate_id,
-            "actor": actor.label,
-            "payload": payload,
-            "created_at": clock.now(),
-            "published_at": None,
-        },
+        [
+            {
+                "organization_id": actor.organization_id,
+                "topic": topic,
+                "aggregate_type": aggregate_type,
+                "aggregate_id": aggregate_id,
+                "actor": actor.label,
+                "payload": payload,
+                "created_at": now,
+                "published_at": None,
+            }
+            for aggregate_id, payload in events
+        ],
     )
-    audit_trail.record_write(session, actor, topic.split(".", 1)[0], aggregate_id, topic)
+    for aggregate_id, _ in events:
+        audit_trail.record_write(session, actor, aggregate_type, aggregate_id, topic)
 
 
 _INSERT = insert(OutboxEvent)
