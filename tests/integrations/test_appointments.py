@@ -430,3 +430,46 @@ def test_copies_of_one_booking_applied_by_workers_at_once_book_it_once(
     assert topics(engine, owner, "appointment.booked") == 4
     assert {s[1] for s in states(engine, owner)} == {"applied", "skipped"}
     assert [linked(engine, owner, f"70{n}").status for n in range(4)] == ["booked"] * 4
+
+
+def test_the_sources_past_and_far_ahead_appointments_are_recorded_but_the_desk_keeps_its_rules(
+    api: TestClient, engine: Engine, owner: Actor, clinic: Clinic
+) -> None:
+    """A connected system's bookings were made under its own notice and horizon: one that has already
+    happened (first seen after it was completed, or moved within the past) is recorded and stepped to the
+    source's status, and one beyond our horizon is booked; our own booking path still refuses both."""
+    mindbody = connected(api, clinic)
+    done = mb_appointment("601", "2026-12-04T10:00:00", status="Completed")
+    send_mindbody(api, mindbody, "appointmentBooking.updated", done, NOW)
+    ahead = mb_appointment("602", "2028-01-11T10:00:00")  # past the location's 365-day horizon
+    send_mindbody(api, mindbody, "appointmentBooking.created", ahead, NOW)
+    report = apply_pending(engine, organization_id=owner.organization_id)
+    assert (report.applied, report.skipped, report.failed) == (3, 0, 0), states(engine, owner)
+    past = linked(engine, owner, "601")
+    assert (past.starts_at, past.status) == (datetime(2026, 12, 4, 15, 0, tzinfo=UTC), "completed")
+    assert linked(engine, owner, "602").starts_at == datetime(2028, 1, 11, 15, 0, tzinfo=UTC)
+
+    earlier = mb_appointment("603", "2026-12-05T11:00:00", status="Booked")
+    send_mindbody(api, mindbody, "appointmentBooking.created", earlier, NOW)
+    moved = mb_appointment("603", "2026-12-05T13:00:00", staff=8, status="Completed")
+    send_mindbody(api, mindbody, "appointmentBooking.updated", moved, NOW + timedelta(minutes=1))
+    assert apply_pending(engine, organization_id=owner.organization_id).applied == 2
+    corrected = linked(engine, owner, "603")
+    assert (corrected.starts_at, corrected.provider_id, corrected.status) == (
+        datetime(2026, 12, 5, 18, 0, tzinfo=UTC),
+        clinic.providers[1],
+        "completed",
+    )
+
+    for start in ("2026-12-04T19:00:00Z", "2028-01-11T19:00:00Z"):
+        answer = api.post(
+            "/api/v1/appointments",
+            json={
+                "client_id": str(past.client_id),
+                "service_id": str(clinic.service),
+                "location_id": str(clinic.location),
+                "starts_at": start,
+            },
+        )
+        assert answer.status_code == 422, answer.text
+        assert "starts_at" in answer.text

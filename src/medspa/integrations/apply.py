@@ -22,8 +22,9 @@ from ours (a completed visit the source calls booked) is skipped with the reason
 A client's link (`ExternalLink`) keeps the source's time of the state applied: an update older than it is
 skipped ("stale"), so deliveries out of order never put an older state over a newer one. A client the
 source has not named before is matched to ours by e-mail (exactly one active client with it) before a new
-one is created, and new clients of one connection are created one at a time (the connection's row locked),
-so two deliveries about one new client never make two.
+one is created, and new clients of one connection are created by one transaction at a time (the
+connection's row locked), so two deliveries about one new client never make two. The new clients a batch
+brings are created together, in a few statements (`_new_clients_together`, ADR 27).
 """
 
 from __future__ import annotations
@@ -251,9 +252,10 @@ def _new_clients_together(
 
     A delivery is taken here when its details fit a new client and no link holds its source id, no other
     delivery of the batch names that id, and its e-mail is neither an active client's nor repeated in the
-    batch (those are matched to ours by `_client`). The connection's lock is taken first, as `_client`
-    takes it for a new client. If creating them together fails, the savepoint is undone and each is
-    applied alone, so one bad delivery fails alone."""
+    batch (those are matched to ours by `_client`). When some are new, the connection's lock is taken
+    (as `_client` takes it for a new client) and the links looked up again under it, so two workers never
+    both make one client; a batch of updates to clients we hold takes no lock. If creating them together
+    fails, the savepoint is undone and each is applied alone, so one bad delivery fails alone."""
     found: dict[uuid.UUID, list[_NewClient]] = {}
     for row in rows:
         if row.event_type.casefold() not in CLIENT_EVENT_TYPES:
@@ -274,14 +276,10 @@ def _new_clients_together(
     return together
 
 
-def _create_together(
-    session: Session, connection: Connection, candidates: list[_NewClient]
-) -> set[uuid.UUID]:
-    named = Counter(new.external_id for new in candidates)
-    candidates = [new for new in candidates if named[new.external_id] == 1]
+def _unlinked(session: Session, connection: Connection, candidates: list[_NewClient]) -> list[_NewClient]:
+    """Those of `candidates` whose source id no client link of the connection holds (one query)."""
     if not candidates:
-        return set()
-    _lock(session, connection)
+        return []
     linked = set(
         session.scalars(
             select(ExternalLink.external_id).where(
@@ -291,10 +289,22 @@ def _create_together(
             )
         )
     )
+    return [new for new in candidates if new.external_id not in linked]
+
+
+def _create_together(
+    session: Session, connection: Connection, candidates: list[_NewClient]
+) -> set[uuid.UUID]:
+    named = Counter(new.external_id for new in candidates)
+    given = [new.data.email for new in candidates if new.data.email]
+    unlinked = _unlinked(session, connection, [new for new in candidates if named[new.external_id] == 1])
+    if not unlinked:  # updates of clients we hold: the connection's lock is not needed
+        return set()
+    if _lock(session, connection):  # look again under the lock: another worker may have made some
+        unlinked = _unlinked(session, connection, unlinked)
     actor = integration_actor(connection)
-    emails = [new.data.email for new in candidates if new.data.email]
-    matching = clients.emails_matching(session, actor=actor, emails=emails) if emails else set()
-    fresh = [new for new in candidates if new.external_id not in linked and new.data.email not in matching]
+    matching = clients.emails_matching(session, actor=actor, emails=given) if given else set()
+    fresh = [new for new in unlinked if new.data.email not in matching]
     if not fresh:
         return set()
     try:
@@ -570,7 +580,9 @@ def _appointment(
             starts_at=starts_at,
             provider_id=provider_id,
         )
-        booked = _or_wait(lambda: scheduling.book_appointment(session, actor=actor, data=request))
+        booked = _or_wait(
+            lambda: scheduling.book_appointment(session, actor=actor, data=request, imported=True)
+        )
         _add_link(session, connection, "appointment", change.external_id, booked.id, change.source_time)
         return _reach(session, actor, booked.id, Status(booked.status), target)
     ours = scheduling.get_appointment(session, actor=actor, appointment_id=link.record_id)
@@ -584,7 +596,7 @@ def _appointment(
         move = RescheduleRequest(starts_at=starts_at or ours.starts_at, provider_id=provider_id)
         ours = _or_wait(
             lambda: scheduling.reschedule_appointment(
-                session, actor=actor, appointment_id=link.record_id, data=move
+                session, actor=actor, appointment_id=link.record_id, data=move, imported=True
             )
         )
     link.source_time = change.source_time or link.source_time

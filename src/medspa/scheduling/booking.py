@@ -61,10 +61,14 @@ def hold_slot(session: Session, *, actor: Actor, data: HoldRequest, hold_minutes
     return _create(session, actor, data, Status.HELD, clock.now() + timedelta(minutes=minutes))
 
 
-def book_appointment(session: Session, *, actor: Actor, data: BookingRequest) -> AppointmentRead:
-    """Book directly. Emits `appointment.booked`. See the module docstring for the conflict rules."""
+def book_appointment(
+    session: Session, *, actor: Actor, data: BookingRequest, imported: bool = False
+) -> AppointmentRead:
+    """Book directly. Emits `appointment.booked`. See the module docstring for the conflict rules.
+    `imported`: a booking a connected system made (`integrations.apply`), under its own rules of notice
+    and horizon, which are not checked again here (its start may have passed); every other rule is."""
     require(actor, "appointments", "book")
-    return _create(session, actor, data, Status.BOOKED, None)
+    return _create(session, actor, data, Status.BOOKED, None, imported=imported)
 
 
 def overbook_appointment(
@@ -87,6 +91,7 @@ def _create(
     hold_expires_at: datetime | None,
     overbooking: str | None = None,
     appointment_id: uuid.UUID | None = None,
+    imported: bool = False,
 ) -> AppointmentRead:
     now = clock.now()
     actor.require_location(data.location_id)
@@ -111,6 +116,7 @@ def _create(
         now,
         exclude=None,
         overbooking=overbooking is not None,
+        imported=imported,
     )
     appointment = Appointment(
         id=appointment_id or new_id(),
@@ -132,7 +138,7 @@ def _create(
     assign(appointment, choice)
     session.add(appointment)
     session.flush()
-    reserve_or_rechoose(session, actor, appointment, service, choice, data, now)
+    reserve_or_rechoose(session, actor, appointment, service, choice, data, now, imported=imported)
     return record_step(session, actor, appointment, None, status, None, now)
 
 
@@ -153,6 +159,8 @@ def reserve_or_rechoose(
     choice: Choice,
     request: BookingRequest | RescheduleRequest,
     now: datetime,
+    *,
+    imported: bool = False,
 ) -> None:
     """Reserve the chosen resources; if a concurrent booking took one of them first (PostgreSQL's
     exclusion constraint says so), choose again with that booking now visible and retry, so a loser
@@ -175,6 +183,7 @@ def reserve_or_rechoose(
             now,
             exclude=appointment.id,
             overbooking=appointment.overbooking is not None,
+            imported=imported,
         )
         assign(appointment, choice)
         session.flush()

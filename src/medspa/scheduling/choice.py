@@ -47,12 +47,14 @@ def choose(
     now: datetime,
     exclude: uuid.UUID | None,
     overbooking: bool = False,
+    imported: bool = False,
 ) -> Choice:
     """The provider, room and device for a booking at `request.starts_at`, or the reason there is none:
     ValidationFailedError (422) for a start off the grid, too soon, or outside opening hours;
     ConflictError / ResourceBusyError (409) when resources are unqualified, off duty or taken. For an
     overbooking (of the provider the request names) the provider's own bookings do not count, only
-    their overbooking lane (`lanes`)."""
+    their overbooking lane (`lanes`). An `imported` booking (made in a connected system, under its own
+    rules) is not held to the location's minimum notice or booking horizon: its start may have passed."""
     config = resources.location_config(session, actor=actor, location_id=location_id)
     location = config.location
     require_open_for_business(location)
@@ -64,11 +66,12 @@ def choose(
         raise ValidationFailedError(
             "starts_at", f"not on the location's {location.slot_interval_minutes}-minute grid"
         )
-    if starts_at < now + timedelta(minutes=location.minimum_notice_minutes):
-        raise ValidationFailedError(
-            "starts_at", f"must be at least {location.minimum_notice_minutes} minutes from now"
-        )
-    bounds.require_within_horizon(location, starts_at, now)
+    if not imported:
+        if starts_at < now + timedelta(minutes=location.minimum_notice_minutes):
+            raise ValidationFailedError(
+                "starts_at", f"must be at least {location.minimum_notice_minutes} minutes from now"
+            )
+        bounds.require_within_horizon(location, starts_at, now)
     day = local.date()
     start, end = local_day_bounds(day, zone)
     # Only reservations that could overlap this booking's own reservations matter to the decision.

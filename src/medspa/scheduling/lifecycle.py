@@ -361,13 +361,20 @@ def correct_status(
 
 
 def reschedule_appointment(
-    session: Session, *, actor: Actor, appointment_id: uuid.UUID, data: RescheduleRequest
+    session: Session,
+    *,
+    actor: Actor,
+    appointment_id: uuid.UUID,
+    data: RescheduleRequest,
+    imported: bool = False,
 ) -> AppointmentRead:
     """Move a held, booked or confirmed appointment to a new start (and resources), atomically: on the
     locked appointment, its reservations are released and the new ones taken in one transaction, or
     nothing changes. Concurrent reschedules of one appointment therefore happen one after the other,
     each releasing what the one before took. A provider (who changes only their own appointments) may
-    not give one to another provider (403)."""
+    not give one to another provider (403). `imported`: a move a connected system made, as
+    `book_appointment`'s (the location's notice and horizon are not checked; the start may have
+    passed)."""
     require(actor, "appointments", "reschedule")
     appointment = _locked(session, actor, appointment_id)
     if actor.changes_own_appointments_only:  # a provider moves their own in time, not to a colleague
@@ -383,7 +390,9 @@ def reschedule_appointment(
             f"{label} is {STATUS_WORDS[current]}; it cannot be rescheduled", current_status=current.value
         )
     service = catalog.get_service(session, actor=actor, service_id=appointment.service_id)
-    choice = choose(session, actor, data, appointment.location_id, service, now, exclude=appointment.id)
+    choice = choose(
+        session, actor, data, appointment.location_id, service, now, exclude=appointment.id, imported=imported
+    )
     repository.deactivate_reservations(session, [appointment.id])
     previous = appointment.starts_at.isoformat()
     # Where it was: the time it frees (offered to the waitlist by engagement).
@@ -403,7 +412,7 @@ def reschedule_appointment(
     appointment.updated_at = now
     appointment.overbooking = None  # moved, it holds its provider's time like any booking
     session.flush()
-    reserve_or_rechoose(session, actor, appointment, service, choice, data, now)
+    reserve_or_rechoose(session, actor, appointment, service, choice, data, now, imported=imported)
     if hosted is not None:
         lanes.settle(session, actor, *hosted)
     return record_step(
