@@ -153,6 +153,7 @@ def _apply_batch(
     connections: dict[uuid.UUID, Connection] = {}
     waits: dict[uuid.UUID, str] = {}
     session.info[_LOCKED] = set()
+    session.info[_MAPPED] = {}
     changes: dict[uuid.UUID, Change] = {}
     together = _new_clients_together(session, pending, connections, changes)
     outcome.applied += len(together)
@@ -487,11 +488,11 @@ def _commerce(session: Session, actor: Actor, connection: Connection, change: Co
     kind = "payment" if change.topic == "payment.captured" else change.topic
     if _link(session, connection, kind, change.external_id) is not None:
         return f"{change.topic} {change.external_id} is recorded already"
-    client = _link(session, connection, "client", change.client_id)
-    if client is None:
+    client_id = _linked_id(session, connection, "client", change.client_id)
+    if client_id is None:
         raise NotYetError(f"the source's client {change.client_id} has not been received")
     payload = {
-        "client_id": str(client.record_id),
+        "client_id": str(client_id),
         "connection_id": str(connection.id),
         "external_id": change.external_id,
         "amount_cents": change.amount_cents,
@@ -499,8 +500,8 @@ def _commerce(session: Session, actor: Actor, connection: Connection, change: Co
         "name": change.name,
         "source_time": change.source_time.isoformat() if change.source_time else None,
     }
-    record_event(session, actor, change.topic, client.record_id, payload)
-    _add_link(session, connection, kind, change.external_id, client.record_id, change.source_time)
+    record_event(session, actor, change.topic, client_id, payload)
+    _add_link(session, connection, kind, change.external_id, client_id, change.source_time)
     return None
 
 
@@ -522,28 +523,47 @@ def _cancel(session: Session, actor: Actor, connection: Connection, change: Canc
     return None
 
 
+# What `_mapped` found in this transaction, by (connection, kind, source id; None for the lone location):
+# the mappings a batch's deliveries name are few, and each is read once per batch (`_apply_batch` resets it).
+_MAPPED: Final = "medspa.integrations.mapped"
+
+
 def _mapped(
     session: Session, actor: Actor, connection: Connection, kind: str, external_id: str | None
 ) -> Any:
     """Ours for the source's `external_id` of `kind` (None when the source gave none); NotYetError when the
     connection has no mapping for it. A location need not be mapped when the organization has one."""
+    found: dict[tuple[uuid.UUID, str, str | None], uuid.UUID] = session.info.setdefault(_MAPPED, {})
+    key = (connection.id, kind, external_id)
+    if key in found:
+        return found[key]
     if external_id is not None:
-        link = session.scalar(
-            select(ExternalLink.record_id).where(
-                ExternalLink.connection_id == connection.id,
-                ExternalLink.kind == kind,
-                ExternalLink.external_id == external_id,
-            )
-        )
+        link = _linked_id(session, connection, kind, external_id)
         if link is not None:
+            found[key] = link
             return link
     if kind == "location":
-        locations = resources.list_locations(session, actor=actor, limit=2).items
-        if len(locations) == 1:
-            return locations[0].id
+        lone = found.get((connection.id, kind, None))
+        if lone is None:
+            locations = resources.list_locations(session, actor=actor, limit=2).items
+            lone = locations[0].id if len(locations) == 1 else None
+        if lone is not None:
+            found[key] = found[(connection.id, kind, None)] = lone
+            return lone
     if external_id is None:
         return None
     raise NotYetError(f"the source's {kind} {external_id} is not mapped to one of ours")
+
+
+def _linked_id(session: Session, connection: Connection, kind: str, external_id: str) -> uuid.UUID | None:
+    """Our record's id for the source's `external_id` of `kind`, read without loading or locking the link."""
+    return session.scalar(
+        select(ExternalLink.record_id).where(
+            ExternalLink.connection_id == connection.id,
+            ExternalLink.kind == kind,
+            ExternalLink.external_id == external_id,
+        )
+    )
 
 
 def _appointment(
@@ -561,8 +581,8 @@ def _appointment(
         gone = _link(session, connection, GONE, change.external_id)
         if gone is not None and _stale(gone, change.source_time):
             return "stale: the source ended it after this state"
-    client = _link(session, connection, "client", change.client_id)
-    if client is None:
+    client_id = _linked_id(session, connection, "client", change.client_id)
+    if client_id is None:
         raise NotYetError(f"the source's client {change.client_id} has not been received")
     location_id = _mapped(session, actor, connection, "location", change.location_id)
     if location_id is None:
@@ -574,7 +594,7 @@ def _appointment(
         if service_id is None or starts_at is None:
             return "a new appointment without its service or start"
         request = BookingRequest(
-            client_id=client.record_id,
+            client_id=client_id,
             service_id=service_id,
             location_id=location_id,
             starts_at=starts_at,
