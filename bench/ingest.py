@@ -460,8 +460,9 @@ def main() -> None:
                 f"Lag from receipt to the client created: deliveries offered at {args.lag_rate:.0f}/s for "
                 f"{args.lag_seconds:.0f} s (each a new client) to one server process, the inbox applied in "
                 "that process (the embedded default) or by separate `medspa worker` processes (at scale), "
-                "started and applying (one delivery applied) before the load starts. 'Received' is what the server took in fact (the senders wait for answers, so a busy server "
-                "is offered less); 'applied' is deliveries over first receipt to last applied. Median of "
+                "started and applying (one delivery applied) before the load starts. 'Received' is what "
+                "the server took in fact (the senders wait for answers, so a busy server is offered less); "
+                "'applied' is deliveries over first receipt to last applied. Median of "
                 f"{args.runs} runs. Target: lag p99 < 2 s.",
                 width=104,
             ),

@@ -474,6 +474,50 @@ def test_new_clients_arriving_together_are_created_together_and_the_others_one_a
     assert (consent.consent.email, consent.consent.sms, consent.consent.marketing) == (True, False, False)
 
 
+@pytest.mark.parametrize(
+    ("odd", "field"),
+    [
+        ({"first_name": "N" * 300}, "first_name"),
+        ({"email": "not-an-address"}, "email"),
+        ({"date_of_birth": "1800-01-01"}, "date_of_birth"),
+        ({"date_of_birth": "9999-12-31"}, "date_of_birth"),
+        ({"phone": "12"}, "phone"),
+        ({"last_name": ""}, "last_name"),
+        ({"first_name": "\u202eevil", "last_name": "\u0000"}, "last_name"),
+    ],
+)
+def test_an_odd_new_client_among_good_ones_is_skipped_alone_naming_the_field(
+    api: TestClient, engine: Engine, owner: Actor, odd: dict[str, Any], field: str
+) -> None:
+    """Created together, the good ones land; the one whose details do not fit is left out of the batch
+    and skipped with the reason, as it would be alone."""
+    standard = connect(api, "standard", STANDARD_SECRET)
+    for number in range(4):
+        data = {"id": f"o-{number}", "first_name": "Ok", "last_name": f"Fine{number}"}
+        data |= odd if number == 2 else {"email": f"o{number}@example.org"}
+        body = json.dumps({"type": "client.created", "data": data}).encode()
+        answer = api.post(
+            f"/api/v1/webhooks/standard/{standard}", content=body, headers=standard_headers(body)
+        )
+        if answer.status_code == 400:  # a NUL never reaches the inbox: refused at the door
+            assert "\\u0000" in body.decode()
+            continue
+        assert answer.status_code == 202, answer.text
+    report = apply_pending(engine, organization_id=owner.organization_id)
+    assert report.failed == 0
+    assert report.applied == 3
+    with unit_of_work(engine, write=False) as session:
+        names = sorted(c.last_name for c in clients.list_clients(session, actor=owner, limit=10).items)
+        skipped = session.scalars(
+            select(InboxEvent.last_error).where(
+                InboxEvent.organization_id == owner.organization_id, InboxEvent.state == "skipped"
+            )
+        ).all()
+    assert names == ["Fine0", "Fine1", "Fine3"]
+    assert len(skipped) == report.skipped
+    assert all(field in (reason or "") for reason in skipped)
+
+
 @pytest.mark.parametrize("workers", [4])
 def test_workers_creating_new_clients_together_at_once_make_each_once(
     api: TestClient,

@@ -387,8 +387,8 @@ def insert_rows(session: Session, model: type[Any], rows: list[dict[str, Any]]) 
     row's parameters and execution; on SQLite an `executemany`, which its driver runs in C."""
     if not rows:
         return
-    if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(model), rows)
+    if session.get_bind().dialect.name != "postgresql":  # Core's insert: no per-row ORM bookkeeping
+        session.connection().execute(insert(model.__table__), rows)
         return
     columns = tuple(rows[0])
     statement = _insert_arrays(model.__table__, columns)
