@@ -115,7 +115,22 @@ def connection_for(url: str) -> str:
 def accept_rate(url: str, workers: int, deliveries: int) -> tuple[float, float, float]:
     """Accepted deliveries per second with 32 senders, and the p50 and p99 answer time (ms)."""
     path = f"/api/v1/webhooks/standard/{connection_for(url)}"
-    prepared = [delivery(n) for n in range(deliveries)]
+    requests = [("POST", path, body, headers) for body, headers in (delivery(n) for n in range(deliveries))]
+    return closed_loop(url, workers, requests, 202)
+
+
+def ceiling_rate(url: str, workers: int, count: int) -> float:
+    """What the web stack itself answers per second on this machine with the same 32 senders: `GET
+    /api/v1/health`, which touches no database (the ceiling any receipt is under)."""
+    rate, _, _ = closed_loop(url, workers, [("GET", "/api/v1/health", b"", {})] * count, 200)
+    return rate
+
+
+def closed_loop(
+    url: str, workers: int, requests: list[tuple[str, str, bytes, dict[str, str]]], expected: int
+) -> tuple[float, float, float]:
+    """`requests` sent by 32 senders in a closed loop to a fresh server: answers per second, and the
+    p50 and p99 answer time (ms); every answer must be `expected`."""
     server, port = serve(url, workers, worker=False)
     times: list[float] = []
     codes: list[int] = []
@@ -126,9 +141,9 @@ def accept_rate(url: str, workers: int, deliveries: int) -> tuple[float, float, 
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         mine, answers = [], []
         barrier.wait()
-        for body, headers in prepared[index::SENDERS]:
+        for method, path, body, headers in requests[index::SENDERS]:
             began = time.perf_counter()
-            connection.request("POST", path, body, headers)
+            connection.request(method, path, body, headers)
             response = connection.getresponse()
             response.read()
             mine.append((time.perf_counter() - began) * 1000)
@@ -149,9 +164,9 @@ def accept_rate(url: str, workers: int, deliveries: int) -> tuple[float, float, 
     finally:
         server.terminate()
         server.wait(timeout=30)
-    if set(codes) != {202}:
+    if set(codes) != {expected}:
         raise RuntimeError(f"unexpected answers: {sorted(set(codes))}")
-    return deliveries / elapsed, percentile(times, 0.5), percentile(times, 0.99)
+    return len(requests) / elapsed, percentile(times, 0.5), percentile(times, 0.99)
 
 
 def raw_insert_rate(url: str, seconds: float = 3.0) -> float:
@@ -386,25 +401,28 @@ def main() -> None:
                 loop = host_loop_ms()
                 raw = raw_insert_rate(url)
                 rate, p50, p99 = accept_rate(url, workers, args.deliveries)
+                ceiling = ceiling_rate(url, workers, args.deliveries)
                 paced50, paced99 = paced_answers(url, workers, args.paced_rate, args.paced_seconds)
             finally:
                 if name:
                     drop_postgres(args.postgres_admin_url, name)
             for key, value in zip(
-                ("rate", "raw", "p50", "p99", "paced50", "paced99"),
-                (rate, raw, p50, p99, paced50, paced99),
+                ("rate", "raw", "ceiling", "p50", "p99", "paced50", "paced99"),
+                (rate, raw, ceiling, p50, p99, paced50, paced99),
                 strict=True,
             ):
                 figures.setdefault(key, []).append(value)
             print(
                 f"{backend} x{workers} run {run + 1}: {rate:.0f} accepted/s (answer p50 {p50:.1f} ms, "
-                f"p99 {p99:.1f} ms); raw inserts {raw:.0f}/s; at {args.paced_rate:.0f}/s answer p50 "
+                f"p99 {p99:.1f} ms); raw inserts {raw:.0f}/s; web stack {ceiling:.0f}/s; "
+                f"at {args.paced_rate:.0f}/s answer p50 "
                 f"{paced50:.1f} ms, p99 {paced99:.1f} ms; host loop {loop:.0f} ms",
                 flush=True,
             )
         middle = {key: median(values) for key, values in figures.items()}
         rows.append(
-            f"| {backend} | {workers} | {middle['rate']:.0f} | {middle['raw']:.0f} | {middle['p50']:.1f} "
+            f"| {backend} | {workers} | {middle['rate']:.0f} | {middle['raw']:.0f} | {middle['ceiling']:.0f} "
+            f"| {middle['p50']:.1f} "
             f"| {middle['p99']:.1f} | {middle['paced50']:.1f} | {middle['paced99']:.1f} |"
         )
     lag_rows = []
@@ -442,7 +460,9 @@ def main() -> None:
                 "timestamp and body), its body sealed and stored in the inbox before the answer. "
                 f"Saturation: {SENDERS} concurrent senders in a closed loop (each sends its next delivery "
                 "when answered), so the answer times there are mostly queueing; beside it, in the same run, "
-                "the database's own rate of one-row committed inserts from as many threads. Fixed load: "
+                "the database's own rate of one-row committed inserts from as many threads, and the web "
+                "stack's own rate: the same server answering `GET /api/v1/health` (no database) to as many "
+                "senders, the ceiling of any receipt. Fixed load: "
                 f"deliveries due at a steady {args.paced_rate:.0f}/s for {args.paced_seconds:.0f} s after a "
                 "second of warm-up, each answer timed from when it was due. Median of "
                 f"{args.runs} runs of {args.deliveries} deliveries. Targets: >= 1,000 accepted/s on "
@@ -451,9 +471,9 @@ def main() -> None:
             ),
             f"Machine: {machine()}; the senders and the server share its cores; {time.strftime('%Y-%m-%d')}.",
             "",
-            "| database | server processes | accepted/s | raw inserts/s | answer p50 ms | answer p99 ms "
-            f"| at {args.paced_rate:.0f}/s p50 ms | at {args.paced_rate:.0f}/s p99 ms |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| database | server processes | accepted/s | raw inserts/s | web stack/s | answer p50 ms "
+            f"| answer p99 ms | at {args.paced_rate:.0f}/s p50 ms | at {args.paced_rate:.0f}/s p99 ms |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
             *rows,
             "",
             textwrap.fill(

@@ -3,15 +3,16 @@ inbox an owner manages."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from medspa.api import ActorDep, Limit, Offset, SessionDep
 from medspa.integrations import mappings, service
+from medspa.integrations.intake import intake_for
 from medspa.integrations.receiving import DeliveryRefusedError
 from medspa.integrations.schemas import (
     ConnectionCreate,
@@ -28,6 +29,7 @@ from medspa.integrations.schemas import (
     SubscriptionCreated,
     SubscriptionRead,
 )
+from medspa.kit import clock
 from medspa.kit.schemas import Page
 from medspa.security.permissions import permits, public
 
@@ -73,15 +75,10 @@ async def receive_webhook(
             DeliveryRefusedError(415, "a webhook's body is application/json"), connector, connection_id
         )
     body = await request.body()
+    delivery = service.Incoming(connector, connection_id, body, request.headers, clock.now())
     try:
-        receipt = await run_in_threadpool(
-            service.receive,
-            request.app.state.engine,
-            connector=connector,
-            connection_id=connection_id,
-            body=body,
-            headers=request.headers,
-        )
+        # Stored together with the deliveries arriving beside it (`integrations.intake`), off the loop.
+        receipt = await asyncio.wrap_future(intake_for(request.app.state.engine).submit(delivery))
     except DeliveryRefusedError as refusal:
         return _refused(refusal, connector, connection_id, logged=True)
     return JSONResponse(

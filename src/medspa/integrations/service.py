@@ -8,13 +8,14 @@ A delivery is applied later, by the inbox's worker (`integrations.apply`), never
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import Engine, bindparam, delete, select
 from sqlalchemy.orm import Session
@@ -44,7 +45,7 @@ from medspa.integrations.schemas import (
 )
 from medspa.kit import clock
 from medspa.kit.crud import get_owned, list_owned
-from medspa.kit.db import insert_unless_conflict, run_in_unit_of_work
+from medspa.kit.db import insert_many_unless_conflict, run_in_unit_of_work
 from medspa.kit.errors import ConflictError, ValidationFailedError
 from medspa.kit.ids import new_id
 from medspa.kit.outbox import OutboxConsumer, record_event
@@ -266,15 +267,16 @@ class Receipt:
 
 
 _CONNECTION_TABLE: Final = Connection.__table__
-# What a receipt needs of its connection, read on every delivery as one row (no ORM object to build).
-_RECEIPT_CONNECTION: Final = select(
+# What a receipt needs of its connections, read on every pass as rows (no ORM object to build).
+_RECEIPT_CONNECTIONS: Final = select(
+    _CONNECTION_TABLE.c.id,
     _CONNECTION_TABLE.c.organization_id,
     _CONNECTION_TABLE.c.connector,
     _CONNECTION_TABLE.c.is_active,
     _CONNECTION_TABLE.c.secret_sealed,
     _CONNECTION_TABLE.c.signature_header,
     _CONNECTION_TABLE.c.signature_encoding,
-).where(_CONNECTION_TABLE.c.id == bindparam("connection_id"))
+).where(_CONNECTION_TABLE.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def receive(
@@ -283,48 +285,90 @@ def receive(
     """Take one webhook delivery in: the connection must exist, be active and be of `connector`; the
     signature must hold (`receiving.verify`); then the raw body is sealed and stored with its
     deduplication key (connection, source event id) before the answer. A duplicate stores nothing more.
-    DeliveryRefusedError (nothing stored) for anything else, with one log line.
+    DeliveryRefusedError (nothing stored) for anything else, with one log line. (`receive_many` with
+    one delivery.)"""
+    (outcome,) = receive_many(engine, [Incoming(connector, connection_id, body, headers, clock.now())])
+    if isinstance(outcome, DeliveryRefusedError):
+        raise outcome
+    return outcome
 
-    The connection's row is read on every delivery, so a deactivated connection refuses at once in
-    every server process; its opened secret and the organization's unwrapped `integrations` key are
-    kept in the process (`kept.opened_secret`, `keys.kept_data_key`), which is safe as explained there."""
 
-    def work(session: Session) -> Receipt:
-        found = session.connection().execute(_RECEIPT_CONNECTION, {"connection_id": connection_id}).first()
-        if found is None or not found.is_active or found.connector != connector:
-            raise DeliveryRefusedError(404, "no such active connection")
-        key = keys.kept_data_key(session, found.organization_id, KEY_PURPOSE)
-        delivery = verify(
-            connector,
-            secret=opened_secret(key, found.secret_sealed, where=_secret_place(connection_id)),
-            body=body,
-            headers=headers,
-            now=clock.now(),
-            signature_header=found.signature_header,
-            signature_encoding=found.signature_encoding,
-        )
+@dataclass(frozen=True)
+class Incoming:
+    """A webhook delivery as it reached us, with the time it did (by the request's clock)."""
+
+    connector: str
+    connection_id: uuid.UUID
+    body: bytes
+    headers: Mapping[str, str]
+    now: datetime
+
+
+def receive_many(engine: Engine, deliveries: Sequence[Incoming]) -> list[Receipt | DeliveryRefusedError]:
+    """Take deliveries in together, as `receive` takes one, in one transaction: what became of each, in
+    order (a refusal, logged once, stores nothing). The connections' rows are read in one query and the
+    new rows inserted in one statement, so deliveries arriving together cost about one receipt's round
+    trips (`integrations.intake` gathers them). Each is answered only once the transaction committed.
+
+    The connection's row is read on every pass, so a deactivated connection refuses at once in every
+    server process; its opened secret and the organization's unwrapped `integrations` key are kept in
+    the process (`kept.opened_secret`, `keys.kept_data_key`), which is safe as explained there."""
+    outcomes = run_in_unit_of_work(engine, functools.partial(_receive_many, deliveries=deliveries))
+    for delivery, outcome in zip(deliveries, outcomes, strict=True):
+        if isinstance(outcome, DeliveryRefusedError):
+            log_refusal(delivery.connector, delivery.connection_id, outcome)
+    return outcomes
+
+
+def _receive_many(
+    session: Session, *, deliveries: Sequence[Incoming]
+) -> list[Receipt | DeliveryRefusedError]:
+    wanted = {delivery.connection_id for delivery in deliveries}
+    found = {row.id: row for row in session.connection().execute(_RECEIPT_CONNECTIONS, {"ids": list(wanted)})}
+    outcomes: list[Receipt | DeliveryRefusedError | None] = []
+    rows: list[dict[str, object]] = []
+    for delivery in deliveries:
         try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise DeliveryRefusedError(400, "the body is not UTF-8") from error
-        if "\x00" in text:
-            raise DeliveryRefusedError(400, "the body holds a NUL character")
-        return _store(
-            session,
-            key,
-            organization_id=found.organization_id,
-            connection_id=connection_id,
-            source_event_id=delivery.source_event_id,
-            event_type=delivery.event_type,
-            source_time=delivery.source_time,
-            text=text,
-        )
+            rows.append(_checked(session, found.get(delivery.connection_id), delivery))
+            outcomes.append(None)
+        except DeliveryRefusedError as refusal:
+            outcomes.append(refusal)
+    stored = _store_rows(session, rows)
+    at = iter(rows)
+    return [outcome if outcome is not None else stored[next(at)["id"]] for outcome in outcomes]
 
+
+def _checked(session: Session, found: Any, delivery: Incoming) -> dict[str, object]:
+    """The inbox row of a delivery whose connection is active and of its connector and whose signature
+    holds; DeliveryRefusedError otherwise."""
+    if found is None or not found.is_active or found.connector != delivery.connector:
+        raise DeliveryRefusedError(404, "no such active connection")
+    key = keys.kept_data_key(session, found.organization_id, KEY_PURPOSE)
+    verified = verify(
+        delivery.connector,
+        secret=opened_secret(key, found.secret_sealed, where=_secret_place(delivery.connection_id)),
+        body=delivery.body,
+        headers=delivery.headers,
+        now=delivery.now,
+        signature_header=found.signature_header,
+        signature_encoding=found.signature_encoding,
+    )
     try:
-        return run_in_unit_of_work(engine, work)
-    except DeliveryRefusedError as refusal:
-        log_refusal(connector, connection_id, refusal)
-        raise
+        text = delivery.body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DeliveryRefusedError(400, "the body is not UTF-8") from error
+    if "\x00" in text:
+        raise DeliveryRefusedError(400, "the body holds a NUL character")
+    return _inbox_row(
+        key,
+        organization_id=found.organization_id,
+        connection_id=delivery.connection_id,
+        source_event_id=verified.source_event_id,
+        event_type=verified.event_type,
+        source_time=verified.source_time,
+        text=text,
+        now=delivery.now,
+    )
 
 
 def store_delivery(
@@ -352,10 +396,32 @@ def store_delivery(
     )
 
 
-_STORED_ID: Final = select(InboxEvent.__table__.c.id).where(
-    InboxEvent.__table__.c.connection_id == bindparam("connection_id"),
-    InboxEvent.__table__.c.source_event_id == bindparam("source_event_id"),
-)
+def _inbox_row(
+    key: bytes,
+    *,
+    organization_id: uuid.UUID,
+    connection_id: uuid.UUID,
+    source_event_id: str,
+    event_type: str,
+    source_time: datetime | None,
+    text: str,
+    now: datetime,
+) -> dict[str, object]:
+    inbox_id = new_id()
+    return {
+        "id": inbox_id,
+        "organization_id": organization_id,
+        "connection_id": connection_id,
+        "source_event_id": source_event_id,
+        "event_type": event_type,
+        "source_time": source_time,
+        "body_sealed": keys.seal_text(key, text, where=_body_place(inbox_id)),
+        "state": "received",
+        "attempts": 0,
+        "last_error": None,
+        "received_at": now,
+        "processed_at": None,
+    }
 
 
 def _store(
@@ -369,34 +435,56 @@ def _store(
     source_time: datetime | None,
     text: str,
 ) -> Receipt:
-    """`store_delivery` with the organization's `integrations` key at hand: one round trip for a new
-    event (the insert says whether it went in), a second only for a duplicate (its stored id)."""
-    inbox_id = new_id()
-    stored = insert_unless_conflict(
-        session,
-        InboxEvent,
-        {
-            "id": inbox_id,
-            "organization_id": organization_id,
-            "connection_id": connection_id,
-            "source_event_id": source_event_id,
-            "event_type": event_type,
-            "source_time": source_time,
-            "body_sealed": keys.seal_text(key, text, where=_body_place(inbox_id)),
-            "state": "received",
-            "attempts": 0,
-            "last_error": None,
-            "received_at": clock.now(),
-            "processed_at": None,
-        },
-        returning="id",
+    """`store_delivery` with the organization's `integrations` key at hand."""
+    row = _inbox_row(
+        key,
+        organization_id=organization_id,
+        connection_id=connection_id,
+        source_event_id=source_event_id,
+        event_type=event_type,
+        source_time=source_time,
+        text=text,
+        now=clock.now(),
     )
-    if stored is not None:
-        return Receipt(202, stored, False)
-    existing = session.connection().execute(
-        _STORED_ID, {"connection_id": connection_id, "source_event_id": source_event_id}
-    )
-    return Receipt(200, existing.scalar_one(), True)
+    return _store_rows(session, [row])[row["id"]]
+
+
+def _store_rows(session: Session, rows: list[dict[str, object]]) -> dict[object, Receipt]:
+    """Insert inbox rows unless the inbox holds their deduplication keys (or an earlier row of `rows`
+    does): the receipt of each by its new id. One `INSERT ... ON CONFLICT DO NOTHING RETURNING id` for
+    them all (it says which went in), and one query more only when some were duplicates (their stored
+    ids)."""
+    if not rows:
+        return {}
+    inserted = set(insert_many_unless_conflict(session, InboxEvent, rows, returning="id"))
+    receipts: dict[object, Receipt] = {
+        row["id"]: Receipt(202, row["id"], False)  # type: ignore[arg-type]
+        for row in rows
+        if row["id"] in inserted
+    }
+    duplicates = [row for row in rows if row["id"] not in inserted]
+    if duplicates:
+        keys_wanted = {(row["connection_id"], row["source_event_id"]) for row in duplicates}
+        stored = {
+            (found.connection_id, found.source_event_id): found.id
+            for found in session.connection().execute(
+                _STORED_IDS,
+                {
+                    "connection_ids": list({c for c, _ in keys_wanted}),
+                    "source_event_ids": list({e for _, e in keys_wanted}),
+                },
+            )
+        }
+        for row in duplicates:
+            receipts[row["id"]] = Receipt(200, stored[(row["connection_id"], row["source_event_id"])], True)
+    return receipts
+
+
+_INBOX: Final = InboxEvent.__table__
+_STORED_IDS: Final = select(_INBOX.c.connection_id, _INBOX.c.source_event_id, _INBOX.c.id).where(
+    _INBOX.c.connection_id.in_(bindparam("connection_ids", expanding=True)),
+    _INBOX.c.source_event_id.in_(bindparam("source_event_ids", expanding=True)),
+)
 
 
 def log_refusal(connector: str, connection_id: uuid.UUID, refusal: DeliveryRefusedError) -> None:

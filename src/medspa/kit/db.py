@@ -361,16 +361,18 @@ def _insert_unless_conflict(dialect: str, table: Table, returning: str) -> Any:
     return insert(table).on_conflict_do_nothing().returning(table.c[returning])
 
 
-def insert_unless_conflict(
-    session: Session, model: type[Any], values: dict[str, Any], *, returning: str
-) -> Any:
-    """`insert_ignoring_conflict` that also says, in the same round trip, whether the row went in: the
-    new row's `returning` column, or None when a row with the same unique key existed (then nothing was
-    written). One `INSERT ... ON CONFLICT DO NOTHING RETURNING` on either database (SQLite answers it
-    since 3.35). `values` are keyed by column name; the statement is built once per table and dialect
+def insert_many_unless_conflict(
+    session: Session, model: type[Any], rows: list[dict[str, Any]], *, returning: str
+) -> list[Any]:
+    """`insert_ignoring_conflict` for several rows (keyed by column name) that also says, in the same
+    round trip, which went in: the `returning` column of each row inserted (a row whose unique key a
+    stored row, or an earlier one of `rows`, holds is not, and raises nothing). One `INSERT ... ON
+    CONFLICT DO NOTHING RETURNING` on either database (SQLite answers it since 3.35; several rows go as
+    one statement, SQLAlchemy's "insertmanyvalues"); the statement is built once per table and dialect
     and the values sent as parameters, so it costs no statement construction per call."""
     statement = _insert_unless_conflict(session.get_bind().dialect.name, model.__table__, returning)
-    return session.connection().execute(statement, values).scalar_one_or_none()
+    parameters: dict[str, Any] | list[dict[str, Any]] = rows[0] if len(rows) == 1 else rows
+    return list(session.connection().execute(statement, parameters).scalars())
 
 
 @lru_cache(maxsize=32)

@@ -1,0 +1,147 @@
+"""Receipts taken together: deliveries reaching a server at once are verified and stored in one
+transaction (`service.receive_many`, gathered by `integrations.intake`), and each is answered as it would
+be alone: stored once, a duplicate (of a stored row or of another in the same batch) answered with the
+stored id, a refusal storing nothing and logged once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from medspa.integrations import intake as intake_module
+from medspa.integrations.intake import Intake, _Waiting
+from medspa.integrations.models import InboxEvent
+from medspa.integrations.receiving import DeliveryRefusedError
+from medspa.integrations.service import Incoming, Receipt, receive_many
+from medspa.kit.db import unit_of_work
+from medspa.security.actors import Actor
+from tests.integrations.test_webhooks import (
+    MINDBODY_SECRET,
+    STANDARD_SECRET,
+    connect,
+    inbox_count,
+    mb_client,
+    mindbody_event,
+    mindbody_headers,
+    standard_headers,
+)
+
+
+def _lower(headers: dict[str, str]) -> dict[str, str]:
+    """Headers as the server hands them on (its mapping ignores case)."""
+    return {name.lower(): value for name, value in headers.items()}
+
+
+def _mindbody(connection: str, body: bytes, headers: dict[str, str] | None = None) -> Incoming:
+    return Incoming(
+        "mindbody", uuid.UUID(connection), body, _lower(headers or mindbody_headers(body)), datetime.now(UTC)
+    )
+
+
+def _answers(outcomes: list[Receipt | DeliveryRefusedError]) -> list[int]:
+    return [outcome.status for outcome in outcomes]
+
+
+def test_deliveries_taken_together_are_each_answered_as_alone(
+    api: TestClient, engine: Engine, owner: Actor, caplog: pytest.LogCaptureFixture
+) -> None:
+    mindbody = connect(api, "mindbody", MINDBODY_SECRET)
+    standard = connect(api, "standard", STANDARD_SECRET)
+    retired = connect(api, "mindbody", MINDBODY_SECRET)
+    api.delete(f"/api/v1/integrations/connections/{retired}")
+    earlier = mindbody_event("client.created", mb_client("1", "one@example.org"))
+    (stored,) = receive_many(engine, [_mindbody(mindbody, earlier)])
+    assert isinstance(stored, Receipt)
+    new = mindbody_event("client.created", mb_client("2", "two@example.org"))
+    nul = mindbody_event("client.created", mb_client("3", "three@example.org")).replace(
+        b"three", b"th\x00ree"
+    )
+    sbody = json.dumps({"type": "client.created", "data": {"id": "s-1"}}).encode()
+    batch = [
+        _mindbody(mindbody, new),  # new
+        _mindbody(mindbody, new),  # the same delivery again, in the same batch
+        _mindbody(mindbody, earlier),  # stored before
+        _mindbody(mindbody, new, {"Content-Type": "application/json", "X-Mindbody-Signature": "sha256=AAAA"}),
+        _mindbody(str(uuid.uuid4()), new),  # no such connection
+        _mindbody(retired, new),  # deactivated
+        _mindbody(mindbody, nul),
+        Incoming("standard", uuid.UUID(standard), sbody, _lower(standard_headers(sbody)), datetime.now(UTC)),
+    ]
+    with caplog.at_level(logging.WARNING, logger="medspa.integrations.service"):
+        outcomes = receive_many(engine, batch)
+    assert _answers(outcomes) == [202, 200, 200, 401, 404, 404, 400, 202]
+    first, again, before = outcomes[0], outcomes[1], outcomes[2]
+    assert isinstance(first, Receipt)
+    assert isinstance(again, Receipt)
+    assert isinstance(before, Receipt)
+    assert (again.inbox_id, again.duplicate) == (first.inbox_id, True)
+    assert (before.inbox_id, before.duplicate) == (stored.inbox_id, True)
+    refused = [o for o in outcomes if isinstance(o, DeliveryRefusedError)]
+    assert len([r for r in caplog.records if "refused" in r.getMessage()]) == len(refused)
+    assert inbox_count(engine, owner) == 1 + len([o for o in outcomes if o.status == 202])
+    with unit_of_work(engine, write=False) as session:
+        ids = set(
+            session.scalars(select(InboxEvent.id).where(InboxEvent.organization_id == owner.organization_id))
+        )
+    assert {o.inbox_id for o in outcomes if isinstance(o, Receipt)} <= ids
+
+
+def test_a_shared_transaction_that_fails_is_retried_one_delivery_at_a_time(
+    api: TestClient, engine: Engine, owner: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mindbody = connect(api, "mindbody", MINDBODY_SECRET)
+    real = intake_module.receive_many
+    sizes: list[int] = []
+
+    def flaky(engine: Engine, deliveries: Any) -> Any:
+        sizes.append(len(deliveries))
+        if len(deliveries) > 1:
+            raise RuntimeError("the shared transaction failed")
+        if b'"3"' in deliveries[0].body:
+            raise RuntimeError("this one cannot be stored")
+        return real(engine, deliveries)
+
+    monkeypatch.setattr(intake_module, "receive_many", flaky)
+    bodies = [mindbody_event("client.created", mb_client(str(n), f"{n}@example.org")) for n in range(4)]
+    waiting = [_Waiting(_mindbody(mindbody, body)) for body in bodies]
+    Intake(engine)._store(waiting)
+    assert sizes == [4, 1, 1, 1, 1]
+    answers = [w.answer.exception(timeout=5) or w.answer.result(timeout=5) for w in waiting]
+    assert [getattr(a, "status", None) for a in answers] == [202, 202, 202, None]
+    assert isinstance(answers[3], RuntimeError)
+    assert inbox_count(engine, owner) == 3
+
+
+def test_senders_at_once_are_each_answered_once_their_delivery_is_stored(
+    api: TestClient, engine: Engine, owner: Actor
+) -> None:
+    mindbody = connect(api, "mindbody", MINDBODY_SECRET)
+    path = f"/api/v1/webhooks/mindbody/{mindbody}"
+    bodies = [mindbody_event("client.created", mb_client(str(n), f"{n}@example.org")) for n in range(40)]
+    answers: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def send(mine: list[bytes]) -> None:
+        for body in mine:
+            for _ in range(2):  # every delivery sent twice: one 202, one 200 with the same id
+                answer = api.post(path, content=body, headers=mindbody_headers(body))
+                with lock:
+                    answers.append((answer.status_code, answer.json()["id"]))
+
+    threads = [threading.Thread(target=send, args=(bodies[i::8],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(status for status, _ in answers) == [200] * 40 + [202] * 40
+    assert len({inbox_id for _, inbox_id in answers}) == 40
+    assert inbox_count(engine, owner) == 40
+    assert intake_module.intake_for(engine) is intake_module.intake_for(engine)
