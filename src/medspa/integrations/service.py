@@ -384,8 +384,7 @@ def store_delivery(
     so `normalize` reads a polled change as it reads a webhook) sealed, unless the inbox already holds
     its deduplication key (connection, source event id): then nothing more is stored (`duplicate`).
     Webhooks (`receive`) and polling both come in here."""
-    return _store(
-        session,
+    row = _inbox_row(
         keys.data_key(session, connection.organization_id, KEY_PURPOSE),
         organization_id=connection.organization_id,
         connection_id=connection.id,
@@ -393,7 +392,9 @@ def store_delivery(
         event_type=event_type,
         source_time=source_time,
         text=text,
+        now=clock.now(),
     )
+    return _store_rows(session, [row])[row["id"]]
 
 
 def _inbox_row(
@@ -422,31 +423,6 @@ def _inbox_row(
         "received_at": now,
         "processed_at": None,
     }
-
-
-def _store(
-    session: Session,
-    key: bytes,
-    *,
-    organization_id: uuid.UUID,
-    connection_id: uuid.UUID,
-    source_event_id: str,
-    event_type: str,
-    source_time: datetime | None,
-    text: str,
-) -> Receipt:
-    """`store_delivery` with the organization's `integrations` key at hand."""
-    row = _inbox_row(
-        key,
-        organization_id=organization_id,
-        connection_id=connection_id,
-        source_event_id=source_event_id,
-        event_type=event_type,
-        source_time=source_time,
-        text=text,
-        now=clock.now(),
-    )
-    return _store_rows(session, [row])[row["id"]]
 
 
 def _store_rows(session: Session, rows: list[dict[str, object]]) -> dict[object, Receipt]:
