@@ -145,3 +145,29 @@ def test_senders_at_once_are_each_answered_once_their_delivery_is_stored(
     assert len({inbox_id for _, inbox_id in answers}) == 40
     assert inbox_count(engine, owner) == 40
     assert intake_module.intake_for(engine) is intake_module.intake_for(engine)
+
+
+def test_a_sender_that_gave_up_does_not_stop_the_intake(
+    api: TestClient, engine: Engine, owner: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer given up (its request cancelled) is not given; its delivery is stored all the same, and
+    the intake goes on storing: a failure it did not expect is every waiting sender's error, not the
+    end of its thread."""
+    mindbody = connect(api, "mindbody", MINDBODY_SECRET)
+    bodies = [mindbody_event("client.created", mb_client(str(n), f"g{n}@example.org")) for n in range(3)]
+    intake = Intake(engine)
+    gave_up, kept = _Waiting(_mindbody(mindbody, bodies[0])), _Waiting(_mindbody(mindbody, bodies[1]))
+    assert gave_up.answer.cancel()
+    intake._store([gave_up, kept])
+    assert kept.answer.result(timeout=5).status == 202
+    assert inbox_count(engine, owner) == 2
+
+    def broken(batch: Any) -> None:
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr(intake, "_store", broken)
+    failed = intake.submit(_mindbody(mindbody, bodies[2]))
+    assert isinstance(failed.exception(timeout=5), RuntimeError)
+    monkeypatch.undo()
+    assert intake.submit(_mindbody(mindbody, bodies[2])).result(timeout=5).status == 202
+    assert intake._thread.is_alive()

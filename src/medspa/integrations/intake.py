@@ -12,10 +12,11 @@ fails for another's sake.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import weakref
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -23,6 +24,8 @@ from sqlalchemy import Engine
 
 from medspa.integrations.receiving import DeliveryRefusedError
 from medspa.integrations.service import Incoming, Receipt, receive_many
+
+logger = logging.getLogger(__name__)
 
 MOST: Final = 64  # deliveries stored in one transaction at most
 
@@ -57,23 +60,39 @@ class Intake:
                     batch.append(self._waiting.get_nowait())
                 except queue.Empty:
                     break
-            self._store(batch)
+            try:
+                self._store(batch)
+            except Exception as error:  # never leave the thread: the next deliveries need it
+                logger.exception("storing %d webhook deliveries failed", len(batch))
+                for waiting in batch:
+                    _settle(waiting, error)
 
     def _store(self, batch: list[_Waiting]) -> None:
         try:
-            outcomes = receive_many(self._engine, [waiting.delivery for waiting in batch])
+            outcomes: list[Receipt | DeliveryRefusedError] = receive_many(
+                self._engine, [waiting.delivery for waiting in batch]
+            )
         except Exception as error:
             if len(batch) > 1:  # each alone: one delivery's trouble is not the others'
                 for waiting in batch:
                     self._store([waiting])
                 return
-            batch[0].answer.set_exception(error)
+            _settle(batch[0], error)
             return
         for waiting, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, DeliveryRefusedError):
-                waiting.answer.set_exception(outcome)
-            else:
-                waiting.answer.set_result(outcome)
+            _settle(waiting, outcome)
+
+
+def _settle(waiting: _Waiting, outcome: Receipt | BaseException) -> None:
+    """Answer the waiting sender, unless the answer was given up (the request was cancelled) or given
+    already: what was stored stays stored, and the source's retry is answered as a duplicate."""
+    try:
+        if isinstance(outcome, BaseException):
+            waiting.answer.set_exception(outcome)
+        else:
+            waiting.answer.set_result(outcome)
+    except InvalidStateError:
+        pass
 
 
 _INTAKES: weakref.WeakKeyDictionary[Engine, Intake] = weakref.WeakKeyDictionary()

@@ -1,12 +1,13 @@
 """Connection secrets opened once per server process, not on every delivery.
 
 A webhook's receipt needs its connection's shared secret in the clear to check the signature. Opening it
-(AES-GCM under the organization's `integrations` key) on every delivery is work repeated for nothing, so
-the opened secret is kept in memory, keyed by the connection and its sealed text exactly as stored. The
-connection's row is still read on every delivery (`service.receive`): a deactivated connection refuses at
-once, in every process, and a secret changed in the row has another sealed text, so the kept one is
-simply not found. Kept entries expire `KEPT_SECONDS` after they were opened, so a secret does not linger
-in memory long after its connection stopped delivering; at most `MAX_KEPT` are kept.
+(AES-GCM under the organization's `integrations` key) on every delivery is work repeated for nothing, so the
+opened secret is kept in memory, keyed by the connection and its sealed text exactly as stored. The
+connection's row is still read for every delivery (`service.receive_many`, once for the deliveries it takes
+together): a deactivated connection refuses at once, in every process, and a secret changed in the row has
+another sealed text, so the kept one is simply not found. Kept entries expire `KEPT_SECONDS` after they were
+opened, so a secret does not linger in memory long after its connection stopped delivering; at most
+`MAX_KEPT` are kept.
 """
 
 from __future__ import annotations
