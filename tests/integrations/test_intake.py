@@ -8,19 +8,22 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from medspa.integrations import intake as intake_module
+from medspa.integrations import service
 from medspa.integrations.intake import Intake, _Waiting
-from medspa.integrations.models import InboxEvent
+from medspa.integrations.models import Connection, InboxEvent
 from medspa.integrations.receiving import DeliveryRefusedError
 from medspa.integrations.service import Incoming, Receipt, receive_many
+from medspa.kit import clock
 from medspa.kit.db import unit_of_work
 from medspa.security.actors import Actor
 from tests.integrations.test_webhooks import (
@@ -171,3 +174,62 @@ def test_a_sender_that_gave_up_does_not_stop_the_intake(
     monkeypatch.undo()
     assert intake.submit(_mindbody(mindbody, bodies[2])).result(timeout=5).status == 202
     assert intake._thread.is_alive()
+
+
+def test_a_batch_takes_the_inboxs_keys_in_order_so_two_writers_wait_instead_of_deadlocking(
+    api: TestClient, engine: Engine, owner: Actor, test_clock: Any
+) -> None:
+    """One transaction holds delivery 1 (stored, not yet committed) while a batch listing 2 before 1
+    arrives; then the first stores 2 as well. Taken in key order, the batch waits at 1 holding nothing,
+    the first commits, and the batch finds both stored. Taken as listed, the batch would hold 2 while
+    waiting for 1, and the first's 2 would wait for the batch: a deadlock, which PostgreSQL breaks by
+    failing one of them (`run_in_unit_of_work` would retry it, after a second's wait)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    mindbody = connect(api, "mindbody", MINDBODY_SECRET)
+    bodies = [mindbody_event("client.created", mb_client(str(n), f"d{n}@example.org")) for n in range(2)]
+    bodies.sort(key=lambda body: json.loads(body)["messageId"])
+    answers: list[Any] = []
+
+    def batch() -> None:
+        with clock.using(test_clock):
+            try:
+                with unit_of_work(engine) as session:  # no retry: a deadlock shows
+                    listed = [_mindbody(mindbody, body) for body in reversed(bodies)]
+                    answers.extend(service._receive_many(session, deliveries=listed))
+            except Exception as error:
+                answers.append(error)
+
+    with unit_of_work(engine) as session:
+        connection = session.get_one(Connection, uuid.UUID(mindbody))
+
+        def store(n: int) -> int:
+            return service.store_delivery(
+                session, connection, source_event_id=json.loads(bodies[n])["messageId"],
+                event_type="client.created", source_time=None, text=bodies[n].decode(),
+            ).status  # fmt: skip
+
+        assert store(0) == 202
+        other = threading.Thread(target=batch)
+        other.start()
+        _until_a_transaction_waits_for_a_lock(engine)  # the batch, at delivery 1
+        assert store(1) == 202
+    other.join(timeout=30)
+    assert [getattr(a, "status", a) for a in answers] == [200, 200]
+    assert inbox_count(engine, owner) == 2
+
+
+def _until_a_transaction_waits_for_a_lock(engine: Engine) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with engine.connect() as connection:
+            waiting = connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        if waiting:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the batch never waited for the held delivery")

@@ -432,7 +432,10 @@ def _store_rows(session: Session, rows: list[dict[str, object]]) -> dict[object,
     ids)."""
     if not rows:
         return {}
-    inserted = set(insert_many_unless_conflict(session, InboxEvent, rows, returning="id"))
+    # In one order of their unique keys, so that two processes storing the same deliveries at once wait
+    # for each other instead of deadlocking (the sort is stable: of copies, the first stays first).
+    ordered = sorted(rows, key=lambda row: (str(row["connection_id"]), str(row["source_event_id"])))
+    inserted = set(insert_many_unless_conflict(session, InboxEvent, ordered, returning="id"))
     receipts: dict[object, Receipt] = {
         row["id"]: Receipt(202, row["id"], False)  # type: ignore[arg-type]
         for row in rows
