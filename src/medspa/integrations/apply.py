@@ -533,7 +533,7 @@ def _mapped(
 ) -> Any:
     """Ours for the source's `external_id` of `kind` (None when the source gave none); NotYetError when the
     connection has no mapping for it. A location need not be mapped when the organization has one."""
-    found: dict[tuple[uuid.UUID, str, str | None], uuid.UUID] = session.info.setdefault(_MAPPED, {})
+    found: dict[tuple[uuid.UUID, str, str | None], uuid.UUID | None] = session.info.setdefault(_MAPPED, {})
     key = (connection.id, kind, external_id)
     if key in found:
         return found[key]
@@ -543,13 +543,12 @@ def _mapped(
             found[key] = link
             return link
     if kind == "location":
-        lone = found.get((connection.id, kind, None))
-        if lone is None:
+        lone = (connection.id, kind, None)  # the organization's one location, or None when it has several
+        if lone not in found:
             locations = resources.list_locations(session, actor=actor, limit=2).items
-            lone = locations[0].id if len(locations) == 1 else None
-        if lone is not None:
-            found[key] = found[(connection.id, kind, None)] = lone
-            return lone
+            found[lone] = locations[0].id if len(locations) == 1 else None
+        if found[lone] is not None:
+            return found[lone]
     if external_id is None:
         return None
     raise NotYetError(f"the source's {kind} {external_id} is not mapped to one of ours")

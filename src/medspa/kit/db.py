@@ -371,8 +371,7 @@ def insert_many_unless_conflict(
     one statement, SQLAlchemy's "insertmanyvalues"); the statement is built once per table and dialect
     and the values sent as parameters, so it costs no statement construction per call."""
     statement = _insert_unless_conflict(session.get_bind().dialect.name, model.__table__, returning)
-    parameters: dict[str, Any] | list[dict[str, Any]] = rows[0] if len(rows) == 1 else rows
-    return list(session.connection().execute(statement, parameters).scalars())
+    return list(session.connection().execute(statement, rows).scalars())
 
 
 @lru_cache(maxsize=32)
