@@ -473,3 +473,18 @@ def test_the_sources_past_and_far_ahead_appointments_are_recorded_but_the_desk_k
         )
         assert answer.status_code == 422, answer.text
         assert "starts_at" in answer.text
+
+
+def test_a_start_outside_the_dates_we_take_is_skipped_with_the_reason_not_retried(
+    api: TestClient, engine: Engine, owner: Actor, clinic: Clinic
+) -> None:
+    mindbody = connected(api, clinic)
+    for number, start in (("701", "9999-12-31T10:00:00"), ("702", "0001-01-01T10:00:00")):
+        done = mb_appointment(number, start, status="Completed")
+        send_mindbody(api, mindbody, "appointmentBooking.created", done, NOW)
+    report = apply_pending(engine, organization_id=owner.organization_id)
+    assert (report.applied, report.skipped, report.failed) == (1, 2, 0)  # the client, then the two
+    skipped = [s for s in states(engine, owner) if s[1] == "skipped"]
+    assert len(skipped) == 2
+    assert all("starts_at" in (reason or "") for _, _, reason in skipped)
+    assert topics(engine, owner, "appointment.booked") == 0

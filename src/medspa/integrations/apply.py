@@ -6,6 +6,9 @@ within a batch. So an effect happens once per delivery: a crash before the commi
 failure is undone alone, counted on its row (`attempts`, `last_error`) and retried on later passes, up
 to `MAX_ATTEMPTS`, then the row is `failed`.
 
+A delivery whose values our schemas refuse (a start outside the dates we take, say) is skipped with the
+reason: trying again would not change them.
+
 A delivery that cannot be applied yet (`NotYetError`: an appointment whose client has not arrived, a service
 or provider of the source not mapped to ours, a booking our calendar cannot take until another change
 lands) is tried again later, no sooner than `not_before`, with backoff, up to `MAX_WAITS` times; any
@@ -171,6 +174,9 @@ def _apply_batch(
                 waits[row.id] = str(wait)
                 waiting.append(row)
                 continue
+            except ValidationError as error:  # our schemas refuse its values: no retry will change that
+                session.info[_LOCKED] = held
+                note = f"the details do not fit: {_problems(error)}"
             except Exception as error:
                 session.info[_LOCKED] = held
                 logger.warning("inbox %s: applying failed: %s", row.id, error)
