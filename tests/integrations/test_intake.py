@@ -233,3 +233,38 @@ def _until_a_transaction_waits_for_a_lock(engine: Engine) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("the batch never waited for the held delivery")
+
+
+def test_deliveries_racing_the_connections_deactivation_are_stored_or_refused_never_half(
+    api: TestClient, engine: Engine, owner: Actor
+) -> None:
+    """While an owner deactivates the connection, senders keep sending: each delivery is answered 202
+    (stored before the deactivation committed) or 404 (after), and exactly the 202s are in the inbox."""
+    mindbody = connect(api, "mindbody", MINDBODY_SECRET)
+    path = f"/api/v1/webhooks/mindbody/{mindbody}"
+    bodies = [mindbody_event("client.created", mb_client(str(n), f"r{n}@example.org")) for n in range(120)]
+    answers: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(7)
+
+    def send(mine: list[bytes]) -> None:
+        start.wait()
+        for body in mine:
+            status = api.post(path, content=body, headers=mindbody_headers(body)).status_code
+            with lock:
+                answers.append(status)
+
+    def deactivate() -> None:
+        start.wait()
+        time.sleep(0.05)
+        assert api.delete(f"/api/v1/integrations/connections/{mindbody}").status_code == 200
+
+    threads = [threading.Thread(target=send, args=(bodies[i::6],)) for i in range(6)]
+    threads.append(threading.Thread(target=deactivate))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(answers) <= {202, 404}
+    assert len(answers) == 120
+    assert inbox_count(engine, owner) == answers.count(202)
